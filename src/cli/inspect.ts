@@ -1,0 +1,105 @@
+/**
+ * `phi3 inspect <file.gguf> [--json] [--ctx N]`: what a GGUF holds and what it needs to run.
+ * Works on vocab-only files (no tensors) and on architectures we cannot run (it reports, not runs).
+ */
+import { GGUFFile } from '../gguf/reader.js';
+import { GGUFValueType } from '../gguf/types.js';
+import { ggmlTypeName } from '../quant/ggml-type.js';
+import { configFromGguf, estimateMemory, SUPPORTED_ARCHS, type MemoryEstimate, type Phi3Config } from '../model/config.js';
+
+export interface InspectReport {
+  file: string;
+  fileSize: number;
+  ggufVersion: number;
+  alignment: number;
+  architecture: string;
+  name: string | undefined;
+  supported: boolean;
+  hyperParameters: Phi3Config | undefined;
+  tokenizer: {
+    model: string | undefined;
+    nTokens: number;
+    bos: number | undefined;
+    eos: number | undefined;
+    addBos: boolean | undefined;
+    nControl: number;
+    nByte: number;
+  } | undefined;
+  chatTemplate: string | undefined;
+  tensors: { count: number; bytes: number; byType: Record<string, { count: number; bytes: number }> };
+  memory: (MemoryEstimate & { ctx: number }) | undefined;
+  metadataKeys: number;
+}
+
+export function inspectGguf(path: string, ctx?: number): InspectReport {
+  const f = GGUFFile.open(path);
+  try {
+    const arch = f.optString('general.architecture') ?? '';
+    const byType: Record<string, { count: number; bytes: number }> = {};
+    let bytes = 0;
+    for (const t of f.tensors) {
+      const n = ggmlTypeName(t.type);
+      byType[n] ??= { count: 0, bytes: 0 };
+      byType[n].count++;
+      byType[n].bytes += t.byteSize;
+      bytes += t.byteSize;
+    }
+    let hp: Phi3Config | undefined;
+    if (SUPPORTED_ARCHS.includes(arch)) hp = configFromGguf(f);
+    let tokenizer: InspectReport['tokenizer'];
+    if (f.has('tokenizer.ggml.tokens')) {
+      const types = f.has('tokenizer.ggml.token_type') ? f.getArray('tokenizer.ggml.token_type') : undefined;
+      const count = (v: number) => (types && types.itemType === GGUFValueType.INT32 ? (types.items as Int32Array).filter((x) => x === v).length : 0);
+      tokenizer = {
+        model: f.optString('tokenizer.ggml.model'),
+        nTokens: f.getArray('tokenizer.ggml.tokens').items.length,
+        bos: f.optNumber('tokenizer.ggml.bos_token_id'),
+        eos: f.optNumber('tokenizer.ggml.eos_token_id'),
+        addBos: f.optBool('tokenizer.ggml.add_bos_token'),
+        nControl: count(3),
+        nByte: count(6),
+      };
+    }
+    const c = ctx ?? hp?.contextLength;
+    return {
+      file: path,
+      fileSize: f.header.fileSize,
+      ggufVersion: f.header.version,
+      alignment: f.header.alignment,
+      architecture: arch,
+      name: f.optString('general.name'),
+      supported: hp !== undefined,
+      hyperParameters: hp,
+      tokenizer,
+      chatTemplate: f.optString('tokenizer.chat_template'),
+      tensors: { count: f.tensors.length, bytes, byType },
+      memory: hp && c ? { ctx: c, ...estimateMemory(hp, bytes, c) } : undefined,
+      metadataKeys: f.metadata.size,
+    };
+  } finally {
+    f.close();
+  }
+}
+
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+
+export function formatInspect(r: InspectReport): string {
+  const L: string[] = [];
+  L.push(`file          ${r.file} (${mib(r.fileSize)}, GGUF v${r.ggufVersion}, alignment ${r.alignment})`);
+  L.push(`architecture  ${r.architecture}${r.supported ? '' : '  (not supported by phi3-ts)'}${r.name ? `  "${r.name}"` : ''}`);
+  const h = r.hyperParameters;
+  if (h) {
+    L.push(`dims          dim ${h.dim}, hidden ${h.hiddenDim}, layers ${h.nLayers}, heads ${h.nHeads} (kv ${h.nKvHeads}), head ${h.headDim}, vocab ${h.vocabSize}`);
+    L.push(`rope          ${h.ropeDim} dims, base ${h.ropeFreqBase}; context ${h.contextLength} (original ${h.originalContextLength}); rms eps ${h.rmsEps}`);
+    if (h.tiedEmbeddings) L.push('output        tied to token_embd');
+  }
+  const t = r.tokenizer;
+  if (t) L.push(`tokenizer     ${t.model} with ${t.nTokens} tokens (${t.nControl} control, ${t.nByte} byte); bos ${t.bos}, eos ${t.eos}, add_bos ${t.addBos}`);
+  L.push(`chat template ${r.chatTemplate ? `${r.chatTemplate.length} chars: ${JSON.stringify(r.chatTemplate.slice(0, 60))}…` : 'none (the Phi-3 format is used)'}`);
+  L.push(`tensors       ${r.tensors.count}, ${mib(r.tensors.bytes)}`);
+  for (const [n, v] of Object.entries(r.tensors.byType).sort((a, b) => b[1].bytes - a[1].bytes))
+    L.push(`  ${n.padEnd(6)} ${String(v.count).padStart(5)} tensors  ${mib(v.bytes).padStart(12)}`);
+  const m = r.memory;
+  if (m) L.push(`memory @ctx ${m.ctx}: ${mib(m.totalBytes)} (weights ${mib(m.weightsBytes)} + f16 KV cache ${mib(m.kvCacheBytes)} + scratch ${mib(m.scratchBytes)})`);
+  return L.join('\n');
+}

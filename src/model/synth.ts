@@ -1,0 +1,336 @@
+/**
+ * Synthetic Phi-3 models: real shapes and metadata, random weights, written by our own GGUF writer.
+ *
+ * What it is: the test and benchmark models of this project (no weights can be downloaded here).
+ * Same seed → same bytes. Shapes and tensor names follow llama.cpp's `phi3` architecture exactly,
+ * so the files load in llama.cpp (node-llama-cpp). Not a converter or a quantizer of real weights.
+ *
+ * How weights are made, per ggml type (fast enough for the 2 GiB mini Q4_0 in seconds):
+ * - F32/F16/BF16: uniform values on a 65536-level grid, looked up from a table built once per tensor.
+ * - quantized types: each block's quant bytes are random; its scale fields (d, dmin, m) are set so the
+ *   dequantized weights have the tensor's target RMS (calibrated per type by dequantizing samples).
+ * Scales are chosen so next-token distributions are peaked (see WEIGHT_RMS), which keeps greedy
+ * comparisons with llama.cpp meaningful.
+ */
+import { GGMLType, GGML_TYPES, ggmlTypeByName } from '../quant/ggml-type.js';
+import { dequantizeRow } from '../quant/dequantize.js';
+import { fp32ToBf16, fp32ToFp16 } from '../quant/fp16.js';
+import { GGUFFile } from '../gguf/reader.js';
+import { kv, writeGguf, type GGUFTensorSpec } from '../gguf/writer.js';
+import { GGUFValueType, type GGUFKV } from '../gguf/types.js';
+import { Rng } from '../util/rng.js';
+import { PHI3_CHAT_TEMPLATE } from '../generate/phi3-template.js';
+
+export interface SynthShape {
+  dim: number;
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  contextLength: number;
+  /** used with the synthetic vocab only; a --vocab file brings its own size */
+  vocabSize?: number;
+  /** write no output.weight: logits use token_embd (tied, as in Phi-4-mini) */
+  tiedEmbeddings?: boolean;
+}
+
+export const PRESETS: Record<string, SynthShape> = {
+  // MHA, K-quant-friendly rows (multiples of 256)
+  tiny: { dim: 256, hiddenDim: 512, nLayers: 2, nHeads: 4, nKvHeads: 4, contextLength: 512 },
+  // GQA (4 query heads per KV head), as Phi-3-medium
+  small: { dim: 512, hiddenDim: 1536, nLayers: 4, nHeads: 8, nKvHeads: 2, contextLength: 1024 },
+  // Phi-3-mini-4k-instruct
+  mini: { dim: 3072, hiddenDim: 8192, nLayers: 32, nHeads: 32, nKvHeads: 32, contextLength: 4096 },
+  // Phi-3-medium-4k-instruct
+  medium: { dim: 5120, hiddenDim: 17920, nLayers: 40, nHeads: 40, nKvHeads: 10, contextLength: 4096 },
+};
+
+/** llama_ftype values for general.file_type */
+const FILE_TYPE: Record<string, number> = {
+  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10, Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18,
+  Q4_K_M: 15, Q5_K_M: 17, BF16: 32,
+};
+export const SYNTH_TYPES = Object.keys(FILE_TYPE);
+
+export interface SynthOptions {
+  shape: SynthShape;
+  /** F32 | F16 | BF16 | Q8_0 | Q4_0 | … | Q4_K_M | Q5_K_M */
+  type: string;
+  seed: number;
+  /** GGUF whose tokenizer.* keys are copied (e.g. ../shared/models/ggml-vocab-phi-3.gguf) */
+  vocabFile?: string;
+  name?: string;
+}
+
+/** llama.cpp's use_more_bits(i_layer, n_layers): which ffn_down layers Q4_K_M bumps to q6_K */
+function useMoreBits(i: number, n: number): boolean {
+  return i < n / 8 || i >= (7 * n) / 8 || (i - Math.floor(n / 8)) % 3 === 2;
+}
+
+/** ggml type of each weight matrix for a file type (norms are always F32). */
+export function tensorType(fileType: string, role: 'token_embd' | 'output' | 'attn_qkv' | 'attn_output' | 'ffn_up' | 'ffn_down', layer: number, nLayers: number): GGMLType {
+  if (fileType === 'Q4_K_M' || fileType === 'Q5_K_M') {
+    const base = fileType === 'Q4_K_M' ? GGMLType.Q4_K : GGMLType.Q5_K;
+    const bumped = fileType === 'Q4_K_M' ? GGMLType.Q5_K : GGMLType.Q6_K;
+    if (role === 'output') return GGMLType.Q6_K;
+    if (role === 'attn_qkv') return bumped;
+    if (role === 'ffn_down' && useMoreBits(layer, nLayers)) return GGMLType.Q6_K;
+    return base;
+  }
+  const t = ggmlTypeByName(fileType);
+  if (t === undefined || !(fileType in FILE_TYPE)) throw new Error(`synth: unsupported --type ${fileType} (one of ${SYNTH_TYPES.join(', ')})`);
+  return t;
+}
+
+// ── vocabulary ───────────────────────────────────────────────────────────────────────────────
+
+const WORDS = (
+  'the of and to in is it you that he was for on are with as his they be at one have this from or had by hot ' +
+  'word but what some we can out other were all there when up use your how said an each she which do their time ' +
+  'if will way about many then them write would like so these her long make thing see him two has look more day ' +
+  'could go come did number sound no most people my over know water than call first who may down side been now ' +
+  'find any new work part take get place made live where after back little only round man year came show every ' +
+  'good me give our under name very through just form sentence great think say help low line differ turn cause ' +
+  'much mean before move right boy old too same tell does set three want air well also play small end put home ' +
+  'read hand port large spell add even land here must big high such follow act why ask men change went light ' +
+  'kind off need house picture try us again animal point mother world near build self earth father model token ' +
+  'phi language hello code function return value'
+).split(' ');
+
+export interface Vocab {
+  tokens: string[];
+  scores: Float32Array;
+  types: Int32Array;
+  bos: number;
+  eos: number;
+  unk: number;
+}
+
+/** A small SPM ("llama") vocabulary: control tokens, 256 byte tokens, characters, word pieces, chat tokens. */
+export function syntheticVocab(): Vocab {
+  const tokens: string[] = ['<unk>', '<s>', '</s>'];
+  const types: number[] = [2, 3, 3]; // UNKNOWN, CONTROL, CONTROL
+  for (let b = 0; b < 256; b++) {
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+    types.push(6); // BYTE
+  }
+  const pieces = new Map<string, number>();
+  const add = (p: string, score: number) => {
+    if (!pieces.has(p)) pieces.set(p, score);
+  };
+  const chars = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?\'"-:;()\n';
+  add('▁', -1);
+  for (const c of chars) add(c, -2);
+  for (const c of 'abcdefghijklmnopqrstuvwxyzTAIW0123456789') add('▁' + c, -3);
+  WORDS.forEach((w, i) => {
+    const p = '▁' + w;
+    // every prefix must exist for SPM's pairwise merges to reach the word
+    for (let k = 3; k <= p.length; k++) add(p.slice(0, k), -(k * 100 + i / 1000));
+  });
+  for (const [p, s] of pieces) {
+    tokens.push(p);
+    types.push(1); // NORMAL
+    void s;
+  }
+  const scores = [0, 0, 0, ...new Array(256).fill(0), ...pieces.values()];
+  const chat = ['<|endoftext|>', '<|assistant|>', '<|system|>', '<|end|>', '<|user|>'];
+  const eos = tokens.length;
+  for (const c of chat) {
+    tokens.push(c);
+    types.push(3); // CONTROL
+    scores.push(0);
+  }
+  return { tokens, scores: Float32Array.from(scores), types: Int32Array.from(types), bos: 1, eos, unk: 0 };
+}
+
+function vocabMetadata(v: Vocab): [string, GGUFKV][] {
+  return [
+    ['tokenizer.ggml.model', kv.str('llama')],
+    ['tokenizer.ggml.pre', kv.str('default')],
+    ['tokenizer.ggml.tokens', kv.arr(GGUFValueType.STRING, v.tokens)],
+    ['tokenizer.ggml.scores', kv.arr(GGUFValueType.FLOAT32, v.scores)],
+    ['tokenizer.ggml.token_type', kv.arr(GGUFValueType.INT32, v.types)],
+    ['tokenizer.ggml.bos_token_id', kv.u32(v.bos)],
+    ['tokenizer.ggml.eos_token_id', kv.u32(v.eos)],
+    ['tokenizer.ggml.unknown_token_id', kv.u32(v.unk)],
+    ['tokenizer.ggml.padding_token_id', kv.u32(v.eos)],
+    ['tokenizer.ggml.add_bos_token', kv.bool(true)],
+    ['tokenizer.ggml.add_eos_token', kv.bool(false)],
+    ['tokenizer.chat_template', kv.str(PHI3_CHAT_TEMPLATE)],
+  ];
+}
+
+// ── weights ──────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Target RMS of each weight matrix: rmsnorm gives activations of RMS 1, so a row of RMS r over
+ * `n` inputs gives outputs of RMS r·√n. Logits get RMS ≈ 4 (peaked softmax), attention scores ≈ 1,
+ * residual branches ≈ 0.5 of the stream.
+ */
+function weightRms(role: string, s: SynthShape): number {
+  switch (role) {
+    case 'token_embd': return s.tiedEmbeddings ? 4 / Math.sqrt(s.dim) : 1;
+    case 'output': return 4 / Math.sqrt(s.dim);
+    case 'attn_qkv': return 1 / Math.sqrt(s.dim);
+    case 'attn_output': return 0.5 / Math.sqrt(s.dim);
+    case 'ffn_up': return 1.5 / Math.sqrt(s.dim);
+    case 'ffn_down': return 1 / Math.sqrt(s.hiddenDim);
+    default: throw new Error(role);
+  }
+}
+
+/** RMS of the dequantized weights of a random block whose scale fields are 1 (measured, cached). */
+const unitRms = new Map<GGMLType, number>();
+function calibrate(type: GGMLType): number {
+  const cached = unitRms.get(type);
+  if (cached !== undefined) return cached;
+  const t = GGML_TYPES.get(type)!;
+  const nb = 64;
+  const bytes = new Uint8Array(nb * t.typeSize);
+  fillBlocks(type, bytes, new Rng(12345), () => 1);
+  const y = new Float32Array(nb * t.blockSize);
+  dequantizeRow(type, bytes, 0, y, 0, y.length);
+  const rms = Math.sqrt(y.reduce((a, v) => a + v * v, 0) / y.length);
+  unitRms.set(type, rms);
+  return rms;
+}
+
+/** offsets of a block's f16 scale fields and the ratio of each to d (so the mean is ≈ 0) */
+function scaleFields(type: GGMLType): [number, number][] {
+  const t = GGML_TYPES.get(type)!;
+  const at = (n: string) => t.fields.find((f) => f.name === n)!.offset;
+  switch (type) {
+    case GGMLType.Q4_0: case GGMLType.Q5_0: case GGMLType.Q8_0: case GGMLType.Q3_K: case GGMLType.Q6_K:
+      return [[at('d'), 1]];
+    case GGMLType.Q4_1: return [[at('d'), 1], [at('m'), -7.5]];
+    case GGMLType.Q5_1: return [[at('d'), 1], [at('m'), -15.5]];
+    case GGMLType.Q2_K: return [[at('d'), 1], [at('dmin'), 1.5]];
+    case GGMLType.Q4_K: return [[at('d'), 1], [at('dmin'), 7.5]];
+    case GGMLType.Q5_K: return [[at('d'), 1], [at('dmin'), 15.5]];
+    default: throw new Error(`synth: no random-block generator for ${t.name}`);
+  }
+}
+
+/** random quant bytes; each block's scale fields = ratio × d(block) */
+function fillBlocks(type: GGMLType, out: Uint8Array, rng: Rng, d: () => number): void {
+  const t = GGML_TYPES.get(type)!;
+  rng.bytes(out);
+  const fields = scaleFields(type);
+  for (let o = 0; o < out.length; o += t.typeSize) {
+    const db = d();
+    for (const [off, ratio] of fields) {
+      const h = fp32ToFp16(db * ratio);
+      out[o + off] = h & 0xff;
+      out[o + off + 1] = h >> 8;
+    }
+  }
+}
+
+function randomTensor(type: GGMLType, n: number, rms: number, rng: Rng): Uint8Array {
+  const t = GGML_TYPES.get(type)!;
+  const out = new Uint8Array((n / t.blockSize) * t.typeSize);
+  if (type === GGMLType.F32 || type === GGMLType.F16 || type === GGMLType.BF16) {
+    // uniform on [-a, a] has RMS a/√3; 65536 levels from a table built once per tensor
+    const a = rms * Math.sqrt(3);
+    const level = (i: number) => ((i + 0.5) / 65536) * 2 * a - a;
+    if (type === GGMLType.F32) {
+      const table = new Float32Array(65536).map((_, i) => level(i));
+      const o = new Float32Array(out.buffer);
+      for (let i = 0; i < n; i += 2) {
+        const r = rng.u32();
+        o[i] = table[r & 0xffff]!;
+        if (i + 1 < n) o[i + 1] = table[r >>> 16]!;
+      }
+    } else {
+      const conv = type === GGMLType.F16 ? fp32ToFp16 : fp32ToBf16;
+      const table = new Uint16Array(65536).map((_, i) => conv(level(i)));
+      const o = new Uint16Array(out.buffer);
+      for (let i = 0; i < n; i += 2) {
+        const r = rng.u32();
+        o[i] = table[r & 0xffff]!;
+        if (i + 1 < n) o[i + 1] = table[r >>> 16]!;
+      }
+    }
+    return out;
+  }
+  const base = rms / calibrate(type);
+  // per-block scale jitter in [0.75, 1.25] so blocks differ as in real files
+  fillBlocks(type, out, rng, () => base * (0.75 + 0.5 * rng.next()));
+  return out;
+}
+
+function normWeights(n: number, rng: Rng): Uint8Array {
+  const w = new Float32Array(n);
+  for (let i = 0; i < n; i++) w[i] = 1 + 0.1 * (rng.next() * 2 - 1);
+  return new Uint8Array(w.buffer);
+}
+
+/** Build the GGUF spec of a synthetic model (metadata now, tensor bytes lazily as they are written). */
+export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tensors: GGUFTensorSpec[] } {
+  const s = o.shape;
+  if (!(o.type in FILE_TYPE)) throw new Error(`synth: unsupported --type ${o.type} (one of ${SYNTH_TYPES.join(', ')})`);
+  if (s.dim % s.nHeads !== 0) throw new Error(`synth: dim ${s.dim} is not divisible by ${s.nHeads} heads`);
+  if (s.nHeads % s.nKvHeads !== 0) throw new Error(`synth: ${s.nHeads} heads are not a multiple of ${s.nKvHeads} KV heads`);
+  const headDim = s.dim / s.nHeads;
+  const kvDim = headDim * s.nKvHeads;
+
+  let vocabKv: [string, GGUFKV][];
+  let vocabSize: number;
+  if (o.vocabFile) {
+    const f = GGUFFile.open(o.vocabFile);
+    vocabKv = [...f.metadata].filter(([k]) => k.startsWith('tokenizer.'));
+    vocabSize = f.getStringArray('tokenizer.ggml.tokens').length;
+    f.close();
+  } else {
+    const v = syntheticVocab();
+    vocabKv = vocabMetadata(v);
+    vocabSize = v.tokens.length;
+  }
+
+  const metadata: [string, GGUFKV][] = [
+    ['general.architecture', kv.str('phi3')],
+    ['general.name', kv.str(o.name ?? `phi3-ts synthetic ${o.type} seed ${o.seed}`)],
+    ['phi3.context_length', kv.u32(s.contextLength)],
+    ['phi3.rope.scaling.original_context_length', kv.u32(s.contextLength)],
+    ['phi3.embedding_length', kv.u32(s.dim)],
+    ['phi3.feed_forward_length', kv.u32(s.hiddenDim)],
+    ['phi3.block_count', kv.u32(s.nLayers)],
+    ['phi3.attention.head_count', kv.u32(s.nHeads)],
+    ['phi3.attention.head_count_kv', kv.u32(s.nKvHeads)],
+    ['phi3.attention.layer_norm_rms_epsilon', kv.f32(1e-5)],
+    ['phi3.rope.dimension_count', kv.u32(headDim)],
+    ['phi3.rope.freq_base', kv.f32(10000)],
+    ['general.file_type', kv.u32(FILE_TYPE[o.type]!)],
+    ...vocabKv,
+    ['general.quantization_version', kv.u32(2)],
+  ];
+
+  // one RNG stream per tensor (seeded from the model seed and the tensor's index) so tensors
+  // can be generated in any order and the bytes never depend on it
+  const tensors: GGUFTensorSpec[] = [];
+  const mat = (name: string, role: Parameters<typeof tensorType>[1], layer: number, cols: number, rows: number) => {
+    const type = tensorType(o.type, role, layer, s.nLayers);
+    const idx = tensors.length;
+    tensors.push({ name, type, shape: [cols, rows], data: () => randomTensor(type, cols * rows, weightRms(role, s), new Rng(o.seed * 1000003 + idx)) });
+  };
+  const norm = (name: string) => {
+    const idx = tensors.length;
+    tensors.push({ name, type: GGMLType.F32, shape: [s.dim], data: () => normWeights(s.dim, new Rng(o.seed * 1000003 + idx)) });
+  };
+  mat('token_embd.weight', 'token_embd', 0, s.dim, vocabSize);
+  for (let l = 0; l < s.nLayers; l++) {
+    norm(`blk.${l}.attn_norm.weight`);
+    mat(`blk.${l}.attn_qkv.weight`, 'attn_qkv', l, s.dim, s.dim + 2 * kvDim); // rows: q | k | v
+    mat(`blk.${l}.attn_output.weight`, 'attn_output', l, s.dim, s.dim);
+    norm(`blk.${l}.ffn_norm.weight`);
+    mat(`blk.${l}.ffn_up.weight`, 'ffn_up', l, s.dim, 2 * s.hiddenDim); // rows: gate | up
+    mat(`blk.${l}.ffn_down.weight`, 'ffn_down', l, s.hiddenDim, s.dim);
+  }
+  norm('output_norm.weight');
+  if (!s.tiedEmbeddings) mat('output.weight', 'output', 0, s.dim, vocabSize);
+  return { metadata, tensors };
+}
+
+export function writeSynth(path: string, o: SynthOptions): void {
+  writeGguf(path, synthSpec(o));
+}
