@@ -247,3 +247,13 @@ describe('real vocab file', () => {
     expect(() => GGUFFile.open('/nonexistent/x.gguf')).toThrow(/x\.gguf/);
   });
 });
+
+describe('GGUF writer, large headers', () => {
+  it('round-trips a header far larger than the writer’s initial buffer', () => {
+    const tokens = Array.from({ length: 40000 }, (_, i) => `tok${i}▁é`);
+    const bytes = serializeGguf({ metadata: [['tokenizer.ggml.tokens', kv.arr(GGUFValueType.STRING, tokens)], ['n', kv.u32(7)]], tensors: [] });
+    const f = GGUFFile.fromBytes(bytes);
+    expect(f.getStringArray('tokenizer.ggml.tokens')).toEqual(tokens);
+    expect(f.getNumber('n')).toBe(7);
+  });
+});

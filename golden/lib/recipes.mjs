@@ -27,3 +27,43 @@ export function makeInput(rng, r, n) {
   }
   return x;
 }
+
+// ── tokenizer recipes ─────────────────────────────────────────────────────────────────────────
+
+// inputs of llama.cpp's tests/test-tokenizer-0 (ggml-vocab-*.gguf.inp), plus Phi-3 chat-looking text
+export const TOKENIZER_CASES = [
+  '', ' ', '  ', '   ', '\t', '\n', '\n\n', '\n\n\n', '\t\n', 'Hello world', ' Hello world', 'Hello World',
+  ' Hello World', ' Hello World!', 'Hello, world!', ' Hello, world!', ' this is 🦙.cpp', 'w048 7tuijk dsdfhu',
+  'нещо на Български', 'ជាអ្វីដែលអាចចេញមកបាន', '🚀 (normal) 😶‍🌫️ (multiple emojis concatenated) ✅ (only emoji that has its own token)',
+  'Hello', ' Hello', '  Hello', '   Hello', '    Hello', '    Hello\n    Hello', ' (', '\n =', "' era",
+  "Hello, y'all! How are you 😁 ?我想在apple工作1314151天～", '!!!!!!', '3', '33', '333', '3333', '33333', '333333',
+  '3333333', '33333333', '333333333', 'Cửa Việt', ' discards',
+  "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶‍🌫️ (multiple emojis concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL",
+  '<|user|>\nHello<|end|>\n<|assistant|>\n', '<s><|system|>\nYou are helpful.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>',
+  '</s> after', 'a</s>b', '<unk>', '<0x41>', '▁▁x', '[PAD32011]', '<|endoftext|>  x', '<|end|>   \n y', '<|use', 'x<|user|>y',
+];
+
+const ALPHABETS = [
+  'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', '0123456789', ' ', '  ', '\t', '\n', '\r\n', '.,;:!?\'"()[]{}<>|/\\@#$%^&*-_=+~`',
+  'нещобългарски', '我想在工作天中文字', 'ជាអ្វីដែល', 'éèêëàâäôöùûüçñ', 'αβγδεζηθ', '🦙🚀😁✅😶‍🌫️👍🏽', '\u0301\u0308', '▁', '\u00a0\u2003\u200b',
+];
+const SPECIALS = ['<|user|>', '<|assistant|>', '<|system|>', '<|end|>', '<|endoftext|>', '</s>', '<s>', '<unk>', '<|', '|>', '[PAD32011]', '<0x0A>', ' the', ' and', 'ing', '\n\n'];
+
+/** a random string from a seeded Rng: words, whitespace runs, unicode, special-looking text */
+export function randomText(rng) {
+  const parts = [];
+  const n = 1 + rng.int(8);
+  for (let i = 0; i < n; i++) {
+    const k = rng.next();
+    if (k < 0.15) parts.push(SPECIALS[rng.int(SPECIALS.length)]);
+    else if (k < 0.25) parts.push(' '.repeat(1 + rng.int(5)));
+    else {
+      const a = [...ALPHABETS[rng.int(ALPHABETS.length)]];
+      const len = 1 + rng.int(8);
+      let w = '';
+      for (let j = 0; j < len; j++) w += a[rng.int(a.length)];
+      parts.push(w);
+    }
+  }
+  return parts.join(rng.next() < 0.5 ? ' ' : '');
+}

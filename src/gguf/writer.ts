@@ -43,24 +43,31 @@ class Bytes {
     this.length += n;
     return at;
   }
-  u8(v: number) { this.dv.setUint8(this.grow(1), v); }
-  i8(v: number) { this.dv.setInt8(this.grow(1), v); }
-  u16(v: number) { this.dv.setUint16(this.grow(2), v, true); }
-  i16(v: number) { this.dv.setInt16(this.grow(2), v, true); }
-  u32(v: number) { this.dv.setUint32(this.grow(4), v, true); }
-  i32(v: number) { this.dv.setInt32(this.grow(4), v, true); }
-  f32(v: number) { this.dv.setFloat32(this.grow(4), v, true); }
-  f64(v: number) { this.dv.setFloat64(this.grow(8), v, true); }
-  u64(v: bigint | number) { this.dv.setBigUint64(this.grow(8), BigInt(v), true); }
-  i64(v: bigint | number) { this.dv.setBigInt64(this.grow(8), BigInt(v), true); }
+  /** grow first, then write: growing may replace this.buf and this.dv */
+  private put(n: number, write: (dv: DataView, at: number) => void): void {
+    const at = this.grow(n);
+    write(this.dv, at);
+  }
+  u8(v: number) { this.put(1, (d, at) => d.setUint8(at, v)); }
+  i8(v: number) { this.put(1, (d, at) => d.setInt8(at, v)); }
+  u16(v: number) { this.put(2, (d, at) => d.setUint16(at, v, true)); }
+  i16(v: number) { this.put(2, (d, at) => d.setInt16(at, v, true)); }
+  u32(v: number) { this.put(4, (d, at) => d.setUint32(at, v, true)); }
+  i32(v: number) { this.put(4, (d, at) => d.setInt32(at, v, true)); }
+  f32(v: number) { this.put(4, (d, at) => d.setFloat32(at, v, true)); }
+  f64(v: number) { this.put(8, (d, at) => d.setFloat64(at, v, true)); }
+  u64(v: bigint | number) { this.put(8, (d, at) => d.setBigUint64(at, BigInt(v), true)); }
+  i64(v: bigint | number) { this.put(8, (d, at) => d.setBigInt64(at, BigInt(v), true)); }
   str(s: string) {
     const b = this.enc.encode(s);
     this.u64(b.length);
-    this.buf.set(b, this.grow(b.length));
+    const at = this.grow(b.length); // grow first: it may replace this.buf
+    this.buf.set(b, at);
   }
   pad(alignment: number) {
     const n = (alignment - (this.length % alignment)) % alignment;
-    this.buf.fill(0, this.grow(n), this.length);
+    const at = this.grow(n);
+    this.buf.fill(0, at, this.length);
   }
   bytes(): Uint8Array {
     return this.buf.slice(0, this.length);

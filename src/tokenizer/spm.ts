@@ -1,0 +1,434 @@
+/**
+ * llama.cpp's SPM ("llama") tokenizer, from GGUF metadata: token ids identical to llama.cpp.
+ *
+ * Mirrors llama.cpp src/llama-vocab.cpp: llm_tokenizer_spm_session (score-driven bigram merges over
+ * UTF-8 characters, resegment through rev_merge, byte fallback `<0xNN>`), tokenizer_st_partition
+ * (special tokens split out first, user-defined ones always, control ones only when asked; Phi-3's
+ * rstrip rule), impl::tokenize (leading-space rule, BOS) and token_to_piece / detokenize.
+ * Text is handled as UTF-8 bytes throughout (a JS string per byte, "binary" keys), as C++ std::string is.
+ * Not a SentencePiece trainer, and not the GPT-2 BPE tokenizer (Phi-4-mini; later).
+ */
+import type { GGUFFile } from '../gguf/reader.js';
+import { GGUFValueType } from '../gguf/types.js';
+
+/** llama_token_type values in tokenizer.ggml.token_type */
+export enum TokenType {
+  UNDEFINED = 0,
+  NORMAL = 1,
+  UNKNOWN = 2,
+  CONTROL = 3,
+  USER_DEFINED = 4,
+  UNUSED = 5,
+  BYTE = 6,
+}
+
+/** llama_token_attr bits (llama.h): what llama.cpp derives from the token type and its text */
+export enum TokenAttr {
+  UNDEFINED = 0,
+  UNKNOWN = 1 << 0,
+  UNUSED = 1 << 1,
+  NORMAL = 1 << 2,
+  CONTROL = 1 << 3,
+  USER_DEFINED = 1 << 4,
+  BYTE = 1 << 5,
+  NORMALIZED = 1 << 6,
+  LSTRIP = 1 << 7,
+  RSTRIP = 1 << 8,
+  SINGLE_WORD = 1 << 9,
+}
+
+const TYPE_TO_ATTR: Record<number, TokenAttr> = {
+  [TokenType.UNKNOWN]: TokenAttr.UNKNOWN,
+  [TokenType.UNUSED]: TokenAttr.UNUSED,
+  [TokenType.NORMAL]: TokenAttr.NORMAL,
+  [TokenType.CONTROL]: TokenAttr.CONTROL,
+  [TokenType.USER_DEFINED]: TokenAttr.USER_DEFINED,
+  [TokenType.BYTE]: TokenAttr.BYTE,
+};
+
+// llama-vocab.cpp load(): token texts that are made CONTROL (and, for EOG_TEXTS, end generation)
+const EOT_TEXTS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|end_of_text|>', '<EOT>', '_<EOT>', '[EOT]', '<｜end▁of▁sentence｜>', '<end_of_utterance>'];
+const FIM_TEXTS = [
+  ['<|fim_prefix|>', '<fim-prefix>', '<fim_prefix>', '<｜fim▁begin｜>', '<PRE>', '▁<PRE>', '<|code_prefix|>', '<|prefix|>'],
+  ['<|fim_suffix|>', '<fim-suffix>', '<fim_suffix>', '<｜fim▁hole｜>', '<SUF>', '▁<SUF>', '<|code_suffix|>', '<|suffix|>'],
+  ['<|fim_middle|>', '<fim-middle>', '<fim_middle>', '<｜fim▁end｜>', '<MID>', '▁<MID>', '<|code_middle|>', '<|middle|>'],
+  ['<|fim_pad|>', '<fim-pad>', '<fim_pad>', '<PAD>', '[PAD]'],
+  ['<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>'],
+  ['<|file_sep|>'],
+];
+const EOG_TEXTS = [
+  '<|eot_id|>', '<|im_end|>', '<|end|>', '<|return|>', '<|call|>', '<|flush|>', '<|calls|>', '<end_of_turn>', '<|endoftext|>', '</s>',
+  '<|eom_id|>', '<EOT>', '_<EOT>', '[EOT]', '[EOS]', '<|end_of_text|>', '<end_of_utterance>', '<eos>', '<turn|>', '<|tool_response>',
+  '<｜end▁of▁sentence｜>', '[e~[',
+];
+
+export class TokenizerError extends Error {
+  override name = 'TokenizerError';
+}
+
+const utf8Encoder = new TextEncoder();
+/** UTF-8 bytes of a JS string, as a binary string (one char per byte) */
+export function toBinary(s: string): string {
+  const b = utf8Encoder.encode(s);
+  let out = '';
+  for (let i = 0; i < b.length; i += 8192) out += String.fromCharCode(...b.subarray(i, i + 8192));
+  return out;
+}
+export function binaryToBytes(s: string): Uint8Array {
+  const b = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
+  return b;
+}
+
+/** unicode_len_utf8: sequence length from the lead byte (continuation bytes count as 1) */
+const UTF8_LEN = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4];
+const SPACE = ' ';
+const ESCAPED_SPACE = toBinary('▁'); // U+2581 "▁", 3 bytes
+
+function isCSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+interface Symbol_ {
+  text: number; // start offset in the text
+  n: number; // byte length; 0 once merged into its left neighbour
+  prev: number;
+  next: number;
+}
+
+interface Bigram {
+  left: number;
+  right: number;
+  score: number;
+  size: number;
+}
+
+/** max-heap on (score, then smaller left), as llm_bigram_spm::comparator */
+class BigramQueue {
+  private h: Bigram[] = [];
+  private static before(a: Bigram, b: Bigram): boolean {
+    return a.score > b.score || (a.score === b.score && a.left < b.left);
+  }
+  get size(): number {
+    return this.h.length;
+  }
+  push(x: Bigram): void {
+    const h = this.h;
+    h.push(x);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!BigramQueue.before(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+  pop(): Bigram {
+    const h = this.h;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < h.length && BigramQueue.before(h[l]!, h[m]!)) m = l;
+        if (r < h.length && BigramQueue.before(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+export interface TokenizeOptions {
+  /** add BOS when the vocab says so (tokenizer.ggml.add_bos_token); default true */
+  addSpecial?: boolean;
+  /** recognise control tokens like <|user|> in text; default false (as llama.cpp's tokenizer tests) */
+  parseSpecial?: boolean;
+}
+
+export class SpmTokenizer {
+  /** token texts as binary (UTF-8 byte) strings */
+  readonly pieces: string[];
+  readonly scores: Float32Array;
+  /** llama_token_attr bits per token */
+  readonly attrs: Uint32Array;
+  readonly bos: number;
+  readonly eos: number;
+  readonly unk: number;
+  readonly addBos: boolean;
+  readonly addEos: boolean;
+  readonly addSpacePrefix: boolean;
+  /** end-of-generation tokens: eos, <|end|>, <|endoftext|>, … (llama.cpp's special_eog_ids) */
+  readonly eog: Set<number>;
+  private readonly toId = new Map<string, number>();
+  private readonly special: number[]; // cache_special_tokens: longest text first
+
+  constructor(f: GGUFFile) {
+    const model = f.getString('tokenizer.ggml.model');
+    if (model !== 'llama') throw new TokenizerError(`${f.path}: tokenizer model '${model}' is not supported (expected 'llama' SPM)`);
+    this.pieces = f.getStringArray('tokenizer.ggml.tokens').map((t, i) => toBinary(t === '' ? `[EMPTY_${i}]` : t));
+    const n = this.pieces.length;
+    const scores = f.has('tokenizer.ggml.scores') ? f.getArray('tokenizer.ggml.scores') : undefined;
+    const types = f.has('tokenizer.ggml.token_type') ? f.getArray('tokenizer.ggml.token_type') : undefined;
+    if (scores && (scores.itemType !== GGUFValueType.FLOAT32 || scores.items.length !== n))
+      throw new TokenizerError(`${f.path}: tokenizer.ggml.scores must be ${n} FLOAT32 values`);
+    if (types && (types.itemType !== GGUFValueType.INT32 || types.items.length !== n))
+      throw new TokenizerError(`${f.path}: tokenizer.ggml.token_type must be ${n} INT32 values`);
+    this.scores = scores ? (scores.items as Float32Array) : new Float32Array(n);
+    const tt = types ? (types.items as Int32Array) : undefined;
+    this.attrs = new Uint32Array(n).map((_, i) => (tt ? (TYPE_TO_ATTR[tt[i]!] ?? TokenAttr.UNDEFINED) : TokenAttr.NORMAL));
+    for (let i = 0; i < n; i++) this.toId.set(this.pieces[i]!, i);
+    const byText = (t: string) => this.toId.get(toBinary(t));
+    const id = (key: string, dflt: number) => {
+      const v = f.optNumber(key);
+      return v !== undefined && v >= 0 && v < n ? v : dflt;
+    };
+    this.bos = id('tokenizer.ggml.bos_token_id', 1);
+    this.eos = id('tokenizer.ggml.eos_token_id', 2);
+    this.unk = id('tokenizer.ggml.unknown_token_id', 0);
+    const eot = id('tokenizer.ggml.eot_token_id', -1);
+    const eom = id('tokenizer.ggml.eom_token_id', -1);
+    this.addBos = f.optBool('tokenizer.ggml.add_bos_token') ?? true;
+    this.addEos = f.optBool('tokenizer.ggml.add_eos_token') ?? false;
+    this.addSpacePrefix = f.optBool('tokenizer.ggml.add_space_prefix') ?? true;
+
+    // auto-detect special tokens by text, as llama-vocab.cpp load() does: the first EOT/EOM/FIM
+    // candidate (when the file names none) and every end-of-generation text become CONTROL
+    const makeControl = (i: number) => (this.attrs[i] = this.attrs[i]! | TokenAttr.CONTROL);
+    const firstOf = (texts: string[]) => texts.map(byText).filter((i) => i !== undefined).sort((a, b) => a - b)[0];
+    const autoEot = eot < 0 ? firstOf(EOT_TEXTS) : undefined;
+    if (autoEot !== undefined) makeControl(autoEot);
+    const autoEom = eom < 0 ? byText('<|eom_id|>') : undefined;
+    if (autoEom !== undefined) makeControl(autoEom);
+    for (const texts of FIM_TEXTS) {
+      const i = firstOf(texts);
+      if (i !== undefined) makeControl(i);
+    }
+    for (let i = 0; i < n; i++)
+      if (this.attrs[i]! & TokenAttr.CONTROL && this.pieces[i]!.includes('unused')) this.attrs[i] = this.attrs[i]! | TokenAttr.UNUSED;
+    this.eog = new Set<number>();
+    for (const t of EOG_TEXTS) {
+      const i = byText(t);
+      if (i === undefined) continue;
+      this.eog.add(i);
+      makeControl(i);
+    }
+    for (const i of [this.eos, eot >= 0 ? eot : autoEot, eom >= 0 ? eom : autoEom]) if (i !== undefined && i >= 0) this.eog.add(i);
+    const has = (t: string) => [...this.eog].some((i) => this.pieces[i] === toBinary(t));
+    const endId = byText('<|end|>');
+    if (endId !== undefined && this.eog.has(endId) && ((has('<|return|>') && has('<|call|>')) || (has('<|calls|>') && has('<|flush|>')))) {
+      this.eog.delete(endId);
+      this.attrs[endId] = TokenAttr.USER_DEFINED;
+    }
+    const sId = byText('</s>');
+    if (sId !== undefined && this.eog.has(sId) && has('<|tool_response>')) {
+      this.eog.delete(sId);
+      this.attrs[sId] = TokenAttr.NORMAL;
+    }
+
+    // cache_special_tokens: longest text first
+    this.special = [...Array(n).keys()]
+      .filter((i) => this.attrs[i]! & (TokenAttr.CONTROL | TokenAttr.USER_DEFINED | TokenAttr.UNKNOWN))
+      .sort((a, b) => this.pieces[b]!.length - this.pieces[a]!.length || a - b);
+
+    // per-model attributes: Phi-3 strips whitespace after its special tokens (by general.name)
+    const name = (f.optString('general.name') ?? '').toLowerCase();
+    if (name.includes('phi-3') || name.includes('phi3')) {
+      for (const i of this.special) this.attrs[i] = this.attrs[i]! | TokenAttr.RSTRIP;
+      if (sId !== undefined) this.attrs[sId] = this.attrs[sId]! | TokenAttr.RSTRIP;
+      for (const t of ['<unk>', '<s>', '<|endoftext|>']) {
+        const i = byText(t);
+        if (i !== undefined) this.attrs[i] = this.attrs[i]! & ~TokenAttr.RSTRIP;
+      }
+    }
+  }
+
+  get vocabSize(): number {
+    return this.pieces.length;
+  }
+
+  tokenId(text: string): number | undefined {
+    return this.toId.get(toBinary(text));
+  }
+
+  /** text → ids exactly as llama_tokenize(vocab, text, add_special, parse_special) */
+  encode(text: string, opts: TokenizeOptions = {}): number[] {
+    const addSpecial = opts.addSpecial ?? true;
+    const raw = toBinary(text);
+    const out: number[] = [];
+    if (addSpecial && this.addBos) {
+      if (this.bos < 0) throw new TokenizerError('the vocabulary has no BOS token but add_bos_token is set');
+      out.push(this.bos);
+    }
+    let isPrevSpecial = true; // prefix with space if first token
+    for (const frag of this.partition(raw, opts.parseSpecial ?? false)) {
+      if (typeof frag === 'number') {
+        out.push(frag);
+        isPrevSpecial = true;
+        continue;
+      }
+      let t = this.addSpacePrefix && isPrevSpecial ? SPACE + frag : frag;
+      t = t.split(SPACE).join(ESCAPED_SPACE); // llama_escape_whitespace
+      this.spm(t, out);
+      isPrevSpecial = false;
+    }
+    if (addSpecial && this.addEos) out.push(this.eos);
+    return out;
+  }
+
+  /** tokenizer_st_partition: split special-token texts out of the raw text, in cache order */
+  private partition(raw: string, parseSpecial: boolean): (string | number)[] {
+    let frags: (string | number)[] = raw.length ? [raw] : [];
+    for (const id of this.special) {
+      const attr = this.attrs[id]!;
+      if (!parseSpecial && attr & (TokenAttr.CONTROL | TokenAttr.UNKNOWN)) continue;
+      const text = this.pieces[id]!;
+      if (!text.length) continue;
+      const next: (string | number)[] = [];
+      for (const f of frags) {
+        if (typeof f === 'number') {
+          next.push(f);
+          continue;
+        }
+        let rest = f;
+        for (;;) {
+          const m = rest.indexOf(text);
+          if (m < 0) {
+            if (rest.length) next.push(rest);
+            break;
+          }
+          let left = rest.slice(0, m);
+          if (attr & TokenAttr.LSTRIP) left = left.replace(/[ \t\n\v\f\r]+$/, '');
+          if (left.length) next.push(left);
+          next.push(id);
+          rest = rest.slice(m + text.length);
+          if (attr & TokenAttr.RSTRIP) {
+            let k = 0;
+            while (k < rest.length && isCSpace(rest.charCodeAt(k))) k++;
+            rest = rest.slice(k);
+          }
+        }
+      }
+      frags = next;
+    }
+    return frags;
+  }
+
+  /** llm_tokenizer_spm_session::tokenize over a binary string */
+  private spm(text: string, out: number[]): void {
+    const symbols: Symbol_[] = [];
+    for (let offs = 0, index = 0; offs < text.length; index++) {
+      const len = Math.min(UTF8_LEN[text.charCodeAt(offs) >> 4]!, text.length - offs);
+      const next = offs + len;
+      symbols.push({ text: offs, n: len, prev: index - 1, next: next === text.length ? -1 : index + 1 });
+      offs = next;
+    }
+    const queue = new BigramQueue();
+    const revMerge = new Map<string, [number, number]>();
+    const tryAddBigram = (left: number, right: number) => {
+      if (left === -1 || right === -1) return;
+      const l = symbols[left]!, r = symbols[right]!;
+      const s = text.substr(l.text, l.n + r.n);
+      const id = this.toId.get(s);
+      if (id === undefined) return;
+      queue.push({ left, right, score: this.scores[id]!, size: s.length });
+      revMerge.set(s, [left, right]);
+    };
+    for (let i = 1; i < symbols.length; i++) tryAddBigram(i - 1, i);
+    while (queue.size) {
+      const b = queue.pop();
+      const l = symbols[b.left]!, r = symbols[b.right]!;
+      if (l.n === 0 || r.n === 0 || l.n + r.n !== b.size) continue;
+      l.n += r.n;
+      r.n = 0;
+      l.next = r.next;
+      if (r.next >= 0) symbols[r.next]!.prev = b.left;
+      tryAddBigram(l.prev, b.left);
+      tryAddBigram(b.left, l.next);
+    }
+    const resegment = (sym: Symbol_) => {
+      const s = text.substr(sym.text, sym.n);
+      const id = this.toId.get(s);
+      if (id !== undefined) {
+        out.push(id);
+        return;
+      }
+      const p = revMerge.get(s);
+      if (!p) {
+        for (let j = 0; j < s.length; j++) out.push(this.byteToken(s.charCodeAt(j)));
+        return;
+      }
+      resegment(symbols[p[0]]!);
+      resegment(symbols[p[1]]!);
+    };
+    for (let i = symbols.length ? 0 : -1; i !== -1; i = symbols[i]!.next) resegment(symbols[i]!);
+  }
+
+  private byteToken(b: number): number {
+    const id = this.toId.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+    if (id === undefined) {
+      if (this.unk >= 0) return this.unk;
+      throw new TokenizerError(`byte 0x${b.toString(16)} has no <0xNN> token and the vocabulary has no unknown token`);
+    }
+    return id;
+  }
+
+  /** token_to_piece: the bytes one token prints (control/unknown print only when `special`) */
+  pieceBytes(id: number, special = false): string {
+    if (id < 0 || id >= this.pieces.length) throw new TokenizerError(`token id ${id} is outside the vocabulary of ${this.pieces.length}`);
+    const attr = this.attrs[id]!;
+    if (!special && attr & (TokenAttr.CONTROL | TokenAttr.UNKNOWN)) return '';
+    const text = this.pieces[id]!;
+    if (attr & (TokenAttr.CONTROL | TokenAttr.UNKNOWN | TokenAttr.USER_DEFINED)) return text;
+    if (attr & TokenAttr.NORMAL) return text.split(ESCAPED_SPACE).join(SPACE);
+    if (attr & TokenAttr.BYTE) return String.fromCharCode(parseInt(text.slice(3, 5), 16));
+    return ''; // UNDEFINED / UNUSED print nothing, as in llama.cpp
+  }
+
+  /** llama_detokenize(tokens, remove_special, unparse_special) → UTF-8 bytes (binary string) */
+  decodeBytes(ids: number[], opts: { removeSpecial?: boolean; special?: boolean } = {}): string {
+    let removeSpace = this.addSpacePrefix;
+    let toks = ids;
+    if (opts.removeSpecial && this.addBos && toks.length && toks[0] === this.bos) {
+      removeSpace = false;
+      toks = toks.slice(1);
+    }
+    if (opts.removeSpecial && this.addEos && toks.length && toks.at(-1) === this.eos) toks = toks.slice(0, -1);
+    let out = '';
+    for (const id of toks) {
+      let p = this.pieceBytes(id, opts.special ?? false);
+      if (removeSpace && p.startsWith(SPACE)) p = p.slice(1);
+      removeSpace = false;
+      out += p;
+    }
+    return out;
+  }
+
+  /** ids → text (invalid UTF-8 becomes U+FFFD, as TextDecoder does) */
+  decode(ids: number[], opts: { removeSpecial?: boolean; special?: boolean } = {}): string {
+    return new TextDecoder().decode(binaryToBytes(this.decodeBytes(ids, opts)));
+  }
+}
+
+/**
+ * Streaming detokenizer: feed generated ids, get text whose characters are complete (a character
+ * split across byte tokens is held back until its last byte arrives).
+ */
+export class StreamDecoder {
+  private readonly td = new TextDecoder('utf-8');
+  constructor(
+    private readonly tok: SpmTokenizer,
+    private readonly special = false,
+  ) {}
+  push(id: number): string {
+    return this.td.decode(binaryToBytes(this.tok.pieceBytes(id, this.special)), { stream: true });
+  }
+  flush(): string {
+    return this.td.decode();
+  }
+}
