@@ -21,7 +21,7 @@ export function tokenize(model, text, special = false) {
  * Raw logits after each token of `tokens` (every position when `all`), as Float32Array rows of n_vocab.
  */
 export async function evalLogits(model, tokens, { all = true, threads = 2, contextSize } = {}) {
-  const ctx = await model.createContext({ contextSize: contextSize ?? Math.max(64, tokens.length + 8), threads, batchSize: Math.max(tokens.length, 1), sequences: 1 });
+  const ctx = await model.createContext({ contextSize: contextSize ?? Math.max(64, tokens.length + 8), threads, batchSize: Math.max(tokens.length, 1), sequences: 1, flashAttention: false });
   try {
     const seq = ctx.getSequence();
     const items = tokens.map((t, i) => (all || i === tokens.length - 1 ? [t, { generateNext: { logits: true } }] : t));
@@ -44,7 +44,7 @@ export async function evalLogits(model, tokens, { all = true, threads = 2, conte
 
 /** greedy continuation of `tokens` for n steps (temperature 0), as token ids */
 export async function greedy(model, tokens, n, { threads = 2 } = {}) {
-  const ctx = await model.createContext({ contextSize: tokens.length + n + 8, threads, sequences: 1 });
+  const ctx = await model.createContext({ contextSize: tokens.length + n + 8, threads, sequences: 1, flashAttention: false });
   try {
     const seq = ctx.getSequence();
     const out = [];

@@ -67,3 +67,30 @@ export function randomText(rng) {
   }
   return parts.join(rng.next() < 0.5 ? ' ' : '');
 }
+
+// ── model recipes: synthetic models (our writer, fixed seeds) and prompts ───────────────────────
+const P1 = 'The quick brown fox jumps over the lazy dog. Hello world, this is a test of the model';
+const P2 = '<|user|>\nWhat is the capital of France?<|end|>\n<|assistant|>\n';
+export const MODEL_RECIPES = [
+  { id: 'tiny-F32', preset: 'tiny', type: 'F32', seed: 11, prompt: P1, greedy: 64 },
+  { id: 'tiny-F16', preset: 'tiny', type: 'F16', seed: 12, prompt: P1, greedy: 64 },
+  { id: 'tiny-BF16', preset: 'tiny', type: 'BF16', seed: 13, prompt: P1 },
+  { id: 'tiny-Q8_0', preset: 'tiny', type: 'Q8_0', seed: 14, prompt: P1 },
+  { id: 'tiny-Q4_0', preset: 'tiny', type: 'Q4_0', seed: 15, prompt: P1 },
+  { id: 'tiny-Q4_1', preset: 'tiny', type: 'Q4_1', seed: 16, prompt: P1 },
+  { id: 'tiny-Q5_0', preset: 'tiny', type: 'Q5_0', seed: 17, prompt: P1 },
+  { id: 'tiny-Q5_1', preset: 'tiny', type: 'Q5_1', seed: 18, prompt: P1 },
+  { id: 'tiny-Q4_K_M', preset: 'tiny', type: 'Q4_K_M', seed: 19, prompt: P1 },
+  { id: 'tiny-Q5_K_M', preset: 'tiny', type: 'Q5_K_M', seed: 20, prompt: P1 },
+  { id: 'tiny-Q6_K', preset: 'tiny', type: 'Q6_K', seed: 21, prompt: P1 },
+  { id: 'tiny-Q3_K', preset: 'tiny', type: 'Q3_K', seed: 22, prompt: P1 },
+  { id: 'tiny-Q2_K', preset: 'tiny', type: 'Q2_K', seed: 23, prompt: P1 },
+  { id: 'tiny-F32-tied', preset: 'tiny', type: 'F32', seed: 24, prompt: P1, tied: true },
+  { id: 'small-F32-gqa', preset: 'small', type: 'F32', seed: 31, prompt: P1, greedy: 64 },
+  { id: 'small-F16-gqa', preset: 'small', type: 'F16', seed: 32, prompt: P1, greedy: 64 },
+  { id: 'small-Q4_0-gqa', preset: 'small', type: 'Q4_0', seed: 33, prompt: P1 },
+  { id: 'small-Q4_K_M-gqa', preset: 'small', type: 'Q4_K_M', seed: 34, prompt: P1 },
+  { id: 'small-Q8_0-gqa', preset: 'small', type: 'Q8_0', seed: 35, prompt: P1 },
+  { id: 'tiny-F32-phi3vocab', preset: 'tiny', type: 'F32', seed: 41, prompt: P2, vocab: 'ggml-vocab-phi-3.gguf', greedy: 64 },
+  { id: 'small-Q4_K_M-phi3vocab', preset: 'small', type: 'Q4_K_M', seed: 42, prompt: P2, vocab: 'ggml-vocab-phi-3.gguf' },
+];

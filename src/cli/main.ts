@@ -7,6 +7,10 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { inspectGguf, formatInspect } from './inspect.js';
 import { PRESETS, SYNTH_TYPES, writeSynth } from '../model/synth.js';
 import { GgufError } from '../gguf/types.js';
+import { GGUFFile } from '../gguf/reader.js';
+import { SpmTokenizer } from '../tokenizer/spm.js';
+import { loadModel, type BackendName } from '../api.js';
+import * as fs from 'node:fs';
 
 type Handler = (argv: string[]) => Promise<void> | void;
 
@@ -32,7 +36,137 @@ function num(v: string | undefined, name: string, dflt?: number): number {
   return n;
 }
 
+function tokenList(s: string | undefined): number[] {
+  if (!s) throw new UsageError('--tokens is required (comma-separated ids)');
+  const ids = s.split(',').map((x) => x.trim()).filter((x) => x !== '').map(Number);
+  for (const id of ids) if (!Number.isInteger(id) || id < 0) throw new UsageError(`--tokens: '${s}' is not a list of token ids`);
+  return ids;
+}
+
+function readStdin(): Buffer {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.alloc(1 << 16);
+  for (;;) {
+    let n = 0;
+    try {
+      n = fs.readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+      if ((e as NodeJS.ErrnoException).code === 'EOF') break;
+      throw e;
+    }
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks);
+}
+
+/** the tokenizer of a GGUF without loading its weights */
+function openTokenizer(path: string): SpmTokenizer {
+  const f = GGUFFile.open(path);
+  try {
+    return new SpmTokenizer(f);
+  } finally {
+    f.close();
+  }
+}
+
+const backendOpt = { backend: { type: 'string', default: 'ref' }, threads: { type: 'string' } } as const;
+
 const commands: Record<string, { usage: string; run: Handler }> = {
+  run: {
+    usage: 'phi3 run <model.gguf> -p "…" [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx C] [--backend ref]',
+    async run(argv) {
+      const { values, positionals } = args(
+        argv,
+        {
+          prompt: { type: 'string', short: 'p' },
+          n: { type: 'string', short: 'n', default: '128' },
+          temp: { type: 'string', default: '0.8' },
+          'top-k': { type: 'string', default: '40' },
+          'top-p': { type: 'string', default: '0.95' },
+          'min-p': { type: 'string', default: '0.05' },
+          'repeat-penalty': { type: 'string', default: '1' },
+          seed: { type: 'string' },
+          ctx: { type: 'string' },
+          ...backendOpt,
+        },
+        this.usage,
+      );
+      if (positionals.length !== 1 || values.prompt === undefined) throw new UsageError(`usage: ${this.usage}`);
+      const model = await loadModel(positionals[0]!, { ctx: values.ctx ? num(values.ctx, 'ctx') : undefined, backend: values.backend as BackendName });
+      try {
+        const g = model.generate(values.prompt, {
+          maxTokens: num(values.n, 'n'),
+          temperature: num(values.temp, 'temp'),
+          topK: num(values['top-k'], 'top-k'),
+          topP: num(values['top-p'], 'top-p'),
+          minP: num(values['min-p'], 'min-p'),
+          repeatPenalty: num(values['repeat-penalty'], 'repeat-penalty'),
+          seed: values.seed !== undefined ? num(values.seed, 'seed') : undefined,
+        });
+        for await (const text of g) process.stdout.write(text);
+        const s = await g.stats;
+        process.stdout.write('\n');
+        process.stderr.write(
+          `load ${model.loadStats.loadSeconds.toFixed(2)} s | prompt ${s.promptTokens} tok, ${s.promptTokPerSec.toFixed(2)} tok/s | decode ${s.generatedTokens} tok, ${s.decodeTokPerSec.toFixed(2)} tok/s | ${s.finishReason} | backend ${values.backend}\n`,
+        );
+      } finally {
+        model.dispose();
+      }
+    },
+  },
+  tokenize: {
+    usage: 'phi3 tokenize <model.gguf> [--text S] [--no-bos] [--special]   (text from stdin when --text is absent)',
+    run(argv) {
+      const { values, positionals } = args(argv, { text: { type: 'string' }, 'no-bos': { type: 'boolean' }, special: { type: 'boolean' } }, this.usage);
+      if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
+      const tok = openTokenizer(positionals[0]!);
+      const text = values.text ?? new TextDecoder().decode(readStdin());
+      process.stdout.write(JSON.stringify(tok.encode(text, { addSpecial: !values['no-bos'], parseSpecial: values.special ?? false })) + '\n');
+    },
+  },
+  detokenize: {
+    usage: 'phi3 detokenize <model.gguf> --tokens 1,2,3 [--special]',
+    run(argv) {
+      const { values, positionals } = args(argv, { tokens: { type: 'string' }, special: { type: 'boolean' } }, this.usage);
+      if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
+      const tok = openTokenizer(positionals[0]!);
+      const ids = tokenList(values.tokens);
+      for (const id of ids) if (id >= tok.vocabSize) throw new UsageError(`token id ${id} is outside the vocabulary (0..${tok.vocabSize - 1})`);
+      process.stdout.write(tok.decode(ids, { special: values.special ?? false }) + '\n');
+    },
+  },
+  logits: {
+    usage: 'phi3 logits <model.gguf> --tokens 1,2,3 [--all] (--json | --out f.bin) [--backend ref]',
+    async run(argv) {
+      const { values, positionals } = args(
+        argv,
+        { tokens: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' }, ctx: { type: 'string' }, ...backendOpt },
+        this.usage,
+      );
+      if (positionals.length !== 1 || (!values.json && !values.out)) throw new UsageError(`usage: ${this.usage}`);
+      const ids = tokenList(values.tokens);
+      const model = await loadModel(positionals[0]!, { ctx: values.ctx ? num(values.ctx, 'ctx') : Math.max(ids.length, 1), backend: values.backend as BackendName });
+      try {
+        const rows = model.logits(ids, { all: values.all ?? false });
+        if (values.out) {
+          const buf = Buffer.alloc(rows.length * model.config.vocabSize * 4);
+          rows.forEach((r, i) => {
+            for (let j = 0; j < r.length; j++) buf.writeFloatLE(r[j]!, (i * r.length + j) * 4);
+          });
+          fs.writeFileSync(values.out, buf);
+        }
+        if (values.json) {
+          process.stdout.write(`{"n_vocab":${model.config.vocabSize},"logits":[`);
+          rows.forEach((r, i) => process.stdout.write((i ? ',' : '') + '[' + Array.from(r, (v) => (Number.isFinite(v) ? v : 0)).join(',') + ']'));
+          process.stdout.write(']}\n');
+        }
+      } finally {
+        model.dispose();
+      }
+    },
+  },
   inspect: {
     usage: 'phi3 inspect <file.gguf> [--json] [--ctx N]',
     run(argv) {

@@ -78,6 +78,10 @@ const BLOCK: Partial<Record<GGMLType, Dequant>> = {
     const d = half(x, xo);
     for (let j = 0; j < 32; j++) y[yo + j] = ((x[xo + 2 + j]! << 24) >> 24) * d;
   },
+  [GGMLType.Q8_1](x, xo, y, yo) {
+    const d = half(x, xo);
+    for (let j = 0; j < 32; j++) y[yo + j] = ((x[xo + 4 + j]! << 24) >> 24) * d;
+  },
   [GGMLType.Q2_K](x, xo, y, yo) {
     // scales[16] @0, qs[64] @16, d @80, dmin @82
     const d = half(x, xo + 80);

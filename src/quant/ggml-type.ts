@@ -101,7 +101,7 @@ export const GGML_TYPES: ReadonlyMap<GGMLType, GGMLTypeInfo> = new Map(
     // block_q8_0: d, qs[QK8_0]                   8.5 bpw
     info(GGMLType.Q8_0, 32, layout(['d', 'f16', 1], ['qs', 'i8', 32])),
     // block_q8_1: d, s, qs[QK8_1]                (activations only)
-    info(GGMLType.Q8_1, 32, layout(['d', 'f16', 1], ['s', 'f16', 1], ['qs', 'i8', 32]), false),
+    info(GGMLType.Q8_1, 32, layout(['d', 'f16', 1], ['s', 'f16', 1], ['qs', 'i8', 32])),
     // block_q2_K: scales[QK_K/16], qs[QK_K/4], d, dmin      2.625 bpw
     info(GGMLType.Q2_K, QK_K, layout(['scales', 'u8', 16], ['qs', 'u8', 64], ['d', 'f16', 1], ['dmin', 'f16', 1])),
     // block_q3_K: hmask[QK_K/8], qs[QK_K/4], scales[12], d  3.4375 bpw
@@ -158,4 +158,20 @@ export function rowBytes(type: GGMLType, n: number): number {
   if (!t) throw new Error(`unknown ggml type ${type}`);
   if (n % t.blockSize !== 0) throw new Error(`${t.name}: row of ${n} elements is not a multiple of ${t.blockSize}`);
   return (n / t.blockSize) * t.typeSize;
+}
+
+/**
+ * ggml-cpu's vec_dot_type: the type activations are converted to before a dot product with a
+ * weight row of `type` (ggml-cpu.c type_traits_cpu). llama.cpp's results depend on this rounding.
+ */
+export function vecDotType(type: GGMLType): GGMLType {
+  switch (type) {
+    case GGMLType.F32: return GGMLType.F32;
+    case GGMLType.F16: return GGMLType.F16;
+    case GGMLType.BF16: return GGMLType.BF16;
+    case GGMLType.Q4_0: case GGMLType.Q5_0: case GGMLType.Q8_0: return GGMLType.Q8_0;
+    case GGMLType.Q4_1: case GGMLType.Q5_1: return GGMLType.Q8_1;
+    case GGMLType.Q2_K: case GGMLType.Q3_K: case GGMLType.Q4_K: case GGMLType.Q5_K: case GGMLType.Q6_K: return GGMLType.Q8_K;
+    default: throw new Error(`no vec_dot_type for ggml type ${GGMLType[type] ?? type}`);
+  }
 }

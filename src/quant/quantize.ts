@@ -140,6 +140,21 @@ const BLOCK: Partial<Record<GGMLType, Quant>> = {
     putHalf(y, yo, fp32ToFp16(d));
     for (let j = 0; j < 32; j++) y[yo + 2 + j] = roundf(fr(x[xo + j]! * id)) & 0xff;
   },
+  [GGMLType.Q8_1](x, xo, y, yo) {
+    // quantize_row_q8_1_ref: d, s = d·Σq (both f16), qs[32]
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[xo + j]!));
+    const d = fr(amax / 127);
+    const id = d ? fr(1 / d) : 0;
+    putHalf(y, yo, fp32ToFp16(d));
+    let sum = 0;
+    for (let j = 0; j < 32; j++) {
+      const q = roundf(fr(x[xo + j]! * id));
+      y[yo + 4 + j] = q & 0xff;
+      sum += q;
+    }
+    putHalf(y, yo + 2, fp32ToFp16(fr(sum * d)));
+  },
   [GGMLType.Q4_K](x, xo, y, yo) {
     quantizeQ45K(x, xo, y, yo, 15);
   },

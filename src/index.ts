@@ -1,0 +1,13 @@
+/**
+ * phi3-ts: a Phi-3 runtime in TypeScript. Library entry point.
+ */
+export { loadModel, Model, ContextLengthError, GgufError, UnsupportedModelError, TokenizerError } from './api.js';
+export type { LoadOptions, Generation, GenerateOptions, GenerationStats, BackendName } from './api.js';
+export { GGUFFile } from './gguf/reader.js';
+export { writeGguf, serializeGguf } from './gguf/writer.js';
+export { GGMLType, GGML_TYPES } from './quant/ggml-type.js';
+export { dequantize, dequantizeRow } from './quant/dequantize.js';
+export { quantize, quantizeRow } from './quant/quantize.js';
+export { SpmTokenizer } from './tokenizer/spm.js';
+export { writeSynth, PRESETS } from './model/synth.js';
+export { Sampler } from './generate/sampler.js';

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { GGUFFile } from '../src/gguf/reader.js';
+import { RefOps } from '../src/backend/ref/ops.js';
+import { Phi3 } from '../src/model/phi3.js';
+import { SpmTokenizer } from '../src/tokenizer/spm.js';
+import { generate } from '../src/generate/generate.js';
+import { modelGoldens, recipeModel, compareLogits } from './golden-model.js';
+import { f32FromB64 } from './helpers.js';
+
+/**
+ * Budgets (max |Δ logit| / max |logit|) against llama.cpp, per weight type. See golden/README.md:
+ * F32 is the issue's 1e-3. Half and quantized weights make llama.cpp round activations before each
+ * matmul (f16/bf16, or Q8_0/Q8_1/Q8_K blocks with step max|x|/127); an activation that our f32
+ * attention and norms put a last bit away from ggml's lands on the other side of a rounding step,
+ * so per-type noise is set by that step. Measured maxima over all recipes: F16 6.8e-4, BF16 4.9e-3,
+ * 8/6/5/4-bit 0.7–2.5e-2, 3/2-bit ≤ 2.9e-2.
+ */
+const BUDGET: Record<string, number> = {
+  F32: 1e-3,
+  F16: 2e-3,
+  BF16: 1.5e-2,
+};
+const QUANT_BUDGET = 5e-2;
+
+for (const g of modelGoldens()) {
+  const r = g.recipe;
+  const file = recipeModel(r);
+  const budget = BUDGET[r.type] ?? QUANT_BUDGET;
+  describe.runIf(file !== undefined)(`${r.id} vs llama.cpp (${r.preset}, ${r.type}${r.vocab ? ', ' + r.vocab : ''})`, () => {
+    const f = GGUFFile.open(file!);
+    const model = Phi3.load(f, new RefOps(), { ctx: 256 });
+    const tok = new SpmTokenizer(f);
+
+    it(`tokenizes the prompt to llama.cpp's ids`, () => {
+      expect(tok.encode(r.prompt, { parseSpecial: true })).toEqual(g.tokens);
+    });
+
+    it(`logits at every position within ${budget} × logit scale, top-1 identical except near-ties`, () => {
+      model.reset();
+      const ours = model.forward(g.tokens, { allLogits: true });
+      expect(ours.length).toBe(g.positions.length);
+      const d = compareLogits(g, ours);
+      expect(d.maxAbs / d.scale, d.report).toBeLessThanOrEqual(budget);
+      // top-1: identical, or llama.cpp's own top-2 gap is within the budget (a near tie it could not resolve either)
+      g.positions.forEach((p, pos) => {
+        const row = ours[pos]!;
+        let best = 0;
+        for (let i = 0; i < row.length; i++) if (row[i]! > row[best]!) best = i;
+        if (best === p.argmax) return;
+        const want = f32FromB64(p.logits);
+        const ids = p.ids ?? [...want.keys()];
+        const k = ids.indexOf(best);
+        const gap = want[ids.indexOf(p.argmax)]! - (k >= 0 ? want[k]! : -Infinity);
+        expect(gap, `position ${pos}: top-1 ${best} vs llama.cpp ${p.argmax} with llama.cpp gap ${gap}\n${d.report}`).toBeLessThanOrEqual(budget * d.scale);
+      });
+    });
+
+    if (g.greedy) {
+      it(`greedy continuation identical to llama.cpp (${g.greedy.length} tokens)`, async () => {
+        model.reset();
+        const it = generate(model, tok, g.tokens, [], { temperature: 0, maxTokens: r.greedy! });
+        const ids: number[] = [];
+        for (let x = await it.next(); !x.done; x = await it.next()) if (x.value.token >= 0) ids.push(x.value.token);
+        const i = ids.findIndex((t, k) => t !== g.greedy![k]);
+        expect(ids, `first differing token at ${i}: ours ${ids.slice(i, i + 5)} llama.cpp ${g.greedy!.slice(i, i + 5)}`).toEqual(g.greedy);
+      });
+    }
+  });
+}
