@@ -9,7 +9,8 @@ import { PRESETS, SYNTH_TYPES, writeSynth } from '../model/synth.js';
 import { GgufError } from '../gguf/types.js';
 import { GGUFFile } from '../gguf/reader.js';
 import { SpmTokenizer } from '../tokenizer/spm.js';
-import { loadModel, type BackendName } from '../api.js';
+import { loadModel, ContextLengthError, type BackendName } from '../api.js';
+import { configFromGguf } from '../model/config.js';
 import * as fs from 'node:fs';
 
 type Handler = (argv: string[]) => Promise<void> | void;
@@ -94,10 +95,24 @@ const commands: Record<string, { usage: string; run: Handler }> = {
         this.usage,
       );
       if (positionals.length !== 1 || values.prompt === undefined) throw new UsageError(`usage: ${this.usage}`);
-      const model = await loadModel(positionals[0]!, { ctx: values.ctx ? num(values.ctx, 'ctx') : undefined, backend: values.backend as BackendName });
+      const path = positionals[0]!;
+      // check the context before loading any weights
+      const ctx = values.ctx ? num(values.ctx, 'ctx') : undefined;
+      const maxTokens = num(values.n, 'n');
+      {
+        const f = GGUFFile.open(path);
+        try {
+          const nPrompt = new SpmTokenizer(f).encode(values.prompt, { parseSpecial: true }).length;
+          const limit = ctx ?? configFromGguf(f).contextLength;
+          if (nPrompt + maxTokens > limit) throw new ContextLengthError(nPrompt + maxTokens, limit, `prompt (${nPrompt} tokens) plus -n (${maxTokens})`);
+        } finally {
+          f.close();
+        }
+      }
+      const model = await loadModel(path, { ctx, backend: values.backend as BackendName });
       try {
         const g = model.generate(values.prompt, {
-          maxTokens: num(values.n, 'n'),
+          maxTokens,
           temperature: num(values.temp, 'temp'),
           topK: num(values['top-k'], 'top-k'),
           topP: num(values['top-p'], 'top-p'),
@@ -122,7 +137,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
       const { values, positionals } = args(argv, { text: { type: 'string' }, 'no-bos': { type: 'boolean' }, special: { type: 'boolean' } }, this.usage);
       if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
       const tok = openTokenizer(positionals[0]!);
-      const text = values.text ?? new TextDecoder().decode(readStdin());
+      const text = values.text ?? new TextDecoder('utf-8', { ignoreBOM: true }).decode(readStdin());
       process.stdout.write(JSON.stringify(tok.encode(text, { addSpecial: !values['no-bos'], parseSpecial: values.special ?? false })) + '\n');
     },
   },
@@ -177,7 +192,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
     },
   },
   synth: {
-    usage: `phi3 synth --preset ${Object.keys(PRESETS).join('|')} --type ${SYNTH_TYPES.join('|')} --seed N [--vocab file.gguf] [--tied] --out x.gguf`,
+    usage: `phi3 synth --preset ${Object.keys(PRESETS).join('|')} --type ${SYNTH_TYPES.join('|')} --seed N [--vocab file.gguf] [--tied] [--dim D --hidden H --layers L --heads N --kv-heads K --ctx C] --out x.gguf`,
     run(argv) {
       const { values } = args(
         argv,
@@ -188,11 +203,27 @@ const commands: Record<string, { usage: string; run: Handler }> = {
           vocab: { type: 'string' },
           out: { type: 'string' },
           tied: { type: 'boolean' },
+          dim: { type: 'string' },
+          hidden: { type: 'string' },
+          layers: { type: 'string' },
+          heads: { type: 'string' },
+          'kv-heads': { type: 'string' },
+          ctx: { type: 'string' },
         },
         this.usage,
       );
-      const shape = PRESETS[values.preset!];
-      if (!shape) throw new UsageError(`unknown preset '${values.preset}' (one of ${Object.keys(PRESETS).join(', ')})`);
+      const preset = PRESETS[values.preset!];
+      if (!preset) throw new UsageError(`unknown preset '${values.preset}' (one of ${Object.keys(PRESETS).join(', ')})`);
+      const opt = (v: string | undefined, name: string, d: number) => (v === undefined ? d : num(v, name));
+      const heads = opt(values.heads, 'heads', preset.nHeads);
+      const shape = {
+        dim: opt(values.dim, 'dim', preset.dim),
+        hiddenDim: opt(values.hidden, 'hidden', preset.hiddenDim),
+        nLayers: opt(values.layers, 'layers', preset.nLayers),
+        nHeads: heads,
+        nKvHeads: opt(values['kv-heads'], 'kv-heads', values.heads ? heads : preset.nKvHeads),
+        contextLength: opt(values.ctx, 'ctx', preset.contextLength),
+      };
       if (!values.out) throw new UsageError(`--out is required\nusage: ${this.usage}`);
       const type = values.type!.toUpperCase();
       if (!SYNTH_TYPES.includes(type)) throw new UsageError(`unknown --type '${values.type}' (one of ${SYNTH_TYPES.join(', ')})`);

@@ -94,7 +94,7 @@ class Cursor {
   private buf = new Uint8Array(0);
   private view = new DataView(this.buf.buffer);
   private bufStart = 0;
-  private readonly utf8 = new TextDecoder('utf-8');
+  private readonly utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
   key: string | undefined;
   tensor: string | undefined;
 

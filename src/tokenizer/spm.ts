@@ -411,7 +411,7 @@ export class SpmTokenizer {
 
   /** ids → text (invalid UTF-8 becomes U+FFFD, as TextDecoder does) */
   decode(ids: number[], opts: { removeSpecial?: boolean; special?: boolean } = {}): string {
-    return new TextDecoder().decode(binaryToBytes(this.decodeBytes(ids, opts)));
+    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(binaryToBytes(this.decodeBytes(ids, opts)));
   }
 }
 
@@ -420,7 +420,7 @@ export class SpmTokenizer {
  * split across byte tokens is held back until its last byte arrives).
  */
 export class StreamDecoder {
-  private readonly td = new TextDecoder('utf-8');
+  private readonly td = new TextDecoder('utf-8', { ignoreBOM: true });
   constructor(
     private readonly tok: SpmTokenizer,
     private readonly special = false,
