@@ -27,7 +27,8 @@ for (const g of modelGoldens()) {
   const file = recipeModel(r);
   const budget = BUDGET[r.type] ?? QUANT_BUDGET;
   describe.runIf(file !== undefined)(`${r.id} vs llama.cpp (${r.preset}, ${r.type}${r.vocab ? ', ' + r.vocab : ''})`, () => {
-    const f = GGUFFile.open(file!);
+    if (file === undefined) return; // its vocabulary (../shared/models) is absent: skipped
+    const f = GGUFFile.open(file);
     const model = Phi3.load(f, new RefOps(), { ctx: 256 });
     const tok = new SpmTokenizer(f);
 

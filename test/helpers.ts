@@ -33,3 +33,7 @@ export function tmpDir(): string {
   fs.mkdirSync(d, { recursive: true });
   return fs.mkdtempSync(path.join(d, 'run-'));
 }
+
+if (!fs.existsSync(PHI3_VOCAB)) {
+  console.warn(`NOTE: ${PHI3_VOCAB} is absent: tests that need Phi-3's real vocabulary are skipped.`);
+}

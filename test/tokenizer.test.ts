@@ -32,7 +32,8 @@ for (const name of ['phi-3', 'llama-spm', 'synthetic']) {
   const g = golden<TokGolden>(`tokenizer-${name}.json`);
   const file = vocabFile(g);
   describe.runIf(file !== undefined)(`SPM tokenizer = llama.cpp on the ${name} vocab (${g.cases.length} strings)`, () => {
-    const f = GGUFFile.open(file!);
+    if (file === undefined) return; // ../shared/models absent: skipped
+    const f = GGUFFile.open(file);
     const tok = new SpmTokenizer(f);
     f.close();
     it('token ids, special tokens not parsed', () => {
