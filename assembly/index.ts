@@ -1,17 +1,520 @@
-// phi3-ts WASM kernels (AssemblyScript, SIMD128, imported shared memory).
-// Pure functions: (outPtr, inPtrs…, sizes) → void; no allocation, no globals.
-// Each kernel's TS reference twin lives in src/backend/ref/ops.ts.
+// phi3-ts WASM kernels: AssemblyScript, SIMD128, over an imported shared memory.
+//
+// What this is: the hot loops of the forward pass. Every kernel is pure —
+// (outPtr, inPtrs…, sizes) → void — with no allocation and no globals, so any number of worker
+// threads can run it on disjoint row ranges of the same memory. Each kernel's TypeScript twin
+// (same arithmetic, scalar) is in src/backend/wasm/twins.ts, and test/kernels.test.ts holds every
+// kernel to its twin.
+//
+// Quantized matmuls follow ggml-cpu: the activation row is quantized once per op (Q8_0 for the
+// legacy types, Q8_K for K-quants; see quantize_q8_0 / quantize_q8_K), then each weight block is
+// dotted in integers and scaled once. Activations are kept as split arrays — qs (i8[n]),
+// d (f32[n/32 or n/256], f16-rounded like ggml's block field) and, for Q8_K, bsums (i16[n/16]) —
+// so loads are aligned and contiguous.
+//
+// Lane layouts are drawn where they matter; `r0..r1` is the row range of the calling thread.
 
-/** rmsnorm: out[i] = x[i] / sqrt(mean(x²) + eps) * w[i]   (twin: rmsnormRef) */
-export function rmsnorm(outPtr: usize, xPtr: usize, wPtr: usize, n: i32, eps: f32): void {
-  let ss: f32 = 0;
-  for (let i = 0; i < n; i++) {
-    const v = load<f32>(xPtr + (<usize>i << 2));
-    ss += v * v;
+// ── scalar helpers ─────────────────────────────────────────────────────────────────────────────
+
+// ggml_compute_fp16_to_fp32 (exact for every half)
+@inline function f16_to_f32(h: u32): f32 {
+  const w: u32 = h << 16;
+  const sign: u32 = w & 0x80000000;
+  const two_w: u32 = w + w;
+  const exp_offset: u32 = 0xe0 << 23;
+  const normalized: f32 = reinterpret<f32>((two_w >> 4) + exp_offset) * reinterpret<f32>(<u32>0x07800000); // 0x1.0p-112f
+  const denormalized: f32 = reinterpret<f32>((two_w >> 17) | (126 << 23)) - 0.5;
+  const bits: u32 = two_w < (1 << 27) ? reinterpret<u32>(denormalized) : reinterpret<u32>(normalized);
+  return reinterpret<f32>(sign | bits);
+}
+
+// ggml_compute_fp32_to_fp16 (round to nearest even), then back: the value ggml stores in a block
+@inline function round_f16(f: f32): f32 {
+  const scale_to_inf: f32 = reinterpret<f32>(<u32>0x77800000); // 0x1.0p+112f
+  const scale_to_zero: f32 = reinterpret<f32>(<u32>0x08800000); // 0x1.0p-110f
+  let base: f32 = (Mathf.abs(f) * scale_to_inf) * scale_to_zero;
+  const w: u32 = reinterpret<u32>(f);
+  const shl1_w: u32 = w + w;
+  const sign: u32 = w & 0x80000000;
+  let bias: u32 = shl1_w & 0xff000000;
+  if (bias < 0x71000000) bias = 0x71000000;
+  base = reinterpret<f32>((bias >> 1) + 0x07800000) + base;
+  const bits: u32 = reinterpret<u32>(base);
+  const exp_bits: u32 = (bits >> 13) & 0x00007c00;
+  const mantissa_bits: u32 = bits & 0x00000fff;
+  const nonsign: u32 = exp_bits + mantissa_bits;
+  const h: u32 = (sign >> 16) | (shl1_w > 0xff000000 ? 0x7e00 : nonsign);
+  return f16_to_f32(h);
+}
+
+@inline function hsum_f32(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+@inline function hsum_i32(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+}
+
+// 8 halves (16 bytes) → two f32x4, exact for finite values: bits<<13 scaled by 2^112
+@inline function f16x8_lo(h: v128): v128 {
+  const u = i32x4.extend_low_i16x8_u(h);
+  const mag = f32x4.mul(i32x4.shl(v128.and(u, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
+  return v128.or(mag, i32x4.shl(v128.and(u, i32x4.splat(0x8000)), 16));
+}
+@inline function f16x8_hi(h: v128): v128 {
+  const u = i32x4.extend_high_i16x8_u(h);
+  const mag = f32x4.mul(i32x4.shl(v128.and(u, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
+  return v128.or(mag, i32x4.shl(v128.and(u, i32x4.splat(0x8000)), 16));
+}
+
+// ── activation quantizers ──────────────────────────────────────────────────────────────────────
+
+// ggml-cpu x86 quantize_row_q8_0: d = amax/127 stored as f16; q = round_nearest_even(x · 127/amax)
+// (twin: quantizeQ8_0Act). n % 32 == 0.
+export function quantize_q8_0(qsPtr: usize, dPtr: usize, xPtr: usize, n: i32): void {
+  const nb = n >> 5;
+  for (let b = 0; b < nb; b++) {
+    const x = xPtr + (<usize>b << 7);
+    let m = f32x4.abs(v128.load(x));
+    for (let k = 1; k < 8; k++) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 4))));
+    const amax = Mathf.max(Mathf.max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), Mathf.max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    store<f32>(dPtr + (<usize>b << 2), round_f16(amax / 127.0));
+    const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
+    const q = qsPtr + (<usize>b << 5);
+    for (let k = 0; k < 2; k++) {
+      const o = <usize>k << 6;
+      const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o), id)));
+      const bb = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 16), id)));
+      const c = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 32), id)));
+      const d = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 48), id)));
+      v128.store(q + (<usize>k << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, bb), i16x8.narrow_i32x4_s(c, d)));
+    }
   }
-  const scale: f32 = <f32>1.0 / Mathf.sqrt(ss / <f32>n + eps);
-  for (let i = 0; i < n; i++) {
-    const o = <usize>i << 2;
-    store<f32>(outPtr + o, load<f32>(xPtr + o) * scale * load<f32>(wPtr + o));
+}
+
+// ggml quantize_row_q8_K_ref (the x86 path): iscale = -127/max (max = the value of largest |x|),
+// q = min(127, nearest_int(iscale·x)), d = 1/iscale, bsums = sums of 16. (twin: quantizeQ8KAct)
+export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: usize, n: i32): void {
+  const nb = n >> 8;
+  for (let b = 0; b < nb; b++) {
+    const x = xPtr + (<usize>b << 10);
+    let amax: f32 = 0, max: f32 = 0;
+    for (let j = 0; j < 256; j++) {
+      const v = load<f32>(x + (<usize>j << 2));
+      const ax = Mathf.abs(v);
+      if (ax > amax) {
+        amax = ax;
+        max = v;
+      }
+    }
+    const q = qsPtr + (<usize>b << 8);
+    const bs = bsumsPtr + (<usize>b << 5);
+    if (amax == 0) {
+      store<f32>(dPtr + (<usize>b << 2), 0);
+      memory.fill(q, 0, 256);
+      memory.fill(bs, 0, 32);
+      continue;
+    }
+    const iscale: f32 = <f32>-127.0 / max;
+    const magic = f32x4.splat(12582912.0);
+    const is = f32x4.splat(iscale);
+    for (let j = 0; j < 256; j += 16) {
+      // nearest_int via the 1.5·2^23 trick, exactly as ggml: (x·iscale + magic) - magic
+      const a = i32x4.trunc_sat_f32x4_s(f32x4.sub(f32x4.add(f32x4.mul(v128.load(x + (<usize>j << 2)), is), magic), magic));
+      const b1 = i32x4.trunc_sat_f32x4_s(f32x4.sub(f32x4.add(f32x4.mul(v128.load(x + (<usize>j << 2) + 16), is), magic), magic));
+      const c = i32x4.trunc_sat_f32x4_s(f32x4.sub(f32x4.add(f32x4.mul(v128.load(x + (<usize>j << 2) + 32), is), magic), magic));
+      const d = i32x4.trunc_sat_f32x4_s(f32x4.sub(f32x4.add(f32x4.mul(v128.load(x + (<usize>j << 2) + 48), is), magic), magic));
+      const v = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, b1), i16x8.narrow_i32x4_s(c, d)); // saturates 128 → 127 = MIN(127, v)
+      v128.store(q + <usize>j, v);
+      const s16 = i16x8.extadd_pairwise_i8x16_s(v);
+      store<i16>(bs + (<usize>(j >> 4) << 1), <i16>hsum_i32(i32x4.extadd_pairwise_i16x8_s(s16)));
+    }
+    store<f32>(dPtr + (<usize>b << 2), <f32>1.0 / iscale);
   }
+}
+
+// ── matmuls: out[t·rows + r] = Σ_c W[r,c]·x[t,c] for r in [r0, r1), t in [0, T) ────────────────
+// W rows are ggml blocks as stored in the GGUF; rowBytes = bytes per row.
+
+// Q4_0 block (18 B): d f16 | qs[16]: byte j holds weight j (low nibble) and j+16 (high), value q-8
+export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>nb * 18;
+  const m4 = i8x16.splat(0x0f), s8 = i8x16.splat(8);
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let acc = f32x4.splat(0);
+      for (let b = 0; b < nb; b++) {
+        const blk = w + <usize>b * 18;
+        const qs = v128.load(blk + 2);
+        const lo = i8x16.sub(v128.and(qs, m4), s8); // weights 0..15
+        const hi = i8x16.sub(i8x16.shr_u(qs, 4), s8); // weights 16..31
+        const x0 = v128.load(xq + (<usize>b << 5));
+        const x1 = v128.load(xq + (<usize>b << 5) + 16);
+        // |q·x| ≤ 8·128, four products per i16 lane fit
+        let p = i16x8.add(i16x8.extmul_low_i8x16_s(lo, x0), i16x8.extmul_high_i8x16_s(lo, x0));
+        p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(hi, x1), i16x8.extmul_high_i8x16_s(hi, x1)));
+        const s = f32x4.convert_i32x4_s(i32x4.extadd_pairwise_i16x8_s(p));
+        acc = f32x4.add(acc, f32x4.mul(s, f32x4.splat(f16_to_f32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)))));
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(acc));
+    }
+  }
+}
+
+// Q8_0 block (34 B): d f16 | qs[32] i8
+export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>nb * 34;
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let acc = f32x4.splat(0);
+      for (let b = 0; b < nb; b++) {
+        const blk = w + <usize>b * 34;
+        const w0 = v128.load(blk + 2), w1 = v128.load(blk + 18);
+        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
+        // |q·x| ≤ 128·128: one product per i16 lane, widen before adding
+        let s = i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(w0, x0)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(w0, x0)));
+        s = i32x4.add(s, i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(w1, x1)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(w1, x1))));
+        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16_to_f32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)))));
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(acc));
+    }
+  }
+}
+
+// get_scale_min_k4 for the 8 sub-blocks of a K-quant super-block: scales → sc[0..7], mins → mn[0..7]
+@inline function scale_k4(q: usize, j: i32): i32 {
+  return j < 4 ? <i32>(load<u8>(q + j) & 63) : <i32>((load<u8>(q + j + 4) & 0xf) | ((load<u8>(q + j - 4) >> 6) << 4));
+}
+@inline function min_k4(q: usize, j: i32): i32 {
+  return j < 4 ? <i32>(load<u8>(q + j + 4) & 63) : <i32>((load<u8>(q + j + 4) >> 4) | ((load<u8>(q + j) >> 6) << 4));
+}
+
+// Q4_K block (144 B): d f16 | dmin f16 | scales[12] | qs[128]; weight = d·sc·q − dmin·m.
+// qs[32g + l] holds weight 64g + l (low nibble, sub-block 2g) and 64g + 32 + l (high, 2g+1).
+export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * 144;
+  const m4 = i8x16.splat(0x0f);
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      const xb = bsPtr + (<usize>(t * (cols >> 4)) << 1);
+      let acc: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const blk = w + <usize>b * 144;
+        const sc = blk + 4;
+        const q = blk + 16;
+        const x = xq + (<usize>b << 8);
+        let isum = i32x4.splat(0);
+        let msum: i32 = 0;
+        for (let g = 0; g < 4; g++) {
+          const qa = v128.load(q + (<usize>g << 5)), qb = v128.load(q + (<usize>g << 5) + 16);
+          const x0 = x + (<usize>g << 6);
+          // sub-block 2g: low nibbles of qa|qb with x[0..32); |q·x| ≤ 15·128, four per lane fit
+          const la = v128.and(qa, m4), lb = v128.and(qb, m4);
+          const xa = v128.load(x0), xbv = v128.load(x0 + 16);
+          let p = i16x8.add(i16x8.extmul_low_i8x16_s(la, xa), i16x8.extmul_high_i8x16_s(la, xa));
+          p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(lb, xbv), i16x8.extmul_high_i8x16_s(lb, xbv)));
+          isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p), i32x4.splat(scale_k4(sc, 2 * g))));
+          // sub-block 2g+1: high nibbles with x[32..64)
+          const ha = i8x16.shr_u(qa, 4), hb = i8x16.shr_u(qb, 4);
+          const xc = v128.load(x0 + 32), xdv = v128.load(x0 + 48);
+          let p2 = i16x8.add(i16x8.extmul_low_i8x16_s(ha, xc), i16x8.extmul_high_i8x16_s(ha, xc));
+          p2 = i16x8.add(p2, i16x8.add(i16x8.extmul_low_i8x16_s(hb, xdv), i16x8.extmul_high_i8x16_s(hb, xdv)));
+          isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p2), i32x4.splat(scale_k4(sc, 2 * g + 1))));
+        }
+        const bs = xb + (<usize>b << 5);
+        for (let j = 0; j < 8; j++) msum += min_k4(sc, j) * (<i32>load<i16>(bs + (<usize>(2 * j) << 1)) + <i32>load<i16>(bs + (<usize>(2 * j + 1) << 1)));
+        const dx = load<f32>(xd + (<usize>b << 2));
+        acc += dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 2)) * <f32>msum);
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
+    }
+  }
+}
+
+// Q5_K block (176 B): d | dmin | scales[12] | qh[32] | qs[128]; the 5th bit of weight 64g + l is
+// bit 2g of qh[l] (low nibble) and of weight 64g + 32 + l bit 2g+1.
+export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * 176;
+  const m4 = i8x16.splat(0x0f), s16 = i8x16.splat(16), zero = i8x16.splat(0);
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      const xb = bsPtr + (<usize>(t * (cols >> 4)) << 1);
+      let acc: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const blk = w + <usize>b * 176;
+        const sc = blk + 4;
+        const qha = v128.load(blk + 16), qhb = v128.load(blk + 32);
+        const q = blk + 48;
+        const x = xq + (<usize>b << 8);
+        let isum = i32x4.splat(0);
+        let msum: i32 = 0;
+        for (let g = 0; g < 4; g++) {
+          const sh = 2 * g;
+          const u1 = i8x16.splat(<i8>(<i32>1 << sh)), u2 = i8x16.splat(<i8>(<i32>2 << sh));
+          const qa = v128.load(q + (<usize>g << 5)), qb = v128.load(q + (<usize>g << 5) + 16);
+          const x0 = x + (<usize>g << 6);
+          // |q·x| ≤ 31·128, four per i16 lane fit
+          const la = v128.or(v128.and(qa, m4), v128.and(i8x16.ne(v128.and(qha, u1), zero), s16));
+          const lb = v128.or(v128.and(qb, m4), v128.and(i8x16.ne(v128.and(qhb, u1), zero), s16));
+          const xa = v128.load(x0), xbv = v128.load(x0 + 16);
+          let p = i16x8.add(i16x8.extmul_low_i8x16_s(la, xa), i16x8.extmul_high_i8x16_s(la, xa));
+          p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(lb, xbv), i16x8.extmul_high_i8x16_s(lb, xbv)));
+          isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p), i32x4.splat(scale_k4(sc, 2 * g))));
+          const ha = v128.or(i8x16.shr_u(qa, 4), v128.and(i8x16.ne(v128.and(qha, u2), zero), s16));
+          const hb = v128.or(i8x16.shr_u(qb, 4), v128.and(i8x16.ne(v128.and(qhb, u2), zero), s16));
+          const xc = v128.load(x0 + 32), xdv = v128.load(x0 + 48);
+          let p2 = i16x8.add(i16x8.extmul_low_i8x16_s(ha, xc), i16x8.extmul_high_i8x16_s(ha, xc));
+          p2 = i16x8.add(p2, i16x8.add(i16x8.extmul_low_i8x16_s(hb, xdv), i16x8.extmul_high_i8x16_s(hb, xdv)));
+          isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p2), i32x4.splat(scale_k4(sc, 2 * g + 1))));
+        }
+        const bs = xb + (<usize>b << 5);
+        for (let j = 0; j < 8; j++) msum += min_k4(sc, j) * (<i32>load<i16>(bs + (<usize>(2 * j) << 1)) + <i32>load<i16>(bs + (<usize>(2 * j + 1) << 1)));
+        const dx = load<f32>(xd + (<usize>b << 2));
+        acc += dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 2)) * <f32>msum);
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
+    }
+  }
+}
+
+// Q6_K block (210 B): ql[128] | qh[64] | scales[16] i8 | d f16; weight = d·sc·(q − 32) with
+// q = 4 bits of ql | 2 bits of qh. In each half (128 weights, ql+64h, qh+32h, sc+8h), lane l of
+// 32 gives weights l (ql[l] lo, qh[l] bits 0-1), l+32 (ql[l+32] lo, bits 2-3), l+64 (ql[l] hi,
+// bits 4-5), l+96 (ql[l+32] hi, bits 6-7); scale index = l/16 + 2·k for the k-th of those four.
+export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * 210;
+  const m4 = i8x16.splat(0x0f), m2 = i8x16.splat(3), s32 = i8x16.splat(32);
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let acc: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const blk = w + <usize>b * 210;
+        let isum = i32x4.splat(0);
+        for (let h = 0; h < 2; h++) {
+          const ql = blk + (<usize>h << 6), qh = blk + 128 + (<usize>h << 5), sc = blk + 192 + (<usize>h << 3);
+          const x = xq + (<usize>b << 8) + (<usize>h << 7);
+          for (let l = 0; l < 32; l += 16) {
+            const qla = v128.load(ql + l), qlb = v128.load(ql + l + 32), qhv = v128.load(qh + l);
+            const is = l >> 4;
+            const q1 = i8x16.sub(v128.or(v128.and(qla, m4), i8x16.shl(v128.and(qhv, m2), 4)), s32);
+            const q2 = i8x16.sub(v128.or(v128.and(qlb, m4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 2), m2), 4)), s32);
+            const q3 = i8x16.sub(v128.or(i8x16.shr_u(qla, 4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 4), m2), 4)), s32);
+            const q4 = i8x16.sub(v128.or(i8x16.shr_u(qlb, 4), i8x16.shl(i8x16.shr_u(qhv, 6), 4)), s32);
+            // |q·x| ≤ 32·128: two products per i16 lane fit
+            const x1 = v128.load(x + l), x2 = v128.load(x + l + 32), x3 = v128.load(x + l + 64), x4 = v128.load(x + l + 96);
+            const p1 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q1, x1), i16x8.extmul_high_i8x16_s(q1, x1)));
+            const p2 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q2, x2), i16x8.extmul_high_i8x16_s(q2, x2)));
+            const p3 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q3, x3), i16x8.extmul_high_i8x16_s(q3, x3)));
+            const p4 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q4, x4), i16x8.extmul_high_i8x16_s(q4, x4)));
+            isum = i32x4.add(isum, i32x4.mul(p1, i32x4.splat(<i32>load<i8>(sc + is))));
+            isum = i32x4.add(isum, i32x4.mul(p2, i32x4.splat(<i32>load<i8>(sc + is + 2))));
+            isum = i32x4.add(isum, i32x4.mul(p3, i32x4.splat(<i32>load<i8>(sc + is + 4))));
+            isum = i32x4.add(isum, i32x4.mul(p4, i32x4.splat(<i32>load<i8>(sc + is + 6))));
+          }
+        }
+        acc += load<f32>(xd + (<usize>b << 2)) * (f16_to_f32(load<u16>(blk + 208)) * <f32>hsum_i32(isum));
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
+    }
+  }
+}
+
+// F32 weights × f32 activations
+export function matmul_f32(outPtr: usize, wPtr: usize, xPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const rowBytes = <usize>cols << 2;
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const x = xPtr + <usize>t * rowBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+      let c = 0;
+      for (; c + 8 <= cols; c += 8) {
+        const o = <usize>c << 2;
+        a0 = f32x4.add(a0, f32x4.mul(v128.load(w + o), v128.load(x + o)));
+        a1 = f32x4.add(a1, f32x4.mul(v128.load(w + o + 16), v128.load(x + o + 16)));
+      }
+      let s = hsum_f32(f32x4.add(a0, a1));
+      for (; c < cols; c++) s += load<f32>(w + (<usize>c << 2)) * load<f32>(x + (<usize>c << 2));
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), s);
+    }
+  }
+}
+
+// F16 weights × activations rounded to f16 (ggml's vec_dot_type for F16); xPtr holds those
+// rounded activations as f32 (see round_f16_row). cols % 8 == 0.
+export function matmul_f16(outPtr: usize, wPtr: usize, xPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const rowBytes = <usize>cols << 1;
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const x = xPtr + (<usize>t * <usize>cols << 2);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+      for (let c = 0; c < cols; c += 8) {
+        const h = v128.load(w + (<usize>c << 1));
+        a0 = f32x4.add(a0, f32x4.mul(f16x8_lo(h), v128.load(x + (<usize>c << 2))));
+        a1 = f32x4.add(a1, f32x4.mul(f16x8_hi(h), v128.load(x + (<usize>c << 2) + 16)));
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(f32x4.add(a0, a1)));
+    }
+  }
+}
+
+// x → f16-rounded values (as f32), for F16 matmuls
+export function round_f16_row(outPtr: usize, xPtr: usize, n: i32): void {
+  for (let i = 0; i < n; i++) store<f32>(outPtr + (<usize>i << 2), round_f16(load<f32>(xPtr + (<usize>i << 2))));
+}
+
+// ── the small ops ──────────────────────────────────────────────────────────────────────────────
+
+// out[t,:] = x[t,:] / sqrt(mean(x²) + eps) · w   (twin: rmsnormRef)
+export function rmsnorm(outPtr: usize, xPtr: usize, wPtr: usize, T: i32, n: i32, eps: f32): void {
+  for (let t = 0; t < T; t++) {
+    const x = xPtr + (<usize>(t * n) << 2), o = outPtr + (<usize>(t * n) << 2);
+    let ss: f64 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = <f64>load<f32>(x + (<usize>i << 2));
+      ss += v * v;
+    }
+    const scale = <f32>(1.0 / Math.sqrt(ss / <f64>n + <f64>eps));
+    for (let i = 0; i < n; i++) store<f32>(o + (<usize>i << 2), load<f32>(x + (<usize>i << 2)) * scale * load<f32>(wPtr + (<usize>i << 2)));
+  }
+}
+
+// NEOX rope over heads [h0, h1) of each token of qkv [T, qkvDim] (q heads then k heads);
+// cos/sin tables [T, ropeDim/2] are computed by the caller (twin: ropeRef)
+export function rope(qkvPtr: usize, cosPtr: usize, sinPtr: usize, T: i32, qkvDim: i32, headDim: i32, ropeDim: i32, h0: i32, h1: i32): void {
+  const half = ropeDim >> 1;
+  for (let t = 0; t < T; t++) {
+    const c = cosPtr + (<usize>(t * half) << 2), s = sinPtr + (<usize>(t * half) << 2);
+    for (let h = h0; h < h1; h++) {
+      const o = qkvPtr + (<usize>(t * qkvDim + h * headDim) << 2);
+      for (let i = 0; i < half; i++) {
+        const a = o + (<usize>i << 2), b = o + (<usize>(i + half) << 2);
+        const x0 = load<f32>(a), x1 = load<f32>(b);
+        const cs = load<f32>(c + (<usize>i << 2)), sn = load<f32>(s + (<usize>i << 2));
+        store<f32>(a, x0 * cs - x1 * sn);
+        store<f32>(b, x0 * sn + x1 * cs);
+      }
+    }
+  }
+}
+
+// store k, v of T tokens (from qkv) as f16 at positions pos0… of one layer's cache [ctx, kvDim]
+export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: i32, qDim: i32, kvDim: i32, qkvDim: i32): void {
+  for (let t = 0; t < T; t++) {
+    const src = qkvPtr + (<usize>(t * qkvDim + qDim) << 2);
+    const dk = kPtr + (<usize>((pos0 + t) * kvDim) << 1), dv = vPtr + (<usize>((pos0 + t) * kvDim) << 1);
+    for (let i = 0; i < kvDim; i++) {
+      store<u16>(dk + (<usize>i << 1), f32_to_f16_bits(load<f32>(src + (<usize>i << 2))));
+      store<u16>(dv + (<usize>i << 1), f32_to_f16_bits(load<f32>(src + (<usize>(kvDim + i) << 2))));
+    }
+  }
+}
+
+@inline function f32_to_f16_bits(f: f32): u16 {
+  const scale_to_inf: f32 = reinterpret<f32>(<u32>0x77800000);
+  const scale_to_zero: f32 = reinterpret<f32>(<u32>0x08800000);
+  let base: f32 = (Mathf.abs(f) * scale_to_inf) * scale_to_zero;
+  const w: u32 = reinterpret<u32>(f);
+  const shl1_w: u32 = w + w;
+  const sign: u32 = w & 0x80000000;
+  let bias: u32 = shl1_w & 0xff000000;
+  if (bias < 0x71000000) bias = 0x71000000;
+  base = reinterpret<f32>((bias >> 1) + 0x07800000) + base;
+  const bits: u32 = reinterpret<u32>(base);
+  return <u16>((sign >> 16) | (shl1_w > 0xff000000 ? 0x7e00 : ((bits >> 13) & 0x00007c00) + (bits & 0x00000fff)));
+}
+
+// causal attention for query heads [h0, h1) of T tokens at positions pos0…:
+// out[t, h·hd…] = Σ_{p ≤ pos0+t} softmax_p(q·k_p · scale) · v_p over one layer's f16 cache.
+// attPtr: scratch of (pos0+T) f32 per thread. (twin: attentionRef)
+export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, h0: i32, h1: i32, scale: f32): void {
+  const kvDim = nKvHeads * headDim;
+  const group = nHeads / nKvHeads;
+  for (let t = 0; t < T; t++) {
+    const n = pos0 + t + 1;
+    for (let h = h0; h < h1; h++) {
+      const q = qkvPtr + (<usize>(t * qkvDim + h * headDim) << 2);
+      const kvh = (h / group) * headDim;
+      let max: f32 = -Infinity;
+      for (let p = 0; p < n; p++) {
+        const k = kPtr + (<usize>(p * kvDim + kvh) << 1);
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+        let i = 0;
+        for (; i + 8 <= headDim; i += 8) {
+          const hk = v128.load(k + (<usize>i << 1));
+          a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>i << 2)), f16x8_lo(hk)));
+          a1 = f32x4.add(a1, f32x4.mul(v128.load(q + (<usize>i << 2) + 16), f16x8_hi(hk)));
+        }
+        let d = hsum_f32(f32x4.add(a0, a1));
+        for (; i < headDim; i++) d += load<f32>(q + (<usize>i << 2)) * f16_to_f32(load<u16>(k + (<usize>i << 1)));
+        d *= scale;
+        store<f32>(attPtr + (<usize>p << 2), d);
+        if (d > max) max = d;
+      }
+      let sum: f32 = 0;
+      for (let p = 0; p < n; p++) {
+        const e = Mathf.exp(load<f32>(attPtr + (<usize>p << 2)) - max);
+        store<f32>(attPtr + (<usize>p << 2), e);
+        sum += e;
+      }
+      const inv: f32 = <f32>1.0 / sum;
+      const o = outPtr + (<usize>(t * nHeads * headDim + h * headDim) << 2);
+      let i = 0;
+      for (; i + 8 <= headDim; i += 8) {
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+        for (let p = 0; p < n; p++) {
+          const a = f32x4.splat(load<f32>(attPtr + (<usize>p << 2)));
+          const hv = v128.load(vPtr + (<usize>(p * kvDim + kvh + i) << 1));
+          a0 = f32x4.add(a0, f32x4.mul(a, f16x8_lo(hv)));
+          a1 = f32x4.add(a1, f32x4.mul(a, f16x8_hi(hv)));
+        }
+        v128.store(o + (<usize>i << 2), f32x4.mul(a0, f32x4.splat(inv)));
+        v128.store(o + (<usize>i << 2) + 16, f32x4.mul(a1, f32x4.splat(inv)));
+      }
+      for (; i < headDim; i++) {
+        let acc: f32 = 0;
+        for (let p = 0; p < n; p++) acc += load<f32>(attPtr + (<usize>p << 2)) * f16_to_f32(load<u16>(vPtr + (<usize>(p * kvDim + kvh + i) << 1)));
+        store<f32>(o + (<usize>i << 2), acc * inv);
+      }
+    }
+  }
+}
+
+// out[t,i] = silu(gu[t,i]) · gu[t, hiddenDim+i]   (twin: swigluRef)
+export function swiglu(outPtr: usize, guPtr: usize, T: i32, hiddenDim: i32): void {
+  for (let t = 0; t < T; t++) {
+    const g = guPtr + (<usize>(2 * t * hiddenDim) << 2), o = outPtr + (<usize>(t * hiddenDim) << 2);
+    for (let i = 0; i < hiddenDim; i++) {
+      const x = load<f32>(g + (<usize>i << 2));
+      store<f32>(o + (<usize>i << 2), (x / (<f32>1.0 + Mathf.exp(-x))) * load<f32>(g + (<usize>(hiddenDim + i) << 2)));
+    }
+  }
+}
+
+// x += y over n floats
+export function add(xPtr: usize, yPtr: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(xPtr + (<usize>i << 2), f32x4.add(v128.load(xPtr + (<usize>i << 2)), v128.load(yPtr + (<usize>i << 2))));
+  for (; i < n; i++) store<f32>(xPtr + (<usize>i << 2), load<f32>(xPtr + (<usize>i << 2)) + load<f32>(yPtr + (<usize>i << 2)));
 }

@@ -5,7 +5,9 @@
  * (a generation holds the model until it finishes or is aborted).
  */
 import { GGUFFile } from './gguf/reader.js';
+import * as os from 'node:os';
 import { RefOps } from './backend/ref/ops.js';
+import { WasmOps, planFor } from './backend/wasm/ops.js';
 import type { Ops } from './backend/ops.js';
 import { configFromGguf, estimateMemory, type Phi3Config } from './model/config.js';
 import { Phi3, ContextLengthError } from './model/phi3.js';
@@ -18,7 +20,7 @@ export { UnsupportedModelError } from './model/config.js';
 export { TokenizerError } from './tokenizer/spm.js';
 export type { GenerateOptions, GenerationStats } from './generate/generate.js';
 
-export type BackendName = 'ref';
+export type BackendName = 'wasm' | 'ref';
 
 export interface LoadOptions {
   /** context length in tokens (default: the model's trained context) */
@@ -123,19 +125,38 @@ export class Model {
     return { stats, [Symbol.asyncIterator]: () => gen };
   }
 
+  /** release the weights, stop worker threads, close the file */
   dispose(): void {
     this.phi3.ops.dispose();
     this.file.close();
   }
+
+  /** dispose and wait until worker threads have exited */
+  async close(): Promise<void> {
+    const ops = this.phi3.ops as { close?: () => Promise<void> };
+    this.file.close();
+    if (ops.close) await ops.close();
+    else this.phi3.ops.dispose();
+  }
 }
 
-function makeOps(backend: BackendName): Ops<unknown> {
+/** largest batch of prompt tokens one forward pass processes */
+const MAX_BATCH = 64;
+
+function makeOps(backend: BackendName, config: Phi3Config, ctx: number, threads: number): Ops<unknown> {
   switch (backend) {
     case 'ref':
       return new RefOps() as Ops<unknown>;
+    case 'wasm':
+      return new WasmOps(planFor(config, ctx, MAX_BATCH, threads)) as Ops<unknown>;
     default:
-      throw new RangeError(`unknown backend '${backend as string}' (expected ref)`);
+      throw new RangeError(`unknown backend '${backend as string}' (expected wasm or ref)`);
   }
+}
+
+/** the model will not fit in this machine's memory */
+export class OutOfMemoryError extends Error {
+  override name = 'OutOfMemoryError';
 }
 
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<Model> {
@@ -147,16 +168,25 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     const ctx = opts.ctx ?? config.contextLength;
     if (!Number.isInteger(ctx) || ctx < 1) throw new RangeError(`ctx must be a positive integer, got ${ctx}`);
     const total = file.tensors.reduce((a, t) => a + t.byteSize, 0);
-    estimateMemory(config, total, ctx);
+    const est = estimateMemory(config, total, ctx);
+    if (est.totalBytes > os.totalmem())
+      throw new OutOfMemoryError(
+        `${path}: running at ctx ${ctx} needs about ${(est.totalBytes / 2 ** 30).toFixed(2)} GiB (weights ${(est.weightsBytes / 2 ** 30).toFixed(2)} + KV cache ${(est.kvCacheBytes / 2 ** 30).toFixed(2)} + scratch), but this machine has ${(os.totalmem() / 2 ** 30).toFixed(2)} GiB; try a smaller --ctx or a smaller quantization`,
+      );
+    const threads = opts.threads ?? os.availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
     let loaded = 0;
-    const phi3 = Phi3.load(file, makeOps(opts.backend ?? 'ref'), {
+    const backend = opts.backend ?? 'wasm';
+    const phi3 = Phi3.load(file, makeOps(backend, config, ctx, threads), {
       ctx,
+      maxBatch: MAX_BATCH,
       onTensor: (b) => {
         loaded += b;
         opts.signal?.throwIfAborted();
         opts.onProgress?.(loaded, total);
       },
     });
+    if (phi3.ops instanceof WasmOps) await phi3.ops.start();
     return new Model(path, config, tokenizer, phi3, { loadSeconds: (performance.now() - t0) / 1000, weightsBytes: total }, file);
   } catch (e) {
     file.close();

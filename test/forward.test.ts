@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { GGUFFile } from '../src/gguf/reader.js';
 import { RefOps } from '../src/backend/ref/ops.js';
+import { WasmOps, planFor } from '../src/backend/wasm/ops.js';
 import { Phi3 } from '../src/model/phi3.js';
+import { configFromGguf } from '../src/model/config.js';
+import type { Ops } from '../src/backend/ops.js';
+import { afterAll, beforeAll } from 'vitest';
 import { SpmTokenizer } from '../src/tokenizer/spm.js';
 import { generate } from '../src/generate/generate.js';
 import { modelGoldens, recipeModel, compareLogits } from './golden-model.js';
@@ -22,15 +26,25 @@ const BUDGET: Record<string, number> = {
 };
 const QUANT_BUDGET = 5e-2;
 
-for (const g of modelGoldens()) {
+const goldens = modelGoldens();
+for (const backend of ['ref', 'wasm'] as const)
+for (const g of goldens) {
   const r = g.recipe;
   const file = recipeModel(r);
   const budget = BUDGET[r.type] ?? QUANT_BUDGET;
-  describe.runIf(file !== undefined)(`${r.id} vs llama.cpp (${r.preset}, ${r.type}${r.vocab ? ', ' + r.vocab : ''})`, () => {
+  describe.runIf(file !== undefined)(`[${backend}] ${r.id} vs llama.cpp (${r.preset}, ${r.type}${r.vocab ? ', ' + r.vocab : ''})`, () => {
     if (file === undefined) return; // its vocabulary (../shared/models) is absent: skipped
     const f = GGUFFile.open(file);
-    const model = Phi3.load(f, new RefOps(), { ctx: 256 });
+    const ops: Ops<unknown> = backend === 'ref' ? new RefOps() : new WasmOps(planFor(configFromGguf(f), 256, 64, 2));
+    const model = Phi3.load(f, ops, { ctx: 256, maxBatch: 64 });
     const tok = new SpmTokenizer(f);
+    beforeAll(async () => {
+      if (ops instanceof WasmOps) await ops.start();
+    });
+    afterAll(async () => {
+      if (ops instanceof WasmOps) await ops.close();
+      f.close();
+    });
 
     it(`tokenizes the prompt to llama.cpp's ids`, () => {
       expect(tok.encode(r.prompt, { parseSpecial: true })).toEqual(g.tokens);

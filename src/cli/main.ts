@@ -72,11 +72,11 @@ function openTokenizer(path: string): SpmTokenizer {
   }
 }
 
-const backendOpt = { backend: { type: 'string', default: 'ref' }, threads: { type: 'string' } } as const;
+const backendOpt = { backend: { type: 'string', default: 'wasm' }, threads: { type: 'string' } } as const;
 
 const commands: Record<string, { usage: string; run: Handler }> = {
   run: {
-    usage: 'phi3 run <model.gguf> -p "…" [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx C] [--backend ref]',
+    usage: 'phi3 run <model.gguf> -p "…" [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx C] [--backend wasm|ref] [--threads N]',
     async run(argv) {
       const { values, positionals } = args(
         argv,
@@ -109,7 +109,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
           f.close();
         }
       }
-      const model = await loadModel(path, { ctx, backend: values.backend as BackendName });
+      const model = await loadModel(path, { ctx, backend: values.backend as BackendName, threads: values.threads ? num(values.threads, 'threads') : undefined });
       try {
         const g = model.generate(values.prompt, {
           maxTokens,
@@ -127,7 +127,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
           `load ${model.loadStats.loadSeconds.toFixed(2)} s | prompt ${s.promptTokens} tok, ${s.promptTokPerSec.toFixed(2)} tok/s | decode ${s.generatedTokens} tok, ${s.decodeTokPerSec.toFixed(2)} tok/s | ${s.finishReason} | backend ${values.backend}\n`,
         );
       } finally {
-        model.dispose();
+        await model.close();
       }
     },
   },
@@ -153,7 +153,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
     },
   },
   logits: {
-    usage: 'phi3 logits <model.gguf> --tokens 1,2,3 [--all] (--json | --out f.bin) [--backend ref]',
+    usage: 'phi3 logits <model.gguf> --tokens 1,2,3 [--all] (--json | --out f.bin) [--backend wasm|ref] [--threads N]',
     async run(argv) {
       const { values, positionals } = args(
         argv,
@@ -162,7 +162,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
       );
       if (positionals.length !== 1 || (!values.json && !values.out)) throw new UsageError(`usage: ${this.usage}`);
       const ids = tokenList(values.tokens);
-      const model = await loadModel(positionals[0]!, { ctx: values.ctx ? num(values.ctx, 'ctx') : Math.max(ids.length, 1), backend: values.backend as BackendName });
+      const model = await loadModel(positionals[0]!, { ctx: values.ctx ? num(values.ctx, 'ctx') : Math.max(ids.length, 1), backend: values.backend as BackendName, threads: values.threads ? num(values.threads, 'threads') : undefined });
       try {
         const rows = model.logits(ids, { all: values.all ?? false });
         if (values.out) {
@@ -178,7 +178,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
           process.stdout.write(']}\n');
         }
       } finally {
-        model.dispose();
+        await model.close();
       }
     },
   },
@@ -254,7 +254,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`phi3 ${cmd}: ${err.message}\n`);
       return 2;
     }
-    const known = err instanceof GgufError || ['UnsupportedModelError', 'ContextLengthError', 'TokenizerError'].includes(err.name);
+    const known = err instanceof GgufError || ['UnsupportedModelError', 'ContextLengthError', 'TokenizerError', 'OutOfMemoryError', 'CrewError'].includes(err.name);
     process.stderr.write(`phi3 ${cmd}: ${known ? `${err.name}: ${err.message}` : err.stack ?? String(err)}\n`);
     return 1;
   }

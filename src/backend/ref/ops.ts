@@ -8,8 +8,8 @@
  */
 import type { GGUFFile } from '../../gguf/reader.js';
 import type { GGUFTensorInfo } from '../../gguf/types.js';
-import { GGML_TYPES, GGMLType, vecDotType } from '../../quant/ggml-type.js';
-import { quantizeRow } from '../../quant/quantize.js';
+import { GGML_TYPES, type GGMLType } from '../../quant/ggml-type.js';
+import { roundThroughVecDotType } from '../../quant/activations.js';
 import { dequantizeRow } from '../../quant/dequantize.js';
 import { fp16ToFp32, fp32ToFp16 } from '../../quant/fp16.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../ops.js';
@@ -50,7 +50,7 @@ export function rmsnormRef(out: Float32Array, x: Float32Array, w: Float32Array, 
 /**
  * out[t,r] = Σ_c W[r,c]·x[t,c], with x first rounded through ggml's vec_dot_type for W's type
  * (Q8_0, Q8_1 or Q8_K blocks for quantized weights, f16/bf16 for half weights), exactly as
- * llama.cpp's CPU matmul sees it. The dot itself is f32 values summed in f64.
+ * llama.cpp's x86 CPU matmul sees it (src/quant/activations.ts). The dot itself is f32 values summed in f64.
  */
 export function matmulRef(out: Float32Array, w: RefWeight, x: Float32Array, T: number): void {
   const { rows, cols } = w;
@@ -65,20 +65,6 @@ export function matmulRef(out: Float32Array, w: RefWeight, x: Float32Array, T: n
       out[t * rows + r] = s;
     }
   }
-}
-
-/** x [T, n] → the values ggml's matmul dots with a weight of `type` (quantize then dequantize) */
-export function roundThroughVecDotType(type: GGMLType, x: Float32Array, T: number, n: number): Float32Array {
-  const vt = vecDotType(type);
-  if (vt === GGMLType.F32) return x;
-  const info = GGML_TYPES.get(vt)!;
-  const q = new Uint8Array((n / info.blockSize) * info.typeSize);
-  const out = new Float32Array(T * n);
-  for (let t = 0; t < T; t++) {
-    quantizeRow(vt, x, t * n, q, 0, n);
-    dequantizeRow(vt, q, 0, out, t * n, n);
-  }
-  return out;
 }
 
 /** NEOX rope as ggml_rope_ext (mode NEOX, no scaling): pairs (i, i + ropeDim/2) of each head rotate by pos·base^(-2i/ropeDim) */

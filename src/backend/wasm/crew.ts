@@ -1,0 +1,125 @@
+/**
+ * The worker crew: Piscina starts N−1 workers, each running one long task (worker.ts) that
+ * instantiates the kernels over the same shared memories and then waits for ops. Each op is
+ * handed out through a shared control block with Atomics (≈ 1 µs, against 170–300 µs for a
+ * Piscina task per op); the main thread computes its own share, then waits for the others.
+ *
+ * Control block (Int32Array over a SharedArrayBuffer):
+ *   [SEQ] op sequence number (bumped to start an op)   [DONE] workers finished with it
+ *   [STOP] 1 = leave the loop                            [ERROR] 1 = a worker failed (message in MSG)
+ * Arguments: Float64Array at byte ARGS: [opcode, a1, a2, …] (pointers < 2^53 are exact).
+ */
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { packageRoot } from './kernels.js';
+
+export const SEQ = 0, DONE = 1, STOP = 2, ERROR = 3, MSG_LEN = 4, READY = 5;
+export const MSG = 256; // byte offset of the error message (UTF-8)
+export const ARGS = 64; // byte offset of the Float64 arguments
+export const N_ARGS = 24;
+export const CONTROL_BYTES = 1024;
+/** busy-wait iterations before a worker sleeps in Atomics.wait */
+export const SPIN = 20000;
+
+export interface CrewInit {
+  control: SharedArrayBuffer;
+  memories: WebAssembly.Memory[];
+  module: WebAssembly.Module;
+  index: number; // 1..nThreads-1 (the main thread is 0)
+  nThreads: number;
+}
+
+export class CrewError extends Error {
+  override name = 'CrewError';
+}
+
+function workerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  // from dist/src/backend/wasm/crew.js the worker is beside us; from src/ (tests) use the build
+  return here.endsWith('.js') ? path.join(path.dirname(here), 'worker.js') : path.join(packageRoot(), 'dist', 'src', 'backend', 'wasm', 'worker.js');
+}
+
+export class Crew {
+  readonly control = new SharedArrayBuffer(CONTROL_BYTES);
+  readonly ctl = new Int32Array(this.control);
+  readonly args = new Float64Array(this.control, ARGS, N_ARGS);
+  private pool: Piscina | undefined;
+  private tasks: Promise<unknown>[] = [];
+  private failure: Error | undefined;
+
+  constructor(
+    readonly nThreads: number,
+    memories: WebAssembly.Memory[],
+    module: WebAssembly.Module,
+  ) {
+    if (nThreads > 1) {
+      this.pool = new Piscina({ filename: workerFile(), minThreads: nThreads - 1, maxThreads: nThreads - 1, idleTimeout: Infinity });
+      for (let i = 1; i < nThreads; i++) {
+        const init: CrewInit = { control: this.control, memories, module, index: i, nThreads };
+        this.tasks.push(
+          this.pool.run(init).catch((e: Error) => {
+            // a worker that dies outside its own try/catch: release anyone waiting and remember why
+            this.failure = e;
+            Atomics.store(this.ctl, ERROR, 1);
+            Atomics.add(this.ctl, DONE, 1);
+            Atomics.notify(this.ctl, DONE);
+          }),
+        );
+      }
+    }
+  }
+
+  /** resolves once every worker is in its loop (the hot path is synchronous and cannot wait for the event loop) */
+  async ready(timeoutMs = 60_000): Promise<void> {
+    const t0 = Date.now();
+    while (Atomics.load(this.ctl, READY) < this.nThreads - 1) {
+      if (this.failure) throw new CrewError(`a worker thread failed to start: ${this.failure.message}`);
+      if (Date.now() - t0 > timeoutMs) throw new CrewError(`worker threads did not start within ${timeoutMs / 1000} s`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  /**
+   * Run one op on every thread: `mine(0, n)` here, the workers their own index, then wait.
+   * `args` go to the workers (args[0] = opcode).
+   */
+  run(args: number[], mine: (index: number, n: number) => void): void {
+    const workers = this.nThreads - 1;
+    if (workers > 0) {
+      this.checkFailure();
+      for (let i = 0; i < args.length; i++) this.args[i] = args[i]!;
+      Atomics.store(this.ctl, DONE, 0);
+      Atomics.add(this.ctl, SEQ, 1);
+      Atomics.notify(this.ctl, SEQ);
+    }
+    mine(0, this.nThreads);
+    if (workers === 0) return;
+    const t0 = Date.now();
+    let spins = 0;
+    while (Atomics.load(this.ctl, DONE) < workers) {
+      if (++spins > SPIN) {
+        Atomics.wait(this.ctl, DONE, Atomics.load(this.ctl, DONE), 50);
+        if (Date.now() - t0 > 120_000) throw new CrewError('the worker crew stopped responding (no progress for 120 s)');
+      }
+    }
+    this.checkFailure();
+  }
+
+  private checkFailure(): void {
+    if (Atomics.load(this.ctl, ERROR) === 0) return;
+    const len = Atomics.load(this.ctl, MSG_LEN);
+    const msg = len > 0 ? new TextDecoder().decode(new Uint8Array(this.control, MSG, len).slice()) : (this.failure?.message ?? 'unknown error');
+    throw new CrewError(`a worker thread failed: ${msg}`);
+  }
+
+  async close(): Promise<void> {
+    if (!this.pool) return;
+    Atomics.store(this.ctl, STOP, 1);
+    Atomics.add(this.ctl, SEQ, 1);
+    Atomics.notify(this.ctl, SEQ);
+    await Promise.allSettled(this.tasks);
+    await this.pool.destroy();
+    this.pool = undefined;
+  }
+}

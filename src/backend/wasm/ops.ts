@@ -1,0 +1,354 @@
+/**
+ * The WASM backend: weights read from the GGUF straight into shared WebAssembly memories ("banks",
+ * each ≤ 4 GiB, the wasm32 ceiling), SIMD kernels, and a worker crew splitting each matmul by rows
+ * and attention by heads. Same Ops interface and signatures as the reference backend.
+ *
+ * Bank 0 holds activations, the f16 KV cache and the first weights; weights that do not fit go to
+ * banks 1, 2, … A matmul whose weight lives in another bank gets its (small, quantized) activation
+ * row copied into that bank's staging area and its output copied back.
+ * Types without a kernel (Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, BF16) run the reference matmul over views
+ * of the same memory: correct, slower.
+ */
+import type { GGUFFile } from '../../gguf/reader.js';
+import type { GGUFTensorInfo } from '../../gguf/types.js';
+import { GGML_TYPES, GGMLType, QK_K } from '../../quant/ggml-type.js';
+import { dequantizeRow } from '../../quant/dequantize.js';
+import type { AttnShape, KvCache, Ops, Weight } from '../ops.js';
+import { matmulRef } from '../ref/ops.js';
+import { instantiate, kernelModule, KERNEL_STATIC_BYTES, type Kernels } from './kernels.js';
+import { Crew } from './crew.js';
+import { Op, runShare } from './share.js';
+
+const PAGE = 65536;
+const MAX_PAGES = 65536; // 4 GiB
+const ALIGN = 64;
+
+export interface WasmBuf {
+  ptr: number; // byte address in bank 0
+  n: number; // f32 elements
+}
+
+interface WasmWeight extends Weight {
+  bank: number;
+  ptr: number;
+  rowBytes: number;
+  byteSize: number;
+}
+
+class Bank {
+  readonly memory: WebAssembly.Memory;
+  readonly k: Kernels;
+  top = KERNEL_STATIC_BYTES; // page 0 is the kernels' static data
+  /** staging for activations of matmuls whose weight lives here (banks ≥ 1) */
+  staging = 0;
+  constructor(module: WebAssembly.Module, initialBytes: number) {
+    this.memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(initialBytes / PAGE)), maximum: MAX_PAGES, shared: true });
+    this.k = instantiate(module, this.memory);
+  }
+  get capacity(): number {
+    return MAX_PAGES * PAGE;
+  }
+  /** bump-allocate `bytes`, growing the memory as needed; undefined if the bank is full */
+  alloc(bytes: number): number | undefined {
+    const ptr = Math.ceil(this.top / ALIGN) * ALIGN;
+    const end = ptr + bytes;
+    if (end > this.capacity) return undefined;
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.top = end;
+    return ptr;
+  }
+  u8(ptr: number, n: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, ptr, n);
+  }
+  f32(ptr: number, n: number): Float32Array {
+    return new Float32Array(this.memory.buffer, ptr, n);
+  }
+}
+
+class WasmKvCache implements KvCache {
+  constructor(
+    readonly nLayers: number,
+    readonly ctx: number,
+    readonly kvDim: number,
+    readonly k: number[], // per layer: [ctx, kvDim] f16
+    readonly v: number[],
+  ) {}
+}
+
+export interface WasmPlan {
+  /** bytes bank 0 must keep for activations, KV cache, scratch and 1-D weights */
+  reserveBytes: number;
+  /** largest matmul input (cols) and output (rows) and batch, for per-bank staging */
+  maxCols: number;
+  maxRows: number;
+  maxT: number;
+  threads: number;
+}
+
+export class WasmOps implements Ops<WasmBuf> {
+  readonly name = 'wasm';
+  private readonly module = kernelModule();
+  private readonly banks: Bank[] = [];
+  private crewInstance: Crew | undefined;
+  private readonly stagingBytes: number;
+  /** bank-0 scratch */
+  private readonly xq: number; // i8 [maxT · maxCols]
+  private readonly xd: number; // f32 [maxT · maxCols / 32]
+  private readonly xbs: number; // i16 [maxT · maxCols / 16]
+  private readonly xh: number; // f32 [maxT · maxCols] (f16-rounded activations)
+  private readonly ropeCos: number;
+  private readonly ropeSin: number;
+  private att = 0; // f32 [threads · ctx] attention scores
+  private attStride = 0;
+  private readonly reserveEnd: number;
+  private reserveTop: number;
+
+  constructor(readonly plan: WasmPlan) {
+    const { maxCols, maxRows, maxT } = plan;
+    // per-bank staging: qs + d + bsums + f16-rounded x + output
+    this.stagingBytes = maxT * maxCols + maxT * (maxCols / 32) * 4 + maxT * (maxCols / 16) * 2 + maxT * maxCols * 4 + maxT * maxRows * 4 + 5 * ALIGN;
+    const b0 = new Bank(this.module, Math.min(plan.reserveBytes + this.stagingBytes + (1 << 20), MAX_PAGES * PAGE));
+    this.banks.push(b0);
+    const need = plan.reserveBytes + this.stagingBytes;
+    const start = b0.alloc(need);
+    if (start === undefined) throw new RangeError(`activations and KV cache need ${need} bytes, more than one 4 GiB WASM memory`);
+    this.reserveTop = start;
+    this.reserveEnd = start + need;
+    this.xq = this.reserve(maxT * maxCols);
+    this.xd = this.reserve(maxT * (maxCols / 32) * 4);
+    this.xbs = this.reserve(maxT * (maxCols / 16) * 2);
+    this.xh = this.reserve(maxT * maxCols * 4);
+    this.ropeCos = this.reserve(maxT * 512 * 4);
+    this.ropeSin = this.reserve(maxT * 512 * 4);
+  }
+
+  /** start the worker crew over all banks (after the weights are loaded: banks are fixed then) */
+  async start(): Promise<void> {
+    await this.crewInstance?.close();
+    this.crewInstance = new Crew(this.plan.threads, this.banks.map((b) => b.memory), this.module);
+    this.crewBanks = this.banks.length;
+    await this.crewInstance.ready();
+  }
+
+  private get crew(): Crew {
+    if (!this.crewInstance || this.crewBanks !== this.banks.length) throw new Error('WasmOps: call start() after loading weights and before running ops');
+    return this.crewInstance;
+  }
+  private crewBanks = 0;
+
+  get threads(): number {
+    return this.plan.threads;
+  }
+
+  /** memories of all banks (bank 0 first) */
+  get memories(): WebAssembly.Memory[] {
+    return this.banks.map((b) => b.memory);
+  }
+
+  private reserve(bytes: number): number {
+    const ptr = Math.ceil(this.reserveTop / ALIGN) * ALIGN;
+    if (ptr + bytes > this.reserveEnd) throw new RangeError(`bank 0 reserve exhausted (${bytes} more bytes needed)`);
+    this.reserveTop = ptr + bytes;
+    return ptr;
+  }
+
+  alloc(n: number): WasmBuf {
+    const ptr = this.reserve(n * 4);
+    this.banks[0]!.u8(ptr, n * 4).fill(0);
+    return { ptr, n };
+  }
+  read(b: WasmBuf, offset: number, n: number): Float32Array {
+    return this.banks[0]!.f32(b.ptr + offset * 4, n).slice();
+  }
+  copy(dst: WasmBuf, dstOff: number, src: WasmBuf, srcOff: number, n: number): void {
+    const u = new Uint8Array(this.banks[0]!.memory.buffer);
+    u.copyWithin(dst.ptr + dstOff * 4, src.ptr + srcOff * 4, src.ptr + (srcOff + n) * 4);
+  }
+  /** write floats into a buffer (tests, embeddings) */
+  write(b: WasmBuf, offset: number, data: Float32Array): void {
+    this.banks[0]!.f32(b.ptr + offset * 4, data.length).set(data);
+  }
+
+  loadWeight(file: GGUFFile, t: GGUFTensorInfo): WasmWeight {
+    const info = GGML_TYPES.get(t.type)!;
+    const cols = t.shape[0]!;
+    const rows = t.nElements / cols;
+    let bank = this.banks.length - 1;
+    // 1-D tensors (norm weights) live in bank 0's reserve, beside the activations that use them
+    let ptr = t.shape.length === 1 ? ((bank = 0), this.reserve(t.byteSize)) : this.banks[bank]!.alloc(t.byteSize);
+    if (ptr === undefined) {
+      // a new bank, with its own staging area for cross-bank matmuls
+      const b = new Bank(this.module, t.byteSize + this.stagingBytes);
+      b.staging = b.alloc(this.stagingBytes)!;
+      this.banks.push(b);
+      bank = this.banks.length - 1;
+      ptr = b.alloc(t.byteSize);
+      if (ptr === undefined) throw new RangeError(`tensor ${t.name} (${t.byteSize} bytes) does not fit in a 4 GiB WASM memory`);
+    }
+    file.readTensorInto(t, this.banks[bank]!.u8(ptr, t.byteSize));
+    return { name: t.name, type: t.type as GGMLType, rows, cols, bank, ptr, rowBytes: (cols / info.blockSize) * info.typeSize, byteSize: t.byteSize };
+  }
+
+  kvCache(nLayers: number, ctx: number, kvDim: number): KvCache {
+    const k: number[] = [], v: number[] = [];
+    for (let l = 0; l < nLayers; l++) {
+      k.push(this.reserve(ctx * kvDim * 2));
+      v.push(this.reserve(ctx * kvDim * 2));
+    }
+    this.attStride = ctx * 4;
+    this.att = this.reserve(this.plan.threads * this.attStride);
+    return new WasmKvCache(nLayers, ctx, kvDim, k, v);
+  }
+
+  embed(out: WasmBuf, embd: Weight, tokens: ArrayLike<number>): void {
+    const w = embd as WasmWeight;
+    const src = this.banks[w.bank]!.u8(w.ptr, w.byteSize);
+    const dst = this.banks[0]!.f32(out.ptr, tokens.length * w.cols);
+    for (let t = 0; t < tokens.length; t++) dequantizeRow(w.type, src, tokens[t]! * w.rowBytes, dst, t * w.cols, w.cols);
+  }
+
+  rmsnorm(out: WasmBuf, x: WasmBuf, w: Weight, T: number, eps: number): void {
+    const ww = w as WasmWeight;
+    if (ww.bank !== 0 || ww.type !== GGMLType.F32) throw new Error(`rmsnorm: ${w.name} must be F32 in bank 0`);
+    this.banks[0]!.k.rmsnorm(out.ptr, x.ptr, ww.ptr, T, w.cols, eps);
+  }
+
+  matmul(out: WasmBuf, W: Weight, x: WasmBuf, T: number): void {
+    const w = W as WasmWeight;
+    const { cols, rows } = w;
+    const b0 = this.banks[0]!;
+    const bank = this.banks[w.bank]!;
+    const op = KERNEL_OP[w.type];
+    if (op === undefined) {
+      // no kernel for this type: the reference matmul over views of the same memory
+      const ref = { ...w, bytes: bank.u8(w.ptr, w.byteSize) };
+      matmulRef(b0.f32(out.ptr, T * rows), ref, b0.f32(x.ptr, T * cols), T);
+      return;
+    }
+    // 1. the activation row(s), converted once to the weight's vec_dot_type, in bank 0
+    const kq = w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K || w.type === GGMLType.Q6_K;
+    let inPtr = x.ptr;
+    if (w.type === GGMLType.F16) b0.k.round_f16_row(this.xh, x.ptr, T * cols), (inPtr = this.xh);
+    else if (kq) for (let t = 0; t < T; t++) b0.k.quantize_q8_K(this.xq + t * cols, this.xd + (t * cols) / 64, this.xbs + (t * cols) / 8, x.ptr + t * cols * 4, cols);
+    else if (w.type !== GGMLType.F32) for (let t = 0; t < T; t++) b0.k.quantize_q8_0(this.xq + t * cols, this.xd + (t * cols) / 8, x.ptr + t * cols * 4, cols);
+    // 2. another bank: copy the converted input there, compute into its staging, copy back
+    let qs = this.xq, d = this.xd, bs = this.xbs, outPtr = out.ptr;
+    if (w.bank !== 0) {
+      const s = bank.staging;
+      const sizes = { qs: T * cols, d: (T * cols) / (kq ? 64 : 8), bs: (T * cols) / 8, x: T * cols * 4 };
+      qs = s;
+      d = align(qs + sizes.qs);
+      bs = align(d + sizes.d);
+      const xs = align(bs + sizes.bs);
+      outPtr = align(xs + sizes.x);
+      const src = new Uint8Array(b0.memory.buffer), dst = new Uint8Array(bank.memory.buffer);
+      if (w.type === GGMLType.F32 || w.type === GGMLType.F16) {
+        dst.set(src.subarray(inPtr, inPtr + sizes.x), xs);
+        inPtr = xs;
+      } else {
+        dst.set(src.subarray(this.xq, this.xq + sizes.qs), qs);
+        dst.set(src.subarray(this.xd, this.xd + sizes.d), d);
+        if (kq) dst.set(src.subarray(this.xbs, this.xbs + sizes.bs), bs);
+      }
+    }
+    const args =
+      w.type === GGMLType.F32 || w.type === GGMLType.F16
+        ? [op, w.bank, outPtr, w.ptr, inPtr, cols, rows, T]
+        : w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K
+          ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T]
+          : [op, w.bank, outPtr, w.ptr, qs, d, cols, rows, T];
+    const kernels = this.banks.map((b) => b.k);
+    this.crew.run(args, (i, n) => runShare(kernels, args, i, n));
+    if (w.bank !== 0) new Uint8Array(b0.memory.buffer).set(new Uint8Array(bank.memory.buffer, outPtr, T * rows * 4), out.ptr);
+  }
+
+  rope(qkv: WasmBuf, T: number, pos0: number, s: AttnShape): void {
+    // cos/sin tables exactly as ropeRef computes them (theta multiplied in f32)
+    const half = s.ropeDim / 2;
+    const b0 = this.banks[0]!;
+    const cos = b0.f32(this.ropeCos, T * half), sin = b0.f32(this.ropeSin, T * half);
+    const thetaScale = Math.fround(Math.pow(s.ropeFreqBase, -2 / s.ropeDim));
+    for (let t = 0; t < T; t++) {
+      let theta = Math.fround(pos0 + t);
+      for (let i = 0; i < half; i++) {
+        cos[t * half + i] = Math.cos(theta);
+        sin[t * half + i] = Math.sin(theta);
+        theta = Math.fround(theta * thetaScale);
+      }
+    }
+    b0.k.rope(qkv.ptr, this.ropeCos, this.ropeSin, T, s.qkvDim, s.headDim, s.ropeDim, 0, s.nHeads + s.nKvHeads);
+  }
+
+  attention(out: WasmBuf, qkv: WasmBuf, cache: KvCache, l: number, T: number, pos0: number, s: AttnShape): void {
+    const c = cache as WasmKvCache;
+    const b0 = this.banks[0]!;
+    const qDim = s.nHeads * s.headDim, kvDim = s.nKvHeads * s.headDim;
+    b0.k.kv_store(c.k[l]!, c.v[l]!, qkv.ptr, T, pos0, qDim, kvDim, s.qkvDim);
+    const args = [Op.ATTENTION, 0, out.ptr, qkv.ptr, c.k[l]!, c.v[l]!, this.att, T, pos0, s.nHeads, s.nKvHeads, s.headDim, s.qkvDim, 1 / Math.sqrt(s.headDim), this.attStride];
+    const kernels = this.banks.map((b) => b.k);
+    this.crew.run(args, (i, n) => runShare(kernels, args, i, n));
+  }
+
+  swiglu(out: WasmBuf, gu: WasmBuf, T: number, hiddenDim: number): void {
+    this.banks[0]!.k.swiglu(out.ptr, gu.ptr, T, hiddenDim);
+  }
+
+  add(x: WasmBuf, y: WasmBuf, n: number): void {
+    this.banks[0]!.k.add(x.ptr, y.ptr, n);
+  }
+
+  dispose(): void {
+    this.crewInstance?.close().catch(() => {});
+    this.crewInstance = undefined;
+  }
+
+  /** stop the worker crew and wait for it */
+  async close(): Promise<void> {
+    await this.crewInstance?.close();
+    this.crewInstance = undefined;
+  }
+
+  /** bytes held by each bank */
+  bankSizes(): number[] {
+    return this.banks.map((b) => b.memory.buffer.byteLength);
+  }
+}
+
+function align(p: number): number {
+  return Math.ceil(p / ALIGN) * ALIGN;
+}
+
+const KERNEL_OP: Partial<Record<GGMLType, Op>> = {
+  [GGMLType.Q4_0]: Op.MATMUL_Q4_0,
+  [GGMLType.Q8_0]: Op.MATMUL_Q8_0,
+  [GGMLType.Q4_K]: Op.MATMUL_Q4_K,
+  [GGMLType.Q5_K]: Op.MATMUL_Q5_K,
+  [GGMLType.Q6_K]: Op.MATMUL_Q6_K,
+  [GGMLType.F32]: Op.MATMUL_F32,
+  [GGMLType.F16]: Op.MATMUL_F16,
+};
+
+void QK_K;
+
+/** bank-0 reservation and staging sizes for a model (mirrors Phi3's RunState, KV cache, norms) */
+export function planFor(
+  c: { dim: number; hiddenDim: number; nLayers: number; kvDim: number; vocabSize: number },
+  ctx: number,
+  maxT: number,
+  threads: number,
+): WasmPlan {
+  const qkvDim = c.dim + 2 * c.kvDim;
+  const runState = 4 * (maxT * (3 * c.dim + qkvDim + 3 * c.hiddenDim + c.vocabSize) + c.dim);
+  const kv = 2 * c.nLayers * ctx * c.kvDim * 2;
+  const att = threads * ctx * 4;
+  const norms = (2 * c.nLayers + 1) * c.dim * 4;
+  const slack = ALIGN * (4 * c.nLayers + 64);
+  return {
+    reserveBytes: runState + kv + att + norms + 2 * maxT * 512 * 4 + slack,
+    maxCols: Math.max(c.dim, c.hiddenDim),
+    maxRows: Math.max(c.vocabSize, 2 * c.hiddenDim, qkvDim),
+    maxT,
+    threads,
+  };
+}

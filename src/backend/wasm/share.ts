@@ -1,0 +1,68 @@
+/**
+ * What one thread computes of an op: its slice of the rows (matmuls) or heads (attention).
+ * Shared by the main thread and the workers, so every thread splits work the same way; each
+ * output element is computed by exactly one thread in a fixed order, so results are bit-identical
+ * for any number of threads.
+ */
+import type { Kernels } from './kernels.js';
+
+export enum Op {
+  MATMUL_Q4_0 = 1,
+  MATMUL_Q8_0,
+  MATMUL_Q4_K,
+  MATMUL_Q5_K,
+  MATMUL_Q6_K,
+  MATMUL_F32,
+  MATMUL_F16,
+  ATTENTION,
+}
+
+/** [start, end) of `n` items for thread `i` of `k`, in whole multiples of `align` */
+export function split(n: number, i: number, k: number, align = 1): [number, number] {
+  const units = Math.ceil(n / align);
+  const lo = Math.floor((units * i) / k) * align;
+  const hi = Math.min(n, Math.floor((units * (i + 1)) / k) * align);
+  return [Math.min(lo, n), hi];
+}
+
+/** args: [op, bank, …op arguments] */
+export function runShare(kernels: Kernels[], a: Float64Array | number[], i: number, k: number): void {
+  const K = kernels[a[1]!]!;
+  switch (a[0] as Op) {
+    case Op.MATMUL_Q4_0:
+    case Op.MATMUL_Q8_0:
+    case Op.MATMUL_Q6_K: {
+      // out, w, qs, d, cols, rows, T
+      const [r0, r1] = split(a[7]!, i, k);
+      if (r0 >= r1) return;
+      const f = a[0] === Op.MATMUL_Q4_0 ? K.matmul_q4_0 : a[0] === Op.MATMUL_Q8_0 ? K.matmul_q8_0 : K.matmul_q6_K;
+      f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!);
+      return;
+    }
+    case Op.MATMUL_Q4_K:
+    case Op.MATMUL_Q5_K: {
+      // out, w, qs, d, bsums, cols, rows, T
+      const [r0, r1] = split(a[8]!, i, k);
+      if (r0 >= r1) return;
+      (a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : K.matmul_q5_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
+      return;
+    }
+    case Op.MATMUL_F32:
+    case Op.MATMUL_F16: {
+      // out, w, x, cols, rows, T
+      const [r0, r1] = split(a[6]!, i, k);
+      if (r0 >= r1) return;
+      (a[0] === Op.MATMUL_F32 ? K.matmul_f32 : K.matmul_f16)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, r0, r1, a[7]!);
+      return;
+    }
+    case Op.ATTENTION: {
+      // out, qkv, k, v, att (per-thread stride in a[17]), T, pos0, nHeads, nKvHeads, headDim, qkvDim, scale
+      const [h0, h1] = split(a[9]!, i, k);
+      if (h0 >= h1) return;
+      K.attention(a[2]!, a[3]!, a[4]!, a[5]!, a[6]! + i * a[14]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, h0, h1, a[13]!);
+      return;
+    }
+    default:
+      throw new Error(`unknown op ${a[0]}`);
+  }
+}

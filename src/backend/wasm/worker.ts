@@ -1,0 +1,37 @@
+/**
+ * One crew worker (run by Piscina as a single long task): instantiate the kernels over the shared
+ * memories, then loop — wait for the next op in the control block, compute this thread's share,
+ * count itself done. Exits when STOP is set. Errors are reported through the control block so the
+ * main thread never waits forever.
+ */
+import { instantiate } from './kernels.js';
+import { SEQ, DONE, STOP, ERROR, MSG, MSG_LEN, ARGS, N_ARGS, SPIN, READY, type CrewInit } from './crew.js';
+import { runShare } from './share.js';
+
+export default function crew(init: CrewInit): number {
+  const ctl = new Int32Array(init.control);
+  const args = new Float64Array(init.control, ARGS, N_ARGS);
+  const kernels = init.memories.map((m) => instantiate(init.module, m));
+  let seen = Atomics.load(ctl, SEQ);
+  let ops = 0;
+  Atomics.add(ctl, READY, 1);
+  for (;;) {
+    let spins = 0;
+    while (Atomics.load(ctl, SEQ) === seen) {
+      if (++spins > SPIN) Atomics.wait(ctl, SEQ, seen, 1000);
+    }
+    seen = Atomics.load(ctl, SEQ);
+    if (Atomics.load(ctl, STOP)) return ops;
+    try {
+      runShare(kernels, args, init.index, init.nThreads);
+    } catch (e) {
+      const msg = new TextEncoder().encode(`worker ${init.index}: ${(e as Error)?.stack ?? String(e)}`.slice(0, 700));
+      new Uint8Array(init.control, MSG, msg.length).set(msg);
+      Atomics.store(ctl, MSG_LEN, msg.length);
+      Atomics.store(ctl, ERROR, 1);
+    }
+    ops++;
+    Atomics.add(ctl, DONE, 1);
+    Atomics.notify(ctl, DONE);
+  }
+}

@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { instantiate, kernelModule, KERNEL_STATIC_BYTES, type Kernels } from '../src/backend/wasm/kernels.js';
+import { matmulRef, rmsnormRef, swigluRef } from '../src/backend/ref/ops.js';
+import { quantizeQ8_0Act, quantizeQ8KAct } from '../src/quant/activations.js';
+import { quantize } from '../src/quant/quantize.js';
+import { GGML_TYPES, GGMLType } from '../src/quant/ggml-type.js';
+import { Rng } from '../src/util/rng.js';
+
+/** one instance over a fresh shared memory, with a bump allocator */
+function harness(bytes = 64 << 20) {
+  const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536), maximum: 65536, shared: true });
+  const k: Kernels = instantiate(kernelModule(), memory);
+  let top = KERNEL_STATIC_BYTES; // page 0 holds the kernels' static data
+  const alloc = (n: number) => {
+    const p = Math.ceil(top / 64) * 64;
+    top = p + n;
+    return p;
+  };
+  const put = (data: ArrayBufferView) => {
+    const p = alloc(data.byteLength);
+    new Uint8Array(memory.buffer, p, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    return p;
+  };
+  const f32 = (p: number, n: number) => new Float32Array(memory.buffer, p, n).slice();
+  return { memory, k, alloc, put, f32 };
+}
+
+function randn(rng: Rng, n: number, scale = 1): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.normal() * scale);
+}
+
+describe('activation quantizers = their TS twins, bit for bit', () => {
+  it('quantize_q8_0 (x86 SIMD arithmetic: 127/amax, round half to even)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 8 }), fc.integer(), fc.constantFrom(0, 1e-7, 0.01, 1, 1000), (nb, seed, scale) => {
+        const h = harness(1 << 20);
+        const n = nb * 32;
+        const x = randn(new Rng(seed), n, scale);
+        if (seed % 5 === 0) x.fill(0, 0, 32); // a zero block
+        const xp = h.put(x), qp = h.alloc(n), dp = h.alloc(nb * 4);
+        h.k.quantize_q8_0(qp, dp, xp, n);
+        const qs = new Int8Array(n), d = new Float32Array(nb);
+        quantizeQ8_0Act(x, 0, n, qs, d);
+        expect(new Int8Array(h.memory.buffer, qp, n)).toEqual(qs);
+        expect(h.f32(dp, nb)).toEqual(d);
+      }),
+      { numRuns: 200 },
+    );
+  });
+  it('quantize_q8_K (= quantize_row_q8_K_ref)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 }), fc.integer(), fc.constantFrom(0, 1e-7, 0.01, 1, 1000), (nb, seed, scale) => {
+        const h = harness(1 << 20);
+        const n = nb * 256;
+        const x = randn(new Rng(seed), n, scale);
+        const xp = h.put(x), qp = h.alloc(n), dp = h.alloc(nb * 4), bp = h.alloc(nb * 32);
+        h.k.quantize_q8_K(qp, dp, bp, xp, n);
+        const qs = new Int8Array(n), d = new Float32Array(nb), bs = new Int16Array(nb * 16);
+        quantizeQ8KAct(x, 0, n, qs, d, bs);
+        expect(new Int8Array(h.memory.buffer, qp, n)).toEqual(qs);
+        expect(h.f32(dp, nb)).toEqual(d);
+        expect(new Int16Array(h.memory.buffer, bp, nb * 16)).toEqual(bs);
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
+
+const KQ = new Set([GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
+const MATMULS: [GGMLType, keyof Kernels][] = [
+  [GGMLType.Q4_0, 'matmul_q4_0'],
+  [GGMLType.Q8_0, 'matmul_q8_0'],
+  [GGMLType.Q4_K, 'matmul_q4_K'],
+  [GGMLType.Q5_K, 'matmul_q5_K'],
+  [GGMLType.Q6_K, 'matmul_q6_K'],
+  [GGMLType.F32, 'matmul_f32'],
+  [GGMLType.F16, 'matmul_f16'],
+];
+
+describe('matmul kernels = matmulRef (same activation rounding), within 1e-5 of Σ|w·x|', () => {
+  for (const [type, name] of MATMULS) {
+    it(`${name}`, () => {
+      const info = GGML_TYPES.get(type)!;
+      const bs = Math.max(info.blockSize, 32);
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 3 }), // blocks per row (of 256 for K-quants)
+          fc.integer({ min: 1, max: 9 }), // rows
+          fc.integer({ min: 1, max: 3 }), // tokens
+          fc.integer(),
+          fc.constantFrom(1e-3, 1, 50),
+          (nb, rows, T, seed, scale) => {
+            const rng = new Rng(seed);
+            const cols = nb * (KQ.has(type) ? 256 : bs);
+            const wf = randn(rng, rows * cols, 0.1);
+            if (seed % 7 === 0) wf.fill(0, 0, cols); // a zero row
+            const wq = quantize(type, wf);
+            const x = randn(rng, T * cols, scale);
+            const h = harness(8 << 20);
+            const wp = h.put(wq), xp = h.put(x), out = h.alloc(T * rows * 4);
+            const qp = h.alloc(T * cols), dp = h.alloc(T * cols), bp = h.alloc(T * cols);
+            if (KQ.has(type)) for (let t = 0; t < T; t++) h.k.quantize_q8_K(qp + t * cols, dp + (t * cols) / 64, bp + (t * cols) / 8, xp + t * cols * 4, cols);
+            else if (type !== GGMLType.F32 && type !== GGMLType.F16) for (let t = 0; t < T; t++) h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, xp + t * cols * 4, cols);
+            const xh = h.alloc(T * cols * 4);
+            if (type === GGMLType.F16) h.k.round_f16_row(xh, xp, T * cols);
+            const f = h.k[name] as (...a: number[]) => void;
+            if (type === GGMLType.Q4_K || type === GGMLType.Q5_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T);
+            else if (type === GGMLType.F32) f(out, wp, xp, cols, rows, 0, rows, T);
+            else if (type === GGMLType.F16) f(out, wp, xh, cols, rows, 0, rows, T);
+            else f(out, wp, qp, dp, cols, rows, 0, rows, T);
+            const got = h.f32(out, T * rows);
+            const want = new Float32Array(T * rows);
+            matmulRef(want, { name: 'w', type, rows, cols, bytes: wq, rowBytes: wq.length / rows }, x, T);
+            // budget: 1e-5 of Σ|w|·max|x| per output (f32 accumulation in another order)
+            const wAbs = new Float32Array(T * rows);
+            const deq = new Float32Array(rows * cols);
+            void deq;
+            for (let r = 0; r < rows; r++) {
+              let s = 0;
+              for (let c = 0; c < cols; c++) s += Math.abs(wf[r * cols + c]!);
+              for (let t = 0; t < T; t++) wAbs[t * rows + r] = s * scale * 5;
+            }
+            for (let i = 0; i < T * rows; i++)
+              expect(Math.abs(got[i]! - want[i]!), `${name} out[${i}] wasm ${got[i]} ref ${want[i]}`).toBeLessThanOrEqual(1e-5 * wAbs[i]! + 1e-30);
+          },
+        ),
+        { numRuns: 60 },
+      );
+    });
+  }
+});
+
+describe('small kernels = their twins', () => {
+  it('rmsnorm, swiglu, add', () => {
+    const rng = new Rng(5);
+    const h = harness(1 << 20);
+    const T = 3, n = 96;
+    const x = randn(rng, T * n, 3), w = randn(rng, n), gu = randn(rng, T * 2 * n, 4);
+    const xp = h.put(x), wp = h.put(w), out = h.alloc(T * n * 4), gp = h.put(gu);
+    h.k.rmsnorm(out, xp, wp, T, n, 1e-5);
+    const want = new Float32Array(T * n);
+    rmsnormRef(want, x, w, T, n, 1e-5);
+    h.f32(out, T * n).forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+    h.k.swiglu(out, gp, T, n);
+    swigluRef(want, gu, T, n);
+    h.f32(out, T * n).forEach((v, i) => expect(Math.abs(v - want[i]!), `swiglu[${i}] ${v} vs ${want[i]}`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[i]!))));
+    h.k.add(xp, out, T * n - 1); // odd length: vector loop + scalar tail
+    const sum = h.f32(xp, T * n);
+    for (let i = 0; i < T * n - 1; i++) expect(sum[i]).toBeCloseTo(x[i]! + want[i]!, 4);
+    expect(sum[T * n - 1]).toBe(x[T * n - 1]);
+  });
+});
