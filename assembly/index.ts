@@ -137,11 +137,52 @@ export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: 
 // W rows are ggml blocks as stored in the GGUF; rowBytes = bytes per row.
 
 // Q4_0 block (18 B): d f16 | qs[16]: byte j holds weight j (low nibble) and j+16 (high), value q-8
+@inline function dot_q4_0_block(blk: usize, x0: v128, x1: v128): v128 {
+  const qs = v128.load(blk + 2);
+  const lo = i8x16.sub(v128.and(qs, i8x16.splat(0x0f)), i8x16.splat(8)); // weights 0..15
+  const hi = i8x16.sub(i8x16.shr_u(qs, 4), i8x16.splat(8)); // weights 16..31
+  // |q·x| ≤ 8·128, four products per i16 lane fit
+  let p = i16x8.add(i16x8.extmul_low_i8x16_s(lo, x0), i16x8.extmul_high_i8x16_s(lo, x0));
+  p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(hi, x1), i16x8.extmul_high_i8x16_s(hi, x1)));
+  return f32x4.convert_i32x4_s(i32x4.extadd_pairwise_i16x8_s(p));
+}
+
+// Rows go four at a time: the activation block is loaded once for four weight rows, and four
+// independent streams keep more cache-line misses in flight (the hardware prefetcher alone does
+// not keep up with this loop on the machines we measured).
 export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 18;
-  const m4 = i8x16.splat(0x0f), s8 = i8x16.splat(8);
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let b = 0; b < nb; b++) {
+        const o = <usize>b * 18;
+        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
+        // the four rows' block scales, converted together: lanes [d0 d1 d2 d3]·dx
+        let dh = i16x8.splat(0);
+        dh = v128.load16_lane(w0 + o, dh, 0);
+        dh = v128.load16_lane(w1 + o, dh, 1);
+        dh = v128.load16_lane(w2 + o, dh, 2);
+        dh = v128.load16_lane(w3 + o, dh, 3);
+        const sc = f32x4.mul(f16x8_lo(dh), f32x4.splat(load<f32>(xd + (<usize>b << 2))));
+        a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block(w0 + o, x0, x1), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
+        a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block(w1 + o, x0, x1), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
+        a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block(w2 + o, x0, x1), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
+        a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block(w3 + o, x0, x1), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
+      }
+      const out = outPtr + (<usize>(t * rows + r) << 2);
+      store<f32>(out, hsum_f32(a0));
+      store<f32>(out + 4, hsum_f32(a1));
+      store<f32>(out + 8, hsum_f32(a2));
+      store<f32>(out + 12, hsum_f32(a3));
+    }
+  }
+  for (; r < r1; r++) {
     const w = wPtr + <usize>r * rowBytes;
     for (let t = 0; t < T; t++) {
       const xq = qsPtr + <usize>t * <usize>cols;
@@ -149,16 +190,8 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       let acc = f32x4.splat(0);
       for (let b = 0; b < nb; b++) {
         const blk = w + <usize>b * 18;
-        const qs = v128.load(blk + 2);
-        const lo = i8x16.sub(v128.and(qs, m4), s8); // weights 0..15
-        const hi = i8x16.sub(i8x16.shr_u(qs, 4), s8); // weights 16..31
-        const x0 = v128.load(xq + (<usize>b << 5));
-        const x1 = v128.load(xq + (<usize>b << 5) + 16);
-        // |q·x| ≤ 8·128, four products per i16 lane fit
-        let p = i16x8.add(i16x8.extmul_low_i8x16_s(lo, x0), i16x8.extmul_high_i8x16_s(lo, x0));
-        p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(hi, x1), i16x8.extmul_high_i8x16_s(hi, x1)));
-        const s = f32x4.convert_i32x4_s(i32x4.extadd_pairwise_i16x8_s(p));
-        acc = f32x4.add(acc, f32x4.mul(s, f32x4.splat(f16_to_f32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)))));
+        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
+        acc = f32x4.add(acc, f32x4.mul(dot_q4_0_block(blk, x0, x1), f32x4.splat(f16_to_f32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)))));
       }
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(acc));
     }
