@@ -199,25 +199,48 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 }
 
 // Q8_0 block (34 B): d f16 | qs[32] i8
+@inline function dot_q8_0_block(blk: usize, x0: v128, x1: v128): f32 {
+  const w0 = v128.load(blk + 2), w1 = v128.load(blk + 18);
+  // |q·x| ≤ 128·128: one product per i16 lane, widen before adding
+  let s = i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(w0, x0)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(w0, x0)));
+  s = i32x4.add(s, i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(w1, x1)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(w1, x1))));
+  return <f32>hsum_i32(s) * f16_to_f32(load<u16>(blk));
+}
+
 export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 34;
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const o = <usize>b * 34;
+        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
+        const dx = load<f32>(xd + (<usize>b << 2));
+        a0 += dx * dot_q8_0_block(w0 + o, x0, x1);
+        a1 += dx * dot_q8_0_block(w1 + o, x0, x1);
+        a2 += dx * dot_q8_0_block(w2 + o, x0, x1);
+        a3 += dx * dot_q8_0_block(w3 + o, x0, x1);
+      }
+      const out = outPtr + (<usize>(t * rows + r) << 2);
+      store<f32>(out, a0);
+      store<f32>(out + 4, a1);
+      store<f32>(out + 8, a2);
+      store<f32>(out + 12, a3);
+    }
+  }
+  for (; r < r1; r++) {
     const w = wPtr + <usize>r * rowBytes;
     for (let t = 0; t < T; t++) {
       const xq = qsPtr + <usize>t * <usize>cols;
       const xd = dPtr + (<usize>(t * nb) << 2);
-      let acc = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * 34;
-        const w0 = v128.load(blk + 2), w1 = v128.load(blk + 18);
-        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        // |q·x| ≤ 128·128: one product per i16 lane, widen before adding
-        let s = i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(w0, x0)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(w0, x0)));
-        s = i32x4.add(s, i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(w1, x1)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(w1, x1))));
-        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16_to_f32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)))));
-      }
-      store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(acc));
+      let acc: f32 = 0;
+      for (let b = 0; b < nb; b++) acc += load<f32>(xd + (<usize>b << 2)) * dot_q8_0_block(w + <usize>b * 34, v128.load(xq + (<usize>b << 5)), v128.load(xq + (<usize>b << 5) + 16));
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
 }
@@ -232,45 +255,66 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 
 // Q4_K block (144 B): d f16 | dmin f16 | scales[12] | qs[128]; weight = d·sc·q − dmin·m.
 // qs[32g + l] holds weight 64g + l (low nibble, sub-block 2g) and 64g + 32 + l (high, 2g+1).
+@inline function q4_K_block(blk: usize, x: usize, bs: usize, dx: f32): f32 {
+  const m4 = i8x16.splat(0x0f);
+  const sc = blk + 4;
+  const q = blk + 16;
+  let isum = i32x4.splat(0);
+  let msum: i32 = 0;
+  for (let g = 0; g < 4; g++) {
+    const qa = v128.load(q + (<usize>g << 5)), qb = v128.load(q + (<usize>g << 5) + 16);
+    const x0 = x + (<usize>g << 6);
+    // sub-block 2g: low nibbles of qa|qb with x[0..32); |q·x| ≤ 15·128, four per lane fit
+    const la = v128.and(qa, m4), lb = v128.and(qb, m4);
+    const xa = v128.load(x0), xbv = v128.load(x0 + 16);
+    let p = i16x8.add(i16x8.extmul_low_i8x16_s(la, xa), i16x8.extmul_high_i8x16_s(la, xa));
+    p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(lb, xbv), i16x8.extmul_high_i8x16_s(lb, xbv)));
+    isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p), i32x4.splat(scale_k4(sc, 2 * g))));
+    // sub-block 2g+1: high nibbles with x[32..64)
+    const ha = i8x16.shr_u(qa, 4), hb = i8x16.shr_u(qb, 4);
+    const xc = v128.load(x0 + 32), xdv = v128.load(x0 + 48);
+    let p2 = i16x8.add(i16x8.extmul_low_i8x16_s(ha, xc), i16x8.extmul_high_i8x16_s(ha, xc));
+    p2 = i16x8.add(p2, i16x8.add(i16x8.extmul_low_i8x16_s(hb, xdv), i16x8.extmul_high_i8x16_s(hb, xdv)));
+    isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p2), i32x4.splat(scale_k4(sc, 2 * g + 1))));
+  }
+  
+  for (let j = 0; j < 8; j++) msum += min_k4(sc, j) * (<i32>load<i16>(bs + (<usize>(2 * j) << 1)) + <i32>load<i16>(bs + (<usize>(2 * j + 1) << 1)));
+  return dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 2)) * <f32>msum);
+}
+
 export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 8;
   const rowBytes = <usize>nb * 144;
-  const m4 = i8x16.splat(0x0f);
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const o = <usize>b * 144;
+        const x = xq + (<usize>b << 8);
+        const dx = load<f32>(xd + (<usize>b << 2));
+        a0 += q4_K_block(w0 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+        a1 += q4_K_block(w1 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+        a2 += q4_K_block(w2 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+        a3 += q4_K_block(w3 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+      }
+      const out = outPtr + (<usize>(t * rows + r) << 2);
+      store<f32>(out, a0);
+      store<f32>(out + 4, a1);
+      store<f32>(out + 8, a2);
+      store<f32>(out + 12, a3);
+    }
+  }
+  for (; r < r1; r++) {
     const w = wPtr + <usize>r * rowBytes;
     for (let t = 0; t < T; t++) {
       const xq = qsPtr + <usize>t * <usize>cols;
       const xd = dPtr + (<usize>(t * nb) << 2);
-      const xb = bsPtr + (<usize>(t * (cols >> 4)) << 1);
       let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * 144;
-        const sc = blk + 4;
-        const q = blk + 16;
-        const x = xq + (<usize>b << 8);
-        let isum = i32x4.splat(0);
-        let msum: i32 = 0;
-        for (let g = 0; g < 4; g++) {
-          const qa = v128.load(q + (<usize>g << 5)), qb = v128.load(q + (<usize>g << 5) + 16);
-          const x0 = x + (<usize>g << 6);
-          // sub-block 2g: low nibbles of qa|qb with x[0..32); |q·x| ≤ 15·128, four per lane fit
-          const la = v128.and(qa, m4), lb = v128.and(qb, m4);
-          const xa = v128.load(x0), xbv = v128.load(x0 + 16);
-          let p = i16x8.add(i16x8.extmul_low_i8x16_s(la, xa), i16x8.extmul_high_i8x16_s(la, xa));
-          p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(lb, xbv), i16x8.extmul_high_i8x16_s(lb, xbv)));
-          isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p), i32x4.splat(scale_k4(sc, 2 * g))));
-          // sub-block 2g+1: high nibbles with x[32..64)
-          const ha = i8x16.shr_u(qa, 4), hb = i8x16.shr_u(qb, 4);
-          const xc = v128.load(x0 + 32), xdv = v128.load(x0 + 48);
-          let p2 = i16x8.add(i16x8.extmul_low_i8x16_s(ha, xc), i16x8.extmul_high_i8x16_s(ha, xc));
-          p2 = i16x8.add(p2, i16x8.add(i16x8.extmul_low_i8x16_s(hb, xdv), i16x8.extmul_high_i8x16_s(hb, xdv)));
-          isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p2), i32x4.splat(scale_k4(sc, 2 * g + 1))));
-        }
-        const bs = xb + (<usize>b << 5);
-        for (let j = 0; j < 8; j++) msum += min_k4(sc, j) * (<i32>load<i16>(bs + (<usize>(2 * j) << 1)) + <i32>load<i16>(bs + (<usize>(2 * j + 1) << 1)));
-        const dx = load<f32>(xd + (<usize>b << 2));
-        acc += dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 2)) * <f32>msum);
-      }
+      for (let b = 0; b < nb; b++) acc += q4_K_block(w + <usize>b * 144, xq + (<usize>b << 8), bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), load<f32>(xd + (<usize>b << 2)));
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
@@ -278,49 +322,70 @@ export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 
 // Q5_K block (176 B): d | dmin | scales[12] | qh[32] | qs[128]; the 5th bit of weight 64g + l is
 // bit 2g of qh[l] (low nibble) and of weight 64g + 32 + l bit 2g+1.
+@inline function q5_K_block(blk: usize, x: usize, bs: usize, dx: f32): f32 {
+  const m4 = i8x16.splat(0x0f), s16 = i8x16.splat(16), zero = i8x16.splat(0);
+  const sc = blk + 4;
+  const qha = v128.load(blk + 16), qhb = v128.load(blk + 32);
+  const q = blk + 48;
+  let isum = i32x4.splat(0);
+  let msum: i32 = 0;
+  for (let g = 0; g < 4; g++) {
+    const sh = 2 * g;
+    const u1 = i8x16.splat(<i8>(<i32>1 << sh)), u2 = i8x16.splat(<i8>(<i32>2 << sh));
+    const qa = v128.load(q + (<usize>g << 5)), qb = v128.load(q + (<usize>g << 5) + 16);
+    const x0 = x + (<usize>g << 6);
+    // |q·x| ≤ 31·128, four per i16 lane fit
+    const la = v128.or(v128.and(qa, m4), v128.and(i8x16.ne(v128.and(qha, u1), zero), s16));
+    const lb = v128.or(v128.and(qb, m4), v128.and(i8x16.ne(v128.and(qhb, u1), zero), s16));
+    const xa = v128.load(x0), xbv = v128.load(x0 + 16);
+    let p = i16x8.add(i16x8.extmul_low_i8x16_s(la, xa), i16x8.extmul_high_i8x16_s(la, xa));
+    p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(lb, xbv), i16x8.extmul_high_i8x16_s(lb, xbv)));
+    isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p), i32x4.splat(scale_k4(sc, 2 * g))));
+    const ha = v128.or(i8x16.shr_u(qa, 4), v128.and(i8x16.ne(v128.and(qha, u2), zero), s16));
+    const hb = v128.or(i8x16.shr_u(qb, 4), v128.and(i8x16.ne(v128.and(qhb, u2), zero), s16));
+    const xc = v128.load(x0 + 32), xdv = v128.load(x0 + 48);
+    let p2 = i16x8.add(i16x8.extmul_low_i8x16_s(ha, xc), i16x8.extmul_high_i8x16_s(ha, xc));
+    p2 = i16x8.add(p2, i16x8.add(i16x8.extmul_low_i8x16_s(hb, xdv), i16x8.extmul_high_i8x16_s(hb, xdv)));
+    isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p2), i32x4.splat(scale_k4(sc, 2 * g + 1))));
+  }
+  
+  for (let j = 0; j < 8; j++) msum += min_k4(sc, j) * (<i32>load<i16>(bs + (<usize>(2 * j) << 1)) + <i32>load<i16>(bs + (<usize>(2 * j + 1) << 1)));
+  return dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 2)) * <f32>msum);
+}
+
 export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 8;
   const rowBytes = <usize>nb * 176;
-  const m4 = i8x16.splat(0x0f), s16 = i8x16.splat(16), zero = i8x16.splat(0);
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const o = <usize>b * 176;
+        const x = xq + (<usize>b << 8);
+        const dx = load<f32>(xd + (<usize>b << 2));
+        a0 += q5_K_block(w0 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+        a1 += q5_K_block(w1 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+        a2 += q5_K_block(w2 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+        a3 += q5_K_block(w3 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+      }
+      const out = outPtr + (<usize>(t * rows + r) << 2);
+      store<f32>(out, a0);
+      store<f32>(out + 4, a1);
+      store<f32>(out + 8, a2);
+      store<f32>(out + 12, a3);
+    }
+  }
+  for (; r < r1; r++) {
     const w = wPtr + <usize>r * rowBytes;
     for (let t = 0; t < T; t++) {
       const xq = qsPtr + <usize>t * <usize>cols;
       const xd = dPtr + (<usize>(t * nb) << 2);
-      const xb = bsPtr + (<usize>(t * (cols >> 4)) << 1);
       let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * 176;
-        const sc = blk + 4;
-        const qha = v128.load(blk + 16), qhb = v128.load(blk + 32);
-        const q = blk + 48;
-        const x = xq + (<usize>b << 8);
-        let isum = i32x4.splat(0);
-        let msum: i32 = 0;
-        for (let g = 0; g < 4; g++) {
-          const sh = 2 * g;
-          const u1 = i8x16.splat(<i8>(<i32>1 << sh)), u2 = i8x16.splat(<i8>(<i32>2 << sh));
-          const qa = v128.load(q + (<usize>g << 5)), qb = v128.load(q + (<usize>g << 5) + 16);
-          const x0 = x + (<usize>g << 6);
-          // |q·x| ≤ 31·128, four per i16 lane fit
-          const la = v128.or(v128.and(qa, m4), v128.and(i8x16.ne(v128.and(qha, u1), zero), s16));
-          const lb = v128.or(v128.and(qb, m4), v128.and(i8x16.ne(v128.and(qhb, u1), zero), s16));
-          const xa = v128.load(x0), xbv = v128.load(x0 + 16);
-          let p = i16x8.add(i16x8.extmul_low_i8x16_s(la, xa), i16x8.extmul_high_i8x16_s(la, xa));
-          p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(lb, xbv), i16x8.extmul_high_i8x16_s(lb, xbv)));
-          isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p), i32x4.splat(scale_k4(sc, 2 * g))));
-          const ha = v128.or(i8x16.shr_u(qa, 4), v128.and(i8x16.ne(v128.and(qha, u2), zero), s16));
-          const hb = v128.or(i8x16.shr_u(qb, 4), v128.and(i8x16.ne(v128.and(qhb, u2), zero), s16));
-          const xc = v128.load(x0 + 32), xdv = v128.load(x0 + 48);
-          let p2 = i16x8.add(i16x8.extmul_low_i8x16_s(ha, xc), i16x8.extmul_high_i8x16_s(ha, xc));
-          p2 = i16x8.add(p2, i16x8.add(i16x8.extmul_low_i8x16_s(hb, xdv), i16x8.extmul_high_i8x16_s(hb, xdv)));
-          isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p2), i32x4.splat(scale_k4(sc, 2 * g + 1))));
-        }
-        const bs = xb + (<usize>b << 5);
-        for (let j = 0; j < 8; j++) msum += min_k4(sc, j) * (<i32>load<i16>(bs + (<usize>(2 * j) << 1)) + <i32>load<i16>(bs + (<usize>(2 * j + 1) << 1)));
-        const dx = load<f32>(xd + (<usize>b << 2));
-        acc += dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 2)) * <f32>msum);
-      }
+      for (let b = 0; b < nb; b++) acc += q5_K_block(w + <usize>b * 176, xq + (<usize>b << 8), bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), load<f32>(xd + (<usize>b << 2)));
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
@@ -330,43 +395,67 @@ export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // q = 4 bits of ql | 2 bits of qh. In each half (128 weights, ql+64h, qh+32h, sc+8h), lane l of
 // 32 gives weights l (ql[l] lo, qh[l] bits 0-1), l+32 (ql[l+32] lo, bits 2-3), l+64 (ql[l] hi,
 // bits 4-5), l+96 (ql[l+32] hi, bits 6-7); scale index = l/16 + 2·k for the k-th of those four.
+@inline function q6_K_block(blk: usize, x: usize, dx: f32): f32 {
+  const m4 = i8x16.splat(0x0f), m2 = i8x16.splat(3), s32 = i8x16.splat(32);
+  let isum = i32x4.splat(0);
+  for (let h = 0; h < 2; h++) {
+    const ql = blk + (<usize>h << 6), qh = blk + 128 + (<usize>h << 5), sc = blk + 192 + (<usize>h << 3);
+    const xh = x + (<usize>h << 7);
+    for (let l = 0; l < 32; l += 16) {
+      const qla = v128.load(ql + l), qlb = v128.load(ql + l + 32), qhv = v128.load(qh + l);
+      const is = l >> 4;
+      const q1 = i8x16.sub(v128.or(v128.and(qla, m4), i8x16.shl(v128.and(qhv, m2), 4)), s32);
+      const q2 = i8x16.sub(v128.or(v128.and(qlb, m4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 2), m2), 4)), s32);
+      const q3 = i8x16.sub(v128.or(i8x16.shr_u(qla, 4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 4), m2), 4)), s32);
+      const q4 = i8x16.sub(v128.or(i8x16.shr_u(qlb, 4), i8x16.shl(i8x16.shr_u(qhv, 6), 4)), s32);
+      // |q·x| ≤ 32·128: two products per i16 lane fit
+      const x1 = v128.load(xh + l), x2 = v128.load(xh + l + 32), x3 = v128.load(xh + l + 64), x4 = v128.load(xh + l + 96);
+      const p1 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q1, x1), i16x8.extmul_high_i8x16_s(q1, x1)));
+      const p2 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q2, x2), i16x8.extmul_high_i8x16_s(q2, x2)));
+      const p3 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q3, x3), i16x8.extmul_high_i8x16_s(q3, x3)));
+      const p4 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q4, x4), i16x8.extmul_high_i8x16_s(q4, x4)));
+      isum = i32x4.add(isum, i32x4.mul(p1, i32x4.splat(<i32>load<i8>(sc + is))));
+      isum = i32x4.add(isum, i32x4.mul(p2, i32x4.splat(<i32>load<i8>(sc + is + 2))));
+      isum = i32x4.add(isum, i32x4.mul(p3, i32x4.splat(<i32>load<i8>(sc + is + 4))));
+      isum = i32x4.add(isum, i32x4.mul(p4, i32x4.splat(<i32>load<i8>(sc + is + 6))));
+    }
+  }
+  return dx * (f16_to_f32(load<u16>(blk + 208)) * <f32>hsum_i32(isum));
+}
+
 export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 8;
   const rowBytes = <usize>nb * 210;
-  const m4 = i8x16.splat(0x0f), m2 = i8x16.splat(3), s32 = i8x16.splat(32);
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const o = <usize>b * 210;
+        const x = xq + (<usize>b << 8);
+        const dx = load<f32>(xd + (<usize>b << 2));
+        a0 += q6_K_block(w0 + o, x, dx);
+        a1 += q6_K_block(w1 + o, x, dx);
+        a2 += q6_K_block(w2 + o, x, dx);
+        a3 += q6_K_block(w3 + o, x, dx);
+      }
+      const out = outPtr + (<usize>(t * rows + r) << 2);
+      store<f32>(out, a0);
+      store<f32>(out + 4, a1);
+      store<f32>(out + 8, a2);
+      store<f32>(out + 12, a3);
+    }
+  }
+  for (; r < r1; r++) {
     const w = wPtr + <usize>r * rowBytes;
     for (let t = 0; t < T; t++) {
       const xq = qsPtr + <usize>t * <usize>cols;
       const xd = dPtr + (<usize>(t * nb) << 2);
       let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * 210;
-        let isum = i32x4.splat(0);
-        for (let h = 0; h < 2; h++) {
-          const ql = blk + (<usize>h << 6), qh = blk + 128 + (<usize>h << 5), sc = blk + 192 + (<usize>h << 3);
-          const x = xq + (<usize>b << 8) + (<usize>h << 7);
-          for (let l = 0; l < 32; l += 16) {
-            const qla = v128.load(ql + l), qlb = v128.load(ql + l + 32), qhv = v128.load(qh + l);
-            const is = l >> 4;
-            const q1 = i8x16.sub(v128.or(v128.and(qla, m4), i8x16.shl(v128.and(qhv, m2), 4)), s32);
-            const q2 = i8x16.sub(v128.or(v128.and(qlb, m4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 2), m2), 4)), s32);
-            const q3 = i8x16.sub(v128.or(i8x16.shr_u(qla, 4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 4), m2), 4)), s32);
-            const q4 = i8x16.sub(v128.or(i8x16.shr_u(qlb, 4), i8x16.shl(i8x16.shr_u(qhv, 6), 4)), s32);
-            // |q·x| ≤ 32·128: two products per i16 lane fit
-            const x1 = v128.load(x + l), x2 = v128.load(x + l + 32), x3 = v128.load(x + l + 64), x4 = v128.load(x + l + 96);
-            const p1 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q1, x1), i16x8.extmul_high_i8x16_s(q1, x1)));
-            const p2 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q2, x2), i16x8.extmul_high_i8x16_s(q2, x2)));
-            const p3 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q3, x3), i16x8.extmul_high_i8x16_s(q3, x3)));
-            const p4 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q4, x4), i16x8.extmul_high_i8x16_s(q4, x4)));
-            isum = i32x4.add(isum, i32x4.mul(p1, i32x4.splat(<i32>load<i8>(sc + is))));
-            isum = i32x4.add(isum, i32x4.mul(p2, i32x4.splat(<i32>load<i8>(sc + is + 2))));
-            isum = i32x4.add(isum, i32x4.mul(p3, i32x4.splat(<i32>load<i8>(sc + is + 4))));
-            isum = i32x4.add(isum, i32x4.mul(p4, i32x4.splat(<i32>load<i8>(sc + is + 6))));
-          }
-        }
-        acc += load<f32>(xd + (<usize>b << 2)) * (f16_to_f32(load<u16>(blk + 208)) * <f32>hsum_i32(isum));
-      }
+      for (let b = 0; b < nb; b++) acc += q6_K_block(w + <usize>b * 210, xq + (<usize>b << 8), load<f32>(xd + (<usize>b << 2)));
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
