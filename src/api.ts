@@ -193,3 +193,39 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     throw e;
   }
 }
+
+export interface BenchResult {
+  load_s: number;
+  prefill_tok_s: number;
+  decode_tok_s: number;
+  peak_rss_mb: number;
+}
+
+/**
+ * Load, prefill `nPrompt` tokens, then decode `nGen` tokens greedily (every step a full forward of
+ * one token); the numbers `phi3 bench --json` prints. Prompt tokens are a fixed, valid sequence.
+ */
+export async function benchModel(path: string, o: { nPrompt: number; nGen: number; threads?: number; backend?: BackendName }): Promise<BenchResult> {
+  const t0 = performance.now();
+  const model = await loadModel(path, { ctx: o.nPrompt + o.nGen + 8, threads: o.threads, backend: o.backend });
+  const load_s = (performance.now() - t0) / 1000;
+  try {
+    const v = model.config.vocabSize;
+    const prompt = [model.tokenizer.bos >= 0 ? model.tokenizer.bos : 1, ...Array.from({ length: o.nPrompt - 1 }, (_, i) => 300 + ((i * 7919) % Math.max(1, v - 400)))];
+    const phi3 = model.phi3;
+    phi3.reset();
+    const t1 = performance.now();
+    let logits = phi3.forward(prompt)[0]!;
+    const prefill_s = (performance.now() - t1) / 1000;
+    const t2 = performance.now();
+    for (let i = 0; i < o.nGen; i++) {
+      let best = 0;
+      for (let j = 1; j < logits.length; j++) if (logits[j]! > logits[best]!) best = j;
+      logits = phi3.forward([best])[0]!;
+    }
+    const decode_s = (performance.now() - t2) / 1000;
+    return { load_s, prefill_tok_s: o.nPrompt / prefill_s, decode_tok_s: o.nGen / decode_s, peak_rss_mb: process.resourceUsage().maxRSS / 1024 };
+  } finally {
+    await model.close();
+  }
+}

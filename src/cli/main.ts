@@ -9,7 +9,7 @@ import { PRESETS, SYNTH_TYPES, writeSynth } from '../model/synth.js';
 import { GgufError } from '../gguf/types.js';
 import { GGUFFile } from '../gguf/reader.js';
 import { SpmTokenizer } from '../tokenizer/spm.js';
-import { loadModel, ContextLengthError, type BackendName } from '../api.js';
+import { loadModel, benchModel, ContextLengthError, type BackendName } from '../api.js';
 import { configFromGguf } from '../model/config.js';
 import * as fs from 'node:fs';
 
@@ -129,6 +129,24 @@ const commands: Record<string, { usage: string; run: Handler }> = {
       } finally {
         await model.close();
       }
+    },
+  },
+  bench: {
+    usage: 'phi3 bench <model.gguf> [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--backend wasm|ref] [--json]',
+    async run(argv) {
+      const { values, positionals } = args(
+        argv,
+        { 'prompt-tokens': { type: 'string', default: '128' }, 'gen-tokens': { type: 'string', default: '64' }, json: { type: 'boolean' }, ...backendOpt },
+        this.usage,
+      );
+      if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
+      const nPrompt = num(values['prompt-tokens'], 'prompt-tokens'), nGen = num(values['gen-tokens'], 'gen-tokens');
+      const r = await benchModel(positionals[0]!, { nPrompt, nGen, threads: values.threads ? num(values.threads, 'threads') : undefined, backend: values.backend as BackendName });
+      process.stdout.write(
+        values.json
+          ? JSON.stringify(r) + '\n'
+          : `load ${r.load_s.toFixed(2)} s | prefill ${r.prefill_tok_s.toFixed(2)} tok/s (${nPrompt} tokens) | decode ${r.decode_tok_s.toFixed(2)} tok/s (${nGen} tokens) | peak RSS ${r.peak_rss_mb.toFixed(0)} MB\n`,
+      );
     },
   },
   tokenize: {

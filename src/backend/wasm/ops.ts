@@ -41,12 +41,13 @@ class Bank {
   top = KERNEL_STATIC_BYTES; // page 0 is the kernels' static data
   /** staging for activations of matmuls whose weight lives here (banks ≥ 1) */
   staging = 0;
-  constructor(module: WebAssembly.Module, initialBytes: number) {
+  constructor(
+    module: WebAssembly.Module,
+    initialBytes: number,
+    readonly capacity = MAX_PAGES * PAGE,
+  ) {
     this.memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(initialBytes / PAGE)), maximum: MAX_PAGES, shared: true });
     this.k = instantiate(module, this.memory);
-  }
-  get capacity(): number {
-    return MAX_PAGES * PAGE;
   }
   /** bump-allocate `bytes`, growing the memory as needed; undefined if the bank is full */
   alloc(bytes: number): number | undefined {
@@ -84,6 +85,8 @@ export interface WasmPlan {
   maxRows: number;
   maxT: number;
   threads: number;
+  /** bytes per bank (default and maximum 4 GiB); smaller in tests to exercise several banks */
+  bankBytes?: number;
 }
 
 export class WasmOps implements Ops<WasmBuf> {
@@ -92,6 +95,7 @@ export class WasmOps implements Ops<WasmBuf> {
   private readonly banks: Bank[] = [];
   private crewInstance: Crew | undefined;
   private readonly stagingBytes: number;
+  private readonly bankBytes: number;
   /** bank-0 scratch */
   private readonly xq: number; // i8 [maxT · maxCols]
   private readonly xd: number; // f32 [maxT · maxCols / 32]
@@ -108,9 +112,10 @@ export class WasmOps implements Ops<WasmBuf> {
     const { maxCols, maxRows, maxT } = plan;
     // per-bank staging: qs + d + bsums + f16-rounded x + output
     this.stagingBytes = maxT * maxCols + maxT * (maxCols / 32) * 4 + maxT * (maxCols / 16) * 2 + maxT * maxCols * 4 + maxT * maxRows * 4 + 5 * ALIGN;
-    const b0 = new Bank(this.module, Math.min(plan.reserveBytes + this.stagingBytes + (1 << 20), MAX_PAGES * PAGE));
-    this.banks.push(b0);
+    this.bankBytes = Math.min(plan.bankBytes ?? MAX_PAGES * PAGE, MAX_PAGES * PAGE);
     const need = plan.reserveBytes + this.stagingBytes;
+    const b0 = new Bank(this.module, KERNEL_STATIC_BYTES + need, Math.max(this.bankBytes, KERNEL_STATIC_BYTES + need + ALIGN));
+    this.banks.push(b0);
     const start = b0.alloc(need);
     if (start === undefined) throw new RangeError(`activations and KV cache need ${need} bytes, more than one 4 GiB WASM memory`);
     this.reserveTop = start;
@@ -179,7 +184,7 @@ export class WasmOps implements Ops<WasmBuf> {
     let ptr = t.shape.length === 1 ? ((bank = 0), this.reserve(t.byteSize)) : this.banks[bank]!.alloc(t.byteSize);
     if (ptr === undefined) {
       // a new bank, with its own staging area for cross-bank matmuls
-      const b = new Bank(this.module, t.byteSize + this.stagingBytes);
+      const b = new Bank(this.module, KERNEL_STATIC_BYTES + t.byteSize + this.stagingBytes + 2 * ALIGN, Math.max(this.bankBytes, KERNEL_STATIC_BYTES + t.byteSize + this.stagingBytes + 2 * ALIGN));
       b.staging = b.alloc(this.stagingBytes)!;
       this.banks.push(b);
       bank = this.banks.length - 1;

@@ -1,0 +1,56 @@
+// `npm run bench`: write the synthetic mini model as Q4_0, Q4_K_M and Q8_0 (and a tiny one), then run
+// phi3-ts and llama.cpp alternately on the same file with the same threads, several rounds, and print
+// medians and ours/llama.cpp ratios. Results also go to bench/results.json.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const here = import.meta.dirname;
+const root = path.resolve(here, '..');
+const cli = path.join(root, 'dist', 'src', 'cli', 'main.js');
+const vocab = path.resolve(root, '..', 'shared', 'models', 'ggml-vocab-phi-3.gguf');
+const cache = path.join(here, '.cache');
+fs.mkdirSync(cache, { recursive: true });
+const arg = (name, d) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : d;
+};
+const threads = Number(arg('threads', String(Math.min(2, os.availableParallelism()))));
+const rounds = Number(arg('rounds', '3'));
+const types = arg('types', 'Q4_0,Q4_K_M,Q8_0').split(',');
+const nPrompt = Number(arg('prompt-tokens', '128')), nGen = Number(arg('gen-tokens', '64'));
+
+function model(preset, type) {
+  const file = path.join(cache, `${preset}-${type}.gguf`);
+  if (!fs.existsSync(file)) {
+    const v = fs.existsSync(vocab) && preset === 'mini' ? ['--vocab', vocab] : [];
+    execFileSync(process.execPath, [cli, 'synth', '--preset', preset, '--type', type, '--seed', '1', ...v, '--out', file], { stdio: 'inherit' });
+  }
+  return file;
+}
+const run = (cmd, args) => JSON.parse(execFileSync(process.execPath, [cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }).trim().split('\n').at(-1));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const results = [];
+const cases = [...types.map((t) => ['mini', t]), ['tiny', 'Q4_0']];
+for (const [preset, type] of cases) {
+  const file = model(preset, type);
+  const ours = [], theirs = [];
+  for (let r = 0; r < rounds; r++) {
+    ours.push(run(cli, ['bench', file, '--threads', String(threads), '--prompt-tokens', String(nPrompt), '--gen-tokens', String(nGen), '--json']));
+    theirs.push(run(path.join(here, 'llama-bench.mjs'), [file, String(threads), String(nPrompt), String(nGen)]));
+  }
+  const m = (xs, k) => median(xs.map((x) => x[k]));
+  const row = { model: `${preset} ${type}`, bytes: fs.statSync(file).size, threads, rounds };
+  for (const k of ['prefill_tok_s', 'decode_tok_s', 'load_s', 'peak_rss_mb']) row[k] = { phi3: m(ours, k), llama: m(theirs, k), ratio: m(ours, k) / m(theirs, k) };
+  results.push(row);
+  console.log(JSON.stringify(row));
+}
+const f = (x, d = 2) => x.toFixed(d);
+console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0].model}, ${threads} threads, Node ${process.version}, medians of ${rounds} alternating runs`);
+console.log('| model | prefill tok/s (ours / llama.cpp = ratio) | decode tok/s | load s | peak RSS MB |');
+console.log('|---|---|---|---|---|');
+for (const r of results)
+  console.log(`| ${r.model} | ${f(r.prefill_tok_s.phi3)} / ${f(r.prefill_tok_s.llama)} = **${f(r.prefill_tok_s.ratio)}×** | ${f(r.decode_tok_s.phi3)} / ${f(r.decode_tok_s.llama)} = **${f(r.decode_tok_s.ratio)}×** | ${f(r.load_s.phi3)} / ${f(r.load_s.llama)} | ${f(r.peak_rss_mb.phi3, 0)} / ${f(r.peak_rss_mb.llama, 0)} |`);
+fs.writeFileSync(path.join(here, 'results.json'), JSON.stringify({ date: new Date().toISOString(), cpu: os.cpus()[0].model, node: process.version, results }, null, 2));

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import * as path from 'node:path';
+import { GGUFFile } from '../src/gguf/reader.js';
+import { WasmOps, planFor } from '../src/backend/wasm/ops.js';
+import { Phi3 } from '../src/model/phi3.js';
+import { configFromGguf } from '../src/model/config.js';
+import { writeSynth, PRESETS } from '../src/model/synth.js';
+import { loadModel } from '../src/api.js';
+import { tmpDir } from './helpers.js';
+
+const dir = tmpDir();
+
+async function logitsWith(file: string, threads: number, bankBytes?: number): Promise<Float32Array[]> {
+  const f = GGUFFile.open(file);
+  const c = configFromGguf(f);
+  const ops = new WasmOps({ ...planFor(c, 64, 16, threads), bankBytes });
+  const m = Phi3.load(f, ops, { ctx: 64, maxBatch: 16 });
+  await ops.start();
+  try {
+    const tokens = Array.from({ length: 20 }, (_, i) => 1 + ((i * 37) % 800));
+    const rows = m.forward(tokens, { allLogits: true }); // two batches of 16 + 4
+    rows.push(...m.forward([5, 6]));
+    return rows;
+  } finally {
+    await ops.close();
+    f.close();
+  }
+}
+
+const bits = (rows: Float32Array[]) => rows.map((r) => Buffer.from(r.buffer, r.byteOffset, r.byteLength).toString('base64'));
+
+describe('WASM backend', () => {
+  for (const type of ['Q4_0', 'Q4_K_M', 'Q8_0', 'F16', 'Q5_1']) {
+    it(`${type}: logits are bit-identical for 1, 2 and 3 threads`, async () => {
+      const file = path.join(dir, `threads-${type}.gguf`);
+      writeSynth(file, { shape: PRESETS.small!, type, seed: 3 });
+      const one = bits(await logitsWith(file, 1));
+      expect(bits(await logitsWith(file, 2))).toEqual(one);
+      expect(bits(await logitsWith(file, 3))).toEqual(one);
+    });
+  }
+
+  it('weights spread over several memory banks give the same logits as one bank', async () => {
+    const file = path.join(dir, 'banks.gguf');
+    writeSynth(file, { shape: PRESETS.small!, type: 'Q4_K_M', seed: 4 });
+    const one = await logitsWith(file, 2);
+    // 3 MiB banks: every bank holds a few tensors, most matmuls cross banks
+    const f = GGUFFile.open(file);
+    const ops = new WasmOps({ ...planFor(configFromGguf(f), 64, 16, 2), bankBytes: 3 << 20 });
+    Phi3.load(f, ops, { ctx: 64, maxBatch: 16 });
+    expect(ops.bankSizes().length).toBeGreaterThan(2);
+    await ops.close();
+    f.close();
+    expect(bits(await logitsWith(file, 2, 3 << 20))).toEqual(bits(one));
+  });
+
+  it('a worker error surfaces as an error, not a hang', async () => {
+    const file = path.join(dir, 'err.gguf');
+    writeSynth(file, { shape: PRESETS.tiny!, type: 'Q4_0', seed: 5 });
+    const m = await loadModel(file, { ctx: 32, threads: 2 });
+    const ops = m.phi3.ops as unknown as { crew: { run: (a: number[], mine: () => void) => void } };
+    // an op code no worker knows: the worker reports it, the main thread throws
+    expect(() => ops.crew.run([99, 0], () => {})).toThrow(/worker thread failed: .*unknown op 99/);
+    await m.close();
+  });
+});
