@@ -147,6 +147,14 @@ export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: 
   return f32x4.convert_i32x4_s(i32x4.extadd_pairwise_i16x8_s(p));
 }
 
+// The relaxed-SIMD build: relaxed_dot_i8x16_i7x16 takes the nibbles as they are (0..15, a valid
+// 7-bit operand) and the 8 is subtracted once per lane group through sx = 8·Σx.
+@inline function dot_q4_0_block_relaxed(blk: usize, x0: v128, x1: v128, sx: v128): v128 {
+  const qs = v128.load(blk + 2);
+  const lo = v128.and(qs, i8x16.splat(0x0f)), hi = i8x16.shr_u(qs, 4);
+  return f32x4.convert_i32x4_s(i32x4.sub(i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, lo, i32x4.splat(0))), sx));
+}
+
 // Rows go four at a time: the activation block is loaded once for four weight rows, and four
 // independent streams keep more cache-line misses in flight (the hardware prefetcher alone does
 // not keep up with this loop on the machines we measured).
@@ -170,10 +178,20 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
         dh = v128.load16_lane(w2 + o, dh, 2);
         dh = v128.load16_lane(w3 + o, dh, 3);
         const sc = f32x4.mul(f16x8_lo(dh), f32x4.splat(load<f32>(xd + (<usize>b << 2))));
-        a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block(w0 + o, x0, x1), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
-        a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block(w1 + o, x0, x1), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
-        a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block(w2 + o, x0, x1), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
-        a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block(w3 + o, x0, x1), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
+        if (ASC_FEATURE_RELAXED_SIMD) {
+          // 8·Σx per lane group, shared by the four rows (weights are used unsigned, 0..15)
+          const ones = i8x16.splat(1);
+          const sx = i32x4.shl(i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, ones, i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, ones, i32x4.splat(0))), 3);
+          a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block_relaxed(w0 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
+          a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block_relaxed(w1 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
+          a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block_relaxed(w2 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
+          a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block_relaxed(w3 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
+        } else {
+          a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block(w0 + o, x0, x1), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
+          a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block(w1 + o, x0, x1), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
+          a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block(w2 + o, x0, x1), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
+          a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block(w3 + o, x0, x1), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
+        }
       }
       const out = outPtr + (<usize>(t * rows + r) << 2);
       store<f32>(out, hsum_f32(a0));
@@ -191,7 +209,14 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       for (let b = 0; b < nb; b++) {
         const blk = w + <usize>b * 18;
         const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        acc = f32x4.add(acc, f32x4.mul(dot_q4_0_block(blk, x0, x1), f32x4.splat(f16_to_f32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)))));
+        const sc = f32x4.splat(f16_to_f32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)));
+        if (ASC_FEATURE_RELAXED_SIMD) {
+          const ones = i8x16.splat(1);
+          const sx = i32x4.shl(i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, ones, i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, ones, i32x4.splat(0))), 3);
+          acc = f32x4.add(acc, f32x4.mul(dot_q4_0_block_relaxed(blk, x0, x1, sx), sc));
+        } else {
+          acc = f32x4.add(acc, f32x4.mul(dot_q4_0_block(blk, x0, x1), sc));
+        }
       }
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(acc));
     }
@@ -245,6 +270,15 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   }
 }
 
+// Σ of 32 products q·x of a K-quant sub-block (q unsigned, ≤ 31; x signed), as i32x4 partials.
+// SIMD128: |q·x| ≤ 31·128, so four products per i16 lane fit. Relaxed: q is a valid 7-bit operand.
+@inline function sub_dot(qa: v128, xa: v128, qb: v128, xb: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(xb, qb, i32x4.relaxed_dot_i8x16_i7x16_add_s(xa, qa, i32x4.splat(0)));
+  let p = i16x8.add(i16x8.extmul_low_i8x16_s(qa, xa), i16x8.extmul_high_i8x16_s(qa, xa));
+  p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(qb, xb), i16x8.extmul_high_i8x16_s(qb, xb)));
+  return i32x4.extadd_pairwise_i16x8_s(p);
+}
+
 // get_scale_min_k4 for the 8 sub-blocks of a K-quant super-block: scales → sc[0..7], mins → mn[0..7]
 @inline function scale_k4(q: usize, j: i32): i32 {
   return j < 4 ? <i32>(load<u8>(q + j) & 63) : <i32>((load<u8>(q + j + 4) & 0xf) | ((load<u8>(q + j - 4) >> 6) << 4));
@@ -267,15 +301,11 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
     // sub-block 2g: low nibbles of qa|qb with x[0..32); |q·x| ≤ 15·128, four per lane fit
     const la = v128.and(qa, m4), lb = v128.and(qb, m4);
     const xa = v128.load(x0), xbv = v128.load(x0 + 16);
-    let p = i16x8.add(i16x8.extmul_low_i8x16_s(la, xa), i16x8.extmul_high_i8x16_s(la, xa));
-    p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(lb, xbv), i16x8.extmul_high_i8x16_s(lb, xbv)));
-    isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p), i32x4.splat(scale_k4(sc, 2 * g))));
+    isum = i32x4.add(isum, i32x4.mul(sub_dot(la, xa, lb, xbv), i32x4.splat(scale_k4(sc, 2 * g))));
     // sub-block 2g+1: high nibbles with x[32..64)
     const ha = i8x16.shr_u(qa, 4), hb = i8x16.shr_u(qb, 4);
     const xc = v128.load(x0 + 32), xdv = v128.load(x0 + 48);
-    let p2 = i16x8.add(i16x8.extmul_low_i8x16_s(ha, xc), i16x8.extmul_high_i8x16_s(ha, xc));
-    p2 = i16x8.add(p2, i16x8.add(i16x8.extmul_low_i8x16_s(hb, xdv), i16x8.extmul_high_i8x16_s(hb, xdv)));
-    isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p2), i32x4.splat(scale_k4(sc, 2 * g + 1))));
+    isum = i32x4.add(isum, i32x4.mul(sub_dot(ha, xc, hb, xdv), i32x4.splat(scale_k4(sc, 2 * g + 1))));
   }
   
   for (let j = 0; j < 8; j++) msum += min_k4(sc, j) * (<i32>load<i16>(bs + (<usize>(2 * j) << 1)) + <i32>load<i16>(bs + (<usize>(2 * j + 1) << 1)));
@@ -338,15 +368,11 @@ export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
     const la = v128.or(v128.and(qa, m4), v128.and(i8x16.ne(v128.and(qha, u1), zero), s16));
     const lb = v128.or(v128.and(qb, m4), v128.and(i8x16.ne(v128.and(qhb, u1), zero), s16));
     const xa = v128.load(x0), xbv = v128.load(x0 + 16);
-    let p = i16x8.add(i16x8.extmul_low_i8x16_s(la, xa), i16x8.extmul_high_i8x16_s(la, xa));
-    p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(lb, xbv), i16x8.extmul_high_i8x16_s(lb, xbv)));
-    isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p), i32x4.splat(scale_k4(sc, 2 * g))));
+    isum = i32x4.add(isum, i32x4.mul(sub_dot(la, xa, lb, xbv), i32x4.splat(scale_k4(sc, 2 * g))));
     const ha = v128.or(i8x16.shr_u(qa, 4), v128.and(i8x16.ne(v128.and(qha, u2), zero), s16));
     const hb = v128.or(i8x16.shr_u(qb, 4), v128.and(i8x16.ne(v128.and(qhb, u2), zero), s16));
     const xc = v128.load(x0 + 32), xdv = v128.load(x0 + 48);
-    let p2 = i16x8.add(i16x8.extmul_low_i8x16_s(ha, xc), i16x8.extmul_high_i8x16_s(ha, xc));
-    p2 = i16x8.add(p2, i16x8.add(i16x8.extmul_low_i8x16_s(hb, xdv), i16x8.extmul_high_i8x16_s(hb, xdv)));
-    isum = i32x4.add(isum, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(p2), i32x4.splat(scale_k4(sc, 2 * g + 1))));
+    isum = i32x4.add(isum, i32x4.mul(sub_dot(ha, xc, hb, xdv), i32x4.splat(scale_k4(sc, 2 * g + 1))));
   }
   
   for (let j = 0; j < 8; j++) msum += min_k4(sc, j) * (<i32>load<i16>(bs + (<usize>(2 * j) << 1)) + <i32>load<i16>(bs + (<usize>(2 * j + 1) << 1)));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { instantiate, kernelModule, KERNEL_STATIC_BYTES, type Kernels } from '../src/backend/wasm/kernels.js';
+import { instantiate, kernelBuild, selectKernels, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from '../src/backend/wasm/kernels.js';
 import { matmulRef, rmsnormRef, swigluRef } from '../src/backend/ref/ops.js';
 import { quantizeQ8_0Act, quantizeQ8KAct } from '../src/quant/activations.js';
 import { quantize } from '../src/quant/quantize.js';
@@ -8,9 +8,10 @@ import { GGML_TYPES, GGMLType } from '../src/quant/ggml-type.js';
 import { Rng } from '../src/util/rng.js';
 
 /** one instance over a fresh shared memory, with a bump allocator */
+let LEVEL: SimdLevel = 'simd128';
 function harness(bytes = 64 << 20) {
   const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536), maximum: 65536, shared: true });
-  const k: Kernels = instantiate(kernelModule(), memory);
+  const k: Kernels = instantiate(kernelBuild(LEVEL), memory);
   let top = KERNEL_STATIC_BYTES; // page 0 holds the kernels' static data
   const alloc = (n: number) => {
     const p = Math.ceil(top / 64) * 64;
@@ -78,9 +79,12 @@ const MATMULS: [GGMLType, keyof Kernels][] = [
   [GGMLType.F16, 'matmul_f16'],
 ];
 
-describe('matmul kernels = matmulRef (same activation rounding), within 1e-5 of Σ|w·x|', () => {
+const LEVELS: SimdLevel[] = selectKernels('auto').level === 'relaxed' ? ['simd128', 'relaxed'] : ['simd128'];
+for (const level of LEVELS)
+describe(`[${level}] matmul kernels = matmulRef (same activation rounding), within 1e-5 of Σ|w·x|`, () => {
   for (const [type, name] of MATMULS) {
     it(`${name}`, () => {
+      LEVEL = level;
       const info = GGML_TYPES.get(type)!;
       const bs = Math.max(info.blockSize, 32);
       fc.assert(
@@ -127,8 +131,16 @@ describe('matmul kernels = matmulRef (same activation rounding), within 1e-5 of 
         ),
         { numRuns: 60 },
       );
+      LEVEL = 'simd128';
     });
   }
+});
+
+it('the relaxed-SIMD build is chosen only where it runs and agrees with SIMD128', () => {
+  const k = selectKernels('auto');
+  expect(['simd128', 'relaxed']).toContain(k.level);
+  // Node 20 on x86-64 with the flag: relaxed is available here
+  if (process.arch === 'x64') expect(k.level).toBe('relaxed');
 });
 
 describe('small kernels = their twins', () => {

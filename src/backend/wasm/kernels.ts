@@ -3,6 +3,7 @@
  * assembly/index.ts), instantiated over a shared WebAssembly.Memory per bank and per thread.
  */
 import * as fs from 'node:fs';
+import * as v8 from 'node:v8';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,17 +48,104 @@ export function packageRoot(): string {
  */
 export const KERNEL_STATIC_BYTES = 65536;
 
-let compiled: WebAssembly.Module | undefined;
+/** which kernel build runs: SIMD128 everywhere, or relaxed SIMD (integer dot instructions) where the engine has it */
+export type SimdLevel = 'simd128' | 'relaxed';
 
-/** the compiled kernel module (SIMD128; validated before use) */
-export function kernelModule(): WebAssembly.Module {
-  if (compiled) return compiled;
-  const file = path.join(packageRoot(), 'build', 'kernels.wasm');
+const compiled = new Map<SimdLevel, WebAssembly.Module>();
+
+function compile(level: SimdLevel): WebAssembly.Module | undefined {
+  const have = compiled.get(level);
+  if (have) return have;
+  const file = path.join(packageRoot(), 'build', level === 'relaxed' ? 'kernels-relaxed.wasm' : 'kernels.wasm');
   if (!fs.existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\``);
   const bytes = fs.readFileSync(file);
-  if (!WebAssembly.validate(bytes)) throw new Error(`${file}: this JavaScript engine cannot run WASM SIMD128 with threads`);
-  compiled = new WebAssembly.Module(bytes);
-  return compiled;
+  if (level === 'relaxed') {
+    // Node 20 ships relaxed SIMD behind a flag (V8 reads it at compile time, process-wide, so the
+    // worker threads inherit it); its baseline compiler drops relaxed_dot's accumulator, so
+    // compile optimized only. Node ≥ 22 has both fixed; the flags are then harmless.
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    v8.setFlagsFromString('--no-liftoff');
+  }
+  if (!WebAssembly.validate(bytes)) {
+    if (level === 'relaxed') return undefined;
+    throw new Error(`${file}: this JavaScript engine cannot run WASM SIMD128 with threads`);
+  }
+  const m = new WebAssembly.Module(bytes);
+  compiled.set(level, m);
+  return m;
+}
+
+/** the module of one build (throws if the engine cannot run it) */
+export function kernelBuild(level: SimdLevel): WebAssembly.Module {
+  const m = compile(level);
+  if (!m) throw new Error(`this JavaScript engine cannot run the ${level} kernels`);
+  return m;
+}
+
+let chosen: { module: WebAssembly.Module; level: SimdLevel } | undefined;
+
+/**
+ * The kernel module to run: the relaxed-SIMD build when the engine validates it and it passes a
+ * start-up self-test against the SIMD128 build (integer dot products must agree), else SIMD128.
+ */
+export function kernelModule(prefer: SimdLevel | 'auto' = 'auto'): WebAssembly.Module {
+  return selectKernels(prefer).module;
+}
+
+export function selectKernels(prefer: SimdLevel | 'auto' = 'auto'): { module: WebAssembly.Module; level: SimdLevel } {
+  if (prefer === 'simd128') return { module: kernelBuild('simd128'), level: 'simd128' };
+  if (prefer === 'relaxed') return { module: kernelBuild('relaxed'), level: 'relaxed' };
+  if (chosen) return chosen;
+  const base = kernelBuild('simd128');
+  let relaxed: WebAssembly.Module | undefined;
+  try {
+    relaxed = compile('relaxed');
+  } catch {
+    relaxed = undefined;
+  }
+  chosen = relaxed && selfTest(base, relaxed) ? { module: relaxed, level: 'relaxed' } : { module: base, level: 'simd128' };
+  return chosen;
+}
+
+/** run the quantized matmuls of both builds on the same random data; they must agree to 1e-5 */
+function selfTest(base: WebAssembly.Module, relaxed: WebAssembly.Module): boolean {
+  try {
+    const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536, shared: true });
+    const a = instantiate(base, memory), b = instantiate(relaxed, memory);
+    const u8 = new Uint8Array(memory.buffer);
+    const cols = 512, rows = 5, W = 65536, X = W + 200_000, Q = X + cols * 4, D = Q + cols, S = D + cols, O1 = S + cols, O2 = O1 + 64;
+    let seed = 12345;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) / (1 << 24);
+    for (let i = 0; i < 200_000; i++) u8[W + i] = (rnd() * 256) | 0;
+    const x = new Float32Array(memory.buffer, X, cols);
+    for (let i = 0; i < cols; i++) x[i] = rnd() * 2 - 1;
+    const scales = (bytes: number, off: number[]) => {
+      for (let blk = W; blk < W + rows * bytes * (cols / (bytes === 18 ? 32 : 256)); blk += bytes) for (const o of off) (u8[blk + o] = 0), (u8[blk + o + 1] = 0x20);
+    };
+    const close = (p: number, q: number, n: number) => {
+      const f = new Float32Array(memory.buffer);
+      for (let i = 0; i < n; i++) if (!(Math.abs(f[p / 4 + i]! - f[q / 4 + i]!) <= 1e-5 * (1 + Math.abs(f[p / 4 + i]!)))) return false;
+      return true;
+    };
+    scales(18, [0]);
+    a.quantize_q8_0(Q, D, X, cols);
+    a.matmul_q4_0(O1, W, Q, D, cols, rows, 0, rows, 1);
+    b.matmul_q4_0(O2, W, Q, D, cols, rows, 0, rows, 1);
+    if (!close(O1, O2, rows)) return false;
+    for (const [bytes, fa, fb] of [
+      [144, a.matmul_q4_K, b.matmul_q4_K],
+      [176, a.matmul_q5_K, b.matmul_q5_K],
+    ] as const) {
+      scales(bytes, [0, 2]);
+      a.quantize_q8_K(Q, D, S, X, cols);
+      fa(O1, W, Q, D, S, cols, rows, 0, rows, 1);
+      fb(O2, W, Q, D, S, cols, rows, 0, rows, 1);
+      if (!close(O1, O2, rows)) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): Kernels {

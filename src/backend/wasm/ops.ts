@@ -15,7 +15,7 @@ import { GGML_TYPES, GGMLType, QK_K } from '../../quant/ggml-type.js';
 import { dequantizeRow } from '../../quant/dequantize.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../ops.js';
 import { matmulRef } from '../ref/ops.js';
-import { instantiate, kernelModule, KERNEL_STATIC_BYTES, type Kernels } from './kernels.js';
+import { instantiate, selectKernels, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from './kernels.js';
 import { Crew } from './crew.js';
 import { Op, runShare } from './share.js';
 
@@ -87,11 +87,15 @@ export interface WasmPlan {
   threads: number;
   /** bytes per bank (default and maximum 4 GiB); smaller in tests to exercise several banks */
   bankBytes?: number;
+  /** kernel build: 'auto' (relaxed SIMD when available and self-tested), or forced */
+  simd?: SimdLevel | 'auto';
 }
 
 export class WasmOps implements Ops<WasmBuf> {
   readonly name = 'wasm';
-  private readonly module = kernelModule();
+  private readonly module: WebAssembly.Module;
+  /** the kernel build in use */
+  readonly simd: SimdLevel;
   private readonly banks: Bank[] = [];
   private crewInstance: Crew | undefined;
   private readonly stagingBytes: number;
@@ -110,6 +114,9 @@ export class WasmOps implements Ops<WasmBuf> {
 
   constructor(readonly plan: WasmPlan) {
     const { maxCols, maxRows, maxT } = plan;
+    const k = selectKernels(plan.simd ?? 'auto');
+    this.module = k.module;
+    this.simd = k.level;
     // per-bank staging: qs + d + bsums + f16-rounded x + output
     this.stagingBytes = maxT * maxCols + maxT * (maxCols / 32) * 4 + maxT * (maxCols / 16) * 2 + maxT * maxCols * 4 + maxT * maxRows * 4 + 5 * ALIGN;
     this.bankBytes = Math.min(plan.bankBytes ?? MAX_PAGES * PAGE, MAX_PAGES * PAGE);

@@ -1,5 +1,6 @@
 /**
- * What one thread computes of an op: its slice of the rows (matmuls) or heads (attention).
+ * What one thread computes of an op: its slice of the rows (matmuls, in whole groups of four
+ * rows, so a row is always computed by the same code path) or heads (attention).
  * Shared by the main thread and the workers, so every thread splits work the same way; each
  * output element is computed by exactly one thread in a fixed order, so results are bit-identical
  * for any number of threads.
@@ -33,7 +34,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     case Op.MATMUL_Q8_0:
     case Op.MATMUL_Q6_K: {
       // out, w, qs, d, cols, rows, T
-      const [r0, r1] = split(a[7]!, i, k);
+      const [r0, r1] = split(a[7]!, i, k, 4);
       if (r0 >= r1) return;
       const f = a[0] === Op.MATMUL_Q4_0 ? K.matmul_q4_0 : a[0] === Op.MATMUL_Q8_0 ? K.matmul_q8_0 : K.matmul_q6_K;
       f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!);
@@ -42,7 +43,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     case Op.MATMUL_Q4_K:
     case Op.MATMUL_Q5_K: {
       // out, w, qs, d, bsums, cols, rows, T
-      const [r0, r1] = split(a[8]!, i, k);
+      const [r0, r1] = split(a[8]!, i, k, 4);
       if (r0 >= r1) return;
       (a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : K.matmul_q5_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
       return;
@@ -50,7 +51,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     case Op.MATMUL_F32:
     case Op.MATMUL_F16: {
       // out, w, x, cols, rows, T
-      const [r0, r1] = split(a[6]!, i, k);
+      const [r0, r1] = split(a[6]!, i, k, 4);
       if (r0 >= r1) return;
       (a[0] === Op.MATMUL_F32 ? K.matmul_f32 : K.matmul_f16)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, r0, r1, a[7]!);
       return;
