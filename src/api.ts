@@ -12,13 +12,15 @@ import type { Ops } from './backend/ops.js';
 import { configFromGguf, estimateMemory, type Phi3Config } from './model/config.js';
 import { Phi3, ContextLengthError } from './model/phi3.js';
 import { SpmTokenizer } from './tokenizer/spm.js';
-import { generate, type GenerateOptions, type GenerationStats } from './generate/generate.js';
+import { generate, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
+import { renderChat, type ChatMessage } from './generate/chat.js';
 
 export { ContextLengthError } from './model/phi3.js';
 export { GgufError } from './gguf/types.js';
 export { UnsupportedModelError } from './model/config.js';
 export { TokenizerError } from './tokenizer/spm.js';
-export type { GenerateOptions, GenerationStats } from './generate/generate.js';
+export type { GenerateOptions, GenerationStats, GeneratedChunk } from './generate/generate.js';
+export type { ChatMessage } from './generate/chat.js';
 
 export type BackendName = 'wasm' | 'ref';
 
@@ -47,6 +49,9 @@ export class Model {
   private history: number[] = [];
   private busy = false;
 
+  /** tokenizer.chat_template of the file, if any */
+  readonly chatTemplate: string | undefined;
+
   constructor(
     readonly path: string,
     readonly config: Phi3Config,
@@ -54,7 +59,9 @@ export class Model {
     readonly phi3: Phi3,
     readonly loadStats: LoadStats,
     private readonly file: GGUFFile,
-  ) {}
+  ) {
+    this.chatTemplate = file.optString('tokenizer.chat_template');
+  }
 
   get ctx(): number {
     return this.phi3.ctx;
@@ -91,21 +98,42 @@ export class Model {
   }
 
   /**
-   * Stream text for a prompt (text or token ids). Text prompts get BOS per the vocabulary and
-   * special tokens parsed (so chat markup works).
+   * Stream generated tokens for a prompt (text or token ids), with their text and, when asked,
+   * log-probabilities. Text prompts get BOS per the vocabulary and special tokens parsed (so chat
+   * markup works). The KV cache is kept between calls: only tokens after the prefix shared with
+   * the previous call are computed.
    */
-  generate(prompt: string | number[], opts: GenerateOptions = {}): Generation {
+  stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<GeneratedChunk, GenerationStats> {
     const ids = typeof prompt === 'string' ? this.tokenize(prompt, { special: true }) : prompt;
+    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
     const maxTokens = opts.maxTokens ?? 256;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RangeError(`max_tokens must be a positive integer, got ${maxTokens}`);
     if (ids.length + maxTokens > this.ctx) throw new ContextLengthError(ids.length + maxTokens, this.ctx, `prompt (${ids.length} tokens) plus max_tokens (${maxTokens})`);
     this.claim();
+    const self = this;
+    async function* run(): AsyncGenerator<GeneratedChunk, GenerationStats> {
+      try {
+        return yield* generate(self.phi3, self.tokenizer, ids, self.history, { ...opts, reuseCache: opts.reuseCache ?? true });
+      } catch (e) {
+        // a failed or interrupted step leaves the cache in an unknown state: start over next time
+        self.phi3.reset();
+        self.history = [];
+        throw e;
+      } finally {
+        self.busy = false;
+      }
+    }
+    return run();
+  }
+
+  /** Stream text (see stream()); `stats` resolves when generation ends. */
+  generate(prompt: string | number[], opts: GenerateOptions = {}): Generation {
+    const it = this.stream(prompt, opts);
     let resolve!: (s: GenerationStats) => void, reject!: (e: unknown) => void;
     const stats = new Promise<GenerationStats>((res, rej) => ((resolve = res), (reject = rej)));
     stats.catch(() => {});
-    const self = this;
-    async function* run(): AsyncGenerator<string> {
+    async function* text(): AsyncGenerator<string> {
       try {
-        const it = generate(self.phi3, self.tokenizer, ids, self.history, { ...opts, reuseCache: opts.reuseCache ?? true });
         for (;;) {
           const r = await it.next();
           if (r.done) {
@@ -118,11 +146,27 @@ export class Model {
         reject(e);
         throw e;
       } finally {
-        self.busy = false;
+        await it.return?.(undefined as never);
       }
     }
-    const gen = run();
+    const gen = text();
     return { stats, [Symbol.asyncIterator]: () => gen };
+  }
+
+  /** the chat prompt for messages: the file's chat template (or Phi-3's), ending with the assistant's turn */
+  chatPrompt(messages: ChatMessage[]): string {
+    const t = this.tokenizer;
+    return renderChat(messages, {
+      template: this.chatTemplate,
+      bosToken: t.bos >= 0 ? t.decode([t.bos], { special: true }) : '',
+      eosToken: t.eos >= 0 ? t.decode([t.eos], { special: true }) : '',
+      addGenerationPrompt: true,
+    });
+  }
+
+  /** Stream an assistant reply to messages; `<|end|>` (an end-of-generation token) ends the turn. */
+  chat(messages: ChatMessage[], opts: GenerateOptions = {}): Generation {
+    return this.generate(this.tokenize(this.chatPrompt(messages), { special: true, addBos: false }), opts);
   }
 
   /** release the weights, stop worker threads, close the file */

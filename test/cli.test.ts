@@ -156,3 +156,15 @@ describe('library API', () => {
     m.dispose();
   });
 });
+
+describe('phi3 chat', () => {
+  it('keeps the KV cache across turns (a later turn computes only its new tokens), /reset and /exit', () => {
+    const r = phi3(['chat', tiny, '--temp', '0', '-n', '6', '--ctx', '256'], 'hello there\nand more\n/reset\nagain\n/exit\n');
+    expect(r.status, r.stderr).toBe(0);
+    const turns = [...r.stderr.matchAll(/\[(\d+)\/(\d+) prompt tokens computed/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(turns.length).toBe(3);
+    expect(turns[0]![0]).toBe(turns[0]![1]); // first turn: everything
+    expect(turns[1]![0]).toBeLessThan(turns[1]![1] / 2); // second turn: only the new part
+    expect(r.stdout).toContain('(conversation reset)');
+  });
+});

@@ -12,6 +12,10 @@ import { SpmTokenizer } from '../tokenizer/spm.js';
 import { loadModel, benchModel, ContextLengthError, type BackendName } from '../api.js';
 import { configFromGguf } from '../model/config.js';
 import * as fs from 'node:fs';
+import * as readline from 'node:readline';
+import { basename as pathBasename } from 'node:path';
+import { Phi3Server } from '../server/server.js';
+import type { ChatMessage } from '../generate/chat.js';
 
 type Handler = (argv: string[]) => Promise<void> | void;
 
@@ -72,6 +76,21 @@ function openTokenizer(path: string): SpmTokenizer {
   }
 }
 
+/** load progress on a terminal: bytes, percent, ETA (nothing when stderr is not a TTY) */
+function progress(): ((done: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  const t0 = performance.now();
+  let last = 0;
+  return (done, total) => {
+    const now = performance.now();
+    if (now - last < 100 && done < total) return;
+    last = now;
+    const s = (now - t0) / 1000;
+    const eta = done > 0 ? (s * (total - done)) / done : 0;
+    process.stderr.write(`\rloading ${(done / 2 ** 30).toFixed(2)}/${(total / 2 ** 30).toFixed(2)} GiB ${((100 * done) / Math.max(total, 1)).toFixed(0)}% ETA ${eta.toFixed(0)} s   ${done >= total ? '\n' : ''}`);
+  };
+}
+
 const backendOpt = { backend: { type: 'string', default: 'wasm' }, threads: { type: 'string' } } as const;
 
 const commands: Record<string, { usage: string; run: Handler }> = {
@@ -109,7 +128,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
           f.close();
         }
       }
-      const model = await loadModel(path, { ctx, backend: values.backend as BackendName, threads: values.threads ? num(values.threads, 'threads') : undefined });
+      const model = await loadModel(path, { ctx, backend: values.backend as BackendName, threads: values.threads ? num(values.threads, 'threads') : undefined, onProgress: progress() });
       try {
         const g = model.generate(values.prompt, {
           maxTokens,
@@ -149,6 +168,93 @@ const commands: Record<string, { usage: string; run: Handler }> = {
       );
     },
   },
+  serve: {
+    usage: 'phi3 serve <model.gguf> [--host 127.0.0.1] [--port 8080] [--ctx C] [--threads N] [--backend wasm|ref]',
+    async run(argv) {
+      const { values, positionals } = args(
+        argv,
+        { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8080' }, ctx: { type: 'string' }, ...backendOpt },
+        this.usage,
+      );
+      if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
+      const file = positionals[0]!;
+      const modelP = loadModel(file, {
+        ctx: values.ctx ? num(values.ctx, 'ctx') : undefined,
+        backend: values.backend as BackendName,
+        threads: values.threads ? num(values.threads, 'threads') : undefined,
+        onProgress: progress(),
+      });
+      // /health answers "loading" while the weights load
+      const server = new Phi3Server(modelP, { host: values.host, port: num(values.port, 'port'), modelId: pathBasename(file).replace(/\.gguf$/i, '') });
+      const addr = await server.listen();
+      process.stderr.write(`phi3 serve: listening on http://${addr.host}:${addr.port} (loading ${file})\n`);
+      const model = await modelP;
+      process.stderr.write(`phi3 serve: model loaded in ${model.loadStats.loadSeconds.toFixed(2)} s, ctx ${model.ctx}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.stderr.write('phi3 serve: shutting down\n');
+          server.close().then(() => model.close()).then(resolve, resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    },
+  },
+  chat: {
+    usage: 'phi3 chat <model.gguf> [--ctx C] [--temp T] [--seed S] [--system "…"] [--threads N] [--backend wasm|ref]   (/reset, /exit)',
+    async run(argv) {
+      const { values, positionals } = args(
+        argv,
+        { ctx: { type: 'string' }, temp: { type: 'string', default: '0.7' }, seed: { type: 'string' }, system: { type: 'string' }, n: { type: 'string', short: 'n', default: '512' }, ...backendOpt },
+        this.usage,
+      );
+      if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
+      const model = await loadModel(positionals[0]!, { ctx: values.ctx ? num(values.ctx, 'ctx') : undefined, backend: values.backend as BackendName, threads: values.threads ? num(values.threads, 'threads') : undefined, onProgress: progress() });
+      const rl = readline.createInterface({ input: process.stdin, terminal: false });
+      const messages: ChatMessage[] = values.system ? [{ role: 'system', content: values.system }] : [];
+      const reset = () => messages.splice(values.system ? 1 : 0);
+      process.stderr.write('phi3 chat: type a message; /reset starts over, /exit quits\n');
+      try {
+        const prompt = () => process.stdout.isTTY && process.stdout.write('> ');
+        prompt();
+        for await (const line of rl) {
+          if (line.trim() === '/exit') break;
+          if (line.trim() === '/reset') {
+            reset();
+            process.stdout.write('(conversation reset)\n');
+            prompt();
+            continue;
+          }
+          if (!line.trim()) {
+            prompt();
+            continue;
+          }
+          messages.push({ role: 'user', content: line });
+          let reply = '';
+          // the KV cache keeps earlier turns: only the new turn's tokens are computed
+          try {
+            const g = model.chat(messages, { maxTokens: num(values.n, 'n'), temperature: num(values.temp, 'temp'), seed: values.seed ? num(values.seed, 'seed') : undefined });
+            for await (const t of g) {
+              reply += t;
+              process.stdout.write(t);
+            }
+            const s = await g.stats;
+            process.stdout.write('\n');
+            process.stderr.write(`[${s.promptTokensEvaluated}/${s.promptTokens} prompt tokens computed, ${s.generatedTokens} generated, ${s.decodeTokPerSec.toFixed(1)} tok/s]\n`);
+            messages.push({ role: 'assistant', content: reply });
+          } catch (e) {
+            if ((e as Error).name !== 'ContextLengthError') throw e;
+            process.stdout.write(`\n(${(e as Error).message}; use /reset)\n`);
+            messages.pop();
+          }
+          prompt();
+        }
+      } finally {
+        rl.close();
+        await model.close();
+      }
+    },
+  },
   tokenize: {
     usage: 'phi3 tokenize <model.gguf> [--text S] [--no-bos] [--special]   (text from stdin when --text is absent)',
     run(argv) {
@@ -180,7 +286,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
       );
       if (positionals.length !== 1 || (!values.json && !values.out)) throw new UsageError(`usage: ${this.usage}`);
       const ids = tokenList(values.tokens);
-      const model = await loadModel(positionals[0]!, { ctx: values.ctx ? num(values.ctx, 'ctx') : Math.max(ids.length, 1), backend: values.backend as BackendName, threads: values.threads ? num(values.threads, 'threads') : undefined });
+      const model = await loadModel(positionals[0]!, { ctx: values.ctx ? num(values.ctx, 'ctx') : Math.max(ids.length, 1), backend: values.backend as BackendName, threads: values.threads ? num(values.threads, 'threads') : undefined, onProgress: progress() });
       try {
         const rows = model.logits(ids, { all: values.all ?? false });
         if (values.out) {

@@ -1,0 +1,411 @@
+/**
+ * An OpenAI-compatible HTTP server over one Model: /v1/chat/completions, /v1/completions
+ * (JSON or SSE streaming), /v1/models, /health, /metrics (Prometheus), /tokenize, /detokenize.
+ *
+ * Built on node:http: the API is a handful of JSON routes plus server-sent events, and owning the
+ * socket directly makes streaming, back-pressure and "client went away → abort the generation"
+ * explicit, with no framework between them.
+ *
+ * Scheduling: one model, one KV cache, so requests queue and one generation runs at a time
+ * (first come, first served); the queue depth is exported in /metrics. A client that disconnects,
+ * whether queued or generating, is dropped and its generation aborted within one token.
+ */
+import * as http from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { Model } from '../api.js';
+import { ContextLengthError } from '../model/phi3.js';
+import type { ChatMessage } from '../generate/chat.js';
+import type { GeneratedChunk, GenerateOptions, GenerationStats } from '../generate/generate.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+    readonly type = status >= 500 ? 'server_error' : 'invalid_request_error',
+  ) {
+    super(message);
+  }
+}
+
+const MAX_BODY = 8 << 20;
+
+/** Prometheus counters and summaries, in the text exposition format */
+class Metrics {
+  requests = new Map<string, number>(); // `${route}|${status}`
+  promptTokens = 0;
+  generatedTokens = 0;
+  latency = new Map<string, { sum: number; count: number }>();
+  queue = 0;
+  active = 0;
+  aborted = 0;
+  request(route: string, status: number, seconds: number): void {
+    const k = `${route}|${status}`;
+    this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
+    const l = this.latency.get(route) ?? { sum: 0, count: 0 };
+    l.sum += seconds;
+    l.count++;
+    this.latency.set(route, l);
+  }
+  text(model: Model | undefined): string {
+    const L: string[] = [];
+    L.push('# HELP phi3_requests_total HTTP requests by route and status.', '# TYPE phi3_requests_total counter');
+    for (const [k, v] of this.requests) {
+      const [route, status] = k.split('|');
+      L.push(`phi3_requests_total{route="${route}",status="${status}"} ${v}`);
+    }
+    L.push('# HELP phi3_request_duration_seconds Request latency.', '# TYPE phi3_request_duration_seconds summary');
+    for (const [route, l] of this.latency) {
+      L.push(`phi3_request_duration_seconds_sum{route="${route}"} ${l.sum}`);
+      L.push(`phi3_request_duration_seconds_count{route="${route}"} ${l.count}`);
+    }
+    L.push('# HELP phi3_prompt_tokens_total Prompt tokens processed.', '# TYPE phi3_prompt_tokens_total counter', `phi3_prompt_tokens_total ${this.promptTokens}`);
+    L.push('# HELP phi3_generated_tokens_total Tokens generated.', '# TYPE phi3_generated_tokens_total counter', `phi3_generated_tokens_total ${this.generatedTokens}`);
+    L.push('# HELP phi3_aborted_generations_total Generations stopped because the client went away.', '# TYPE phi3_aborted_generations_total counter', `phi3_aborted_generations_total ${this.aborted}`);
+    L.push('# HELP phi3_queue_depth Requests waiting for the model.', '# TYPE phi3_queue_depth gauge', `phi3_queue_depth ${this.queue}`);
+    L.push('# HELP phi3_active_generations Generations running.', '# TYPE phi3_active_generations gauge', `phi3_active_generations ${this.active}`);
+    L.push('# HELP phi3_model_loaded 1 once the model is loaded.', '# TYPE phi3_model_loaded gauge', `phi3_model_loaded ${model ? 1 : 0}`);
+    return L.join('\n') + '\n';
+  }
+}
+
+// ── request validation ────────────────────────────────────────────────────────────────────────
+
+type Body = Record<string, unknown>;
+
+function num(b: Body, key: string, o: { min?: number; max?: number; int?: boolean } = {}): number | undefined {
+  const v = b[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new HttpError(400, `'${key}' must be a number`, key);
+  if (o.int && !Number.isInteger(v)) throw new HttpError(400, `'${key}' must be an integer`, key);
+  if (o.min !== undefined && v < o.min) throw new HttpError(400, `'${key}' must be ≥ ${o.min}, got ${v}`, key);
+  if (o.max !== undefined && v > o.max) throw new HttpError(400, `'${key}' must be ≤ ${o.max}, got ${v}`, key);
+  return v;
+}
+
+function samplingOptions(b: Body): GenerateOptions {
+  const stop = b.stop;
+  let stops: string[] | undefined;
+  if (typeof stop === 'string') stops = [stop];
+  else if (Array.isArray(stop)) {
+    if (stop.length > 4 || !stop.every((s) => typeof s === 'string')) throw new HttpError(400, "'stop' must be a string or an array of up to 4 strings", 'stop');
+    stops = stop as string[];
+  } else if (stop !== undefined && stop !== null) throw new HttpError(400, "'stop' must be a string or an array of strings", 'stop');
+  if (b.n !== undefined && b.n !== null && b.n !== 1) throw new HttpError(400, "only 'n': 1 is supported", 'n');
+  return {
+    maxTokens: num(b, 'max_tokens', { min: 1, int: true }) ?? num(b, 'max_completion_tokens', { min: 1, int: true }) ?? 256,
+    temperature: num(b, 'temperature', { min: 0, max: 2 }) ?? 1,
+    topP: num(b, 'top_p', { min: 0, max: 1 }) || undefined,
+    topK: num(b, 'top_k', { min: 0, int: true }),
+    minP: num(b, 'min_p', { min: 0, max: 1 }),
+    presencePenalty: num(b, 'presence_penalty', { min: -2, max: 2 }),
+    frequencyPenalty: num(b, 'frequency_penalty', { min: -2, max: 2 }),
+    repeatPenalty: num(b, 'repeat_penalty', { min: 0 }),
+    seed: num(b, 'seed', { int: true }),
+    stop: stops,
+    // llama.cpp server's extension: keep going past end-of-generation tokens
+    stopAtEog: b.ignore_eos === true ? false : undefined,
+  };
+}
+
+function messagesOf(b: Body): ChatMessage[] {
+  const m = b.messages;
+  if (!Array.isArray(m) || m.length === 0) throw new HttpError(400, "'messages' must be a non-empty array", 'messages');
+  return m.map((x, i) => {
+    if (!x || typeof x !== 'object') throw new HttpError(400, `messages[${i}] must be an object`, 'messages');
+    const role = (x as Body).role;
+    let content = (x as Body).content;
+    if (role !== 'system' && role !== 'user' && role !== 'assistant') throw new HttpError(400, `messages[${i}].role must be system, user or assistant`, 'messages');
+    if (Array.isArray(content)) content = content.map((p: Body) => (p && p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('');
+    if (typeof content !== 'string') throw new HttpError(400, `messages[${i}].content must be a string`, 'messages');
+    return { role, content };
+  });
+}
+
+// ── the server ────────────────────────────────────────────────────────────────────────────────
+
+export interface ServeOptions {
+  host?: string;
+  port?: number;
+  /** model id reported by /v1/models and in responses */
+  modelId?: string;
+}
+
+export class Phi3Server {
+  readonly metrics = new Metrics();
+  private model: Model | undefined;
+  private tail: Promise<void> = Promise.resolve();
+  readonly http: http.Server;
+  readonly modelId: string;
+
+  constructor(
+    model: Model | Promise<Model>,
+    readonly opts: ServeOptions = {},
+  ) {
+    this.modelId = opts.modelId ?? 'phi3';
+    Promise.resolve(model).then((m) => (this.model = m));
+    this.http = http.createServer((req, res) => void this.handle(req, res));
+    this.http.keepAliveTimeout = 5000;
+  }
+
+  listen(): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.opts.port ?? 8080, this.opts.host ?? '127.0.0.1', () => {
+        const a = this.http.address() as { address: string; port: number };
+        resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.http.closeAllConnections?.();
+    await new Promise<void>((r) => this.http.close(() => r()));
+  }
+
+  /** run `f` when the model is free (one generation at a time, in arrival order) */
+  private exclusive<T>(signal: AbortSignal, f: (m: Model) => Promise<T>): Promise<T> {
+    this.metrics.queue++;
+    const run = this.tail.then(async () => {
+      this.metrics.queue--;
+      if (signal.aborted) throw new HttpError(499, 'client closed the request');
+      const m = this.model;
+      if (!m) throw new HttpError(503, 'the model is still loading');
+      this.metrics.active++;
+      try {
+        return await f(m);
+      } finally {
+        this.metrics.active--;
+      }
+    });
+    this.tail = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const t0 = performance.now();
+    const url = new URL(req.url ?? '/', 'http://x');
+    const route = `${req.method} ${url.pathname}`;
+    const ac = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) ac.abort();
+    });
+    let status = 200;
+    try {
+      status = await this.route(route, req, res, ac.signal);
+    } catch (e) {
+      const err =
+        e instanceof HttpError
+          ? e
+          : e instanceof ContextLengthError
+            ? new HttpError(400, e.message, 'messages', 'context_length_exceeded')
+            : e instanceof RangeError || e instanceof TypeError
+              ? new HttpError(400, e.message)
+              : new HttpError(500, (e as Error)?.message ?? String(e));
+      status = err.status;
+      if (!res.headersSent) {
+        res.writeHead(err.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: err.message, type: err.type, param: err.param, code: err.code } }));
+      } else if (!res.writableEnded) {
+        // mid-stream: report in the stream, then end it
+        res.end(`data: ${JSON.stringify({ error: { message: err.message, type: err.type, param: err.param, code: err.code } })}\n\n`);
+      }
+    }
+    this.metrics.request(url.pathname, status, (performance.now() - t0) / 1000);
+  }
+
+  private async readJson(req: http.IncomingMessage): Promise<Body> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req) {
+      size += (c as Buffer).length;
+      if (size > MAX_BODY) throw new HttpError(413, `request body over ${MAX_BODY} bytes`);
+      chunks.push(c as Buffer);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch (e) {
+      throw new HttpError(400, `malformed JSON: ${(e as Error).message}`);
+    }
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'the request body must be a JSON object');
+    return body as Body;
+  }
+
+  private json(res: http.ServerResponse, status: number, body: unknown): number {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+    return status;
+  }
+
+  private async route(route: string, req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<number> {
+    switch (route) {
+      case 'GET /health':
+        return this.model ? this.json(res, 200, { status: 'ok' }) : this.json(res, 503, { status: 'loading' });
+      case 'GET /metrics':
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(this.metrics.text(this.model));
+        return 200;
+      case 'GET /v1/models':
+        return this.json(res, 200, { object: 'list', data: [{ id: this.modelId, object: 'model', created: 0, owned_by: 'phi3-ts' }] });
+      case 'POST /tokenize': {
+        const b = await this.readJson(req);
+        if (typeof b.content !== 'string') throw new HttpError(400, "'content' must be a string", 'content');
+        const m = this.ready();
+        return this.json(res, 200, { tokens: m.tokenize(b.content, { addBos: b.add_special === true, special: b.parse_special !== false }) });
+      }
+      case 'POST /detokenize': {
+        const b = await this.readJson(req);
+        if (!Array.isArray(b.tokens) || !b.tokens.every((t) => Number.isInteger(t))) throw new HttpError(400, "'tokens' must be an array of integers", 'tokens');
+        return this.json(res, 200, { content: this.ready().detokenize(b.tokens as number[]) });
+      }
+      case 'POST /v1/chat/completions':
+      case 'POST /v1/completions': {
+        const b = await this.readJson(req);
+        const chat = route.endsWith('chat/completions');
+        const opts = samplingOptions(b);
+        const logprobs = chat ? b.logprobs === true : typeof b.logprobs === 'number';
+        const topLogprobs = chat ? (num(b, 'top_logprobs', { min: 0, max: 20, int: true }) ?? 0) : ((b.logprobs as number | undefined) ?? 0);
+        if (!chat && typeof b.logprobs === 'number' && (b.logprobs < 0 || b.logprobs > 20)) throw new HttpError(400, "'logprobs' must be 0..20", 'logprobs');
+        let prompt: string | number[];
+        const m0 = this.ready();
+        if (chat) prompt = m0.tokenize(m0.chatPrompt(messagesOf(b)), { special: true, addBos: false });
+        else {
+          const p = b.prompt;
+          if (typeof p === 'string') prompt = p;
+          else if (Array.isArray(p) && p.length > 0 && p.every((t) => Number.isInteger(t))) prompt = p as number[];
+          else if (Array.isArray(p) && p.length === 1 && typeof p[0] === 'string') prompt = p[0];
+          else throw new HttpError(400, "'prompt' must be a string or an array of token ids", 'prompt');
+        }
+        const ids = typeof prompt === 'string' ? m0.tokenize(prompt, { special: true }) : prompt;
+        if (ids.length + opts.maxTokens! > m0.ctx)
+          throw new HttpError(400, `this model's context holds ${m0.ctx} tokens, but the prompt (${ids.length} tokens) plus max_tokens (${opts.maxTokens}) needs ${ids.length + opts.maxTokens!}`, chat ? 'messages' : 'prompt', 'context_length_exceeded');
+        const stream = b.stream === true;
+        const includeUsage = stream && (b.stream_options as Body | undefined)?.include_usage === true;
+        return this.exclusive(signal, (m) => this.complete(m, res, { chat, ids, opts: { ...opts, signal, topLogprobs: logprobs ? topLogprobs : undefined }, stream, includeUsage }));
+      }
+      default:
+        if (['/health', '/metrics', '/v1/models', '/tokenize', '/detokenize', '/v1/chat/completions', '/v1/completions'].includes(route.split(' ')[1]!))
+          throw new HttpError(405, `method ${req.method} is not allowed here`);
+        throw new HttpError(404, `no route ${route}`);
+    }
+  }
+
+  private ready(): Model {
+    if (!this.model) throw new HttpError(503, 'the model is still loading');
+    return this.model;
+  }
+
+  private async complete(
+    m: Model,
+    res: http.ServerResponse,
+    o: { chat: boolean; ids: number[]; opts: GenerateOptions; stream: boolean; includeUsage: boolean },
+  ): Promise<number> {
+    const id = (o.chat ? 'chatcmpl-' : 'cmpl-') + randomUUID();
+    const created = Math.floor(Date.now() / 1000);
+    const object = o.chat ? (o.stream ? 'chat.completion.chunk' : 'chat.completion') : 'text_completion';
+    const piece = (c: GeneratedChunk) => m.tokenizer.decode([c.token], { special: true });
+    const lpChat = (c: GeneratedChunk) => ({
+      token: piece(c),
+      logprob: c.logprob!,
+      bytes: [...Buffer.from(piece(c))],
+      top_logprobs: (c.topLogprobs ?? []).map((t) => ({ token: m.tokenizer.decode([t.token], { special: true }), logprob: t.logprob, bytes: [...Buffer.from(m.tokenizer.decode([t.token], { special: true }))] })),
+    });
+    const it = m.stream(o.ids, o.opts);
+    if (o.stream) {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      // after each event, let the event loop run (so a hang-up is seen within one token) and
+      // respect back-pressure from slow clients
+      const send = async (x: unknown) => {
+        if (!res.write(`data: ${JSON.stringify(x)}\n\n`)) await new Promise((r) => res.once('drain', r).once('close', r));
+        await new Promise((r) => setImmediate(r));
+      };
+      if (o.chat) await send({ id, object, created, model: this.modelId, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
+      let stats: GenerationStats;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) {
+          stats = r.value;
+          break;
+        }
+        const c = r.value;
+        if (c.token >= 0) this.metrics.generatedTokens++;
+        if (!c.text && c.logprob === undefined) continue;
+        const lp = c.logprob !== undefined && c.token >= 0 ? c : undefined;
+        if (o.chat) await send({ id, object, created, model: this.modelId, choices: [{ index: 0, delta: { content: c.text }, logprobs: lp ? { content: [lpChat(lp)] } : null, finish_reason: null }] });
+        else
+          await send({
+            id, object, created, model: this.modelId,
+            choices: [{ index: 0, text: c.text, logprobs: lp ? { tokens: [piece(lp)], token_logprobs: [lp.logprob], top_logprobs: [Object.fromEntries((lp.topLogprobs ?? []).map((t) => [m.tokenizer.decode([t.token], { special: true }), t.logprob]))], text_offset: [0] } : null, finish_reason: null }],
+          });
+      }
+      this.metrics.promptTokens += stats.promptTokens;
+      const finish = stats.finishReason === 'length' ? 'length' : 'stop';
+      if (stats.finishReason === 'abort') {
+        this.metrics.aborted++;
+        res.end();
+        return 499;
+      }
+      if (o.chat) await send({ id, object, created, model: this.modelId, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finish }] });
+      else await send({ id, object, created, model: this.modelId, choices: [{ index: 0, text: '', logprobs: null, finish_reason: finish }] });
+      if (o.includeUsage) await send({ id, object, created, model: this.modelId, choices: [], usage: usage(stats) });
+      res.end('data: [DONE]\n\n');
+      return 200;
+    }
+    let text = '';
+    const chunks: GeneratedChunk[] = [];
+    let stats: GenerationStats;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) {
+        stats = r.value;
+        break;
+      }
+      text += r.value.text;
+      await new Promise((r) => setImmediate(r)); // a hang-up is seen within one token
+      if (r.value.token >= 0) {
+        this.metrics.generatedTokens++;
+        if (r.value.logprob !== undefined) chunks.push(r.value);
+      }
+    }
+    this.metrics.promptTokens += stats.promptTokens;
+    if (stats.finishReason === 'abort') {
+      this.metrics.aborted++;
+      return 499;
+    }
+    const finish = stats.finishReason === 'length' ? 'length' : 'stop';
+    if (o.chat)
+      return this.json(res, 200, {
+        id, object, created, model: this.modelId,
+        choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: o.opts.topLogprobs !== undefined ? { content: chunks.map(lpChat) } : null, finish_reason: finish }],
+        usage: usage(stats),
+      });
+    return this.json(res, 200, {
+      id, object, created, model: this.modelId,
+      choices: [{
+        index: 0, text, finish_reason: finish,
+        logprobs: o.opts.topLogprobs !== undefined
+          ? { tokens: chunks.map(piece), token_logprobs: chunks.map((c) => c.logprob), top_logprobs: chunks.map((c) => Object.fromEntries((c.topLogprobs ?? []).map((t) => [m.tokenizer.decode([t.token], { special: true }), t.logprob]))), text_offset: offsets(chunks.map(piece)) }
+          : null,
+      }],
+      usage: usage(stats),
+    });
+  }
+}
+
+function usage(s: GenerationStats) {
+  return { prompt_tokens: s.promptTokens, completion_tokens: s.generatedTokens, total_tokens: s.promptTokens + s.generatedTokens };
+}
+
+function offsets(pieces: string[]): number[] {
+  let o = 0;
+  return pieces.map((p) => {
+    const at = o;
+    o += p.length;
+    return at;
+  });
+}
