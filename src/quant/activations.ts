@@ -9,7 +9,7 @@
  */
 import { fp16ToFp32, fp32ToBf16, bf16ToFp32, fp32ToFp16 } from './fp16.js';
 import { GGMLType, QK_K, vecDotType } from './ggml-type.js';
-import { nearestInt } from './quantize.js';
+import { nearestInt, signedAbsMax } from './quantize.js';
 
 const fr = Math.fround;
 
@@ -38,15 +38,8 @@ export function quantizeQ8_0Act(x: Float32Array, xo: number, n: number, qs: Int8
 /** Q8_K activation blocks as split arrays: qs[n] i8, d[n/256] f32, bsums[n/16] (quantize_row_q8_K_ref) */
 export function quantizeQ8KAct(x: Float32Array, xo: number, n: number, qs: Int8Array, d: Float32Array, bsums: Int16Array): void {
   for (let b = 0; b < n / QK_K; b++) {
-    let max = 0, amax = 0;
-    for (let j = 0; j < QK_K; j++) {
-      const v = x[xo + b * QK_K + j]!;
-      if (Math.abs(v) > amax) {
-        amax = Math.abs(v);
-        max = v;
-      }
-    }
-    if (!amax) {
+    const max = signedAbsMax(x, xo + b * QK_K, QK_K);
+    if (!max) {
       d[b] = 0;
       qs.fill(0, b * QK_K, (b + 1) * QK_K);
       bsums.fill(0, b * 16, (b + 1) * 16);

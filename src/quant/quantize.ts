@@ -19,6 +19,19 @@ export function nearestInt(fval: number): number {
   return fr(fval + MAGIC) - MAGIC;
 }
 
+/** the value of largest magnitude in x[xo..xo+n) (the first of equals), as ggml's quantizers find it */
+export function signedAbsMax(x: Float32Array, xo: number, n: number): number {
+  let amax = 0, max = 0;
+  for (let j = 0; j < n; j++) {
+    const v = x[xo + j]!;
+    if (Math.abs(v) > amax) {
+      amax = Math.abs(v);
+      max = v;
+    }
+  }
+  return max;
+}
+
 /** C's roundf: half away from zero. */
 function roundf(x: number): number {
   return x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5);
@@ -47,14 +60,7 @@ const BLOCK: Partial<Record<GGMLType, Quant>> = {
     putHalf(y, yo, fp32ToBf16(x[xo]!));
   },
   [GGMLType.Q4_0](x, xo, y, yo) {
-    let amax = 0, max = 0;
-    for (let j = 0; j < 32; j++) {
-      const v = x[xo + j]!;
-      if (amax < Math.abs(v)) {
-        amax = Math.abs(v);
-        max = v;
-      }
-    }
+    const max = signedAbsMax(x, xo, 32);
     const d = fr(max / -8);
     const id = d ? fr(1 / d) : 0;
     putHalf(y, yo, fp32ToFp16(d));
@@ -86,14 +92,7 @@ const BLOCK: Partial<Record<GGMLType, Quant>> = {
     }
   },
   [GGMLType.Q5_0](x, xo, y, yo) {
-    let amax = 0, max = 0;
-    for (let j = 0; j < 32; j++) {
-      const v = x[xo + j]!;
-      if (amax < Math.abs(v)) {
-        amax = Math.abs(v);
-        max = v;
-      }
-    }
+    const max = signedAbsMax(x, xo, 32);
     const d = fr(max / -16);
     const id = d ? fr(1 / d) : 0;
     putHalf(y, yo, fp32ToFp16(d));
@@ -217,15 +216,8 @@ const BLOCK: Partial<Record<GGMLType, Quant>> = {
 /** quantize_row_q8_K_ref for one block: d (f32) @0, qs[256] @4, bsums[16] (i16) @260. */
 function quantizeQ8KBlock(x: Float32Array, xo: number, y: Uint8Array, yo: number): void {
   const dv = new DataView(y.buffer, y.byteOffset + yo, 292);
-  let max = 0, amax = 0;
-  for (let j = 0; j < QK_K; j++) {
-    const ax = Math.abs(x[xo + j]!);
-    if (ax > amax) {
-      amax = ax;
-      max = x[xo + j]!;
-    }
-  }
-  if (!amax) {
+  const max = signedAbsMax(x, xo, QK_K);
+  if (!max) {
     y.fill(0, yo, yo + 292 - 32); // d and qs; bsums left as ggml leaves them (we zero them too)
     y.fill(0, yo + 260, yo + 292);
     return;
@@ -416,15 +408,8 @@ function makeQkx2Quants(
 
 /** make_qx_quants with rmse_type 1 and no importance weights (as quantize_row_q6_K_ref calls it). */
 function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: Int8Array): number {
-  let max = 0, amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]!);
-    if (ax > amax) {
-      amax = ax;
-      max = x[xo + i]!;
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
+  const max = signedAbsMax(x, xo, n);
+  if (Math.abs(max) < GROUP_MAX_EPS) {
     L.fill(0, 0, n);
     return 0;
   }
