@@ -147,12 +147,23 @@ export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: 
   return f32x4.convert_i32x4_s(i32x4.extadd_pairwise_i16x8_s(p));
 }
 
+// the f16 scales (first 2 bytes) of four blocks, in lanes 0..3
+@inline function scales4(b0: usize, b1: usize, b2: usize, b3: usize): v128 {
+  let dh = i16x8.splat(0);
+  dh = v128.load16_lane(b0, dh, 0);
+  dh = v128.load16_lane(b1, dh, 1);
+  dh = v128.load16_lane(b2, dh, 2);
+  return v128.load16_lane(b3, dh, 3);
+}
+
 // The relaxed-SIMD build: relaxed_dot_i8x16_i7x16 takes the nibbles as they are (0..15, a valid
 // 7-bit operand) and the 8 is subtracted once per lane group through sx = 8·Σx.
 @inline function dot_q4_0_block_relaxed(blk: usize, x0: v128, x1: v128, sx: v128): v128 {
   const qs = v128.load(blk + 2);
   const lo = v128.and(qs, i8x16.splat(0x0f)), hi = i8x16.shr_u(qs, 4);
-  return f32x4.convert_i32x4_s(i32x4.sub(i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, lo, i32x4.splat(0))), sx));
+  // two i8×i7 pair-dots into i16 lanes (|sum| ≤ 2·2·15·128, no saturation), widened once
+  const p = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi));
+  return f32x4.convert_i32x4_s(i32x4.sub(i32x4.extadd_pairwise_i16x8_s(p), sx));
 }
 
 // Rows go four at a time: the activation block is loaded once for four weight rows, and four
@@ -162,6 +173,54 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 18;
   let r = r0;
+  // eight rows (two groups of four) per pass: twice the independent streams for the memory system
+  for (; r + 8 <= r1; r += 8) {
+    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    const w4 = w3 + rowBytes, w5 = w4 + rowBytes, w6 = w5 + rowBytes, w7 = w6 + rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      for (let b = 0; b < nb; b++) {
+        const o = <usize>b * 18;
+        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
+        const dx = f32x4.splat(load<f32>(xd + (<usize>b << 2)));
+        const sc = f32x4.mul(f16x8_lo(scales4(w0 + o, w1 + o, w2 + o, w3 + o)), dx);
+        const sd = f32x4.mul(f16x8_lo(scales4(w4 + o, w5 + o, w6 + o, w7 + o)), dx);
+        if (ASC_FEATURE_RELAXED_SIMD) {
+          const ones = i8x16.splat(1);
+          const sx = i32x4.shl(i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, ones, i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, ones, i32x4.splat(0))), 3);
+          a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block_relaxed(w0 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
+          a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block_relaxed(w1 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
+          a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block_relaxed(w2 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
+          a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block_relaxed(w3 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
+          a4 = f32x4.add(a4, f32x4.mul(dot_q4_0_block_relaxed(w4 + o, x0, x1, sx), v128.shuffle<f32>(sd, sd, 0, 0, 0, 0)));
+          a5 = f32x4.add(a5, f32x4.mul(dot_q4_0_block_relaxed(w5 + o, x0, x1, sx), v128.shuffle<f32>(sd, sd, 1, 1, 1, 1)));
+          a6 = f32x4.add(a6, f32x4.mul(dot_q4_0_block_relaxed(w6 + o, x0, x1, sx), v128.shuffle<f32>(sd, sd, 2, 2, 2, 2)));
+          a7 = f32x4.add(a7, f32x4.mul(dot_q4_0_block_relaxed(w7 + o, x0, x1, sx), v128.shuffle<f32>(sd, sd, 3, 3, 3, 3)));
+        } else {
+          a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block(w0 + o, x0, x1), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
+          a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block(w1 + o, x0, x1), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
+          a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block(w2 + o, x0, x1), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
+          a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block(w3 + o, x0, x1), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
+          a4 = f32x4.add(a4, f32x4.mul(dot_q4_0_block(w4 + o, x0, x1), v128.shuffle<f32>(sd, sd, 0, 0, 0, 0)));
+          a5 = f32x4.add(a5, f32x4.mul(dot_q4_0_block(w5 + o, x0, x1), v128.shuffle<f32>(sd, sd, 1, 1, 1, 1)));
+          a6 = f32x4.add(a6, f32x4.mul(dot_q4_0_block(w6 + o, x0, x1), v128.shuffle<f32>(sd, sd, 2, 2, 2, 2)));
+          a7 = f32x4.add(a7, f32x4.mul(dot_q4_0_block(w7 + o, x0, x1), v128.shuffle<f32>(sd, sd, 3, 3, 3, 3)));
+        }
+      }
+      const out = outPtr + (<usize>(t * rows + r) << 2);
+      store<f32>(out, hsum_f32(a0));
+      store<f32>(out + 4, hsum_f32(a1));
+      store<f32>(out + 8, hsum_f32(a2));
+      store<f32>(out + 12, hsum_f32(a3));
+      store<f32>(out + 16, hsum_f32(a4));
+      store<f32>(out + 20, hsum_f32(a5));
+      store<f32>(out + 24, hsum_f32(a6));
+      store<f32>(out + 28, hsum_f32(a7));
+    }
+  }
   for (; r + 4 <= r1; r += 4) {
     const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
     for (let t = 0; t < T; t++) {
@@ -172,12 +231,7 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
         const o = <usize>b * 18;
         const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
         // the four rows' block scales, converted together: lanes [d0 d1 d2 d3]·dx
-        let dh = i16x8.splat(0);
-        dh = v128.load16_lane(w0 + o, dh, 0);
-        dh = v128.load16_lane(w1 + o, dh, 1);
-        dh = v128.load16_lane(w2 + o, dh, 2);
-        dh = v128.load16_lane(w3 + o, dh, 3);
-        const sc = f32x4.mul(f16x8_lo(dh), f32x4.splat(load<f32>(xd + (<usize>b << 2))));
+        const sc = f32x4.mul(f16x8_lo(scales4(w0 + o, w1 + o, w2 + o, w3 + o)), f32x4.splat(load<f32>(xd + (<usize>b << 2))));
         if (ASC_FEATURE_RELAXED_SIMD) {
           // 8·Σx per lane group, shared by the four rows (weights are used unsigned, 0..15)
           const ones = i8x16.splat(1);
@@ -273,7 +327,8 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // Σ of 32 products q·x of a K-quant sub-block (q unsigned, ≤ 31; x signed), as i32x4 partials.
 // SIMD128: |q·x| ≤ 31·128, so four products per i16 lane fit. Relaxed: q is a valid 7-bit operand.
 @inline function sub_dot(qa: v128, xa: v128, qb: v128, xb: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(xb, qb, i32x4.relaxed_dot_i8x16_i7x16_add_s(xa, qa, i32x4.splat(0)));
+  // two i8×i7 pair-dots into i16 lanes (|sum| ≤ 2·2·31·128, no saturation), widened once
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, qa), i16x8.relaxed_dot_i8x16_i7x16_s(xb, qb)));
   let p = i16x8.add(i16x8.extmul_low_i8x16_s(qa, xa), i16x8.extmul_high_i8x16_s(qa, xa));
   p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(qb, xb), i16x8.extmul_high_i8x16_s(qb, xb)));
   return i32x4.extadd_pairwise_i16x8_s(p);
