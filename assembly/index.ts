@@ -721,3 +721,130 @@ export function add(xPtr: usize, yPtr: usize, n: i32): void {
   for (; i + 4 <= n; i += 4) v128.store(xPtr + (<usize>i << 2), f32x4.add(v128.load(xPtr + (<usize>i << 2)), v128.load(yPtr + (<usize>i << 2))));
   for (; i < n; i++) store<f32>(xPtr + (<usize>i << 2), load<f32>(xPtr + (<usize>i << 2)) + load<f32>(yPtr + (<usize>i << 2)));
 }
+
+// ── the other legacy types: Q4_1, Q5_0, Q5_1 (one row at a time) and BF16 ─────────────────────
+// Activations are Q8_0 blocks (Q8_1's values are the same; its s = d·Σq is formed here as
+// dx·Σq, without ggml's f16 rounding of s). Twin: matmulRef.
+
+// Σ of 32 products of (weights 0..31 as i8 in w0 | w1) with x0 | x1; |q·x| ≤ 32·128, two per i16 lane
+@inline function dot32(w0: v128, w1: v128, x0: v128, x1: v128): v128 {
+  const a = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(w0, x0), i16x8.extmul_high_i8x16_s(w0, x0)));
+  return i32x4.add(a, i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(w1, x1), i16x8.extmul_high_i8x16_s(w1, x1))));
+}
+
+// Σx of a Q8_0 activation block, in every lane
+@inline function xsum32(x0: v128, x1: v128): i32 {
+  return hsum_i32(i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(x0), i16x8.extadd_pairwise_i8x16_s(x1))));
+}
+
+// the 5th bits of a Q5 block (qh, 32 bits: bit j ↔ weight j) as 16 in bytes 0..15 / 16..31
+@inline function q5_high(qh: u32, half: i32): v128 {
+  // spread 16 bits to 16 bytes: byte j gets bit j of (qh >> 16·half)
+  const bits = (qh >> (<u32>half << 4)) & 0xffff;
+  const v = i16x8.splat(<i16>bits);
+  const sel = v128.shuffle<u8>(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const mask = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return v128.and(i8x16.eq(v128.and(sel, mask), mask), i8x16.splat(16));
+}
+
+// Q4_1 block (20 B): d f16 | m f16 | qs[16]; weight = q·d + m
+export function matmul_q4_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>nb * 20;
+  const m4 = i8x16.splat(0x0f);
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let acc: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const blk = w + <usize>b * 20;
+        const qs = v128.load(blk + 4);
+        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
+        const s = hsum_i32(dot32(v128.and(qs, m4), i8x16.shr_u(qs, 4), x0, x1));
+        const dx = load<f32>(xd + (<usize>b << 2));
+        acc += dx * (f16_to_f32(load<u16>(blk)) * <f32>s + f16_to_f32(load<u16>(blk + 2)) * <f32>xsum32(x0, x1));
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
+    }
+  }
+}
+
+// Q5_0 block (22 B): d f16 | qh u32 | qs[16]; weight = (q | h<<4) − 16
+export function matmul_q5_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>nb * 22;
+  const m4 = i8x16.splat(0x0f), s16 = i8x16.splat(16);
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let acc: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const blk = w + <usize>b * 22;
+        const qh = load<u32>(blk + 2);
+        const qs = v128.load(blk + 6);
+        const lo = i8x16.sub(v128.or(v128.and(qs, m4), q5_high(qh, 0)), s16);
+        const hi = i8x16.sub(v128.or(i8x16.shr_u(qs, 4), q5_high(qh, 1)), s16);
+        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
+        acc += load<f32>(xd + (<usize>b << 2)) * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(dot32(lo, hi, x0, x1)));
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
+    }
+  }
+}
+
+// Q5_1 block (24 B): d f16 | m f16 | qh u32 | qs[16]; weight = (q | h<<4)·d + m
+export function matmul_q5_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>nb * 24;
+  const m4 = i8x16.splat(0x0f);
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let acc: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const blk = w + <usize>b * 24;
+        const qh = load<u32>(blk + 4);
+        const qs = v128.load(blk + 8);
+        const lo = v128.or(v128.and(qs, m4), q5_high(qh, 0));
+        const hi = v128.or(i8x16.shr_u(qs, 4), q5_high(qh, 1));
+        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
+        const dx = load<f32>(xd + (<usize>b << 2));
+        acc += dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(dot32(lo, hi, x0, x1)) + f16_to_f32(load<u16>(blk + 2)) * <f32>xsum32(x0, x1));
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
+    }
+  }
+}
+
+// BF16 weights × activations rounded to bf16 (ggml's vec_dot_type for BF16), given as f32
+export function matmul_bf16(outPtr: usize, wPtr: usize, xPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const rowBytes = <usize>cols << 1;
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const x = xPtr + (<usize>t * <usize>cols << 2);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+      for (let c = 0; c < cols; c += 8) {
+        const h = v128.load(w + (<usize>c << 1));
+        a0 = f32x4.add(a0, f32x4.mul(i32x4.shl(i32x4.extend_low_i16x8_u(h), 16), v128.load(x + (<usize>c << 2))));
+        a1 = f32x4.add(a1, f32x4.mul(i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), v128.load(x + (<usize>c << 2) + 16)));
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(f32x4.add(a0, a1)));
+    }
+  }
+}
+
+// x → bf16-rounded values (as f32): round to nearest even, NaN kept quiet (ggml_compute_fp32_to_bf16)
+export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const u = load<u32>(xPtr + (<usize>i << 2));
+    const h: u32 = (u & 0x7fffffff) > 0x7f800000 ? ((u >> 16) | 64) : ((u + (0x7fff + ((u >> 16) & 1))) >> 16);
+    store<u32>(outPtr + (<usize>i << 2), h << 16);
+  }
+}

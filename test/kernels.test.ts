@@ -77,6 +77,10 @@ const MATMULS: [GGMLType, keyof Kernels][] = [
   [GGMLType.Q6_K, 'matmul_q6_K'],
   [GGMLType.F32, 'matmul_f32'],
   [GGMLType.F16, 'matmul_f16'],
+  [GGMLType.BF16, 'matmul_bf16'],
+  [GGMLType.Q4_1, 'matmul_q4_1'],
+  [GGMLType.Q5_0, 'matmul_q5_0'],
+  [GGMLType.Q5_1, 'matmul_q5_1'],
 ];
 
 const LEVELS: SimdLevel[] = selectKernels('auto').level === 'relaxed' ? ['simd128', 'relaxed'] : ['simd128'];
@@ -105,13 +109,14 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
             const wp = h.put(wq), xp = h.put(x), out = h.alloc(T * rows * 4);
             const qp = h.alloc(T * cols), dp = h.alloc(T * cols), bp = h.alloc(T * cols);
             if (KQ.has(type)) for (let t = 0; t < T; t++) h.k.quantize_q8_K(qp + t * cols, dp + (t * cols) / 64, bp + (t * cols) / 8, xp + t * cols * 4, cols);
-            else if (type !== GGMLType.F32 && type !== GGMLType.F16) for (let t = 0; t < T; t++) h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, xp + t * cols * 4, cols);
+            else if (type !== GGMLType.F32 && type !== GGMLType.F16 && type !== GGMLType.BF16) for (let t = 0; t < T; t++) h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, xp + t * cols * 4, cols);
             const xh = h.alloc(T * cols * 4);
             if (type === GGMLType.F16) h.k.round_f16_row(xh, xp, T * cols);
+            if (type === GGMLType.BF16) h.k.round_bf16_row(xh, xp, T * cols);
             const f = h.k[name] as (...a: number[]) => void;
             if (type === GGMLType.Q4_K || type === GGMLType.Q5_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T);
             else if (type === GGMLType.F32) f(out, wp, xp, cols, rows, 0, rows, T);
-            else if (type === GGMLType.F16) f(out, wp, xh, cols, rows, 0, rows, T);
+            else if (type === GGMLType.F16 || type === GGMLType.BF16) f(out, wp, xh, cols, rows, 0, rows, T);
             else f(out, wp, qp, dp, cols, rows, 0, rows, T);
             const got = h.f32(out, T * rows);
             const want = new Float32Array(T * rows);

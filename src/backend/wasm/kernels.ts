@@ -12,6 +12,11 @@ export interface Kernels {
   quantize_q8_0(qsPtr: number, dPtr: number, xPtr: number, n: number): void;
   quantize_q8_K(qsPtr: number, dPtr: number, bsumsPtr: number, xPtr: number, n: number): void;
   matmul_q4_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
+  matmul_q4_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
+  matmul_q5_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
+  matmul_q5_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
+  matmul_bf16(outPtr: number, wPtr: number, xPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
+  round_bf16_row(outPtr: number, xPtr: number, n: number): void;
   matmul_q8_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q4_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q5_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;

@@ -6,8 +6,8 @@
  * Bank 0 holds activations, the f16 KV cache and the first weights; weights that do not fit go to
  * banks 1, 2, … A matmul whose weight lives in another bank gets its (small, quantized) activation
  * row copied into that bank's staging area and its output copied back.
- * Types without a kernel (Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, BF16) run the reference matmul over views
- * of the same memory: correct, slower.
+ * Types without a kernel (Q2_K, Q3_K) run the reference matmul over views of the same memory:
+ * correct, slower.
  */
 import type { GGUFFile } from '../../gguf/reader.js';
 import type { GGUFTensorInfo } from '../../gguf/types.js';
@@ -241,7 +241,9 @@ export class WasmOps implements Ops<WasmBuf> {
     // 1. the activation row(s), converted once to the weight's vec_dot_type, in bank 0
     const kq = w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K || w.type === GGMLType.Q6_K;
     let inPtr = x.ptr;
+    const floatIn = w.type === GGMLType.F32 || w.type === GGMLType.F16 || w.type === GGMLType.BF16;
     if (w.type === GGMLType.F16) b0.k.round_f16_row(this.xh, x.ptr, T * cols), (inPtr = this.xh);
+    else if (w.type === GGMLType.BF16) b0.k.round_bf16_row(this.xh, x.ptr, T * cols), (inPtr = this.xh);
     else if (kq) for (let t = 0; t < T; t++) b0.k.quantize_q8_K(this.xq + t * cols, this.xd + (t * cols) / 64, this.xbs + (t * cols) / 8, x.ptr + t * cols * 4, cols);
     else if (w.type !== GGMLType.F32) for (let t = 0; t < T; t++) b0.k.quantize_q8_0(this.xq + t * cols, this.xd + (t * cols) / 8, x.ptr + t * cols * 4, cols);
     // 2. another bank: copy the converted input there, compute into its staging, copy back
@@ -255,7 +257,7 @@ export class WasmOps implements Ops<WasmBuf> {
       const xs = align(bs + sizes.bs);
       outPtr = align(xs + sizes.x);
       const src = new Uint8Array(b0.memory.buffer), dst = new Uint8Array(bank.memory.buffer);
-      if (w.type === GGMLType.F32 || w.type === GGMLType.F16) {
+      if (floatIn) {
         dst.set(src.subarray(inPtr, inPtr + sizes.x), xs);
         inPtr = xs;
       } else {
@@ -265,7 +267,7 @@ export class WasmOps implements Ops<WasmBuf> {
       }
     }
     const args =
-      w.type === GGMLType.F32 || w.type === GGMLType.F16
+      floatIn
         ? [op, w.bank, outPtr, w.ptr, inPtr, cols, rows, T]
         : w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K
           ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T]
@@ -339,6 +341,10 @@ const KERNEL_OP: Partial<Record<GGMLType, Op>> = {
   [GGMLType.Q6_K]: Op.MATMUL_Q6_K,
   [GGMLType.F32]: Op.MATMUL_F32,
   [GGMLType.F16]: Op.MATMUL_F16,
+  [GGMLType.BF16]: Op.MATMUL_BF16,
+  [GGMLType.Q4_1]: Op.MATMUL_Q4_1,
+  [GGMLType.Q5_0]: Op.MATMUL_Q5_0,
+  [GGMLType.Q5_1]: Op.MATMUL_Q5_1,
 };
 
 void QK_K;

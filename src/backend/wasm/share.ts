@@ -16,6 +16,10 @@ export enum Op {
   MATMUL_F32,
   MATMUL_F16,
   ATTENTION,
+  MATMUL_Q4_1,
+  MATMUL_Q5_0,
+  MATMUL_Q5_1,
+  MATMUL_BF16,
 }
 
 /** [start, end) of `n` items for thread `i` of `k`, in whole multiples of `align` */
@@ -31,12 +35,22 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
   const K = kernels[a[1]!]!;
   switch (a[0] as Op) {
     case Op.MATMUL_Q4_0:
+    case Op.MATMUL_Q4_1:
+    case Op.MATMUL_Q5_0:
+    case Op.MATMUL_Q5_1:
     case Op.MATMUL_Q8_0:
     case Op.MATMUL_Q6_K: {
       // out, w, qs, d, cols, rows, T
       const [r0, r1] = split(a[7]!, i, k, 4);
       if (r0 >= r1) return;
-      const f = a[0] === Op.MATMUL_Q4_0 ? K.matmul_q4_0 : a[0] === Op.MATMUL_Q8_0 ? K.matmul_q8_0 : K.matmul_q6_K;
+      const f = ({
+        [Op.MATMUL_Q4_0]: K.matmul_q4_0,
+        [Op.MATMUL_Q4_1]: K.matmul_q4_1,
+        [Op.MATMUL_Q5_0]: K.matmul_q5_0,
+        [Op.MATMUL_Q5_1]: K.matmul_q5_1,
+        [Op.MATMUL_Q8_0]: K.matmul_q8_0,
+        [Op.MATMUL_Q6_K]: K.matmul_q6_K,
+      } as Record<number, typeof K.matmul_q4_0>)[a[0]!]!;
       f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!);
       return;
     }
@@ -49,11 +63,12 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       return;
     }
     case Op.MATMUL_F32:
-    case Op.MATMUL_F16: {
+    case Op.MATMUL_F16:
+    case Op.MATMUL_BF16: {
       // out, w, x, cols, rows, T
       const [r0, r1] = split(a[6]!, i, k, 4);
       if (r0 >= r1) return;
-      (a[0] === Op.MATMUL_F32 ? K.matmul_f32 : K.matmul_f16)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, r0, r1, a[7]!);
+      (a[0] === Op.MATMUL_F32 ? K.matmul_f32 : a[0] === Op.MATMUL_F16 ? K.matmul_f16 : K.matmul_bf16)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, r0, r1, a[7]!);
       return;
     }
     case Op.ATTENTION: {
