@@ -848,3 +848,80 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
     store<u32>(outPtr + (<usize>i << 2), h << 16);
   }
 }
+
+// ── Q2_K and Q3_K (one row at a time) ──────────────────────────────────────────────────────────
+
+// Σ of 16 products (q as i8 in the low 16 lanes of qv, x 16 bytes), as i32x4 partials
+@inline function dot16(q: v128, x: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q, x), i16x8.extmul_high_i8x16_s(q, x)));
+}
+
+// Q2_K block (84 B): scales[16] (low nibble scale, high nibble min) | qs[64] | d f16 | dmin f16.
+// Sub-block i (16 weights): 2-bit values at qs + 32·(i>>3) + 16·(i&1), shifted by 2·((i&7)>>1).
+export function matmul_q2_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * 84;
+  const m3 = i8x16.splat(3);
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      const xb = bsPtr + (<usize>(t * (cols >> 4)) << 1);
+      let acc: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const blk = w + <usize>b * 84;
+        const x = xq + (<usize>b << 8);
+        const bs = xb + (<usize>b << 5);
+        let isum = i32x4.splat(0);
+        let msum: i32 = 0;
+        for (let i = 0; i < 16; i++) {
+          const sc = <i32>load<u8>(blk + i);
+          const qv = v128.load(blk + 16 + (<usize>(i >> 3) << 5) + (<usize>(i & 1) << 4));
+          const q = v128.and(i8x16.shr_u(qv, <i32>((i & 7) >> 1) << 1), m3);
+          isum = i32x4.add(isum, i32x4.mul(dot16(q, v128.load(x + (<usize>i << 4))), i32x4.splat(sc & 15)));
+          msum += (sc >> 4) * <i32>load<i16>(bs + (<usize>i << 1));
+        }
+        acc += load<f32>(xd + (<usize>b << 2)) * (f16_to_f32(load<u16>(blk + 80)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 82)) * <f32>msum);
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
+    }
+  }
+}
+
+// Q3_K scale i (0..15): the 6-bit value packed in scales[12] (ggml's kmask1/kmask2 unpacking), − 32
+@inline function q3_K_scale(s: usize, i: i32): i32 {
+  const lo: i32 = i < 8 ? <i32>(load<u8>(s + (i & 7)) & 0x0f) : <i32>(load<u8>(s + (i & 7)) >> 4);
+  const hi: i32 = (<i32>load<u8>(s + 8 + (i & 3)) >> (<i32>(i >> 2) << 1)) & 3;
+  return (lo | (hi << 4)) - 32;
+}
+
+// Q3_K block (110 B): hmask[32] | qs[64] | scales[12] | d f16. Sub-block i (16 weights): 2 low bits
+// as in Q2_K, the high bit is bit (4·(i>>3) + ((i&7)>>1)) of hmask[16·(i&1) + l]; value = q − (h ? 0 : 4).
+export function matmul_q3_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * 110;
+  const m3 = i8x16.splat(3), four = i8x16.splat(4), zero = i8x16.splat(0);
+  for (let r = r0; r < r1; r++) {
+    const w = wPtr + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xq = qsPtr + <usize>t * <usize>cols;
+      const xd = dPtr + (<usize>(t * nb) << 2);
+      let acc: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const blk = w + <usize>b * 110;
+        const x = xq + (<usize>b << 8);
+        let isum = i32x4.splat(0);
+        for (let i = 0; i < 16; i++) {
+          const qv = v128.load(blk + 32 + (<usize>(i >> 3) << 5) + (<usize>(i & 1) << 4));
+          const hm = v128.load(blk + (<usize>(i & 1) << 4));
+          const bit = i8x16.splat(<i8>(<i32>1 << ((<i32>(i >> 3) << 2) + ((i & 7) >> 1))));
+          const q = i8x16.sub(v128.and(i8x16.shr_u(qv, <i32>((i & 7) >> 1) << 1), m3), v128.and(i8x16.eq(v128.and(hm, bit), zero), four));
+          isum = i32x4.add(isum, i32x4.mul(dot16(q, v128.load(x + (<usize>i << 4))), i32x4.splat(q3_K_scale(blk + 96, i))));
+        }
+        acc += load<f32>(xd + (<usize>b << 2)) * (f16_to_f32(load<u16>(blk + 108)) * <f32>hsum_i32(isum));
+      }
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
+    }
+  }
+}

@@ -3,7 +3,9 @@ import fc from 'fast-check';
 import { instantiate, kernelBuild, selectKernels, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from '../src/backend/wasm/kernels.js';
 import { matmulRef, rmsnormRef, swigluRef } from '../src/backend/ref/ops.js';
 import { quantizeQ8_0Act, quantizeQ8KAct } from '../src/quant/activations.js';
-import { quantize } from '../src/quant/quantize.js';
+import { quantize, canQuantize } from '../src/quant/quantize.js';
+import { dequantize } from '../src/quant/dequantize.js';
+import { randomTensor } from '../src/model/synth.js';
 import { GGML_TYPES, GGMLType } from '../src/quant/ggml-type.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -68,7 +70,7 @@ describe('activation quantizers = their TS twins, bit for bit', () => {
   });
 });
 
-const KQ = new Set([GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
+const KQ = new Set([GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
 const MATMULS: [GGMLType, keyof Kernels][] = [
   [GGMLType.Q4_0, 'matmul_q4_0'],
   [GGMLType.Q8_0, 'matmul_q8_0'],
@@ -81,6 +83,8 @@ const MATMULS: [GGMLType, keyof Kernels][] = [
   [GGMLType.Q4_1, 'matmul_q4_1'],
   [GGMLType.Q5_0, 'matmul_q5_0'],
   [GGMLType.Q5_1, 'matmul_q5_1'],
+  [GGMLType.Q2_K, 'matmul_q2_K'],
+  [GGMLType.Q3_K, 'matmul_q3_K'],
 ];
 
 const LEVELS: SimdLevel[] = selectKernels('auto').level === 'relaxed' ? ['simd128', 'relaxed'] : ['simd128'];
@@ -103,7 +107,9 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
             const cols = nb * (KQ.has(type) ? 256 : bs);
             const wf = randn(rng, rows * cols, 0.1);
             if (seed % 7 === 0) wf.fill(0, 0, cols); // a zero row
-            const wq = quantize(type, wf);
+            // weights: quantized from floats where we have ggml's quantizer, else random blocks
+            const wq = canQuantize(type) ? quantize(type, wf) : randomTensor(type, rows * cols, 0.1, rng);
+            const wd = dequantize(type, wq, rows * cols);
             const x = randn(rng, T * cols, scale);
             const h = harness(8 << 20);
             const wp = h.put(wq), xp = h.put(x), out = h.alloc(T * rows * 4);
@@ -114,7 +120,7 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
             if (type === GGMLType.F16) h.k.round_f16_row(xh, xp, T * cols);
             if (type === GGMLType.BF16) h.k.round_bf16_row(xh, xp, T * cols);
             const f = h.k[name] as (...a: number[]) => void;
-            if (type === GGMLType.Q4_K || type === GGMLType.Q5_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T);
+            if (type === GGMLType.Q2_K || type === GGMLType.Q4_K || type === GGMLType.Q5_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T);
             else if (type === GGMLType.F32) f(out, wp, xp, cols, rows, 0, rows, T);
             else if (type === GGMLType.F16 || type === GGMLType.BF16) f(out, wp, xh, cols, rows, 0, rows, T);
             else f(out, wp, qp, dp, cols, rows, 0, rows, T);
@@ -127,7 +133,7 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
             void deq;
             for (let r = 0; r < rows; r++) {
               let s = 0;
-              for (let c = 0; c < cols; c++) s += Math.abs(wf[r * cols + c]!);
+              for (let c = 0; c < cols; c++) s += Math.abs(wd[r * cols + c]!);
               for (let t = 0; t < T; t++) wAbs[t * rows + r] = s * scale * 5;
             }
             for (let i = 0; i < T * rows; i++)

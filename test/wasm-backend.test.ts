@@ -30,7 +30,7 @@ async function logitsWith(file: string, threads: number, bankBytes?: number): Pr
 const bits = (rows: Float32Array[]) => rows.map((r) => Buffer.from(r.buffer, r.byteOffset, r.byteLength).toString('base64'));
 
 describe('WASM backend', () => {
-  for (const type of ['Q4_0', 'Q4_K_M', 'Q8_0', 'F16', 'Q5_1']) {
+  for (const type of ['Q4_0', 'Q4_K_M', 'Q8_0', 'F16', 'Q5_1', 'Q3_K']) {
     it(`${type}: logits are bit-identical for 1, 2 and 3 threads`, async () => {
       const file = path.join(dir, `threads-${type}.gguf`);
       writeSynth(file, { shape: PRESETS.small!, type, seed: 3 });

@@ -226,7 +226,8 @@ function fillBlocks(type: GGMLType, out: Uint8Array, rng: Rng, d: () => number):
   }
 }
 
-function randomTensor(type: GGMLType, n: number, rms: number, rng: Rng): Uint8Array {
+/** n random weights of `type` with RMS ≈ rms (random quant bytes, calibrated scale fields) */
+export function randomTensor(type: GGMLType, n: number, rms: number, rng: Rng): Uint8Array {
   const t = GGML_TYPES.get(type)!;
   const out = new Uint8Array((n / t.blockSize) * t.typeSize);
   if (type === GGMLType.F32 || type === GGMLType.F16 || type === GGMLType.BF16) {

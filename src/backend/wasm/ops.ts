@@ -6,12 +6,12 @@
  * Bank 0 holds activations, the f16 KV cache and the first weights; weights that do not fit go to
  * banks 1, 2, … A matmul whose weight lives in another bank gets its (small, quantized) activation
  * row copied into that bank's staging area and its output copied back.
- * Types without a kernel (Q2_K, Q3_K) run the reference matmul over views of the same memory:
- * correct, slower.
+ * Every supported weight type has a kernel; a type without one would run the reference matmul
+ * over views of the same memory (correct, slower).
  */
 import type { GGUFFile } from '../../gguf/reader.js';
 import type { GGUFTensorInfo } from '../../gguf/types.js';
-import { GGML_TYPES, GGMLType, QK_K } from '../../quant/ggml-type.js';
+import { GGML_TYPES, GGMLType, QK_K, vecDotType } from '../../quant/ggml-type.js';
 import { dequantizeRow } from '../../quant/dequantize.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../ops.js';
 import { matmulRef } from '../ref/ops.js';
@@ -239,7 +239,8 @@ export class WasmOps implements Ops<WasmBuf> {
       return;
     }
     // 1. the activation row(s), converted once to the weight's vec_dot_type, in bank 0
-    const kq = w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K || w.type === GGMLType.Q6_K;
+    const kq = vecDotType(w.type) === GGMLType.Q8_K;
+    const withBsums = w.type === GGMLType.Q2_K || w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K;
     let inPtr = x.ptr;
     const floatIn = w.type === GGMLType.F32 || w.type === GGMLType.F16 || w.type === GGMLType.BF16;
     if (w.type === GGMLType.F16) b0.k.round_f16_row(this.xh, x.ptr, T * cols), (inPtr = this.xh);
@@ -269,7 +270,7 @@ export class WasmOps implements Ops<WasmBuf> {
     const args =
       floatIn
         ? [op, w.bank, outPtr, w.ptr, inPtr, cols, rows, T]
-        : w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K
+        : withBsums
           ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T]
           : [op, w.bank, outPtr, w.ptr, qs, d, cols, rows, T];
     const kernels = this.banks.map((b) => b.k);
@@ -345,6 +346,8 @@ const KERNEL_OP: Partial<Record<GGMLType, Op>> = {
   [GGMLType.Q4_1]: Op.MATMUL_Q4_1,
   [GGMLType.Q5_0]: Op.MATMUL_Q5_0,
   [GGMLType.Q5_1]: Op.MATMUL_Q5_1,
+  [GGMLType.Q2_K]: Op.MATMUL_Q2_K,
+  [GGMLType.Q3_K]: Op.MATMUL_Q3_K,
 };
 
 void QK_K;
