@@ -334,37 +334,57 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return i32x4.extadd_pairwise_i16x8_s(p);
 }
 
-// get_scale_min_k4 for the 8 sub-blocks of a K-quant super-block: scales → sc[0..7], mins → mn[0..7]
-@inline function scale_k4(q: usize, j: i32): i32 {
-  return j < 4 ? <i32>(load<u8>(q + j) & 63) : <i32>((load<u8>(q + j + 4) & 0xf) | ((load<u8>(q + j - 4) >> 6) << 4));
-}
-@inline function min_k4(q: usize, j: i32): i32 {
-  return j < 4 ? <i32>(load<u8>(q + j + 4) & 63) : <i32>((load<u8>(q + j + 4) >> 4) | ((load<u8>(q + j) >> 6) << 4));
+// the 8 scales (lanes 0..7) and 8 mins (lanes 8..15) of a K-quant super-block, unpacked from its
+// scales[12] in one go (get_scale_min_k4 for j = 0..7):
+//   j < 4: sc = q[j] & 63,                       m = q[j+4] & 63
+//   j ≥ 4: sc = (q[j+4] & 15) | (q[j-4] >> 6) << 4,  m = (q[j+4] >> 4) | (q[j] >> 6) << 4
+@inline function k4_scale_min(sc: usize): v128 {
+  const v = v128.load(sc); // 12 bytes used; the next 4 belong to the same block
+  const a = v128.shuffle<u8>(v, v, 0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
+  const h = v128.shuffle<u8>(v, v, 0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6, 7);
+  const lo = v128.bitselect(
+    i8x16.shr_u(a, 4),
+    v128.and(a, i8x16(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
+    i8x16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1),
+  );
+  const hi = v128.and(i8x16.shl(i8x16.shr_u(h, 6), 4), i8x16(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30));
+  return v128.or(lo, hi);
 }
 
-// Q4_K block (144 B): d f16 | dmin f16 | scales[12] | qs[128]; weight = d·sc·q − dmin·m.
-// qs[32g + l] holds weight 64g + l (low nibble, sub-block 2g) and 64g + 32 + l (high, 2g+1).
+// [Σa, Σb, Σc, Σd] of four i32x4
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7)); // [a02 b02 a13 b13]
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
+}
+
+// d·Σ_s sc_s·(Σq·x)_s − dmin·Σ_s m_s·(Σx)_s of a K-quant super-block, from the eight sub-block
+// partial sums p0..p7, the unpacked scales/mins and the activation's bsums (pairs = sub-blocks)
+@inline function k4_finish(blk: usize, sm: v128, p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, p6: v128, p7: v128, bs: usize, dx: f32): f32 {
+  const scl = i16x8.extend_low_i8x16_u(sm), mn = i16x8.extend_high_i8x16_u(sm);
+  const isum = i32x4.add(i32x4.mul(hsum4(p0, p1, p2, p3), i32x4.extend_low_i16x8_u(scl)), i32x4.mul(hsum4(p4, p5, p6, p7), i32x4.extend_high_i16x8_u(scl)));
+  const msum = i32x4.add(
+    i32x4.mul(i32x4.extadd_pairwise_i16x8_s(v128.load(bs)), i32x4.extend_low_i16x8_u(mn)),
+    i32x4.mul(i32x4.extadd_pairwise_i16x8_s(v128.load(bs + 16)), i32x4.extend_high_i16x8_u(mn)),
+  );
+  return dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 2)) * <f32>hsum_i32(msum));
+}
+
 @inline function q4_K_block(blk: usize, x: usize, bs: usize, dx: f32): f32 {
   const m4 = i8x16.splat(0x0f);
-  const sc = blk + 4;
   const q = blk + 16;
-  let isum = i32x4.splat(0);
-  let msum: i32 = 0;
-  for (let g = 0; g < 4; g++) {
-    const qa = v128.load(q + (<usize>g << 5)), qb = v128.load(q + (<usize>g << 5) + 16);
-    const x0 = x + (<usize>g << 6);
-    // sub-block 2g: low nibbles of qa|qb with x[0..32); |q·x| ≤ 15·128, four per lane fit
-    const la = v128.and(qa, m4), lb = v128.and(qb, m4);
-    const xa = v128.load(x0), xbv = v128.load(x0 + 16);
-    isum = i32x4.add(isum, i32x4.mul(sub_dot(la, xa, lb, xbv), i32x4.splat(scale_k4(sc, 2 * g))));
-    // sub-block 2g+1: high nibbles with x[32..64)
-    const ha = i8x16.shr_u(qa, 4), hb = i8x16.shr_u(qb, 4);
-    const xc = v128.load(x0 + 32), xdv = v128.load(x0 + 48);
-    isum = i32x4.add(isum, i32x4.mul(sub_dot(ha, xc, hb, xdv), i32x4.splat(scale_k4(sc, 2 * g + 1))));
-  }
-  
-  for (let j = 0; j < 8; j++) msum += min_k4(sc, j) * (<i32>load<i16>(bs + (<usize>(2 * j) << 1)) + <i32>load<i16>(bs + (<usize>(2 * j + 1) << 1)));
-  return dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 2)) * <f32>msum);
+  // qs[32g + l]: low nibble → sub-block 2g (x[64g + l]), high nibble → 2g+1 (x[64g + 32 + l])
+  const q0a = v128.load(q), q0b = v128.load(q + 16), q1a = v128.load(q + 32), q1b = v128.load(q + 48);
+  const q2a = v128.load(q + 64), q2b = v128.load(q + 80), q3a = v128.load(q + 96), q3b = v128.load(q + 112);
+  const p0 = sub_dot(v128.and(q0a, m4), v128.load(x), v128.and(q0b, m4), v128.load(x + 16));
+  const p1 = sub_dot(i8x16.shr_u(q0a, 4), v128.load(x + 32), i8x16.shr_u(q0b, 4), v128.load(x + 48));
+  const p2 = sub_dot(v128.and(q1a, m4), v128.load(x + 64), v128.and(q1b, m4), v128.load(x + 80));
+  const p3 = sub_dot(i8x16.shr_u(q1a, 4), v128.load(x + 96), i8x16.shr_u(q1b, 4), v128.load(x + 112));
+  const p4 = sub_dot(v128.and(q2a, m4), v128.load(x + 128), v128.and(q2b, m4), v128.load(x + 144));
+  const p5 = sub_dot(i8x16.shr_u(q2a, 4), v128.load(x + 160), i8x16.shr_u(q2b, 4), v128.load(x + 176));
+  const p6 = sub_dot(v128.and(q3a, m4), v128.load(x + 192), v128.and(q3b, m4), v128.load(x + 208));
+  const p7 = sub_dot(i8x16.shr_u(q3a, 4), v128.load(x + 224), i8x16.shr_u(q3b, 4), v128.load(x + 240));
+  return k4_finish(blk, k4_scale_min(blk + 4), p0, p1, p2, p3, p4, p5, p6, p7, bs, dx);
 }
 
 export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
@@ -408,30 +428,28 @@ export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // Q5_K block (176 B): d | dmin | scales[12] | qh[32] | qs[128]; the 5th bit of weight 64g + l is
 // bit 2g of qh[l] (low nibble) and of weight 64g + 32 + l bit 2g+1.
 @inline function q5_K_block(blk: usize, x: usize, bs: usize, dx: f32): f32 {
-  const m4 = i8x16.splat(0x0f), s16 = i8x16.splat(16), zero = i8x16.splat(0);
-  const sc = blk + 4;
   const qha = v128.load(blk + 16), qhb = v128.load(blk + 32);
   const q = blk + 48;
-  let isum = i32x4.splat(0);
-  let msum: i32 = 0;
-  for (let g = 0; g < 4; g++) {
-    const sh = 2 * g;
-    const u1 = i8x16.splat(<i8>(<i32>1 << sh)), u2 = i8x16.splat(<i8>(<i32>2 << sh));
-    const qa = v128.load(q + (<usize>g << 5)), qb = v128.load(q + (<usize>g << 5) + 16);
-    const x0 = x + (<usize>g << 6);
-    // |q·x| ≤ 31·128, four per i16 lane fit
-    const la = v128.or(v128.and(qa, m4), v128.and(i8x16.ne(v128.and(qha, u1), zero), s16));
-    const lb = v128.or(v128.and(qb, m4), v128.and(i8x16.ne(v128.and(qhb, u1), zero), s16));
-    const xa = v128.load(x0), xbv = v128.load(x0 + 16);
-    isum = i32x4.add(isum, i32x4.mul(sub_dot(la, xa, lb, xbv), i32x4.splat(scale_k4(sc, 2 * g))));
-    const ha = v128.or(i8x16.shr_u(qa, 4), v128.and(i8x16.ne(v128.and(qha, u2), zero), s16));
-    const hb = v128.or(i8x16.shr_u(qb, 4), v128.and(i8x16.ne(v128.and(qhb, u2), zero), s16));
-    const xc = v128.load(x0 + 32), xdv = v128.load(x0 + 48);
-    isum = i32x4.add(isum, i32x4.mul(sub_dot(ha, xc, hb, xdv), i32x4.splat(scale_k4(sc, 2 * g + 1))));
-  }
-  
-  for (let j = 0; j < 8; j++) msum += min_k4(sc, j) * (<i32>load<i16>(bs + (<usize>(2 * j) << 1)) + <i32>load<i16>(bs + (<usize>(2 * j + 1) << 1)));
-  return dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 2)) * <f32>msum);
+  // the 5th bit: bit 2g of qh[l] for the low nibble of qs[32g + l], bit 2g+1 for the high one
+  const q0a = v128.load(q), q0b = v128.load(q + 16), q1a = v128.load(q + 32), q1b = v128.load(q + 48);
+  const q2a = v128.load(q + 64), q2b = v128.load(q + 80), q3a = v128.load(q + 96), q3b = v128.load(q + 112);
+  const p0 = sub_dot(q5k_lo(q0a, qha, 0x01), v128.load(x), q5k_lo(q0b, qhb, 0x01), v128.load(x + 16));
+  const p1 = sub_dot(q5k_hi(q0a, qha, 0x02), v128.load(x + 32), q5k_hi(q0b, qhb, 0x02), v128.load(x + 48));
+  const p2 = sub_dot(q5k_lo(q1a, qha, 0x04), v128.load(x + 64), q5k_lo(q1b, qhb, 0x04), v128.load(x + 80));
+  const p3 = sub_dot(q5k_hi(q1a, qha, 0x08), v128.load(x + 96), q5k_hi(q1b, qhb, 0x08), v128.load(x + 112));
+  const p4 = sub_dot(q5k_lo(q2a, qha, 0x10), v128.load(x + 128), q5k_lo(q2b, qhb, 0x10), v128.load(x + 144));
+  const p5 = sub_dot(q5k_hi(q2a, qha, 0x20), v128.load(x + 160), q5k_hi(q2b, qhb, 0x20), v128.load(x + 176));
+  const p6 = sub_dot(q5k_lo(q3a, qha, 0x40), v128.load(x + 192), q5k_lo(q3b, qhb, 0x40), v128.load(x + 208));
+  const p7 = sub_dot(q5k_hi(q3a, qha, -0x80), v128.load(x + 224), q5k_hi(q3b, qhb, -0x80), v128.load(x + 240));
+  return k4_finish(blk, k4_scale_min(blk + 4), p0, p1, p2, p3, p4, p5, p6, p7, bs, dx);
+}
+
+// low / high nibble of qs plus 16 where the qh bit is set
+@inline function q5k_lo(qs: v128, qh: v128, bit: i8): v128 {
+  return v128.or(v128.and(qs, i8x16.splat(0x0f)), v128.and(i8x16.ne(v128.and(qh, i8x16.splat(bit)), i8x16.splat(0)), i8x16.splat(16)));
+}
+@inline function q5k_hi(qs: v128, qh: v128, bit: i8): v128 {
+  return v128.or(i8x16.shr_u(qs, 4), v128.and(i8x16.ne(v128.and(qh, i8x16.splat(bit)), i8x16.splat(0)), i8x16.splat(16)));
 }
 
 export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
