@@ -2,9 +2,14 @@
 //
 // What this is: the hot loops of the forward pass. Every kernel is pure —
 // (outPtr, inPtrs…, sizes) → void — with no allocation and no globals, so any number of worker
-// threads can run it on disjoint row ranges of the same memory. Each kernel's TypeScript twin
-// (same arithmetic, scalar) is in src/backend/wasm/twins.ts, and test/kernels.test.ts holds every
-// kernel to its twin.
+// threads can run it on disjoint row ranges of the same memory. Each kernel's TypeScript twin is
+// the reference backend's op of the same name (src/backend/ref/ops.ts: matmulRef, rmsnormRef,
+// ropeRef, attentionRef, swigluRef) or the activation quantizer (src/quant/activations.ts:
+// quantizeQ8_0Act, quantizeQ8KAct); test/kernels.test.ts holds every kernel to its twin.
+//
+// Two builds come from this one file (asconfig.json): SIMD128, and relaxed SIMD, where
+// `ASC_FEATURE_RELAXED_SIMD` switches the integer dots to i8×i7 dot instructions. The runtime
+// picks relaxed only where the engine validates it and a start-up self-test agrees with SIMD128.
 //
 // Quantized matmuls follow ggml-cpu: the activation row is quantized once per op (Q8_0 for the
 // legacy types, Q8_K for K-quants; see quantize_q8_0 / quantize_q8_K), then each weight block is

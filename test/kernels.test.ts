@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { instantiate, kernelBuild, selectKernels, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from '../src/backend/wasm/kernels.js';
-import { matmulRef, rmsnormRef, swigluRef } from '../src/backend/ref/ops.js';
+import { matmulRef, rmsnormRef, swigluRef, ropeRef, attentionRef, RefOps } from '../src/backend/ref/ops.js';
 import { quantizeQ8_0Act, quantizeQ8KAct } from '../src/quant/activations.js';
 import { quantize, canQuantize } from '../src/quant/quantize.js';
 import { dequantize } from '../src/quant/dequantize.js';
@@ -129,8 +129,6 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
             matmulRef(want, { name: 'w', type, rows, cols, bytes: wq, rowBytes: wq.length / rows }, x, T);
             // budget: 1e-5 of Σ|w|·max|x| per output (f32 accumulation in another order)
             const wAbs = new Float32Array(T * rows);
-            const deq = new Float32Array(rows * cols);
-            void deq;
             for (let r = 0; r < rows; r++) {
               let s = 0;
               for (let c = 0; c < cols; c++) s += Math.abs(wd[r * cols + c]!);
@@ -172,5 +170,62 @@ describe('small kernels = their twins', () => {
     const sum = h.f32(xp, T * n);
     for (let i = 0; i < T * n - 1; i++) expect(sum[i]).toBeCloseTo(x[i]! + want[i]!, 4);
     expect(sum[T * n - 1]).toBe(x[T * n - 1]);
+  });
+});
+
+describe('rope and attention kernels = ropeRef / attentionRef', () => {
+  it('over random shapes (MHA and GQA, partial rope, several positions)', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(8, 16, 24, 40), // headDim
+        fc.integer({ min: 1, max: 3 }), // kv heads
+        fc.integer({ min: 1, max: 3 }), // group
+        fc.integer({ min: 1, max: 4 }), // T
+        fc.integer({ min: 0, max: 9 }), // pos0
+        fc.boolean(), // partial rope
+        fc.integer(),
+        (headDim, nKvHeads, group, T, pos0, partial, seed) => {
+          const nHeads = nKvHeads * group;
+          const ropeDim = partial ? headDim / 2 : headDim;
+          const s = { nHeads, nKvHeads, headDim, ropeDim, ropeFreqBase: 10000, qkvDim: (nHeads + 2 * nKvHeads) * headDim };
+          const rng = new Rng(seed);
+          const ctx = pos0 + T;
+          const kvDim = nKvHeads * headDim;
+          const h = harness(4 << 20);
+          // reference: a ref KV cache filled by earlier positions, then this batch
+          const ref = new RefOps();
+          const cache = ref.kvCache(1, ctx, kvDim) as unknown as { k: Uint16Array[]; v: Uint16Array[] };
+          const early = randn(rng, pos0 * s.qkvDim, 1);
+          if (pos0) attentionRef(new Float32Array(pos0 * nHeads * headDim), early, cache as never, 0, pos0, 0, s);
+          const qkv = randn(rng, T * s.qkvDim, 1);
+          // wasm: the same cache contents and the same rope tables
+          const kp = h.put(cache.k[0]!), vp = h.put(cache.v[0]!);
+          const qp = h.put(qkv);
+          const half = ropeDim / 2;
+          const cos = new Float32Array(T * half), sin = new Float32Array(T * half);
+          const ts = Math.fround(Math.pow(10000, -2 / ropeDim));
+          for (let t = 0; t < T; t++) {
+            let th = Math.fround(pos0 + t);
+            for (let i = 0; i < half; i++) {
+              cos[t * half + i] = Math.cos(th);
+              sin[t * half + i] = Math.sin(th);
+              th = Math.fround(th * ts);
+            }
+          }
+          h.k.rope(qp, h.put(cos), h.put(sin), T, s.qkvDim, headDim, ropeDim, 0, nHeads + nKvHeads);
+          ropeRef(qkv, T, pos0, s);
+          const roped = h.f32(qp, T * s.qkvDim);
+          roped.forEach((v, i) => expect(Math.abs(v - qkv[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(qkv[i]!))));
+          h.k.kv_store(kp, vp, qp, T, pos0, nHeads * headDim, kvDim, s.qkvDim);
+          const out = h.alloc(T * nHeads * headDim * 4), att = h.alloc(ctx * 4);
+          h.k.attention(out, qp, kp, vp, att, T, pos0, nHeads, nKvHeads, headDim, s.qkvDim, 0, nHeads, 1 / Math.sqrt(headDim));
+          const want = new Float32Array(T * nHeads * headDim);
+          attentionRef(want, qkv, cache as never, 0, T, pos0, s);
+          expect(new Uint16Array(h.memory.buffer, kp, ctx * kvDim)).toEqual(cache.k[0]);
+          h.f32(out, want.length).forEach((v, i) => expect(Math.abs(v - want[i]!), `attention[${i}]`).toBeLessThanOrEqual(2e-5 * (1 + Math.abs(want[i]!))));
+        },
+      ),
+      { numRuns: 100 },
+    );
   });
 });

@@ -11,7 +11,7 @@
  */
 import type { GGUFFile } from '../../gguf/reader.js';
 import type { GGUFTensorInfo } from '../../gguf/types.js';
-import { GGML_TYPES, GGMLType, QK_K, vecDotType } from '../../quant/ggml-type.js';
+import { GGML_TYPES, GGMLType, vecDotType } from '../../quant/ggml-type.js';
 import { dequantizeRow } from '../../quant/dequantize.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../ops.js';
 import { matmulRef } from '../ref/ops.js';
@@ -350,7 +350,6 @@ const KERNEL_OP: Partial<Record<GGMLType, Op>> = {
   [GGMLType.Q3_K]: Op.MATMUL_Q3_K,
 };
 
-void QK_K;
 
 /** bank-0 reservation and staging sizes for a model (mirrors Phi3's RunState, KV cache, norms) */
 export function planFor(
