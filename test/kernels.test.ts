@@ -220,8 +220,10 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
           const out = h.alloc(T * nHeads * headDim * 4), att = h.alloc(ctx * 4);
           h.k.attention(out, qp, kp, vp, att, T, pos0, nHeads, nKvHeads, headDim, s.qkvDim, 0, nHeads, 1 / Math.sqrt(headDim));
           const want = new Float32Array(T * nHeads * headDim);
-          attentionRef(want, qkv, cache as never, 0, T, pos0, s);
+          attentionRef(want, roped, cache as never, 0, T, pos0, s); // same roped input on both sides
+          // K and V as stored: bit-identical f16 (same inputs, same ggml rounding)
           expect(new Uint16Array(h.memory.buffer, kp, ctx * kvDim)).toEqual(cache.k[0]);
+          expect(new Uint16Array(h.memory.buffer, vp, ctx * kvDim)).toEqual(cache.v[0]);
           h.f32(out, want.length).forEach((v, i) => expect(Math.abs(v - want[i]!), `attention[${i}]`).toBeLessThanOrEqual(2e-5 * (1 + Math.abs(want[i]!))));
         },
       ),
