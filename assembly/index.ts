@@ -174,10 +174,56 @@ export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: 
 // Rows go four at a time: the activation block is loaded once for four weight rows, and four
 // independent streams keep more cache-line misses in flight (the hardware prefetcher alone does
 // not keep up with this loop on the machines we measured).
+// Σ_j (q_j − 8)·x_j of one Q4_0 block (nibbles lo = weights 0..15, hi = 16..31) as i32x4 partials
+@inline function q4_0_isum(lo: v128, hi: v128, x0: v128, x1: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const p = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi));
+    return i32x4.extadd_pairwise_i16x8_s(p); // the caller subtracts 8·Σx
+  }
+  const l = i8x16.sub(lo, i8x16.splat(8)), h = i8x16.sub(hi, i8x16.splat(8));
+  let p = i16x8.add(i16x8.extmul_low_i8x16_s(l, x0), i16x8.extmul_high_i8x16_s(l, x0));
+  p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(h, x1), i16x8.extmul_high_i8x16_s(h, x1)));
+  return i32x4.extadd_pairwise_i16x8_s(p);
+}
+
+// Prefill (T > 1): each group of four rows is unpacked once per block and reused for all T
+// tokens; the four rows' sums are reduced together (hsum4) and accumulated, lane = row, straight
+// into out[t, r..r+3]. Per-row results differ from the decode path only in float summation order.
+function matmul_q4_0_batch(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>nb * 18;
+  const m4 = i8x16.splat(0x0f);
+  for (let r = r0; r + 4 <= r1; r += 4) {
+    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
+    for (let b = 0; b < nb; b++) {
+      const o = <usize>b * 18;
+      const q0 = v128.load(w0 + o + 2), q1 = v128.load(w1 + o + 2), q2 = v128.load(w2 + o + 2), q3 = v128.load(w3 + o + 2);
+      const l0 = v128.and(q0, m4), h0 = i8x16.shr_u(q0, 4), l1 = v128.and(q1, m4), h1 = i8x16.shr_u(q1, 4);
+      const l2 = v128.and(q2, m4), h2 = i8x16.shr_u(q2, 4), l3 = v128.and(q3, m4), h3 = i8x16.shr_u(q3, 4);
+      const dw = f16x8_lo(scales4(w0 + o, w1 + o, w2 + o, w3 + o));
+      for (let t = 0; t < T; t++) {
+        const xb = qsPtr + <usize>t * <usize>cols + (<usize>b << 5);
+        const x0 = v128.load(xb), x1 = v128.load(xb + 16);
+        let s = hsum4(q4_0_isum(l0, h0, x0, x1), q4_0_isum(l1, h1, x0, x1), q4_0_isum(l2, h2, x0, x1), q4_0_isum(l3, h3, x0, x1));
+        if (ASC_FEATURE_RELAXED_SIMD) s = i32x4.sub(s, i32x4.splat(xsum32(x0, x1) << 3));
+        const out = outPtr + (<usize>(t * rows + r) << 2);
+        const sc = f32x4.mul(dw, f32x4.splat(load<f32>(dPtr + (<usize>(t * nb + b) << 2))));
+        v128.store(out, f32x4.add(v128.load(out), f32x4.mul(f32x4.convert_i32x4_s(s), sc)));
+      }
+    }
+  }
+}
+
 export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 18;
   let r = r0;
+  if (T > 1) {
+    const whole = r0 + ((r1 - r0) & ~3);
+    matmul_q4_0_batch(outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, whole, T);
+    r = whole; // the rest (fewer than four rows) takes the path below
+  }
   // eight rows (two groups of four) per pass: twice the independent streams for the memory system
   for (; r + 8 <= r1; r += 8) {
     const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
