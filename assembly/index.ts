@@ -550,7 +550,7 @@ export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // q = 4 bits of ql | 2 bits of qh. In each half (128 weights, ql+64h, qh+32h, sc+8h), lane l of
 // 32 gives weights l (ql[l] lo, qh[l] bits 0-1), l+32 (ql[l+32] lo, bits 2-3), l+64 (ql[l] hi,
 // bits 4-5), l+96 (ql[l+32] hi, bits 6-7); scale index = l/16 + 2·k for the k-th of those four.
-@inline function q6_K_block(blk: usize, x: usize, dx: f32): f32 {
+@inline function q6_K_block(blk: usize, x: usize, bs: usize, dx: f32): f32 {
   const m4 = i8x16.splat(0x0f), m2 = i8x16.splat(3), s32 = i8x16.splat(32);
   let isum = i32x4.splat(0);
   for (let h = 0; h < 2; h++) {
@@ -559,26 +559,50 @@ export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
     for (let l = 0; l < 32; l += 16) {
       const qla = v128.load(ql + l), qlb = v128.load(ql + l + 32), qhv = v128.load(qh + l);
       const is = l >> 4;
-      const q1 = i8x16.sub(v128.or(v128.and(qla, m4), i8x16.shl(v128.and(qhv, m2), 4)), s32);
-      const q2 = i8x16.sub(v128.or(v128.and(qlb, m4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 2), m2), 4)), s32);
-      const q3 = i8x16.sub(v128.or(i8x16.shr_u(qla, 4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 4), m2), 4)), s32);
-      const q4 = i8x16.sub(v128.or(i8x16.shr_u(qlb, 4), i8x16.shl(i8x16.shr_u(qhv, 6), 4)), s32);
-      // |q·x| ≤ 32·128: two products per i16 lane fit
+      // 6-bit values 0..63; the −32 is applied below (relaxed) or here (SIMD128)
+      let q1 = v128.or(v128.and(qla, m4), i8x16.shl(v128.and(qhv, m2), 4));
+      let q2 = v128.or(v128.and(qlb, m4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 2), m2), 4));
+      let q3 = v128.or(i8x16.shr_u(qla, 4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 4), m2), 4));
+      let q4 = v128.or(i8x16.shr_u(qlb, 4), i8x16.shl(i8x16.shr_u(qhv, 6), 4));
       const x1 = v128.load(xh + l), x2 = v128.load(xh + l + 32), x3 = v128.load(xh + l + 64), x4 = v128.load(xh + l + 96);
-      const p1 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q1, x1), i16x8.extmul_high_i8x16_s(q1, x1)));
-      const p2 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q2, x2), i16x8.extmul_high_i8x16_s(q2, x2)));
-      const p3 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q3, x3), i16x8.extmul_high_i8x16_s(q3, x3)));
-      const p4 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q4, x4), i16x8.extmul_high_i8x16_s(q4, x4)));
+      let p1: v128, p2: v128, p3: v128, p4: v128;
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        // one i8×i7 pair-dot per 16 values (|sum| ≤ 2·63·128 fits i16), widened once
+        p1 = i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x1, q1));
+        p2 = i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x2, q2));
+        p3 = i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x3, q3));
+        p4 = i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x4, q4));
+      } else {
+        q1 = i8x16.sub(q1, s32);
+        q2 = i8x16.sub(q2, s32);
+        q3 = i8x16.sub(q3, s32);
+        q4 = i8x16.sub(q4, s32);
+        // |q·x| ≤ 32·128: two products per i16 lane fit
+        p1 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q1, x1), i16x8.extmul_high_i8x16_s(q1, x1)));
+        p2 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q2, x2), i16x8.extmul_high_i8x16_s(q2, x2)));
+        p3 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q3, x3), i16x8.extmul_high_i8x16_s(q3, x3)));
+        p4 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q4, x4), i16x8.extmul_high_i8x16_s(q4, x4)));
+      }
       isum = i32x4.add(isum, i32x4.mul(p1, i32x4.splat(<i32>load<i8>(sc + is))));
       isum = i32x4.add(isum, i32x4.mul(p2, i32x4.splat(<i32>load<i8>(sc + is + 2))));
       isum = i32x4.add(isum, i32x4.mul(p3, i32x4.splat(<i32>load<i8>(sc + is + 4))));
       isum = i32x4.add(isum, i32x4.mul(p4, i32x4.splat(<i32>load<i8>(sc + is + 6))));
     }
   }
-  return dx * (f16_to_f32(load<u16>(blk + 208)) * <f32>hsum_i32(isum));
+  let total = hsum_i32(isum);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    // − 32·Σ_g sc_g·(Σx)_g: scale g covers the same 16 values as the activation's bsums[g]
+    const scv = v128.load(blk + 192);
+    const c = i32x4.add(
+      i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(scv), v128.load(bs)),
+      i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(scv), v128.load(bs + 16)),
+    );
+    total -= hsum_i32(c) << 5;
+  }
+  return dx * (f16_to_f32(load<u16>(blk + 208)) * <f32>total);
 }
 
-export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 8;
   const rowBytes = <usize>nb * 210;
   let r = r0;
@@ -592,10 +616,10 @@ export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
         const o = <usize>b * 210;
         const x = xq + (<usize>b << 8);
         const dx = load<f32>(xd + (<usize>b << 2));
-        a0 += q6_K_block(w0 + o, x, dx);
-        a1 += q6_K_block(w1 + o, x, dx);
-        a2 += q6_K_block(w2 + o, x, dx);
-        a3 += q6_K_block(w3 + o, x, dx);
+        a0 += q6_K_block(w0 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+        a1 += q6_K_block(w1 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+        a2 += q6_K_block(w2 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+        a3 += q6_K_block(w3 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
       }
       const out = outPtr + (<usize>(t * rows + r) << 2);
       store<f32>(out, a0);
@@ -610,7 +634,7 @@ export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       const xq = qsPtr + <usize>t * <usize>cols;
       const xd = dPtr + (<usize>(t * nb) << 2);
       let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) acc += q6_K_block(w + <usize>b * 210, xq + (<usize>b << 8), load<f32>(xd + (<usize>b << 2)));
+      for (let b = 0; b < nb; b++) acc += q6_K_block(w + <usize>b * 210, xq + (<usize>b << 8), bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), load<f32>(xd + (<usize>b << 2)));
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }

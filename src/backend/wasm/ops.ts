@@ -240,7 +240,7 @@ export class WasmOps implements Ops<WasmBuf> {
     }
     // 1. the activation row(s), converted once to the weight's vec_dot_type, in bank 0
     const kq = vecDotType(w.type) === GGMLType.Q8_K;
-    const withBsums = w.type === GGMLType.Q2_K || w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K;
+    const withBsums = w.type === GGMLType.Q2_K || w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K || w.type === GGMLType.Q6_K;
     let inPtr = x.ptr;
     const floatIn = w.type === GGMLType.F32 || w.type === GGMLType.F16 || w.type === GGMLType.BF16;
     if (w.type === GGMLType.F16) b0.k.round_f16_row(this.xh, x.ptr, T * cols), (inPtr = this.xh);

@@ -41,8 +41,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     case Op.MATMUL_Q5_0:
     case Op.MATMUL_Q5_1:
     case Op.MATMUL_Q8_0:
-    case Op.MATMUL_Q3_K:
-    case Op.MATMUL_Q6_K: {
+    case Op.MATMUL_Q3_K: {
       // out, w, qs, d, cols, rows, T
       const [r0, r1] = split(a[7]!, i, k, 4);
       if (r0 >= r1) return;
@@ -52,7 +51,6 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
         [Op.MATMUL_Q5_0]: K.matmul_q5_0,
         [Op.MATMUL_Q5_1]: K.matmul_q5_1,
         [Op.MATMUL_Q8_0]: K.matmul_q8_0,
-        [Op.MATMUL_Q6_K]: K.matmul_q6_K,
         [Op.MATMUL_Q3_K]: K.matmul_q3_K,
       } as Record<number, typeof K.matmul_q4_0>)[a[0]!]!;
       f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!);
@@ -60,11 +58,12 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     }
     case Op.MATMUL_Q2_K:
     case Op.MATMUL_Q4_K:
-    case Op.MATMUL_Q5_K: {
+    case Op.MATMUL_Q5_K:
+    case Op.MATMUL_Q6_K: {
       // out, w, qs, d, bsums, cols, rows, T
       const [r0, r1] = split(a[8]!, i, k, 4);
       if (r0 >= r1) return;
-      (a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : a[0] === Op.MATMUL_Q5_K ? K.matmul_q5_K : K.matmul_q2_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
+      (a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : a[0] === Op.MATMUL_Q5_K ? K.matmul_q5_K : a[0] === Op.MATMUL_Q6_K ? K.matmul_q6_K : K.matmul_q2_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
       return;
     }
     case Op.MATMUL_F32:
