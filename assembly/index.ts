@@ -443,43 +443,6 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return k4_finish(blk, k4_scale_min(blk + 4), p0, p1, p2, p3, p4, p5, p6, p7, bs, dx);
 }
 
-export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  const nb = cols >> 8;
-  const rowBytes = <usize>nb * 144;
-  let r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
-    for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
-      for (let b = 0; b < nb; b++) {
-        const o = <usize>b * 144;
-        const x = xq + (<usize>b << 8);
-        const dx = load<f32>(xd + (<usize>b << 2));
-        a0 += q4_K_block(w0 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
-        a1 += q4_K_block(w1 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
-        a2 += q4_K_block(w2 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
-        a3 += q4_K_block(w3 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
-      }
-      const out = outPtr + (<usize>(t * rows + r) << 2);
-      store<f32>(out, a0);
-      store<f32>(out + 4, a1);
-      store<f32>(out + 8, a2);
-      store<f32>(out + 12, a3);
-    }
-  }
-  for (; r < r1; r++) {
-    const w = wPtr + <usize>r * rowBytes;
-    for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) acc += q4_K_block(w + <usize>b * 144, xq + (<usize>b << 8), bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), load<f32>(xd + (<usize>b << 2)));
-      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
-    }
-  }
-}
 
 // Q5_K block (176 B): d | dmin | scales[12] | qh[32] | qs[128]; the 5th bit of weight 64g + l is
 // bit 2g of qh[l] (low nibble) and of weight 64g + 32 + l bit 2g+1.
@@ -508,43 +471,6 @@ export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return v128.or(i8x16.shr_u(qs, 4), v128.and(i8x16.ne(v128.and(qh, i8x16.splat(bit)), i8x16.splat(0)), i8x16.splat(16)));
 }
 
-export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  const nb = cols >> 8;
-  const rowBytes = <usize>nb * 176;
-  let r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
-    for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
-      for (let b = 0; b < nb; b++) {
-        const o = <usize>b * 176;
-        const x = xq + (<usize>b << 8);
-        const dx = load<f32>(xd + (<usize>b << 2));
-        a0 += q5_K_block(w0 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
-        a1 += q5_K_block(w1 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
-        a2 += q5_K_block(w2 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
-        a3 += q5_K_block(w3 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
-      }
-      const out = outPtr + (<usize>(t * rows + r) << 2);
-      store<f32>(out, a0);
-      store<f32>(out + 4, a1);
-      store<f32>(out + 8, a2);
-      store<f32>(out + 12, a3);
-    }
-  }
-  for (; r < r1; r++) {
-    const w = wPtr + <usize>r * rowBytes;
-    for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) acc += q5_K_block(w + <usize>b * 176, xq + (<usize>b << 8), bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), load<f32>(xd + (<usize>b << 2)));
-      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
-    }
-  }
-}
 
 // Q6_K block (210 B): ql[128] | qh[64] | scales[16] i8 | d f16; weight = d·sc·(q − 32) with
 // q = 4 bits of ql | 2 bits of qh. In each half (128 weights, ql+64h, qh+32h, sc+8h), lane l of
@@ -602,24 +528,35 @@ export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return dx * (f16_to_f32(load<u16>(blk + 208)) * <f32>total);
 }
 
-export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+// The K-quant matmuls share one driver: four rows per pass (the activation block is shared and four
+// independent weight streams are in flight), then single rows. `kind` is a constant at each call
+// site, so the block function is chosen at compile time.
+@inline function kq_block(kind: i32, blk: usize, x: usize, bs: usize, dx: f32): f32 {
+  if (kind == 4) return q4_K_block(blk, x, bs, dx);
+  if (kind == 5) return q5_K_block(blk, x, bs, dx);
+  return q6_K_block(blk, x, bs, dx);
+}
+
+@inline function matmul_kq(kind: i32, blockBytes: i32, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 8;
-  const rowBytes = <usize>nb * 210;
+  const bb = <usize>blockBytes;
+  const rowBytes = <usize>nb * bb;
   let r = r0;
   for (; r + 4 <= r1; r += 4) {
     const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
     for (let t = 0; t < T; t++) {
       const xq = qsPtr + <usize>t * <usize>cols;
       const xd = dPtr + (<usize>(t * nb) << 2);
+      const xb = bsPtr + (<usize>(t * (cols >> 4)) << 1);
       let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
       for (let b = 0; b < nb; b++) {
-        const o = <usize>b * 210;
-        const x = xq + (<usize>b << 8);
+        const o = <usize>b * bb;
+        const x = xq + (<usize>b << 8), bs = xb + (<usize>b << 5);
         const dx = load<f32>(xd + (<usize>b << 2));
-        a0 += q6_K_block(w0 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
-        a1 += q6_K_block(w1 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
-        a2 += q6_K_block(w2 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
-        a3 += q6_K_block(w3 + o, x, bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), dx);
+        a0 += kq_block(kind, w0 + o, x, bs, dx);
+        a1 += kq_block(kind, w1 + o, x, bs, dx);
+        a2 += kq_block(kind, w2 + o, x, bs, dx);
+        a3 += kq_block(kind, w3 + o, x, bs, dx);
       }
       const out = outPtr + (<usize>(t * rows + r) << 2);
       store<f32>(out, a0);
@@ -633,12 +570,26 @@ export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
     for (let t = 0; t < T; t++) {
       const xq = qsPtr + <usize>t * <usize>cols;
       const xd = dPtr + (<usize>(t * nb) << 2);
+      const xb = bsPtr + (<usize>(t * (cols >> 4)) << 1);
       let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) acc += q6_K_block(w + <usize>b * 210, xq + (<usize>b << 8), bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5), load<f32>(xd + (<usize>b << 2)));
+      for (let b = 0; b < nb; b++) acc += kq_block(kind, w + <usize>b * bb, xq + (<usize>b << 8), xb + (<usize>b << 5), load<f32>(xd + (<usize>b << 2)));
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
 }
+
+export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  matmul_kq(4, 144, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T);
+}
+
+export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  matmul_kq(5, 176, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T);
+}
+
+export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  matmul_kq(6, 210, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T);
+}
+
 
 // F32 weights × f32 activations
 export function matmul_f32(outPtr: usize, wPtr: usize, xPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
