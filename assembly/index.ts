@@ -141,17 +141,6 @@ export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: 
 // ── matmuls: out[t·rows + r] = Σ_c W[r,c]·x[t,c] for r in [r0, r1), t in [0, T) ────────────────
 // W rows are ggml blocks as stored in the GGUF; rowBytes = bytes per row.
 
-// Q4_0 block (18 B): d f16 | qs[16]: byte j holds weight j (low nibble) and j+16 (high), value q-8
-@inline function dot_q4_0_block(blk: usize, x0: v128, x1: v128): v128 {
-  const qs = v128.load(blk + 2);
-  const lo = i8x16.sub(v128.and(qs, i8x16.splat(0x0f)), i8x16.splat(8)); // weights 0..15
-  const hi = i8x16.sub(i8x16.shr_u(qs, 4), i8x16.splat(8)); // weights 16..31
-  // |q·x| ≤ 8·128, four products per i16 lane fit
-  let p = i16x8.add(i16x8.extmul_low_i8x16_s(lo, x0), i16x8.extmul_high_i8x16_s(lo, x0));
-  p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(hi, x1), i16x8.extmul_high_i8x16_s(hi, x1)));
-  return f32x4.convert_i32x4_s(i32x4.extadd_pairwise_i16x8_s(p));
-}
-
 // the f16 scales (first 2 bytes) of four blocks, in lanes 0..3
 @inline function scales4(b0: usize, b1: usize, b2: usize, b3: usize): v128 {
   let dh = i16x8.splat(0);
@@ -161,29 +150,34 @@ export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: 
   return v128.load16_lane(b3, dh, 3);
 }
 
-// The relaxed-SIMD build: relaxed_dot_i8x16_i7x16 takes the nibbles as they are (0..15, a valid
-// 7-bit operand) and the 8 is subtracted once per lane group through sx = 8·Σx.
-@inline function dot_q4_0_block_relaxed(blk: usize, x0: v128, x1: v128, sx: v128): v128 {
-  const qs = v128.load(blk + 2);
-  const lo = v128.and(qs, i8x16.splat(0x0f)), hi = i8x16.shr_u(qs, 4);
-  // two i8×i7 pair-dots into i16 lanes (|sum| ≤ 2·2·15·128, no saturation), widened once
-  const p = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi));
-  return f32x4.convert_i32x4_s(i32x4.sub(i32x4.extadd_pairwise_i16x8_s(p), sx));
-}
-
-// Rows go four at a time: the activation block is loaded once for four weight rows, and four
-// independent streams keep more cache-line misses in flight (the hardware prefetcher alone does
-// not keep up with this loop on the machines we measured).
-// Σ_j (q_j − 8)·x_j of one Q4_0 block (nibbles lo = weights 0..15, hi = 16..31) as i32x4 partials
+// Σ_j (q_j − 8)·x_j of one Q4_0 block (nibbles lo = weights 0..15, hi = 16..31) as i32x4 partials,
+// less what q4_0_offset returns
 @inline function q4_0_isum(lo: v128, hi: v128, x0: v128, x1: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) {
-    const p = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi));
-    return i32x4.extadd_pairwise_i16x8_s(p); // the caller subtracts 8·Σx
+    // two i8×i7 pair-dots on the unsigned nibbles into i16 lanes (|sum| ≤ 2·2·15·128), widened once
+    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi)));
   }
+  // |(q−8)·x| ≤ 8·128, four products per i16 lane fit
   const l = i8x16.sub(lo, i8x16.splat(8)), h = i8x16.sub(hi, i8x16.splat(8));
   let p = i16x8.add(i16x8.extmul_low_i8x16_s(l, x0), i16x8.extmul_high_i8x16_s(l, x0));
   p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(h, x1), i16x8.extmul_high_i8x16_s(h, x1)));
   return i32x4.extadd_pairwise_i16x8_s(p);
+}
+
+// what q4_0_isum leaves to subtract: 8·Σx per lane group in the relaxed build (it dots the
+// nibbles unsigned), nothing in the SIMD128 build (it subtracts the 8 from each weight)
+@inline function q4_0_offset(x0: v128, x1: v128): v128 {
+  if (!ASC_FEATURE_RELAXED_SIMD) return i32x4.splat(0);
+  const ones = i8x16.splat(1);
+  const s = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, ones), i16x8.relaxed_dot_i8x16_i7x16_s(x1, ones));
+  return i32x4.shl(i32x4.extadd_pairwise_i16x8_s(s), 3);
+}
+
+// Q4_0 block (18 B): d f16 | qs[16]: byte j holds weight j (low nibble) and j+16 (high), value q−8.
+// Σ (q−8)·x of one block as f32x4 partials (lanes = groups of the block, not rows)
+@inline function dot_q4_0_block(blk: usize, x0: v128, x1: v128, off: v128): v128 {
+  const qs = v128.load(blk + 2);
+  return f32x4.convert_i32x4_s(i32x4.sub(q4_0_isum(v128.and(qs, i8x16.splat(0x0f)), i8x16.shr_u(qs, 4), x0, x1), off));
 }
 
 // Prefill (T > 1): each group of four rows is unpacked once per block and reused for all T
@@ -205,8 +199,10 @@ function matmul_q4_0_batch(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize
       for (let t = 0; t < T; t++) {
         const xb = qsPtr + <usize>t * <usize>cols + (<usize>b << 5);
         const x0 = v128.load(xb), x1 = v128.load(xb + 16);
-        let s = hsum4(q4_0_isum(l0, h0, x0, x1), q4_0_isum(l1, h1, x0, x1), q4_0_isum(l2, h2, x0, x1), q4_0_isum(l3, h3, x0, x1));
-        if (ASC_FEATURE_RELAXED_SIMD) s = i32x4.sub(s, i32x4.splat(xsum32(x0, x1) << 3));
+        const s = i32x4.sub(
+          hsum4(q4_0_isum(l0, h0, x0, x1), q4_0_isum(l1, h1, x0, x1), q4_0_isum(l2, h2, x0, x1), q4_0_isum(l3, h3, x0, x1)),
+          i32x4.splat(hsum_i32(q4_0_offset(x0, x1))),
+        );
         const out = outPtr + (<usize>(t * rows + r) << 2);
         const sc = f32x4.mul(dw, f32x4.splat(load<f32>(dPtr + (<usize>(t * nb + b) << 2))));
         v128.store(out, f32x4.add(v128.load(out), f32x4.mul(f32x4.convert_i32x4_s(s), sc)));
@@ -215,6 +211,10 @@ function matmul_q4_0_batch(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize
   }
 }
 
+// Decode (and the rows a batch leaves over): four rows per pass — the activation block is loaded
+// once for four weight rows, four independent streams keep more cache-line misses in flight (the
+// hardware prefetcher alone does not keep up with this loop here), and the four block scales are
+// converted together.
 export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 18;
@@ -223,54 +223,6 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
     const whole = r0 + ((r1 - r0) & ~3);
     matmul_q4_0_batch(outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, whole, T);
     r = whole; // the rest (fewer than four rows) takes the path below
-  }
-  // eight rows (two groups of four) per pass: twice the independent streams for the memory system
-  for (; r + 8 <= r1; r += 8) {
-    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
-    const w4 = w3 + rowBytes, w5 = w4 + rowBytes, w6 = w5 + rowBytes, w7 = w6 + rowBytes;
-    for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const o = <usize>b * 18;
-        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        const dx = f32x4.splat(load<f32>(xd + (<usize>b << 2)));
-        const sc = f32x4.mul(f16x8_lo(scales4(w0 + o, w1 + o, w2 + o, w3 + o)), dx);
-        const sd = f32x4.mul(f16x8_lo(scales4(w4 + o, w5 + o, w6 + o, w7 + o)), dx);
-        if (ASC_FEATURE_RELAXED_SIMD) {
-          const ones = i8x16.splat(1);
-          const sx = i32x4.shl(i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, ones, i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, ones, i32x4.splat(0))), 3);
-          a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block_relaxed(w0 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
-          a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block_relaxed(w1 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
-          a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block_relaxed(w2 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
-          a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block_relaxed(w3 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
-          a4 = f32x4.add(a4, f32x4.mul(dot_q4_0_block_relaxed(w4 + o, x0, x1, sx), v128.shuffle<f32>(sd, sd, 0, 0, 0, 0)));
-          a5 = f32x4.add(a5, f32x4.mul(dot_q4_0_block_relaxed(w5 + o, x0, x1, sx), v128.shuffle<f32>(sd, sd, 1, 1, 1, 1)));
-          a6 = f32x4.add(a6, f32x4.mul(dot_q4_0_block_relaxed(w6 + o, x0, x1, sx), v128.shuffle<f32>(sd, sd, 2, 2, 2, 2)));
-          a7 = f32x4.add(a7, f32x4.mul(dot_q4_0_block_relaxed(w7 + o, x0, x1, sx), v128.shuffle<f32>(sd, sd, 3, 3, 3, 3)));
-        } else {
-          a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block(w0 + o, x0, x1), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
-          a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block(w1 + o, x0, x1), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
-          a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block(w2 + o, x0, x1), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
-          a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block(w3 + o, x0, x1), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
-          a4 = f32x4.add(a4, f32x4.mul(dot_q4_0_block(w4 + o, x0, x1), v128.shuffle<f32>(sd, sd, 0, 0, 0, 0)));
-          a5 = f32x4.add(a5, f32x4.mul(dot_q4_0_block(w5 + o, x0, x1), v128.shuffle<f32>(sd, sd, 1, 1, 1, 1)));
-          a6 = f32x4.add(a6, f32x4.mul(dot_q4_0_block(w6 + o, x0, x1), v128.shuffle<f32>(sd, sd, 2, 2, 2, 2)));
-          a7 = f32x4.add(a7, f32x4.mul(dot_q4_0_block(w7 + o, x0, x1), v128.shuffle<f32>(sd, sd, 3, 3, 3, 3)));
-        }
-      }
-      const out = outPtr + (<usize>(t * rows + r) << 2);
-      store<f32>(out, hsum_f32(a0));
-      store<f32>(out + 4, hsum_f32(a1));
-      store<f32>(out + 8, hsum_f32(a2));
-      store<f32>(out + 12, hsum_f32(a3));
-      store<f32>(out + 16, hsum_f32(a4));
-      store<f32>(out + 20, hsum_f32(a5));
-      store<f32>(out + 24, hsum_f32(a6));
-      store<f32>(out + 28, hsum_f32(a7));
-    }
   }
   for (; r + 4 <= r1; r += 4) {
     const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
@@ -281,22 +233,13 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       for (let b = 0; b < nb; b++) {
         const o = <usize>b * 18;
         const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        // the four rows' block scales, converted together: lanes [d0 d1 d2 d3]·dx
+        const off = q4_0_offset(x0, x1);
+        // lanes [d0 d1 d2 d3]·dx
         const sc = f32x4.mul(f16x8_lo(scales4(w0 + o, w1 + o, w2 + o, w3 + o)), f32x4.splat(load<f32>(xd + (<usize>b << 2))));
-        if (ASC_FEATURE_RELAXED_SIMD) {
-          // 8·Σx per lane group, shared by the four rows (weights are used unsigned, 0..15)
-          const ones = i8x16.splat(1);
-          const sx = i32x4.shl(i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, ones, i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, ones, i32x4.splat(0))), 3);
-          a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block_relaxed(w0 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
-          a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block_relaxed(w1 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
-          a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block_relaxed(w2 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
-          a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block_relaxed(w3 + o, x0, x1, sx), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
-        } else {
-          a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block(w0 + o, x0, x1), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
-          a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block(w1 + o, x0, x1), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
-          a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block(w2 + o, x0, x1), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
-          a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block(w3 + o, x0, x1), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
-        }
+        a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block(w0 + o, x0, x1, off), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
+        a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block(w1 + o, x0, x1, off), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
+        a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block(w2 + o, x0, x1, off), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
+        a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block(w3 + o, x0, x1, off), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
       }
       const out = outPtr + (<usize>(t * rows + r) << 2);
       store<f32>(out, hsum_f32(a0));
@@ -315,13 +258,7 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
         const blk = w + <usize>b * 18;
         const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
         const sc = f32x4.splat(f16_to_f32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)));
-        if (ASC_FEATURE_RELAXED_SIMD) {
-          const ones = i8x16.splat(1);
-          const sx = i32x4.shl(i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, ones, i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, ones, i32x4.splat(0))), 3);
-          acc = f32x4.add(acc, f32x4.mul(dot_q4_0_block_relaxed(blk, x0, x1, sx), sc));
-        } else {
-          acc = f32x4.add(acc, f32x4.mul(dot_q4_0_block(blk, x0, x1), sc));
-        }
+        acc = f32x4.add(acc, f32x4.mul(dot_q4_0_block(blk, x0, x1, q4_0_offset(x0, x1)), sc));
       }
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(acc));
     }
