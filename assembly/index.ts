@@ -74,9 +74,10 @@
 
 // ── activation quantizers ──────────────────────────────────────────────────────────────────────
 
-// ggml-cpu x86 quantize_row_q8_0: d = amax/127 stored as f16; q = round_nearest_even(x · 127/amax)
-// (twin: quantizeQ8_0Act). n % 32 == 0.
-export function quantize_q8_0(qsPtr: usize, dPtr: usize, xPtr: usize, n: i32): void {
+// ggml-cpu x86 quantize_row_q8_0: d = amax/127 stored as f16; q = round_nearest_even(x · 127/amax);
+// and sums[b] = Σ q of block b as i32 (Q8_1's s, in integers: the unsigned-weight dots subtract
+// offset·sums). (twin: quantizeQ8_0Act). n % 32 == 0.
+export function quantize_q8_0(qsPtr: usize, dPtr: usize, sumsPtr: usize, xPtr: usize, n: i32): void {
   const nb = n >> 5;
   for (let b = 0; b < nb; b++) {
     const x = xPtr + (<usize>b << 7);
@@ -94,6 +95,8 @@ export function quantize_q8_0(qsPtr: usize, dPtr: usize, xPtr: usize, n: i32): v
       const d = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 48), id)));
       v128.store(q + (<usize>k << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, bb), i16x8.narrow_i32x4_s(c, d)));
     }
+    const s = i16x8.add(i16x8.extadd_pairwise_i8x16_s(v128.load(q)), i16x8.extadd_pairwise_i8x16_s(v128.load(q, 16)));
+    store<i32>(sumsPtr + (<usize>b << 2), hsum_i32(i32x4.extadd_pairwise_i16x8_s(s)));
   }
 }
 
@@ -150,117 +153,114 @@ export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: 
   return v128.load16_lane(b3, dh, 3);
 }
 
-// Σ_j (q_j − 8)·x_j of one Q4_0 block (nibbles lo = weights 0..15, hi = 16..31) as i32x4 partials,
-// less what q4_0_offset returns
-@inline function q4_0_isum(lo: v128, hi: v128, x0: v128, x1: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    // two i8×i7 pair-dots on the unsigned nibbles into i16 lanes (|sum| ≤ 2·2·15·128), widened once
-    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi)));
-  }
-  // |(q−8)·x| ≤ 8·128, four products per i16 lane fit
-  const l = i8x16.sub(lo, i8x16.splat(8)), h = i8x16.sub(hi, i8x16.splat(8));
-  let p = i16x8.add(i16x8.extmul_low_i8x16_s(l, x0), i16x8.extmul_high_i8x16_s(l, x0));
-  p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(h, x1), i16x8.extmul_high_i8x16_s(h, x1)));
-  return i32x4.extadd_pairwise_i16x8_s(p);
-}
-
-// what q4_0_isum leaves to subtract: 8·Σx per lane group in the relaxed build (it dots the
-// nibbles unsigned), nothing in the SIMD128 build (it subtracts the 8 from each weight)
-@inline function q4_0_offset(x0: v128, x1: v128): v128 {
-  if (!ASC_FEATURE_RELAXED_SIMD) return i32x4.splat(0);
-  const ones = i8x16.splat(1);
-  const s = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, ones), i16x8.relaxed_dot_i8x16_i7x16_s(x1, ones));
-  return i32x4.shl(i32x4.extadd_pairwise_i16x8_s(s), 3);
-}
-
 // Q4_0 block (18 B): d f16 | qs[16]: byte j holds weight j (low nibble) and j+16 (high), value q−8.
-// Σ (q−8)·x of one block as f32x4 partials (lanes = groups of the block, not rows)
-@inline function dot_q4_0_block(blk: usize, x0: v128, x1: v128, off: v128): v128 {
-  const qs = v128.load(blk + 2);
-  return f32x4.convert_i32x4_s(i32x4.sub(q4_0_isum(v128.and(qs, i8x16.splat(0x0f)), i8x16.shr_u(qs, 4), x0, x1), off));
+
+// Σ_j (q_j − 8)·x_j of one Q4_0 block (nibbles lo = weights 0..15, hi = 16..31) as i16x8 partials
+// (|lane| ≤ 4·15·127 relaxed, 4·8·128 SIMD128: four of them still fit in i16 for hsum4_i16), less
+// what q4_0_offset returns
+@inline function q4_0_isum16(lo: v128, hi: v128, x0: v128, x1: v128): v128 {
+  // two i8×i7 pair-dots on the unsigned nibbles (activations are within ±127)
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi));
+  const l = i8x16.sub(lo, i8x16.splat(8)), h = i8x16.sub(hi, i8x16.splat(8));
+  const p = i16x8.add(i16x8.extmul_low_i8x16_s(l, x0), i16x8.extmul_high_i8x16_s(l, x0));
+  return i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(h, x1), i16x8.extmul_high_i8x16_s(h, x1)));
 }
 
-// Prefill (T > 1): each group of four rows is unpacked once per block and reused for all T
-// tokens; the four rows' sums are reduced together (hsum4) and accumulated, lane = row, straight
-// into out[t, r..r+3]. Per-row results differ from the decode path only in float summation order.
-function matmul_q4_0_batch(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+// what q4_0_isum16 leaves to subtract, splat: 8·Σx of the block in the relaxed build (it dots the
+// nibbles unsigned; Σx is the activation's block sum), nothing in the SIMD128 build
+@inline function q4_0_offset(sum: usize): v128 {
+  if (!ASC_FEATURE_RELAXED_SIMD) return i32x4.splat(0);
+  return i32x4.shl(v128.load32_splat(sum), 3);
+}
+
+// Σ (q−8)·x of rows w0..w3 (pointers at the block), lane = row: the integer sums of the four
+// rows reduced together (hsum4), so that the float work is done once per block for four rows
+@inline function q4_0_isum4(w0: usize, w1: usize, w2: usize, w3: usize, x0: v128, x1: v128, sum: usize): v128 {
+  const m4 = i8x16.splat(0x0f);
+  const q0 = v128.load(w0, 2), q1 = v128.load(w1, 2), q2 = v128.load(w2, 2), q3 = v128.load(w3, 2);
+  // the high nibbles by a 16-bit shift and a mask (V8 lowers i8x16.shr_u to the same plus a constant)
+  return i32x4.sub(
+    hsum4_i16(
+      q4_0_isum16(v128.and(q0, m4), v128.and(i16x8.shr_u(q0, 4), m4), x0, x1),
+      q4_0_isum16(v128.and(q1, m4), v128.and(i16x8.shr_u(q1, 4), m4), x0, x1),
+      q4_0_isum16(v128.and(q2, m4), v128.and(i16x8.shr_u(q2, 4), m4), x0, x1),
+      q4_0_isum16(v128.and(q3, m4), v128.and(i16x8.shr_u(q3, 4), m4), x0, x1),
+    ),
+    q4_0_offset(sum),
+  );
+}
+
+// Every row is computed in the same float operations whichever path takes it — per block,
+// acc += f32(isum) · (d_w · d_x) in block order — so a row's result does not depend on T, on the
+// thread split or on whether it falls in a group of four.
+
+// Prefill (T > 1): each group of four rows is loaded once per block and reused for all T tokens.
+function matmul_q4_0_batch(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, sumsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 18;
-  const m4 = i8x16.splat(0x0f);
   for (let r = r0; r + 4 <= r1; r += 4) {
-    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    let w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
     for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
     for (let b = 0; b < nb; b++) {
-      const o = <usize>b * 18;
-      const q0 = v128.load(w0 + o + 2), q1 = v128.load(w1 + o + 2), q2 = v128.load(w2 + o + 2), q3 = v128.load(w3 + o + 2);
-      const l0 = v128.and(q0, m4), h0 = i8x16.shr_u(q0, 4), l1 = v128.and(q1, m4), h1 = i8x16.shr_u(q1, 4);
-      const l2 = v128.and(q2, m4), h2 = i8x16.shr_u(q2, 4), l3 = v128.and(q3, m4), h3 = i8x16.shr_u(q3, 4);
-      const dw = f16x8_lo(scales4(w0 + o, w1 + o, w2 + o, w3 + o));
+      const dw = f16x8_lo(scales4(w0, w1, w2, w3));
       for (let t = 0; t < T; t++) {
-        const xb = qsPtr + <usize>t * <usize>cols + (<usize>b << 5);
-        const x0 = v128.load(xb), x1 = v128.load(xb + 16);
-        const s = i32x4.sub(
-          hsum4(q4_0_isum(l0, h0, x0, x1), q4_0_isum(l1, h1, x0, x1), q4_0_isum(l2, h2, x0, x1), q4_0_isum(l3, h3, x0, x1)),
-          i32x4.splat(hsum_i32(q4_0_offset(x0, x1))),
-        );
+        const tb = <usize>(t * nb + b);
+        const xb = qsPtr + (tb << 5);
+        const s = q4_0_isum4(w0, w1, w2, w3, v128.load(xb), v128.load(xb, 16), sumsPtr + (tb << 2));
         const out = outPtr + (<usize>(t * rows + r) << 2);
-        const sc = f32x4.mul(dw, f32x4.splat(load<f32>(dPtr + (<usize>(t * nb + b) << 2))));
+        const sc = f32x4.mul(dw, v128.load32_splat(dPtr + (tb << 2)));
         v128.store(out, f32x4.add(v128.load(out), f32x4.mul(f32x4.convert_i32x4_s(s), sc)));
       }
+      w0 += 18; w1 += 18; w2 += 18; w3 += 18;
     }
   }
 }
 
 // Decode (and the rows a batch leaves over): four rows per pass — the activation block is loaded
-// once for four weight rows, four independent streams keep more cache-line misses in flight (the
-// hardware prefetcher alone does not keep up with this loop here), and the four block scales are
-// converted together.
-export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+// once for four weight rows and four independent streams keep more cache-line misses in flight
+// (the hardware prefetcher alone does not keep up with this loop here).
+export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, sumsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 18;
   let r = r0;
   if (T > 1) {
     const whole = r0 + ((r1 - r0) & ~3);
-    matmul_q4_0_batch(outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, whole, T);
+    matmul_q4_0_batch(outPtr, wPtr, qsPtr, dPtr, sumsPtr, cols, rows, r0, whole, T);
     r = whole; // the rest (fewer than four rows) takes the path below
   }
   for (; r + 4 <= r1; r += 4) {
-    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
     for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const o = <usize>b * 18;
-        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        const off = q4_0_offset(x0, x1);
+      let w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+      const tb = <usize>(t * nb);
+      let xq = qsPtr + (tb << 5), xd = dPtr + (tb << 2), xs = sumsPtr + (tb << 2);
+      const xEnd = xq + <usize>cols;
+      let acc = f32x4.splat(0);
+      for (; xq < xEnd; xq += 32, xd += 4, xs += 4) {
+        const s = q4_0_isum4(w0, w1, w2, w3, v128.load(xq), v128.load(xq, 16), xs);
         // lanes [d0 d1 d2 d3]·dx
-        const sc = f32x4.mul(f16x8_lo(scales4(w0 + o, w1 + o, w2 + o, w3 + o)), f32x4.splat(load<f32>(xd + (<usize>b << 2))));
-        a0 = f32x4.add(a0, f32x4.mul(dot_q4_0_block(w0 + o, x0, x1, off), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
-        a1 = f32x4.add(a1, f32x4.mul(dot_q4_0_block(w1 + o, x0, x1, off), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
-        a2 = f32x4.add(a2, f32x4.mul(dot_q4_0_block(w2 + o, x0, x1, off), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
-        a3 = f32x4.add(a3, f32x4.mul(dot_q4_0_block(w3 + o, x0, x1, off), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
+        const sc = f32x4.mul(f16x8_lo(scales4(w0, w1, w2, w3)), v128.load32_splat(xd));
+        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), sc));
+        w0 += 18; w1 += 18; w2 += 18; w3 += 18;
       }
-      const out = outPtr + (<usize>(t * rows + r) << 2);
-      store<f32>(out, hsum_f32(a0));
-      store<f32>(out + 4, hsum_f32(a1));
-      store<f32>(out + 8, hsum_f32(a2));
-      store<f32>(out + 12, hsum_f32(a3));
+      v128.store(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
+  const m4 = i8x16.splat(0x0f);
   for (; r < r1; r++) {
-    const w = wPtr + <usize>r * rowBytes;
     for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let acc = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * 18;
-        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        const sc = f32x4.splat(f16_to_f32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)));
-        acc = f32x4.add(acc, f32x4.mul(dot_q4_0_block(blk, x0, x1, q4_0_offset(x0, x1)), sc));
+      let w = wPtr + <usize>r * rowBytes;
+      const tb = <usize>(t * nb);
+      let xq = qsPtr + (tb << 5), xd = dPtr + (tb << 2), xs = sumsPtr + (tb << 2);
+      const xEnd = xq + <usize>cols;
+      let acc: f32 = 0;
+      for (; xq < xEnd; xq += 32, xd += 4, xs += 4) {
+        const qs = v128.load(w, 2);
+        const p = q4_0_isum16(v128.and(qs, m4), v128.and(i16x8.shr_u(qs, 4), m4), v128.load(xq), v128.load(xq, 16));
+        const s = hsum_i32(i32x4.extadd_pairwise_i16x8_s(p)) - i32x4.extract_lane(q4_0_offset(xs), 0);
+        acc += <f32>s * (f16_to_f32(load<u16>(w)) * load<f32>(xd));
+        w += 18;
       }
-      store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(acc));
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
 }
@@ -342,6 +342,14 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   );
   const hi = v128.and(i8x16.shl(i8x16.shr_u(h, 6), 4), i8x16(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30));
   return v128.or(lo, hi);
+}
+
+// [Σa, Σb, Σc, Σd] of four i16x8 as i32x4, reducing across the four first (i32 lanes as pairs of
+// i16: three i16 adds per lane), then widening once: each lane sum of four inputs must fit in i16
+@inline function hsum4_i16(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i16x8.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7)); // [a02 b02 a13 b13]
+  const cd = i16x8.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7)));
 }
 
 // [Σa, Σb, Σc, Σd] of four i32x4

@@ -41,12 +41,14 @@ describe('activation quantizers = their TS twins, bit for bit', () => {
         const n = nb * 32;
         const x = randn(new Rng(seed), n, scale);
         if (seed % 5 === 0) x.fill(0, 0, 32); // a zero block
-        const xp = h.put(x), qp = h.alloc(n), dp = h.alloc(nb * 4);
-        h.k.quantize_q8_0(qp, dp, xp, n);
-        const qs = new Int8Array(n), d = new Float32Array(nb);
-        quantizeQ8_0Act(x, 0, n, qs, d);
+        const xp = h.put(x), qp = h.alloc(n), dp = h.alloc(nb * 4), sp = h.alloc(nb * 4);
+        h.k.quantize_q8_0(qp, dp, sp, xp, n);
+        const qs = new Int8Array(n), d = new Float32Array(nb), sums = new Int32Array(nb);
+        quantizeQ8_0Act(x, 0, n, qs, d, sums);
         expect(new Int8Array(h.memory.buffer, qp, n)).toEqual(qs);
         expect(h.f32(dp, nb)).toEqual(d);
+        expect(new Int32Array(h.memory.buffer, sp, nb)).toEqual(sums);
+        expect(sums[0]).toBe(qs.subarray(0, 32).reduce((a, b) => a + b, 0));
       }),
       { numRuns: 200 },
     );
@@ -115,12 +117,12 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
             const wp = h.put(wq), xp = h.put(x), out = h.alloc(T * rows * 4);
             const qp = h.alloc(T * cols), dp = h.alloc(T * cols), bp = h.alloc(T * cols);
             if (KQ.has(type)) for (let t = 0; t < T; t++) h.k.quantize_q8_K(qp + t * cols, dp + (t * cols) / 64, bp + (t * cols) / 8, xp + t * cols * 4, cols);
-            else if (type !== GGMLType.F32 && type !== GGMLType.F16 && type !== GGMLType.BF16) for (let t = 0; t < T; t++) h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, xp + t * cols * 4, cols);
+            else if (type !== GGMLType.F32 && type !== GGMLType.F16 && type !== GGMLType.BF16) for (let t = 0; t < T; t++) h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, bp + (t * cols) / 8, xp + t * cols * 4, cols);
             const xh = h.alloc(T * cols * 4);
             if (type === GGMLType.F16) h.k.round_f16_row(xh, xp, T * cols);
             if (type === GGMLType.BF16) h.k.round_bf16_row(xh, xp, T * cols);
             const f = h.k[name] as (...a: number[]) => void;
-            if (type === GGMLType.Q2_K || type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T);
+            if (type === GGMLType.Q4_0 || type === GGMLType.Q2_K || type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T);
             else if (type === GGMLType.F32) f(out, wp, xp, cols, rows, 0, rows, T);
             else if (type === GGMLType.F16 || type === GGMLType.BF16) f(out, wp, xh, cols, rows, 0, rows, T);
             else f(out, wp, qp, dp, cols, rows, 0, rows, T);

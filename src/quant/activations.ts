@@ -24,14 +24,19 @@ export function roundF16(x: number): number {
   return fp16ToFp32(fp32ToFp16(x));
 }
 
-/** Q8_0 activation blocks as split arrays: qs[n] i8, d[n/32] (f16-rounded f32) */
-export function quantizeQ8_0Act(x: Float32Array, xo: number, n: number, qs: Int8Array, d: Float32Array): void {
+/**
+ * Q8_0 activation blocks as split arrays: qs[n] i8, d[n/32] (f16-rounded f32) and, if given,
+ * sums[n/32] = Σ qs of each block (Q8_1's s in integers; the Q4_0 kernel's unsigned dots need it)
+ */
+export function quantizeQ8_0Act(x: Float32Array, xo: number, n: number, qs: Int8Array, d: Float32Array, sums?: Int32Array): void {
   for (let b = 0; b < n / 32; b++) {
     let amax = 0;
     for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[xo + b * 32 + j]!));
     d[b] = roundF16(fr(amax / 127));
     const id = amax !== 0 ? fr(127 / amax) : 0;
-    for (let j = 0; j < 32; j++) qs[b * 32 + j] = Math.max(-128, Math.min(127, roundEven(fr(x[xo + b * 32 + j]! * id))));
+    let s = 0;
+    for (let j = 0; j < 32; j++) s += qs[b * 32 + j] = Math.max(-128, Math.min(127, roundEven(fr(x[xo + b * 32 + j]! * id))));
+    if (sums) sums[b] = s;
   }
 }
 

@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url';
 
 /** Exports of build/kernels.wasm; pointers are byte addresses in the instance's memory. */
 export interface Kernels {
-  quantize_q8_0(qsPtr: number, dPtr: number, xPtr: number, n: number): void;
+  quantize_q8_0(qsPtr: number, dPtr: number, sumsPtr: number, xPtr: number, n: number): void;
   quantize_q8_K(qsPtr: number, dPtr: number, bsumsPtr: number, xPtr: number, n: number): void;
-  matmul_q4_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
+  matmul_q4_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, sumsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q4_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q5_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q5_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
@@ -135,9 +135,9 @@ function selfTest(base: WebAssembly.Module, relaxed: WebAssembly.Module): boolea
       return true;
     };
     scales(18, [0]);
-    a.quantize_q8_0(Q, D, X, cols);
-    a.matmul_q4_0(O1, W, Q, D, cols, rows, 0, rows, 1);
-    b.matmul_q4_0(O2, W, Q, D, cols, rows, 0, rows, 1);
+    a.quantize_q8_0(Q, D, S, X, cols);
+    a.matmul_q4_0(O1, W, Q, D, S, cols, rows, 0, rows, 1);
+    b.matmul_q4_0(O2, W, Q, D, S, cols, rows, 0, rows, 1);
     if (!close(O1, O2, rows)) return false;
     for (const [bytes, fa, fb] of [
       [144, a.matmul_q4_K, b.matmul_q4_K],

@@ -103,7 +103,7 @@ export class WasmOps implements Ops<WasmBuf> {
   /** bank-0 scratch */
   private readonly xq: number; // i8 [maxT · maxCols]
   private readonly xd: number; // f32 [maxT · maxCols / 32]
-  private readonly xbs: number; // i16 [maxT · maxCols / 16]
+  private readonly xbs: number; // Q8_K bsums i16 [maxT · maxCols / 16], or Q8_0 block sums i32 [maxT · maxCols / 32]
   private readonly xh: number; // f32 [maxT · maxCols] (f16-rounded activations)
   private readonly ropeCos: number;
   private readonly ropeSin: number;
@@ -240,13 +240,13 @@ export class WasmOps implements Ops<WasmBuf> {
     }
     // 1. the activation row(s), converted once to the weight's vec_dot_type, in bank 0
     const kq = vecDotType(w.type) === GGMLType.Q8_K;
-    const withBsums = w.type === GGMLType.Q2_K || w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K || w.type === GGMLType.Q6_K;
+    const withBsums = w.type === GGMLType.Q4_0 || w.type === GGMLType.Q2_K || w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K || w.type === GGMLType.Q6_K;
     let inPtr = x.ptr;
     const floatIn = w.type === GGMLType.F32 || w.type === GGMLType.F16 || w.type === GGMLType.BF16;
     if (w.type === GGMLType.F16) b0.k.round_f16_row(this.xh, x.ptr, T * cols), (inPtr = this.xh);
     else if (w.type === GGMLType.BF16) b0.k.round_bf16_row(this.xh, x.ptr, T * cols), (inPtr = this.xh);
     else if (kq) for (let t = 0; t < T; t++) b0.k.quantize_q8_K(this.xq + t * cols, this.xd + (t * cols) / 64, this.xbs + (t * cols) / 8, x.ptr + t * cols * 4, cols);
-    else if (w.type !== GGMLType.F32) for (let t = 0; t < T; t++) b0.k.quantize_q8_0(this.xq + t * cols, this.xd + (t * cols) / 8, x.ptr + t * cols * 4, cols);
+    else if (w.type !== GGMLType.F32) for (let t = 0; t < T; t++) b0.k.quantize_q8_0(this.xq + t * cols, this.xd + (t * cols) / 8, this.xbs + (t * cols) / 8, x.ptr + t * cols * 4, cols);
     // 2. another bank: copy the converted input there, compute into its staging, copy back
     let qs = this.xq, d = this.xd, bs = this.xbs, outPtr = out.ptr;
     if (w.bank !== 0) {
@@ -264,7 +264,7 @@ export class WasmOps implements Ops<WasmBuf> {
       } else {
         dst.set(src.subarray(this.xq, this.xq + sizes.qs), qs);
         dst.set(src.subarray(this.xd, this.xd + sizes.d), d);
-        if (kq) dst.set(src.subarray(this.xbs, this.xbs + sizes.bs), bs);
+        if (withBsums) dst.set(src.subarray(this.xbs, this.xbs + sizes.bs), bs);
       }
     }
     const args =

@@ -36,7 +36,6 @@ export function split(n: number, i: number, k: number, align = 1): [number, numb
 export function runShare(kernels: Kernels[], a: Float64Array | number[], i: number, k: number): void {
   const K = kernels[a[1]!]!;
   switch (a[0] as Op) {
-    case Op.MATMUL_Q4_0:
     case Op.MATMUL_Q4_1:
     case Op.MATMUL_Q5_0:
     case Op.MATMUL_Q5_1:
@@ -46,24 +45,24 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       const [r0, r1] = split(a[7]!, i, k, 4);
       if (r0 >= r1) return;
       const f = ({
-        [Op.MATMUL_Q4_0]: K.matmul_q4_0,
         [Op.MATMUL_Q4_1]: K.matmul_q4_1,
         [Op.MATMUL_Q5_0]: K.matmul_q5_0,
         [Op.MATMUL_Q5_1]: K.matmul_q5_1,
         [Op.MATMUL_Q8_0]: K.matmul_q8_0,
         [Op.MATMUL_Q3_K]: K.matmul_q3_K,
-      } as Record<number, typeof K.matmul_q4_0>)[a[0]!]!;
+      } as Record<number, typeof K.matmul_q4_1>)[a[0]!]!;
       f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!);
       return;
     }
+    case Op.MATMUL_Q4_0:
     case Op.MATMUL_Q2_K:
     case Op.MATMUL_Q4_K:
     case Op.MATMUL_Q5_K:
     case Op.MATMUL_Q6_K: {
-      // out, w, qs, d, bsums, cols, rows, T
+      // out, w, qs, d, bsums (Q8_K) or block sums (Q8_0 for Q4_0), cols, rows, T
       const [r0, r1] = split(a[8]!, i, k, 4);
       if (r0 >= r1) return;
-      (a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : a[0] === Op.MATMUL_Q5_K ? K.matmul_q5_K : a[0] === Op.MATMUL_Q6_K ? K.matmul_q6_K : K.matmul_q2_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
+      (a[0] === Op.MATMUL_Q4_0 ? K.matmul_q4_0 : a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : a[0] === Op.MATMUL_Q5_K ? K.matmul_q5_K : a[0] === Op.MATMUL_Q6_K ? K.matmul_q6_K : K.matmul_q2_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
       return;
     }
     case Op.MATMUL_F32:
