@@ -173,11 +173,10 @@ export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: 
   return i32x4.shl(v128.load32_splat(sum), 3);
 }
 
-// Σ (q−8)·x of rows w0..w3 (pointers at the block), lane = row: the integer sums of the four
-// rows reduced together (hsum4), so that the float work is done once per block for four rows
-@inline function q4_0_isum4(w0: usize, w1: usize, w2: usize, w3: usize, x0: v128, x1: v128, sum: usize): v128 {
+// Σ (q−8)·x of four rows' blocks (their qs[16] in q0..q3), lane = row: the integer sums of the four
+// rows reduced together (hsum4_i16), so that the float work is done once per block for four rows
+@inline function q4_0_isum4(q0: v128, q1: v128, q2: v128, q3: v128, x0: v128, x1: v128, sum: usize): v128 {
   const m4 = i8x16.splat(0x0f);
-  const q0 = v128.load(w0, 2), q1 = v128.load(w1, 2), q2 = v128.load(w2, 2), q3 = v128.load(w3, 2);
   // the high nibbles by a 16-bit shift and a mask (V8 lowers i8x16.shr_u to the same plus a constant)
   return i32x4.sub(
     hsum4_i16(
@@ -206,7 +205,7 @@ function matmul_q4_0_batch(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize
       for (let t = 0; t < T; t++) {
         const tb = <usize>(t * nb + b);
         const xb = qsPtr + (tb << 5);
-        const s = q4_0_isum4(w0, w1, w2, w3, v128.load(xb), v128.load(xb, 16), sumsPtr + (tb << 2));
+        const s = q4_0_isum4(v128.load(w0, 2), v128.load(w1, 2), v128.load(w2, 2), v128.load(w3, 2), v128.load(xb), v128.load(xb, 16), sumsPtr + (tb << 2));
         const out = outPtr + (<usize>(t * rows + r) << 2);
         const sc = f32x4.mul(dw, v128.load32_splat(dPtr + (tb << 2)));
         v128.store(out, f32x4.add(v128.load(out), f32x4.mul(f32x4.convert_i32x4_s(s), sc)));
@@ -236,7 +235,7 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       const xEnd = xq + <usize>cols;
       let acc = f32x4.splat(0);
       for (; xq < xEnd; xq += 32, xd += 4, xs += 4) {
-        const s = q4_0_isum4(w0, w1, w2, w3, v128.load(xq), v128.load(xq, 16), xs);
+        const s = q4_0_isum4(v128.load(w0, 2), v128.load(w1, 2), v128.load(w2, 2), v128.load(w3, 2), v128.load(xq), v128.load(xq, 16), xs);
         // lanes [d0 d1 d2 d3]·dx
         const sc = f32x4.mul(f16x8_lo(scales4(w0, w1, w2, w3)), v128.load32_splat(xd));
         acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), sc));
@@ -263,6 +262,80 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
+}
+
+// ── Q4_0 with rows interleaved in fours (the WASM backend's layout for Q4_0 matrices) ─────────
+// Rows 4g..4g+3 keep their place (bytes [4g·rowBytes, (4g+4)·rowBytes)) but are stored block-major:
+// block b of the group is 72 bytes at 72·b: d0 d1 d2 d3 (f16) | qs0[16] | qs1[16] | qs2[16] | qs3[16].
+// One sequential stream per group instead of four, and the four scales are one 8-byte load. The
+// arithmetic is matmul_q4_0's, so every row's result is bit-identical to it. (twin: repackQ4_0x4)
+
+// rows in place → interleaved, four rows at a time through tmp (4·rowBytes bytes). rows % 4 == 0.
+export function repack_q4_0x4(wPtr: usize, tmpPtr: usize, rows: i32, cols: i32): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>nb * 18;
+  for (let r = 0; r + 4 <= rows; r += 4) {
+    const g = wPtr + <usize>r * rowBytes;
+    memory.copy(tmpPtr, g, 4 * rowBytes);
+    for (let b = 0; b < nb; b++) {
+      const dst = g + <usize>b * 72;
+      for (let i = 0; i < 4; i++) {
+        const src = tmpPtr + <usize>i * rowBytes + <usize>b * 18;
+        store<u16>(dst + (<usize>i << 1), load<u16>(src));
+        v128.store(dst + 8 + (<usize>i << 4), v128.load(src, 2));
+      }
+    }
+  }
+}
+
+// How far ahead of the block being read the decode loop touches the weights (one 4-byte load per
+// 36 bytes, result unused). A measured necessity, not a tuning knob: a matrix×vector streams each
+// weight byte once, and without it this loop reads DRAM at about half the rate it computes in cache
+// (the hardware prefetcher does not run far enough ahead of it, and stops at 4 KiB pages).
+const TOUCH_AHEAD: usize = 16384;
+
+export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, sumsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  const nb = cols >> 5;
+  const groupBytes = <usize>nb * 72;
+  const wEnd = wPtr + <usize>r1 * (groupBytes >> 2); // the touches stay inside this thread's rows
+  let touched = i32x4.splat(0);
+  for (let r = r0; r + 4 <= r1; r += 4) {
+    const g = wPtr + <usize>r * (groupBytes >> 2);
+    if (T > 1) {
+      // prefill: each block of the group is loaded once for all T tokens
+      for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
+      for (let b = 0; b < nb; b++) {
+        const w = g + <usize>b * 72;
+        const q0 = v128.load(w, 8), q1 = v128.load(w, 24), q2 = v128.load(w, 40), q3 = v128.load(w, 56);
+        const dw = f16x8_lo(v128.load64_zero(w));
+        for (let t = 0; t < T; t++) {
+          const tb = <usize>(t * nb + b);
+          const xb = qsPtr + (tb << 5);
+          const s = q4_0_isum4(q0, q1, q2, q3, v128.load(xb), v128.load(xb, 16), sumsPtr + (tb << 2));
+          const out = outPtr + (<usize>(t * rows + r) << 2);
+          v128.store(out, f32x4.add(v128.load(out), f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(dw, v128.load32_splat(dPtr + (tb << 2))))));
+        }
+      }
+      continue;
+    }
+    // decode
+    const ahead = g + groupBytes + TOUCH_AHEAD <= wEnd ? TOUCH_AHEAD : 0;
+    let w = g;
+    let xq = qsPtr, xd = dPtr, xs = sumsPtr;
+    const xEnd = xq + <usize>cols;
+    let acc = f32x4.splat(0);
+    for (; xq < xEnd; xq += 32, xd += 4, xs += 4) {
+      touched = i32x4.add(touched, v128.load32_zero(w + ahead));
+      touched = i32x4.add(touched, v128.load32_zero(w + ahead + 36));
+      const s = q4_0_isum4(v128.load(w, 8), v128.load(w, 24), v128.load(w, 40), v128.load(w, 56), v128.load(xq), v128.load(xq, 16), xs);
+      // lanes [d0 d1 d2 d3]·dx
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(f16x8_lo(v128.load64_zero(w)), v128.load32_splat(xd))));
+      w += 72;
+    }
+    v128.store(outPtr + (<usize>r << 2), acc);
+  }
+  // the touches' sum must look used, or the compiler may drop them; T is never negative
+  if (T < 0) v128.store(outPtr, touched);
 }
 
 // Q8_0 block (34 B): d f16 | qs[32] i8
@@ -919,3 +992,4 @@ export function matmul_q3_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
     }
   }
 }
+

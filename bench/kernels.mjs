@@ -1,38 +1,40 @@
-// `npm run kernels [-- types…] [--rows N] [--cols N]`: one thread, one matmul kernel at a time,
-// in G MAC/s — a decode matrix×vector (T = 1) from DRAM (rows × cols, default 8192 × 3072 — the
-// mini's ffn_up half) and from cache (256 rows), and prefill (T = 16, 256 rows). For kernel work
-// only: model speed is `npm run bench`. Weights are real ggml blocks (64 distinct quantized rows,
-// repeated), activations are quantized once as the backend does.
+// `npm run kernels [-- types…] [--mb N] [--cols N]`: one thread, one matmul kernel at a time, in
+// G MAC/s — a decode matrix×vector (T = 1) from DRAM (a matrix of --mb MB, default 1024: far
+// beyond the last-level cache, as a model's weights are), from cache (256 rows), and prefill
+// (T = 16, 256 rows). For kernel work only: model speed is `npm run bench`. Weights are real ggml
+// blocks (64 distinct quantized rows, repeated), activations are quantized once as the backend does.
 import { kernelModule, instantiate, KERNEL_STATIC_BYTES } from '../dist/src/backend/wasm/kernels.js';
 import { GGMLType, GGML_TYPES } from '../dist/src/quant/ggml-type.js';
 import { quantize } from '../dist/src/quant/quantize.js';
 
 const args = process.argv.slice(2);
 const opt = (k, d) => (args.includes(k) ? Number(args.splice(args.indexOf(k), 2)[1]) : d);
-const ROWS = opt('--rows', 8192), COLS = opt('--cols', 3072), REPS = opt('--reps', 5);
-const types = args.length ? args : ['Q4_0', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K'];
+const MB = opt('--mb', 1024), COLS = opt('--cols', 3072), REPS = opt('--reps', 5);
+const types = args.length ? args : ['Q4_0x4', 'Q4_0', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K'];
 
 const kernels = {
   Q4_0: ['matmul_q4_0', 'q8_0'], Q8_0: ['matmul_q8_0', 'q8_0'], Q4_1: ['matmul_q4_1', 'q8_0'], Q5_0: ['matmul_q5_0', 'q8_0'],
-  Q5_1: ['matmul_q5_1', 'q8_0'], Q2_K: ['matmul_q2_K', 'q8_K'], Q3_K: ['matmul_q3_K', 'q8_K'], Q4_K: ['matmul_q4_K', 'q8_K'],
+  Q5_1: ['matmul_q5_1', 'q8_0'], Q4_0x4: ['matmul_q4_0x4', 'q8_0'], Q2_K: ['matmul_q2_K', 'q8_K'], Q3_K: ['matmul_q3_K', 'q8_K'], Q4_K: ['matmul_q4_K', 'q8_K'],
   Q5_K: ['matmul_q5_K', 'q8_K'], Q6_K: ['matmul_q6_K', 'q8_K'],
 };
 const T = 16;
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 
 for (const name of types) {
-  const type = GGMLType[name];
+  const type = GGMLType[name.replace('x4', '')];
   const info = GGML_TYPES.get(type);
   const [fn, act] = kernels[name];
   const rowBytes = (COLS / info.blockSize) * info.typeSize;
+  const ROWS = Math.ceil((MB << 20) / rowBytes / 64) * 64;
   const src = new Float32Array(64 * COLS).map(() => Math.random() * 2 - 1);
   const rows64 = quantize(type, src);
   const wBytes = ROWS * rowBytes;
   const x = KERNEL_STATIC_BYTES, qs = x + T * COLS * 4, d = qs + T * COLS, bs = d + T * COLS, out = bs + T * COLS, w = out + T * ROWS * 4 + 64;
-  const memory = new WebAssembly.Memory({ initial: Math.ceil((w + wBytes) / 65536), maximum: 65536, shared: true });
+  const memory = new WebAssembly.Memory({ initial: Math.ceil((w + wBytes + 4 * rowBytes) / 65536), maximum: 65536, shared: true });
   const k = instantiate(kernelModule('auto'), memory);
   const u8 = new Uint8Array(memory.buffer);
   for (let r = 0; r < ROWS; r += 64) u8.set(rows64.subarray(0, Math.min(64, ROWS - r) * rowBytes), w + r * rowBytes);
+  if (name === 'Q4_0x4') k.repack_q4_0x4(w, w + wBytes, ROWS, COLS); // the backend's layout for Q4_0
   new Float32Array(memory.buffer, x, T * COLS).set(new Float32Array(T * COLS).map(() => Math.random() * 2 - 1));
   for (let t = 0; t < T; t++) {
     if (act === 'q8_0') k.quantize_q8_0(qs + t * COLS, d + t * (COLS / 32) * 4, bs + t * (COLS / 8), x + t * COLS * 4, COLS);
@@ -42,7 +44,7 @@ for (const name of types) {
     const times = [];
     for (let i = 0; i < REPS; i++) {
       const t0 = performance.now();
-      if (act === 'q8_0' && name !== 'Q4_0') k[fn](out, w, qs, d, COLS, rows, 0, rows, TT);
+      if (act === 'q8_0' && !name.startsWith('Q4_0')) k[fn](out, w, qs, d, COLS, rows, 0, rows, TT);
       else k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT);
       times.push(performance.now() - t0);
     }

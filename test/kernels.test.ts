@@ -8,6 +8,7 @@ import { dequantize } from '../src/quant/dequantize.js';
 import { randomTensor } from '../src/model/synth.js';
 import { GGML_TYPES, GGMLType } from '../src/quant/ggml-type.js';
 import { Rng } from '../src/util/rng.js';
+import { repackQ4_0x4, q4_0x4Row } from '../src/backend/wasm/q4_0x4.js';
 
 /** one instance over a fresh shared memory, with a bump allocator */
 let LEVEL: SimdLevel = 'simd128';
@@ -145,6 +146,67 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
       LEVEL = 'simd128';
     });
   }
+});
+
+for (const level of LEVELS)
+describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`, () => {
+  it('repack_q4_0x4 = repackQ4_0x4; q4_0x4Row reads every row back', () => {
+    LEVEL = level;
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), fc.integer(), (groups, nb, seed) => {
+        const rows = 4 * groups, cols = 32 * nb;
+        const wq = quantize(GGMLType.Q4_0, randn(new Rng(seed), rows * cols));
+        const h = harness(1 << 20);
+        const wp = h.put(wq), tmp = h.alloc(4 * wq.length);
+        h.k.repack_q4_0x4(wp, tmp, rows, cols);
+        const packed = repackQ4_0x4(wq, rows, cols);
+        expect(new Uint8Array(h.memory.buffer, wp, wq.length)).toEqual(packed);
+        const rowBytes = wq.length / rows;
+        for (let r = 0; r < rows; r++) expect(q4_0x4Row(packed, r, cols)).toEqual(wq.subarray(r * rowBytes, (r + 1) * rowBytes));
+      }),
+      { numRuns: 50 },
+    );
+    LEVEL = 'simd128';
+  });
+  it('matmul_q4_0x4 = matmul_q4_0 bit for bit (decode, prefill, any row range of whole groups)', () => {
+    LEVEL = level;
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 3 }), fc.integer(), fc.constantFrom(1e-3, 1, 50), (groups, nb, T, seed, scale) => {
+        const rng = new Rng(seed);
+        const rows = 4 * groups, cols = 32 * nb;
+        const wf = randn(rng, rows * cols, 0.1);
+        if (seed % 5 === 0) wf.fill(0, 0, 4 * cols); // a zero group
+        const wq = quantize(GGMLType.Q4_0, wf);
+        const x = randn(rng, T * cols, scale);
+        const h = harness(4 << 20);
+        const wp = h.put(wq), wx = h.put(repackQ4_0x4(wq, rows, cols)), xp = h.put(x);
+        const qp = h.alloc(T * cols), dp = h.alloc(T * cols), sp = h.alloc(T * cols);
+        for (let t = 0; t < T; t++) h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, sp + (t * cols) / 8, xp + t * cols * 4, cols);
+        const o1 = h.alloc(T * rows * 4), o2 = h.alloc(T * rows * 4);
+        h.k.matmul_q4_0(o1, wp, qp, dp, sp, cols, rows, 0, rows, T);
+        // two row ranges, as two threads would take them
+        const mid = 4 * (seed & 1 ? Math.floor(groups / 2) : groups);
+        h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 0, mid, T);
+        h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, mid, rows, T);
+        expect(h.f32(o2, T * rows)).toEqual(h.f32(o1, T * rows));
+      }),
+      { numRuns: 80 },
+    );
+    // a matrix larger than the decode loop's touch-ahead distance (16 KiB), so the touches run
+    const rows = 64, cols = 2048, rng = new Rng(9);
+    const wq = quantize(GGMLType.Q4_0, randn(rng, rows * cols, 0.1));
+    for (const T of [1, 2]) {
+      const h = harness(4 << 20);
+      const wp = h.put(wq), wx = h.put(repackQ4_0x4(wq, rows, cols)), xp = h.put(randn(rng, T * cols));
+      const qp = h.alloc(T * cols), dp = h.alloc(T * cols), sp = h.alloc(T * cols);
+      for (let t = 0; t < T; t++) h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, sp + (t * cols) / 8, xp + t * cols * 4, cols);
+      const o1 = h.alloc(T * rows * 4), o2 = h.alloc(T * rows * 4);
+      h.k.matmul_q4_0(o1, wp, qp, dp, sp, cols, rows, 0, rows, T);
+      h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 0, rows, T);
+      expect(h.f32(o2, T * rows)).toEqual(h.f32(o1, T * rows));
+    }
+    LEVEL = 'simd128';
+  });
 });
 
 it('the relaxed-SIMD build is chosen only where it runs and agrees with SIMD128', () => {

@@ -18,6 +18,7 @@ import { matmulRef } from '../ref/ops.js';
 import { instantiate, selectKernels, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from './kernels.js';
 import { Crew } from './crew.js';
 import { Op, runShare } from './share.js';
+import { q4_0x4Row } from './q4_0x4.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB
@@ -33,6 +34,8 @@ interface WasmWeight extends Weight {
   ptr: number;
   rowBytes: number;
   byteSize: number;
+  /** Q4_0 matrices with rows % 4 == 0 are stored with rows interleaved in fours (q4_0x4.ts) */
+  q4_0x4: boolean;
 }
 
 class Bank {
@@ -198,8 +201,11 @@ export class WasmOps implements Ops<WasmBuf> {
       ptr = b.alloc(t.byteSize);
       if (ptr === undefined) throw new RangeError(`tensor ${t.name} (${t.byteSize} bytes) does not fit in a 4 GiB WASM memory`);
     }
-    file.readTensorInto(t, this.banks[bank]!.u8(ptr, t.byteSize));
-    return { name: t.name, type: t.type as GGMLType, rows, cols, bank, ptr, rowBytes: (cols / info.blockSize) * info.typeSize, byteSize: t.byteSize };
+    const b = this.banks[bank]!;
+    file.readTensorInto(t, b.u8(ptr, t.byteSize));
+    const q4_0x4 = t.type === GGMLType.Q4_0 && t.shape.length === 2 && rows % 4 === 0;
+    if (q4_0x4) b.k.repack_q4_0x4(ptr, bank === 0 ? this.xh : b.staging, rows, cols);
+    return { name: t.name, type: t.type as GGMLType, rows, cols, bank, ptr, rowBytes: (cols / info.blockSize) * info.typeSize, byteSize: t.byteSize, q4_0x4 };
   }
 
   kvCache(nLayers: number, ctx: number, kvDim: number): KvCache {
@@ -217,7 +223,10 @@ export class WasmOps implements Ops<WasmBuf> {
     const w = embd as WasmWeight;
     const src = this.banks[w.bank]!.u8(w.ptr, w.byteSize);
     const dst = this.banks[0]!.f32(out.ptr, tokens.length * w.cols);
-    for (let t = 0; t < tokens.length; t++) dequantizeRow(w.type, src, tokens[t]! * w.rowBytes, dst, t * w.cols, w.cols);
+    for (let t = 0; t < tokens.length; t++) {
+      if (w.q4_0x4) dequantizeRow(w.type, q4_0x4Row(src, tokens[t]!, w.cols), 0, dst, t * w.cols, w.cols);
+      else dequantizeRow(w.type, src, tokens[t]! * w.rowBytes, dst, t * w.cols, w.cols);
+    }
   }
 
   rmsnorm(out: WasmBuf, x: WasmBuf, w: Weight, T: number, eps: number): void {
@@ -231,7 +240,7 @@ export class WasmOps implements Ops<WasmBuf> {
     const { cols, rows } = w;
     const b0 = this.banks[0]!;
     const bank = this.banks[w.bank]!;
-    const op = KERNEL_OP[w.type];
+    const op = w.q4_0x4 ? Op.MATMUL_Q4_0X4 : KERNEL_OP[w.type];
     if (op === undefined) {
       // no kernel for this type: the reference matmul over views of the same memory
       const ref = { ...w, bytes: bank.u8(w.ptr, w.byteSize) };
