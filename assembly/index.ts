@@ -72,6 +72,13 @@
   return v128.or(mag, i32x4.shl(v128.and(u, i32x4.splat(0x8000)), 16));
 }
 
+// Bytes shifted right: V8 lowers i8x16.shr_u/shl to a 16-bit shift and a mask it rebuilds at every
+// use, so the kernels write the 16-bit shift and mask themselves, with the mask kept in a register.
+// The high nibble of every byte:
+@inline function hi_nibbles(v: v128): v128 {
+  return v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
+}
+
 // ── activation quantizers ──────────────────────────────────────────────────────────────────────
 
 // ggml-cpu x86 quantize_row_q8_0: d = amax/127 stored as f16; q = round_nearest_even(x · 127/amax);
@@ -177,13 +184,12 @@ export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: 
 // rows reduced together (hsum4_i16), so that the float work is done once per block for four rows
 @inline function q4_0_isum4(q0: v128, q1: v128, q2: v128, q3: v128, x0: v128, x1: v128, sum: usize): v128 {
   const m4 = i8x16.splat(0x0f);
-  // the high nibbles by a 16-bit shift and a mask (V8 lowers i8x16.shr_u to the same plus a constant)
   return i32x4.sub(
     hsum4_i16(
-      q4_0_isum16(v128.and(q0, m4), v128.and(i16x8.shr_u(q0, 4), m4), x0, x1),
-      q4_0_isum16(v128.and(q1, m4), v128.and(i16x8.shr_u(q1, 4), m4), x0, x1),
-      q4_0_isum16(v128.and(q2, m4), v128.and(i16x8.shr_u(q2, 4), m4), x0, x1),
-      q4_0_isum16(v128.and(q3, m4), v128.and(i16x8.shr_u(q3, 4), m4), x0, x1),
+      q4_0_isum16(v128.and(q0, m4), hi_nibbles(q0), x0, x1),
+      q4_0_isum16(v128.and(q1, m4), hi_nibbles(q1), x0, x1),
+      q4_0_isum16(v128.and(q2, m4), hi_nibbles(q2), x0, x1),
+      q4_0_isum16(v128.and(q3, m4), hi_nibbles(q3), x0, x1),
     ),
     q4_0_offset(sum),
   );
@@ -254,7 +260,7 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       let acc: f32 = 0;
       for (; xq < xEnd; xq += 32, xd += 4, xs += 4) {
         const qs = v128.load(w, 2);
-        const p = q4_0_isum16(v128.and(qs, m4), v128.and(i16x8.shr_u(qs, 4), m4), v128.load(xq), v128.load(xq, 16));
+        const p = q4_0_isum16(v128.and(qs, m4), hi_nibbles(qs), v128.load(xq), v128.load(xq, 16));
         const s = hsum_i32(i32x4.extadd_pairwise_i16x8_s(p)) - i32x4.extract_lane(q4_0_offset(xs), 0);
         acc += <f32>s * (f16_to_f32(load<u16>(w)) * load<f32>(xd));
         w += 18;
@@ -409,11 +415,11 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   const a = v128.shuffle<u8>(v, v, 0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
   const h = v128.shuffle<u8>(v, v, 0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6, 7);
   const lo = v128.bitselect(
-    i8x16.shr_u(a, 4),
+    hi_nibbles(a),
     v128.and(a, i8x16(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
     i8x16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1),
   );
-  const hi = v128.and(i8x16.shl(i8x16.shr_u(h, 6), 4), i8x16(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30));
+  const hi = v128.and(i16x8.shr_u(h, 2), i8x16(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30)); // (h >> 6) << 4
   return v128.or(lo, hi);
 }
 
@@ -451,13 +457,13 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   const q0a = v128.load(q), q0b = v128.load(q + 16), q1a = v128.load(q + 32), q1b = v128.load(q + 48);
   const q2a = v128.load(q + 64), q2b = v128.load(q + 80), q3a = v128.load(q + 96), q3b = v128.load(q + 112);
   const p0 = sub_dot(v128.and(q0a, m4), v128.load(x), v128.and(q0b, m4), v128.load(x + 16));
-  const p1 = sub_dot(i8x16.shr_u(q0a, 4), v128.load(x + 32), i8x16.shr_u(q0b, 4), v128.load(x + 48));
+  const p1 = sub_dot(hi_nibbles(q0a), v128.load(x + 32), hi_nibbles(q0b), v128.load(x + 48));
   const p2 = sub_dot(v128.and(q1a, m4), v128.load(x + 64), v128.and(q1b, m4), v128.load(x + 80));
-  const p3 = sub_dot(i8x16.shr_u(q1a, 4), v128.load(x + 96), i8x16.shr_u(q1b, 4), v128.load(x + 112));
+  const p3 = sub_dot(hi_nibbles(q1a), v128.load(x + 96), hi_nibbles(q1b), v128.load(x + 112));
   const p4 = sub_dot(v128.and(q2a, m4), v128.load(x + 128), v128.and(q2b, m4), v128.load(x + 144));
-  const p5 = sub_dot(i8x16.shr_u(q2a, 4), v128.load(x + 160), i8x16.shr_u(q2b, 4), v128.load(x + 176));
+  const p5 = sub_dot(hi_nibbles(q2a), v128.load(x + 160), hi_nibbles(q2b), v128.load(x + 176));
   const p6 = sub_dot(v128.and(q3a, m4), v128.load(x + 192), v128.and(q3b, m4), v128.load(x + 208));
-  const p7 = sub_dot(i8x16.shr_u(q3a, 4), v128.load(x + 224), i8x16.shr_u(q3b, 4), v128.load(x + 240));
+  const p7 = sub_dot(hi_nibbles(q3a), v128.load(x + 224), hi_nibbles(q3b), v128.load(x + 240));
   return k4_finish(blk, k4_scale_min(blk + 4), p0, p1, p2, p3, p4, p5, p6, p7, bs, dx);
 }
 
@@ -470,23 +476,28 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   // the 5th bit: bit 2g of qh[l] for the low nibble of qs[32g + l], bit 2g+1 for the high one
   const q0a = v128.load(q), q0b = v128.load(q + 16), q1a = v128.load(q + 32), q1b = v128.load(q + 48);
   const q2a = v128.load(q + 64), q2b = v128.load(q + 80), q3a = v128.load(q + 96), q3b = v128.load(q + 112);
-  const p0 = sub_dot(q5k_lo(q0a, qha, 0x01), v128.load(x), q5k_lo(q0b, qhb, 0x01), v128.load(x + 16));
-  const p1 = sub_dot(q5k_hi(q0a, qha, 0x02), v128.load(x + 32), q5k_hi(q0b, qhb, 0x02), v128.load(x + 48));
-  const p2 = sub_dot(q5k_lo(q1a, qha, 0x04), v128.load(x + 64), q5k_lo(q1b, qhb, 0x04), v128.load(x + 80));
-  const p3 = sub_dot(q5k_hi(q1a, qha, 0x08), v128.load(x + 96), q5k_hi(q1b, qhb, 0x08), v128.load(x + 112));
-  const p4 = sub_dot(q5k_lo(q2a, qha, 0x10), v128.load(x + 128), q5k_lo(q2b, qhb, 0x10), v128.load(x + 144));
-  const p5 = sub_dot(q5k_hi(q2a, qha, 0x20), v128.load(x + 160), q5k_hi(q2b, qhb, 0x20), v128.load(x + 176));
-  const p6 = sub_dot(q5k_lo(q3a, qha, 0x40), v128.load(x + 192), q5k_lo(q3b, qhb, 0x40), v128.load(x + 208));
-  const p7 = sub_dot(q5k_hi(q3a, qha, -0x80), v128.load(x + 224), q5k_hi(q3b, qhb, -0x80), v128.load(x + 240));
+  const p0 = sub_dot(q5k_lo(q0a, qha, 0), v128.load(x), q5k_lo(q0b, qhb, 0), v128.load(x + 16));
+  const p1 = sub_dot(q5k_hi(q0a, qha, 1), v128.load(x + 32), q5k_hi(q0b, qhb, 1), v128.load(x + 48));
+  const p2 = sub_dot(q5k_lo(q1a, qha, 2), v128.load(x + 64), q5k_lo(q1b, qhb, 2), v128.load(x + 80));
+  const p3 = sub_dot(q5k_hi(q1a, qha, 3), v128.load(x + 96), q5k_hi(q1b, qhb, 3), v128.load(x + 112));
+  const p4 = sub_dot(q5k_lo(q2a, qha, 4), v128.load(x + 128), q5k_lo(q2b, qhb, 4), v128.load(x + 144));
+  const p5 = sub_dot(q5k_hi(q2a, qha, 5), v128.load(x + 160), q5k_hi(q2b, qhb, 5), v128.load(x + 176));
+  const p6 = sub_dot(q5k_lo(q3a, qha, 6), v128.load(x + 192), q5k_lo(q3b, qhb, 6), v128.load(x + 208));
+  const p7 = sub_dot(q5k_hi(q3a, qha, 7), v128.load(x + 224), q5k_hi(q3b, qhb, 7), v128.load(x + 240));
   return k4_finish(blk, k4_scale_min(blk + 4), p0, p1, p2, p3, p4, p5, p6, p7, bs, dx);
 }
 
-// low / high nibble of qs plus 16 where the qh bit is set
-@inline function q5k_lo(qs: v128, qh: v128, bit: i8): v128 {
-  return v128.or(v128.and(qs, i8x16.splat(0x0f)), v128.and(i8x16.ne(v128.and(qh, i8x16.splat(bit)), i8x16.splat(0)), i8x16.splat(16)));
+// low / high nibble of qs plus 16 where bit k of qh is set (k is a constant after inlining: the
+// bit is moved to bit 4 of its byte by one 16-bit shift — a byte's bit never crosses into the
+// other byte's bit 4 — and masked)
+@inline function q5k_bit(qh: v128, k: i32): v128 {
+  return v128.and(k <= 4 ? i16x8.shl(qh, 4 - k) : i16x8.shr_u(qh, k - 4), i8x16.splat(16));
 }
-@inline function q5k_hi(qs: v128, qh: v128, bit: i8): v128 {
-  return v128.or(i8x16.shr_u(qs, 4), v128.and(i8x16.ne(v128.and(qh, i8x16.splat(bit)), i8x16.splat(0)), i8x16.splat(16)));
+@inline function q5k_lo(qs: v128, qh: v128, k: i32): v128 {
+  return v128.or(v128.and(qs, i8x16.splat(0x0f)), q5k_bit(qh, k));
+}
+@inline function q5k_hi(qs: v128, qh: v128, k: i32): v128 {
+  return v128.or(hi_nibbles(qs), q5k_bit(qh, k));
 }
 
 
@@ -504,10 +515,11 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       const qla = v128.load(ql + l), qlb = v128.load(ql + l + 32), qhv = v128.load(qh + l);
       const is = l >> 4;
       // 6-bit values 0..63; the −32 is applied below (relaxed) or here (SIMD128)
-      let q1 = v128.or(v128.and(qla, m4), i8x16.shl(v128.and(qhv, m2), 4));
-      let q2 = v128.or(v128.and(qlb, m4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 2), m2), 4));
-      let q3 = v128.or(i8x16.shr_u(qla, 4), i8x16.shl(v128.and(i8x16.shr_u(qhv, 4), m2), 4));
-      let q4 = v128.or(i8x16.shr_u(qlb, 4), i8x16.shl(i8x16.shr_u(qhv, 6), 4));
+      // (bytes shifted as 16-bit lanes where the mask, or values ≤ 3 shifted left, keep them apart)
+      let q1 = v128.or(v128.and(qla, m4), i16x8.shl(v128.and(qhv, m2), 4));
+      let q2 = v128.or(v128.and(qlb, m4), i16x8.shl(v128.and(i16x8.shr_u(qhv, 2), m2), 4));
+      let q3 = v128.or(hi_nibbles(qla), i16x8.shl(v128.and(i16x8.shr_u(qhv, 4), m2), 4));
+      let q4 = v128.or(hi_nibbles(qlb), i16x8.shl(v128.and(i16x8.shr_u(qhv, 6), m2), 4));
       const x1 = v128.load(xh + l), x2 = v128.load(xh + l + 32), x3 = v128.load(xh + l + 64), x4 = v128.load(xh + l + 96);
       let p1: v128, p2: v128, p3: v128, p4: v128;
       if (ASC_FEATURE_RELAXED_SIMD) {
@@ -560,8 +572,13 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   const bb = <usize>blockBytes;
   const rowBytes = <usize>nb * bb;
   let r = r0;
+  const wEnd = wPtr + <usize>r1 * rowBytes;
+  let touched = i32x4.splat(0);
   for (; r + 4 <= r1; r += 4) {
     const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    // decode: while block b of the four rows is read, the same share of the rows TOUCH_AHEAD bytes
+    // further on is touched, one load per cache line
+    const ahead = T == 1 && w0 + 4 * rowBytes + TOUCH_AHEAD <= wEnd ? w0 + TOUCH_AHEAD : 0;
     for (let t = 0; t < T; t++) {
       const xq = qsPtr + <usize>t * <usize>cols;
       const xd = dPtr + (<usize>(t * nb) << 2);
@@ -569,6 +586,7 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
       for (let b = 0; b < nb; b++) {
         const o = <usize>b * bb;
+        if (ahead) for (let k: usize = 0; k < 4 * bb; k += 64) touched = i32x4.add(touched, v128.load32_zero(ahead + 4 * o + k));
         const x = xq + (<usize>b << 8), bs = xb + (<usize>b << 5);
         const dx = load<f32>(xd + (<usize>b << 2));
         a0 += kq_block(kind, w0 + o, x, bs, dx);
@@ -583,6 +601,7 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       store<f32>(out + 12, a3);
     }
   }
+  if (T < 0) v128.store(outPtr, touched); // the touches must look used; T is never negative
   for (; r < r1; r++) {
     const w = wPtr + <usize>r * rowBytes;
     for (let t = 0; t < T; t++) {
@@ -829,7 +848,7 @@ export function matmul_q4_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
         const blk = w + <usize>b * 20;
         const qs = v128.load(blk + 4);
         const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        const s = hsum_i32(dot32(v128.and(qs, m4), i8x16.shr_u(qs, 4), x0, x1));
+        const s = hsum_i32(dot32(v128.and(qs, m4), hi_nibbles(qs), x0, x1));
         const dx = load<f32>(xd + (<usize>b << 2));
         acc += dx * (f16_to_f32(load<u16>(blk)) * <f32>s + f16_to_f32(load<u16>(blk + 2)) * <f32>xsum32(x0, x1));
       }
@@ -854,7 +873,7 @@ export function matmul_q5_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
         const qh = load<u32>(blk + 2);
         const qs = v128.load(blk + 6);
         const lo = i8x16.sub(v128.or(v128.and(qs, m4), q5_high(qh, 0)), s16);
-        const hi = i8x16.sub(v128.or(i8x16.shr_u(qs, 4), q5_high(qh, 1)), s16);
+        const hi = i8x16.sub(v128.or(hi_nibbles(qs), q5_high(qh, 1)), s16);
         const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
         acc += load<f32>(xd + (<usize>b << 2)) * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(dot32(lo, hi, x0, x1)));
       }
@@ -879,7 +898,7 @@ export function matmul_q5_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
         const qh = load<u32>(blk + 4);
         const qs = v128.load(blk + 8);
         const lo = v128.or(v128.and(qs, m4), q5_high(qh, 0));
-        const hi = v128.or(i8x16.shr_u(qs, 4), q5_high(qh, 1));
+        const hi = v128.or(hi_nibbles(qs), q5_high(qh, 1));
         const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
         const dx = load<f32>(xd + (<usize>b << 2));
         acc += dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(dot32(lo, hi, x0, x1)) + f16_to_f32(load<u16>(blk + 2)) * <f32>xsum32(x0, x1));
@@ -945,7 +964,7 @@ export function matmul_q2_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
         for (let i = 0; i < 16; i++) {
           const sc = <i32>load<u8>(blk + i);
           const qv = v128.load(blk + 16 + (<usize>(i >> 3) << 5) + (<usize>(i & 1) << 4));
-          const q = v128.and(i8x16.shr_u(qv, <i32>((i & 7) >> 1) << 1), m3);
+          const q = v128.and(i16x8.shr_u(qv, <i32>((i & 7) >> 1) << 1), m3);
           isum = i32x4.add(isum, i32x4.mul(dot16(q, v128.load(x + (<usize>i << 4))), i32x4.splat(sc & 15)));
           msum += (sc >> 4) * <i32>load<i16>(bs + (<usize>i << 1));
         }
@@ -983,7 +1002,7 @@ export function matmul_q3_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
           const qv = v128.load(blk + 32 + (<usize>(i >> 3) << 5) + (<usize>(i & 1) << 4));
           const hm = v128.load(blk + (<usize>(i & 1) << 4));
           const bit = i8x16.splat(<i8>(<i32>1 << ((<i32>(i >> 3) << 2) + ((i & 7) >> 1))));
-          const q = i8x16.sub(v128.and(i8x16.shr_u(qv, <i32>((i & 7) >> 1) << 1), m3), v128.and(i8x16.eq(v128.and(hm, bit), zero), four));
+          const q = i8x16.sub(v128.and(i16x8.shr_u(qv, <i32>((i & 7) >> 1) << 1), m3), v128.and(i8x16.eq(v128.and(hm, bit), zero), four));
           isum = i32x4.add(isum, i32x4.mul(dot16(q, v128.load(x + (<usize>i << 4))), i32x4.splat(q3_K_scale(blk + 96, i))));
         }
         acc += load<f32>(xd + (<usize>b << 2)) * (f16_to_f32(load<u16>(blk + 108)) * <f32>hsum_i32(isum));
