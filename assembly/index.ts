@@ -151,6 +151,13 @@ export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: 
 // ── matmuls: out[t·rows + r] = Σ_c W[r,c]·x[t,c] for r in [r0, r1), t in [0, T) ────────────────
 // W rows are ggml blocks as stored in the GGUF; rowBytes = bytes per row.
 
+// Decode touches the weights TOUCH_AHEAD bytes ahead of the block being read (a 4-byte load per
+// cache line or so, result unused). A measured necessity, not a tuning knob: a matrix×vector streams
+// every weight byte once, and without the touches these loops read DRAM at about half the rate
+// they compute in cache — the hardware prefetcher does not run far enough ahead of them, and stops
+// at 4 KiB pages (bench/kernels.mjs: Q6_K +58 %, Q4_0 rows-in-fours ×1.7 from DRAM).
+const TOUCH_AHEAD: usize = 16384;
+
 // the f16 scales (first 2 bytes) of four blocks, in lanes 0..3
 @inline function scales4(b0: usize, b1: usize, b2: usize, b3: usize): v128 {
   let dh = i16x8.splat(0);
@@ -294,12 +301,6 @@ export function repack_q4_0x4(wPtr: usize, tmpPtr: usize, rows: i32, cols: i32):
   }
 }
 
-// How far ahead of the block being read the decode loop touches the weights (one 4-byte load per
-// 36 bytes, result unused). A measured necessity, not a tuning knob: a matrix×vector streams each
-// weight byte once, and without it this loop reads DRAM at about half the rate it computes in cache
-// (the hardware prefetcher does not run far enough ahead of it, and stops at 4 KiB pages).
-const TOUCH_AHEAD: usize = 16384;
-
 export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, sumsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
   const groupBytes = <usize>nb * 72;
@@ -345,53 +346,84 @@ export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: us
 }
 
 // Q8_0 block (34 B): d f16 | qs[32] i8
-@inline function dot_q8_0_block(blk: usize, x0: v128, x1: v128): v128 {
-  const w0 = v128.load(blk + 2), w1 = v128.load(blk + 18);
-  // |q·x| ≤ 128·128: one product per i16 lane, widen before adding
-  let s = i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(w0, x0)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(w0, x0)));
-  s = i32x4.add(s, i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(w1, x1)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(w1, x1))));
-  return f32x4.convert_i32x4_s(s);
+
+// Σ w·x of 32 weights (w0 | w1) with the activations given as |x| (ax0 | ax1) and sign masks
+// (sx0 | sx1: all ones where x < 0), as i32x4 partials. Relaxed: the sign moves onto the weight
+// (w·sign(x) = (w ^ s) − s) so that |x| ≤ 127 is the unsigned 7-bit operand of the pair-dot — ggml's
+// _mm256_sign_epi8 trick. A weight of −128 would overflow that: ggml never writes one (it quantizes
+// to ±127), and a file that has one has it read as −127. SIMD128: widening multiplies.
+@inline function q8_0_isum(w0: v128, w1: v128, ax0: v128, sx0: v128, ax1: v128, sx1: v128): v128 {
+  const m127 = i8x16.splat(-127);
+  const a = i8x16.max_s(w0, m127), b = i8x16.max_s(w1, m127);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    // |pair sums| ≤ 2·127·127: one dot per i16 lane set, widened before adding
+    return i32x4.add(
+      i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(i8x16.sub(v128.xor(a, sx0), sx0), ax0)),
+      i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(i8x16.sub(v128.xor(b, sx1), sx1), ax1)),
+    );
+  }
+  // x = (|x| ^ s) − s again; |q·x| ≤ 127·128: one product per i16 lane, widen before adding
+  const x0 = i8x16.sub(v128.xor(ax0, sx0), sx0), x1 = i8x16.sub(v128.xor(ax1, sx1), sx1);
+  const s = i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(a, x0)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(a, x0)));
+  return i32x4.add(s, i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(b, x1)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(b, x1))));
 }
 
-// four rows per pass, scales converted four at a time, lanes summed once per row (as Q4_0)
+// Four rows per pass, reduced together (hsum4, lane = row) with one float step per block, as
+// Q4_0; a single row does the same float operations in scalar. Decode touches the weights
+// TOUCH_AHEAD bytes ahead, as the K-quants do.
 export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 34;
+  const wEnd = wPtr + <usize>r1 * rowBytes;
+  const zero = i8x16.splat(0);
+  let touched = i32x4.splat(0);
   let r = r0;
   for (; r + 4 <= r1; r += 4) {
-    const w0 = wPtr + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    const g = wPtr + <usize>r * rowBytes;
+    const ahead = T == 1 && g + 4 * rowBytes + TOUCH_AHEAD <= wEnd ? g + TOUCH_AHEAD : 0;
     for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const o = <usize>b * 34;
-        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        const sc = f32x4.mul(f16x8_lo(scales4(w0 + o, w1 + o, w2 + o, w3 + o)), f32x4.splat(load<f32>(xd + (<usize>b << 2))));
-        a0 = f32x4.add(a0, f32x4.mul(dot_q8_0_block(w0 + o, x0, x1), v128.shuffle<f32>(sc, sc, 0, 0, 0, 0)));
-        a1 = f32x4.add(a1, f32x4.mul(dot_q8_0_block(w1 + o, x0, x1), v128.shuffle<f32>(sc, sc, 1, 1, 1, 1)));
-        a2 = f32x4.add(a2, f32x4.mul(dot_q8_0_block(w2 + o, x0, x1), v128.shuffle<f32>(sc, sc, 2, 2, 2, 2)));
-        a3 = f32x4.add(a3, f32x4.mul(dot_q8_0_block(w3 + o, x0, x1), v128.shuffle<f32>(sc, sc, 3, 3, 3, 3)));
+      let w0 = g, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+      const tb = <usize>(t * nb);
+      let xq = qsPtr + (tb << 5), xd = dPtr + (tb << 2);
+      const xEnd = xq + <usize>cols;
+      let acc = f32x4.splat(0);
+      for (let o: usize = 0; xq < xEnd; xq += 32, xd += 4, o += 136) {
+        // 4 · 34 bytes of the four rows per block: three touches cover them
+        if (ahead) {
+          touched = i32x4.add(touched, v128.load32_zero(ahead + o));
+          touched = i32x4.add(touched, v128.load32_zero(ahead + o + 48));
+          touched = i32x4.add(touched, v128.load32_zero(ahead + o + 96));
+        }
+        const x0 = v128.load(xq), x1 = v128.load(xq, 16);
+        const ax0 = i8x16.abs(x0), sx0 = i8x16.lt_s(x0, zero), ax1 = i8x16.abs(x1), sx1 = i8x16.lt_s(x1, zero);
+        const s = hsum4(
+          q8_0_isum(v128.load(w0, 2), v128.load(w0, 18), ax0, sx0, ax1, sx1),
+          q8_0_isum(v128.load(w1, 2), v128.load(w1, 18), ax0, sx0, ax1, sx1),
+          q8_0_isum(v128.load(w2, 2), v128.load(w2, 18), ax0, sx0, ax1, sx1),
+          q8_0_isum(v128.load(w3, 2), v128.load(w3, 18), ax0, sx0, ax1, sx1),
+        );
+        // lanes [d0 d1 d2 d3]·dx
+        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(f16x8_lo(scales4(w0, w1, w2, w3)), v128.load32_splat(xd))));
+        w0 += 34; w1 += 34; w2 += 34; w3 += 34;
       }
-      const out = outPtr + (<usize>(t * rows + r) << 2);
-      store<f32>(out, hsum_f32(a0));
-      store<f32>(out + 4, hsum_f32(a1));
-      store<f32>(out + 8, hsum_f32(a2));
-      store<f32>(out + 12, hsum_f32(a3));
+      v128.store(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
+  if (T < 0) v128.store(outPtr, touched); // the touches must look used; T is never negative
   for (; r < r1; r++) {
-    const w = wPtr + <usize>r * rowBytes;
     for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let acc = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * 34;
-        const sc = f32x4.splat(f16_to_f32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)));
-        acc = f32x4.add(acc, f32x4.mul(dot_q8_0_block(blk, v128.load(xq + (<usize>b << 5)), v128.load(xq + (<usize>b << 5) + 16)), sc));
+      let w = wPtr + <usize>r * rowBytes;
+      const tb = <usize>(t * nb);
+      let xq = qsPtr + (tb << 5), xd = dPtr + (tb << 2);
+      const xEnd = xq + <usize>cols;
+      let acc: f32 = 0;
+      for (; xq < xEnd; xq += 32, xd += 4) {
+        const x0 = v128.load(xq), x1 = v128.load(xq, 16);
+        const s = hsum_i32(q8_0_isum(v128.load(w, 2), v128.load(w, 18), i8x16.abs(x0), i8x16.lt_s(x0, zero), i8x16.abs(x1), i8x16.lt_s(x1, zero)));
+        acc += <f32>s * (f16_to_f32(load<u16>(w)) * load<f32>(xd));
+        w += 34;
       }
-      store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(acc));
+      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
 }

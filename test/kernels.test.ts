@@ -209,6 +209,29 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
   });
 });
 
+for (const level of LEVELS)
+it(`[${level}] matmul_q8_0 reads a weight of −128 (which ggml never writes) as −127`, () => {
+  LEVEL = level;
+  const rows = 5, cols = 64, T = 1;
+  const rng = new Rng(3);
+  const wq = quantize(GGMLType.Q8_0, randn(rng, rows * cols, 0.1));
+  const clamped = wq.slice();
+  for (let r = 0; r < rows; r++) for (const j of [0, 17, 40]) {
+    const o = r * 68 + (j >> 5) * 34 + 2 + (j & 31);
+    wq[o] = 0x80; // −128
+    clamped[o] = 0x81; // −127
+  }
+  const x = randn(rng, cols).map((v, i) => (i % 3 ? -Math.abs(v) : v)); // negative where the weights are
+  const h = harness(1 << 20);
+  const wp = h.put(wq), xp = h.put(x), qp = h.alloc(cols), dp = h.alloc(cols), sp = h.alloc(cols), out = h.alloc(rows * 4);
+  h.k.quantize_q8_0(qp, dp, sp, xp, cols);
+  h.k.matmul_q8_0(out, wp, qp, dp, cols, rows, 0, rows, T);
+  const want = new Float32Array(rows);
+  matmulRef(want, { name: 'w', type: GGMLType.Q8_0, rows, cols, bytes: clamped, rowBytes: 68 }, x, T);
+  h.f32(out, rows).forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[i]!))));
+  LEVEL = 'simd128';
+});
+
 it('the relaxed-SIMD build is chosen only where it runs and agrees with SIMD128', () => {
   const k = selectKernels('auto');
   expect(['simd128', 'relaxed']).toContain(k.level);
