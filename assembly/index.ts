@@ -428,14 +428,22 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   }
 }
 
-// Σ of 32 products q·x of a K-quant sub-block (q unsigned, ≤ 31; x signed), as i32x4 partials.
-// SIMD128: |q·x| ≤ 31·128, so four products per i16 lane fit. Relaxed: q is a valid 7-bit operand.
-@inline function sub_dot(qa: v128, xa: v128, qb: v128, xb: v128): v128 {
-  // two i8×i7 pair-dots into i16 lanes (|sum| ≤ 2·2·31·128, no saturation), widened once
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, qa), i16x8.relaxed_dot_i8x16_i7x16_s(xb, qb)));
-  let p = i16x8.add(i16x8.extmul_low_i8x16_s(qa, xa), i16x8.extmul_high_i8x16_s(qa, xa));
-  p = i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(qb, xb), i16x8.extmul_high_i8x16_s(qb, xb)));
-  return i32x4.extadd_pairwise_i16x8_s(p);
+// Σ of 32 products q·x of a K-quant sub-block (q unsigned, ≤ 31; x signed, within ±127), as i16x8
+// partials: relaxed, two i8×i7 pair-dots (q is a valid 7-bit operand; |lane| ≤ 2·2·31·127);
+// SIMD128, widening multiplies (|q·x| ≤ 31·128, four products per lane). Either fits i16, and one
+// i32x4.dot_i16x8_s with the sub-block's scale then widens and scales it in one instruction.
+@inline function sub_dot16(qa: v128, xa: v128, qb: v128, xb: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, qa), i16x8.relaxed_dot_i8x16_i7x16_s(xb, qb));
+  const p = i16x8.add(i16x8.extmul_low_i8x16_s(qa, xa), i16x8.extmul_high_i8x16_s(qa, xa));
+  return i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(qb, xb), i16x8.extmul_high_i8x16_s(qb, xb)));
+}
+
+// lane j of an i16x8, in every lane (j is a constant after inlining, so the byte indices are a
+// constant vector: one pshufb)
+@inline function splat16(v: v128, j: i32): v128 {
+  const idx = i16x8.splat(<i16>((2 * j + 1) << 8 | (2 * j)));
+  if (ASC_FEATURE_RELAXED_SIMD) return i8x16.relaxed_swizzle(v, idx);
+  return i8x16.swizzle(v, idx);
 }
 
 // the 8 scales (lanes 0..7) and 8 mins (lanes 8..15) of a K-quant super-block, unpacked from its
@@ -470,15 +478,20 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
 }
 
-// d·Σ_s sc_s·(Σq·x)_s − dmin·Σ_s m_s·(Σx)_s of a K-quant super-block, from the eight sub-block
-// partial sums p0..p7, the unpacked scales/mins and the activation's bsums (pairs = sub-blocks)
+// dx·(d·Σ_s sc_s·(Σq·x)_s − dmin·Σ_s m_s·(Σx)_s) of a Q4_K/Q5_K super-block. The eight sub-block
+// sums come in i16 (p0..p7, from sub_dot16) and are scaled and widened by one i16 dot each; the mins
+// meet the activation's bsums (two per sub-block) the same way, with each min in two lanes.
 @inline function k4_finish(blk: usize, sm: v128, p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, p6: v128, p7: v128, bs: usize, dx: f32): f32 {
-  const scl = i16x8.extend_low_i8x16_u(sm), mn = i16x8.extend_high_i8x16_u(sm);
-  const isum = i32x4.add(i32x4.mul(hsum4(p0, p1, p2, p3), i32x4.extend_low_i16x8_u(scl)), i32x4.mul(hsum4(p4, p5, p6, p7), i32x4.extend_high_i16x8_u(scl)));
-  const msum = i32x4.add(
-    i32x4.mul(i32x4.extadd_pairwise_i16x8_s(v128.load(bs)), i32x4.extend_low_i16x8_u(mn)),
-    i32x4.mul(i32x4.extadd_pairwise_i16x8_s(v128.load(bs + 16)), i32x4.extend_high_i16x8_u(mn)),
-  );
+  const scl = i16x8.extend_low_i8x16_u(sm);
+  let isum = i32x4.add(i32x4.dot_i16x8_s(p0, splat16(scl, 0)), i32x4.dot_i16x8_s(p1, splat16(scl, 1)));
+  isum = i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(p2, splat16(scl, 2)), i32x4.dot_i16x8_s(p3, splat16(scl, 3))));
+  isum = i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(p4, splat16(scl, 4)), i32x4.dot_i16x8_s(p5, splat16(scl, 5))));
+  isum = i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(p6, splat16(scl, 6)), i32x4.dot_i16x8_s(p7, splat16(scl, 7))));
+  // [m0 m0 m1 m1 m2 m2 m3 m3] and [m4 m4 … m7 m7] as i16 (the mins are bytes 8..15 of sm)
+  const z = i8x16.splat(0);
+  const mlo = v128.shuffle<u8>(sm, z, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16);
+  const mhi = v128.shuffle<u8>(sm, z, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16);
+  const msum = i32x4.add(i32x4.dot_i16x8_s(v128.load(bs), mlo), i32x4.dot_i16x8_s(v128.load(bs, 16), mhi));
   return dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 2)) * <f32>hsum_i32(msum));
 }
 
@@ -488,14 +501,14 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   // qs[32g + l]: low nibble → sub-block 2g (x[64g + l]), high nibble → 2g+1 (x[64g + 32 + l])
   const q0a = v128.load(q), q0b = v128.load(q + 16), q1a = v128.load(q + 32), q1b = v128.load(q + 48);
   const q2a = v128.load(q + 64), q2b = v128.load(q + 80), q3a = v128.load(q + 96), q3b = v128.load(q + 112);
-  const p0 = sub_dot(v128.and(q0a, m4), v128.load(x), v128.and(q0b, m4), v128.load(x + 16));
-  const p1 = sub_dot(hi_nibbles(q0a), v128.load(x + 32), hi_nibbles(q0b), v128.load(x + 48));
-  const p2 = sub_dot(v128.and(q1a, m4), v128.load(x + 64), v128.and(q1b, m4), v128.load(x + 80));
-  const p3 = sub_dot(hi_nibbles(q1a), v128.load(x + 96), hi_nibbles(q1b), v128.load(x + 112));
-  const p4 = sub_dot(v128.and(q2a, m4), v128.load(x + 128), v128.and(q2b, m4), v128.load(x + 144));
-  const p5 = sub_dot(hi_nibbles(q2a), v128.load(x + 160), hi_nibbles(q2b), v128.load(x + 176));
-  const p6 = sub_dot(v128.and(q3a, m4), v128.load(x + 192), v128.and(q3b, m4), v128.load(x + 208));
-  const p7 = sub_dot(hi_nibbles(q3a), v128.load(x + 224), hi_nibbles(q3b), v128.load(x + 240));
+  const p0 = sub_dot16(v128.and(q0a, m4), v128.load(x), v128.and(q0b, m4), v128.load(x + 16));
+  const p1 = sub_dot16(hi_nibbles(q0a), v128.load(x + 32), hi_nibbles(q0b), v128.load(x + 48));
+  const p2 = sub_dot16(v128.and(q1a, m4), v128.load(x + 64), v128.and(q1b, m4), v128.load(x + 80));
+  const p3 = sub_dot16(hi_nibbles(q1a), v128.load(x + 96), hi_nibbles(q1b), v128.load(x + 112));
+  const p4 = sub_dot16(v128.and(q2a, m4), v128.load(x + 128), v128.and(q2b, m4), v128.load(x + 144));
+  const p5 = sub_dot16(hi_nibbles(q2a), v128.load(x + 160), hi_nibbles(q2b), v128.load(x + 176));
+  const p6 = sub_dot16(v128.and(q3a, m4), v128.load(x + 192), v128.and(q3b, m4), v128.load(x + 208));
+  const p7 = sub_dot16(hi_nibbles(q3a), v128.load(x + 224), hi_nibbles(q3b), v128.load(x + 240));
   return k4_finish(blk, k4_scale_min(blk + 4), p0, p1, p2, p3, p4, p5, p6, p7, bs, dx);
 }
 
@@ -508,14 +521,14 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   // the 5th bit: bit 2g of qh[l] for the low nibble of qs[32g + l], bit 2g+1 for the high one
   const q0a = v128.load(q), q0b = v128.load(q + 16), q1a = v128.load(q + 32), q1b = v128.load(q + 48);
   const q2a = v128.load(q + 64), q2b = v128.load(q + 80), q3a = v128.load(q + 96), q3b = v128.load(q + 112);
-  const p0 = sub_dot(q5k_lo(q0a, qha, 0), v128.load(x), q5k_lo(q0b, qhb, 0), v128.load(x + 16));
-  const p1 = sub_dot(q5k_hi(q0a, qha, 1), v128.load(x + 32), q5k_hi(q0b, qhb, 1), v128.load(x + 48));
-  const p2 = sub_dot(q5k_lo(q1a, qha, 2), v128.load(x + 64), q5k_lo(q1b, qhb, 2), v128.load(x + 80));
-  const p3 = sub_dot(q5k_hi(q1a, qha, 3), v128.load(x + 96), q5k_hi(q1b, qhb, 3), v128.load(x + 112));
-  const p4 = sub_dot(q5k_lo(q2a, qha, 4), v128.load(x + 128), q5k_lo(q2b, qhb, 4), v128.load(x + 144));
-  const p5 = sub_dot(q5k_hi(q2a, qha, 5), v128.load(x + 160), q5k_hi(q2b, qhb, 5), v128.load(x + 176));
-  const p6 = sub_dot(q5k_lo(q3a, qha, 6), v128.load(x + 192), q5k_lo(q3b, qhb, 6), v128.load(x + 208));
-  const p7 = sub_dot(q5k_hi(q3a, qha, 7), v128.load(x + 224), q5k_hi(q3b, qhb, 7), v128.load(x + 240));
+  const p0 = sub_dot16(q5k_lo(q0a, qha, 0), v128.load(x), q5k_lo(q0b, qhb, 0), v128.load(x + 16));
+  const p1 = sub_dot16(q5k_hi(q0a, qha, 1), v128.load(x + 32), q5k_hi(q0b, qhb, 1), v128.load(x + 48));
+  const p2 = sub_dot16(q5k_lo(q1a, qha, 2), v128.load(x + 64), q5k_lo(q1b, qhb, 2), v128.load(x + 80));
+  const p3 = sub_dot16(q5k_hi(q1a, qha, 3), v128.load(x + 96), q5k_hi(q1b, qhb, 3), v128.load(x + 112));
+  const p4 = sub_dot16(q5k_lo(q2a, qha, 4), v128.load(x + 128), q5k_lo(q2b, qhb, 4), v128.load(x + 144));
+  const p5 = sub_dot16(q5k_hi(q2a, qha, 5), v128.load(x + 160), q5k_hi(q2b, qhb, 5), v128.load(x + 176));
+  const p6 = sub_dot16(q5k_lo(q3a, qha, 6), v128.load(x + 192), q5k_lo(q3b, qhb, 6), v128.load(x + 208));
+  const p7 = sub_dot16(q5k_hi(q3a, qha, 7), v128.load(x + 224), q5k_hi(q3b, qhb, 7), v128.load(x + 240));
   return k4_finish(blk, k4_scale_min(blk + 4), p0, p1, p2, p3, p4, p5, p6, p7, bs, dx);
 }
 
@@ -538,56 +551,57 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // 32 gives weights l (ql[l] lo, qh[l] bits 0-1), l+32 (ql[l+32] lo, bits 2-3), l+64 (ql[l] hi,
 // bits 4-5), l+96 (ql[l+32] hi, bits 6-7); scale index = l/16 + 2·k for the k-th of those four.
 @inline function q6_K_block(blk: usize, x: usize, bs: usize, dx: f32): f32 {
-  const m4 = i8x16.splat(0x0f), m2 = i8x16.splat(3), s32 = i8x16.splat(32);
-  let isum = i32x4.splat(0);
-  for (let h = 0; h < 2; h++) {
-    const ql = blk + (<usize>h << 6), qh = blk + 128 + (<usize>h << 5), sc = blk + 192 + (<usize>h << 3);
-    const xh = x + (<usize>h << 7);
-    for (let l = 0; l < 32; l += 16) {
-      const qla = v128.load(ql + l), qlb = v128.load(ql + l + 32), qhv = v128.load(qh + l);
-      const is = l >> 4;
-      // 6-bit values 0..63; the −32 is applied below (relaxed) or here (SIMD128)
-      // (bytes shifted as 16-bit lanes where the mask, or values ≤ 3 shifted left, keep them apart)
-      let q1 = v128.or(v128.and(qla, m4), i16x8.shl(v128.and(qhv, m2), 4));
-      let q2 = v128.or(v128.and(qlb, m4), i16x8.shl(v128.and(i16x8.shr_u(qhv, 2), m2), 4));
-      let q3 = v128.or(hi_nibbles(qla), i16x8.shl(v128.and(i16x8.shr_u(qhv, 4), m2), 4));
-      let q4 = v128.or(hi_nibbles(qlb), i16x8.shl(v128.and(i16x8.shr_u(qhv, 6), m2), 4));
-      const x1 = v128.load(xh + l), x2 = v128.load(xh + l + 32), x3 = v128.load(xh + l + 64), x4 = v128.load(xh + l + 96);
-      let p1: v128, p2: v128, p3: v128, p4: v128;
-      if (ASC_FEATURE_RELAXED_SIMD) {
-        // one i8×i7 pair-dot per 16 values (|sum| ≤ 2·63·128 fits i16), widened once
-        p1 = i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x1, q1));
-        p2 = i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x2, q2));
-        p3 = i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x3, q3));
-        p4 = i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x4, q4));
-      } else {
-        q1 = i8x16.sub(q1, s32);
-        q2 = i8x16.sub(q2, s32);
-        q3 = i8x16.sub(q3, s32);
-        q4 = i8x16.sub(q4, s32);
-        // |q·x| ≤ 32·128: two products per i16 lane fit
-        p1 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q1, x1), i16x8.extmul_high_i8x16_s(q1, x1)));
-        p2 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q2, x2), i16x8.extmul_high_i8x16_s(q2, x2)));
-        p3 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q3, x3), i16x8.extmul_high_i8x16_s(q3, x3)));
-        p4 = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q4, x4), i16x8.extmul_high_i8x16_s(q4, x4)));
-      }
-      isum = i32x4.add(isum, i32x4.mul(p1, i32x4.splat(<i32>load<i8>(sc + is))));
-      isum = i32x4.add(isum, i32x4.mul(p2, i32x4.splat(<i32>load<i8>(sc + is + 2))));
-      isum = i32x4.add(isum, i32x4.mul(p3, i32x4.splat(<i32>load<i8>(sc + is + 4))));
-      isum = i32x4.add(isum, i32x4.mul(p4, i32x4.splat(<i32>load<i8>(sc + is + 6))));
-    }
-  }
+  // the 16 scales as i16, each later in every lane of an i16 dot that widens and scales at once
+  const scv = v128.load(blk + 192);
+  const sc0 = i16x8.extend_low_i8x16_s(scv), sc1 = i16x8.extend_high_i8x16_s(scv);
+  let isum = q6_K_quarter(blk, x, sc0, 0, 0);
+  isum = i32x4.add(isum, q6_K_quarter(blk, x, sc0, 0, 16));
+  isum = i32x4.add(isum, q6_K_quarter(blk, x, sc1, 1, 0));
+  isum = i32x4.add(isum, q6_K_quarter(blk, x, sc1, 1, 16));
   let total = hsum_i32(isum);
   if (ASC_FEATURE_RELAXED_SIMD) {
     // − 32·Σ_g sc_g·(Σx)_g: scale g covers the same 16 values as the activation's bsums[g]
-    const scv = v128.load(blk + 192);
-    const c = i32x4.add(
-      i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(scv), v128.load(bs)),
-      i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(scv), v128.load(bs + 16)),
-    );
-    total -= hsum_i32(c) << 5;
+    total -= hsum_i32(i32x4.add(i32x4.dot_i16x8_s(sc0, v128.load(bs)), i32x4.dot_i16x8_s(sc1, v128.load(bs, 16)))) << 5;
   }
   return dx * (f16_to_f32(load<u16>(blk + 208)) * <f32>total);
+}
+
+// lanes l..l+15 of half h (constants after inlining) of a Q6_K block: four groups of 16 weights,
+// Σ sc·q·x as i32x4 partials; sc = this half's scales as i16
+@inline function q6_K_quarter(blk: usize, x: usize, sc: v128, h: i32, l: i32): v128 {
+  const m4 = i8x16.splat(0x0f), m2 = i8x16.splat(3), s32 = i8x16.splat(32);
+  const ql = blk + (<usize>h << 6) + <usize>l, qh = blk + 128 + (<usize>h << 5) + <usize>l;
+  const xh = x + (<usize>h << 7) + <usize>l;
+  const is = l >> 4;
+  const qla = v128.load(ql), qlb = v128.load(ql, 32), qhv = v128.load(qh);
+  // 6-bit values 0..63 (bytes shifted as 16-bit lanes where the mask, or values ≤ 3 shifted left,
+  // keep them apart); the −32 is applied by the caller (relaxed) or here (SIMD128)
+  let q1 = v128.or(v128.and(qla, m4), i16x8.shl(v128.and(qhv, m2), 4));
+  let q2 = v128.or(v128.and(qlb, m4), i16x8.shl(v128.and(i16x8.shr_u(qhv, 2), m2), 4));
+  let q3 = v128.or(hi_nibbles(qla), i16x8.shl(v128.and(i16x8.shr_u(qhv, 4), m2), 4));
+  let q4 = v128.or(hi_nibbles(qlb), i16x8.shl(v128.and(i16x8.shr_u(qhv, 6), m2), 4));
+  const x1 = v128.load(xh), x2 = v128.load(xh, 32), x3 = v128.load(xh, 64), x4 = v128.load(xh, 96);
+  let p1: v128, p2: v128, p3: v128, p4: v128;
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    // one i8×i7 pair-dot per 16 values (|lane| ≤ 2·63·127 fits i16)
+    p1 = i16x8.relaxed_dot_i8x16_i7x16_s(x1, q1);
+    p2 = i16x8.relaxed_dot_i8x16_i7x16_s(x2, q2);
+    p3 = i16x8.relaxed_dot_i8x16_i7x16_s(x3, q3);
+    p4 = i16x8.relaxed_dot_i8x16_i7x16_s(x4, q4);
+  } else {
+    q1 = i8x16.sub(q1, s32);
+    q2 = i8x16.sub(q2, s32);
+    q3 = i8x16.sub(q3, s32);
+    q4 = i8x16.sub(q4, s32);
+    // |q·x| ≤ 32·128: two products per i16 lane fit
+    p1 = i16x8.add(i16x8.extmul_low_i8x16_s(q1, x1), i16x8.extmul_high_i8x16_s(q1, x1));
+    p2 = i16x8.add(i16x8.extmul_low_i8x16_s(q2, x2), i16x8.extmul_high_i8x16_s(q2, x2));
+    p3 = i16x8.add(i16x8.extmul_low_i8x16_s(q3, x3), i16x8.extmul_high_i8x16_s(q3, x3));
+    p4 = i16x8.add(i16x8.extmul_low_i8x16_s(q4, x4), i16x8.extmul_high_i8x16_s(q4, x4));
+  }
+  // the k-th group of 16 has scale is + 2k of this half
+  const a = i32x4.add(i32x4.dot_i16x8_s(p1, splat16(sc, is)), i32x4.dot_i16x8_s(p2, splat16(sc, is + 2)));
+  return i32x4.add(a, i32x4.add(i32x4.dot_i16x8_s(p3, splat16(sc, is + 4)), i32x4.dot_i16x8_s(p4, splat16(sc, is + 6))));
 }
 
 // The K-quant matmuls share one driver: four rows per pass (the activation block is shared and four
