@@ -60,16 +60,17 @@
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
 
-// 8 halves (16 bytes) → two f32x4, exact for finite values: bits<<13 scaled by 2^112
+// 8 halves (16 bytes) → two f32x4, exact for finite values: each half sign-extended to 32 bits and
+// shifted left by 13 puts its exponent and mantissa in bits 13..27 and its sign in bit 31 (the
+// sign's copies in bits 28..30 are masked off); × 2^112 then rebiases the exponent (and normalizes
+// subnormal halves)
 @inline function f16x8_lo(h: v128): v128 {
-  const u = i32x4.extend_low_i16x8_u(h);
-  const mag = f32x4.mul(i32x4.shl(v128.and(u, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
-  return v128.or(mag, i32x4.shl(v128.and(u, i32x4.splat(0x8000)), 16));
+  const s = i32x4.shl(i32x4.extend_low_i16x8_s(h), 13);
+  return f32x4.mul(v128.and(s, i32x4.splat(0x8fffffff)), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
 }
 @inline function f16x8_hi(h: v128): v128 {
-  const u = i32x4.extend_high_i16x8_u(h);
-  const mag = f32x4.mul(i32x4.shl(v128.and(u, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
-  return v128.or(mag, i32x4.shl(v128.and(u, i32x4.splat(0x8000)), 16));
+  const s = i32x4.shl(i32x4.extend_high_i16x8_s(h), 13);
+  return f32x4.mul(v128.and(s, i32x4.splat(0x8fffffff)), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
 }
 
 // Bytes shifted right: V8 lowers i8x16.shr_u/shl to a 16-bit shift and a mask it rebuilds at every
@@ -754,14 +755,23 @@ export function rope(qkvPtr: usize, cosPtr: usize, sinPtr: usize, T: i32, qkvDim
   }
 }
 
-// store k, v of T tokens (from qkv) as f16 at positions pos0… of one layer's cache [ctx, kvDim]
-export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: i32, qDim: i32, kvDim: i32, qkvDim: i32): void {
+// One layer's K (and V) cache is f16, head-major: [nKvHeads][ctx][headDim], so that attention reads
+// each head's keys and values as one sequential stream (a position-major cache puts a head's
+// 2·headDim bytes of every position kvDim·2 bytes apart: a stride the prefetcher does not follow).
+
+// store k, v of T tokens (from qkv) as f16 at positions pos0… of one layer's cache
+export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: i32, qDim: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32): void {
+  const kvDim = nKvHeads * headDim;
   for (let t = 0; t < T; t++) {
     const src = qkvPtr + (<usize>(t * qkvDim + qDim) << 2);
-    const dk = kPtr + (<usize>((pos0 + t) * kvDim) << 1), dv = vPtr + (<usize>((pos0 + t) * kvDim) << 1);
-    for (let i = 0; i < kvDim; i++) {
-      store<u16>(dk + (<usize>i << 1), f32_to_f16_bits(load<f32>(src + (<usize>i << 2))));
-      store<u16>(dv + (<usize>i << 1), f32_to_f16_bits(load<f32>(src + (<usize>(kvDim + i) << 2))));
+    for (let h = 0; h < nKvHeads; h++) {
+      const at = <usize>((h * ctx + pos0 + t) * headDim) << 1;
+      const dk = kPtr + at, dv = vPtr + at;
+      const sk = src + (<usize>(h * headDim) << 2), sv = sk + (<usize>kvDim << 2);
+      for (let i = 0; i < headDim; i++) {
+        store<u16>(dk + (<usize>i << 1), f32_to_f16_bits(load<f32>(sk + (<usize>i << 2))));
+        store<u16>(dv + (<usize>i << 1), f32_to_f16_bits(load<f32>(sv + (<usize>i << 2))));
+      }
     }
   }
 }
@@ -783,23 +793,32 @@ export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: 
 // causal attention for query heads [h0, h1) of T tokens at positions pos0…:
 // out[t, h·hd…] = Σ_{p ≤ pos0+t} softmax_p(q·k_p · scale) · v_p over one layer's f16 cache.
 // attPtr: scratch of (pos0+T) f32 per thread. (twin: attentionRef)
-export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, h0: i32, h1: i32, scale: f32): void {
-  const kvDim = nKvHeads * headDim;
+export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32): void {
   const group = nHeads / nKvHeads;
+  const rowBytes = <usize>headDim << 1;
+  let touched = i32x4.splat(0);
   for (let t = 0; t < T; t++) {
     const n = pos0 + t + 1;
     for (let h = h0; h < h1; h++) {
       const q = qkvPtr + (<usize>(t * qkvDim + h * headDim) << 2);
-      const kvh = (h / group) * headDim;
+      const head = <usize>((h / group) * ctx) * rowBytes; // this head's [ctx][headDim] in K and V
+      // scores q·k_p · scale, and their max. Meanwhile each v_p is touched (so the passes over V
+      // below find it in cache), and the keys TOUCH_AHEAD bytes on (see the matmuls)
       let max: f32 = -Infinity;
-      for (let p = 0; p < n; p++) {
-        const k = kPtr + (<usize>(p * kvDim + kvh) << 1);
+      let k = kPtr + head;
+      const kLast = kPtr + head + <usize>ctx * rowBytes - rowBytes;
+      for (let p = 0, v = vPtr + head; p < n; p++, k += rowBytes, v += rowBytes) {
+        const kt = k + TOUCH_AHEAD <= kLast ? k + TOUCH_AHEAD : k;
+        for (let j: usize = 0; j < rowBytes; j += 64) {
+          touched = i32x4.add(touched, v128.load32_zero(kt + j));
+          touched = i32x4.add(touched, v128.load32_zero(v + j));
+        }
         let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
         let i = 0;
         for (; i + 8 <= headDim; i += 8) {
           const hk = v128.load(k + (<usize>i << 1));
           a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>i << 2)), f16x8_lo(hk)));
-          a1 = f32x4.add(a1, f32x4.mul(v128.load(q + (<usize>i << 2) + 16), f16x8_hi(hk)));
+          a1 = f32x4.add(a1, f32x4.mul(v128.load(q + (<usize>i << 2), 16), f16x8_hi(hk)));
         }
         let d = hsum_f32(f32x4.add(a0, a1));
         for (; i < headDim; i++) d += load<f32>(q + (<usize>i << 2)) * f16_to_f32(load<u16>(k + (<usize>i << 1)));
@@ -807,33 +826,64 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
         store<f32>(attPtr + (<usize>p << 2), d);
         if (d > max) max = d;
       }
+      // softmax numerators and their sum
       let sum: f32 = 0;
       for (let p = 0; p < n; p++) {
         const e = Mathf.exp(load<f32>(attPtr + (<usize>p << 2)) - max);
         store<f32>(attPtr + (<usize>p << 2), e);
         sum += e;
       }
-      const inv: f32 = <f32>1.0 / sum;
+      const inv = f32x4.splat(<f32>1.0 / sum);
+      // Σ_p e_p·v_p / sum, 32 dimensions per pass over the positions (one cache line of each v_p)
       const o = outPtr + (<usize>(t * nHeads * headDim + h * headDim) << 2);
+      const vh = vPtr + head;
       let i = 0;
+      for (; i + 32 <= headDim; i += 32) {
+        let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        let v = vh + (<usize>i << 1);
+        for (let p = 0; p < n; p++, v += rowBytes) {
+          const a = v128.load32_splat(attPtr + (<usize>p << 2));
+          const v0 = v128.load(v), v1 = v128.load(v, 16), v2 = v128.load(v, 32), v3 = v128.load(v, 48);
+          a0 = f32x4.add(a0, f32x4.mul(a, f16x8_lo(v0)));
+          a1 = f32x4.add(a1, f32x4.mul(a, f16x8_hi(v0)));
+          a2 = f32x4.add(a2, f32x4.mul(a, f16x8_lo(v1)));
+          a3 = f32x4.add(a3, f32x4.mul(a, f16x8_hi(v1)));
+          a4 = f32x4.add(a4, f32x4.mul(a, f16x8_lo(v2)));
+          a5 = f32x4.add(a5, f32x4.mul(a, f16x8_hi(v2)));
+          a6 = f32x4.add(a6, f32x4.mul(a, f16x8_lo(v3)));
+          a7 = f32x4.add(a7, f32x4.mul(a, f16x8_hi(v3)));
+        }
+        const oi = o + (<usize>i << 2);
+        v128.store(oi, f32x4.mul(a0, inv));
+        v128.store(oi, f32x4.mul(a1, inv), 16);
+        v128.store(oi, f32x4.mul(a2, inv), 32);
+        v128.store(oi, f32x4.mul(a3, inv), 48);
+        v128.store(oi, f32x4.mul(a4, inv), 64);
+        v128.store(oi, f32x4.mul(a5, inv), 80);
+        v128.store(oi, f32x4.mul(a6, inv), 96);
+        v128.store(oi, f32x4.mul(a7, inv), 112);
+      }
       for (; i + 8 <= headDim; i += 8) {
         let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
-        for (let p = 0; p < n; p++) {
-          const a = f32x4.splat(load<f32>(attPtr + (<usize>p << 2)));
-          const hv = v128.load(vPtr + (<usize>(p * kvDim + kvh + i) << 1));
+        let v = vh + (<usize>i << 1);
+        for (let p = 0; p < n; p++, v += rowBytes) {
+          const a = v128.load32_splat(attPtr + (<usize>p << 2));
+          const hv = v128.load(v);
           a0 = f32x4.add(a0, f32x4.mul(a, f16x8_lo(hv)));
           a1 = f32x4.add(a1, f32x4.mul(a, f16x8_hi(hv)));
         }
-        v128.store(o + (<usize>i << 2), f32x4.mul(a0, f32x4.splat(inv)));
-        v128.store(o + (<usize>i << 2) + 16, f32x4.mul(a1, f32x4.splat(inv)));
+        v128.store(o + (<usize>i << 2), f32x4.mul(a0, inv));
+        v128.store(o + (<usize>i << 2), f32x4.mul(a1, inv), 16);
       }
       for (; i < headDim; i++) {
         let acc: f32 = 0;
-        for (let p = 0; p < n; p++) acc += load<f32>(attPtr + (<usize>p << 2)) * f16_to_f32(load<u16>(vPtr + (<usize>(p * kvDim + kvh + i) << 1)));
-        store<f32>(o + (<usize>i << 2), acc * inv);
+        let v = vh + (<usize>i << 1);
+        for (let p = 0; p < n; p++, v += rowBytes) acc += load<f32>(attPtr + (<usize>p << 2)) * f16_to_f32(load<u16>(v));
+        store<f32>(o + (<usize>i << 2), acc * f32x4.extract_lane(inv, 0));
       }
     }
   }
+  if (T < 0) v128.store(outPtr, touched); // the touches must look used; T is never negative
 }
 
 // out[t,i] = silu(gu[t,i]) · gu[t, hiddenDim+i]   (twin: swigluRef)

@@ -264,7 +264,7 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
   it('over random shapes (MHA and GQA, partial rope, several positions)', () => {
     fc.assert(
       fc.property(
-        fc.constantFrom(8, 16, 24, 40), // headDim
+        fc.constantFrom(8, 16, 24, 40, 96), // headDim (96: three 32-wide passes)
         fc.integer({ min: 1, max: 3 }), // kv heads
         fc.integer({ min: 1, max: 3 }), // group
         fc.integer({ min: 1, max: 4 }), // T
@@ -286,7 +286,13 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
           if (pos0) attentionRef(new Float32Array(pos0 * nHeads * headDim), early, cache as never, 0, pos0, 0, s);
           const qkv = randn(rng, T * s.qkvDim, 1);
           // wasm: the same cache contents and the same rope tables
-          const kp = h.put(cache.k[0]!), vp = h.put(cache.v[0]!);
+          // the WASM cache is head-major ([nKvHeads][ctx][headDim]); the reference one position-major
+          const headMajor = (c: Uint16Array) => {
+            const o = new Uint16Array(c.length);
+            for (let p = 0; p < ctx; p++) for (let hh = 0; hh < nKvHeads; hh++) o.set(c.subarray(p * kvDim + hh * headDim, p * kvDim + (hh + 1) * headDim), (hh * ctx + p) * headDim);
+            return o;
+          };
+          const kp = h.put(headMajor(cache.k[0]!)), vp = h.put(headMajor(cache.v[0]!));
           const qp = h.put(qkv);
           const half = ropeDim / 2;
           const cos = new Float32Array(T * half), sin = new Float32Array(T * half);
@@ -303,14 +309,14 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
           ropeRef(qkv, T, pos0, s);
           const roped = h.f32(qp, T * s.qkvDim);
           roped.forEach((v, i) => expect(Math.abs(v - qkv[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(qkv[i]!))));
-          h.k.kv_store(kp, vp, qp, T, pos0, nHeads * headDim, kvDim, s.qkvDim);
+          h.k.kv_store(kp, vp, qp, T, pos0, nHeads * headDim, nKvHeads, headDim, s.qkvDim, ctx);
           const out = h.alloc(T * nHeads * headDim * 4), att = h.alloc(ctx * 4);
-          h.k.attention(out, qp, kp, vp, att, T, pos0, nHeads, nKvHeads, headDim, s.qkvDim, 0, nHeads, 1 / Math.sqrt(headDim));
+          h.k.attention(out, qp, kp, vp, att, T, pos0, nHeads, nKvHeads, headDim, s.qkvDim, ctx, 0, nHeads, 1 / Math.sqrt(headDim));
           const want = new Float32Array(T * nHeads * headDim);
           attentionRef(want, roped, cache as never, 0, T, pos0, s); // same roped input on both sides
           // K and V as stored: bit-identical f16 (same inputs, same ggml rounding)
-          expect(new Uint16Array(h.memory.buffer, kp, ctx * kvDim)).toEqual(cache.k[0]);
-          expect(new Uint16Array(h.memory.buffer, vp, ctx * kvDim)).toEqual(cache.v[0]);
+          expect(new Uint16Array(h.memory.buffer, kp, ctx * kvDim)).toEqual(headMajor(cache.k[0]!));
+          expect(new Uint16Array(h.memory.buffer, vp, ctx * kvDim)).toEqual(headMajor(cache.v[0]!));
           h.f32(out, want.length).forEach((v, i) => expect(Math.abs(v - want[i]!), `attention[${i}]`).toBeLessThanOrEqual(2e-5 * (1 + Math.abs(want[i]!))));
         },
       ),

@@ -30,10 +30,10 @@ export interface Kernels {
   round_f16_row(outPtr: number, xPtr: number, n: number): void;
   rmsnorm(outPtr: number, xPtr: number, wPtr: number, T: number, n: number, eps: number): void;
   rope(qkvPtr: number, cosPtr: number, sinPtr: number, T: number, qkvDim: number, headDim: number, ropeDim: number, h0: number, h1: number): void;
-  kv_store(kPtr: number, vPtr: number, qkvPtr: number, T: number, pos0: number, qDim: number, kvDim: number, qkvDim: number): void;
+  kv_store(kPtr: number, vPtr: number, qkvPtr: number, T: number, pos0: number, qDim: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number): void;
   attention(
     outPtr: number, qkvPtr: number, kPtr: number, vPtr: number, attPtr: number, T: number, pos0: number,
-    nHeads: number, nKvHeads: number, headDim: number, qkvDim: number, h0: number, h1: number, scale: number,
+    nHeads: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number, h0: number, h1: number, scale: number,
   ): void;
   swiglu(outPtr: number, guPtr: number, T: number, hiddenDim: number): void;
   add(xPtr: number, yPtr: number, n: number): void;

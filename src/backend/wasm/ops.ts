@@ -75,7 +75,7 @@ class WasmKvCache implements KvCache {
     readonly nLayers: number,
     readonly ctx: number,
     readonly kvDim: number,
-    readonly k: number[], // per layer: [ctx, kvDim] f16
+    readonly k: number[], // per layer: [nKvHeads, ctx, headDim] f16 (head-major: see kv_store)
     readonly v: number[],
   ) {}
 }
@@ -307,9 +307,9 @@ export class WasmOps implements Ops<WasmBuf> {
   attention(out: WasmBuf, qkv: WasmBuf, cache: KvCache, l: number, T: number, pos0: number, s: AttnShape): void {
     const c = cache as WasmKvCache;
     const b0 = this.banks[0]!;
-    const qDim = s.nHeads * s.headDim, kvDim = s.nKvHeads * s.headDim;
-    b0.k.kv_store(c.k[l]!, c.v[l]!, qkv.ptr, T, pos0, qDim, kvDim, s.qkvDim);
-    const args = [Op.ATTENTION, 0, out.ptr, qkv.ptr, c.k[l]!, c.v[l]!, this.att, T, pos0, s.nHeads, s.nKvHeads, s.headDim, s.qkvDim, 1 / Math.sqrt(s.headDim), this.attStride];
+    const qDim = s.nHeads * s.headDim;
+    b0.k.kv_store(c.k[l]!, c.v[l]!, qkv.ptr, T, pos0, qDim, s.nKvHeads, s.headDim, s.qkvDim, c.ctx);
+    const args = [Op.ATTENTION, 0, out.ptr, qkv.ptr, c.k[l]!, c.v[l]!, this.att, T, pos0, s.nHeads, s.nKvHeads, s.headDim, s.qkvDim, 1 / Math.sqrt(s.headDim), this.attStride, c.ctx];
     const kernels = this.banks.map((b) => b.k);
     this.crew.run(args, (i, n) => runShare(kernels, args, i, n));
   }
