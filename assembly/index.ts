@@ -21,16 +21,12 @@
 
 // ── scalar helpers ─────────────────────────────────────────────────────────────────────────────
 
-// ggml_compute_fp16_to_fp32 (exact for every half)
+// a half as f32: exact for every finite half (what weights and the KV cache hold), by the same bit
+// trick as f16x8_lo, so scalar and vector paths agree bit for bit. (Infinities and NaNs, which no
+// valid model has, come out finite: ±65536·(1 + mantissa/1024).)
 @inline function f16_to_f32(h: u32): f32 {
-  const w: u32 = h << 16;
-  const sign: u32 = w & 0x80000000;
-  const two_w: u32 = w + w;
-  const exp_offset: u32 = 0xe0 << 23;
-  const normalized: f32 = reinterpret<f32>((two_w >> 4) + exp_offset) * reinterpret<f32>(<u32>0x07800000); // 0x1.0p-112f
-  const denormalized: f32 = reinterpret<f32>((two_w >> 17) | (126 << 23)) - 0.5;
-  const bits: u32 = two_w < (1 << 27) ? reinterpret<u32>(denormalized) : reinterpret<u32>(normalized);
-  return reinterpret<f32>(sign | bits);
+  const s: u32 = (<u32>(<i32>(<i16>h)) << 13) & 0x8fffffff;
+  return reinterpret<f32>(s) * reinterpret<f32>(<u32>0x77800000); // 0x1.0p+112f
 }
 
 // ggml_compute_fp32_to_fp16 (round to nearest even), then back: the value ggml stores in a block
