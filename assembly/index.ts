@@ -323,14 +323,13 @@ export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: us
       continue;
     }
     // decode
-    const ahead = g + groupBytes + TOUCH_AHEAD <= wEnd ? TOUCH_AHEAD : 0;
-    let w = g;
+    let w = g, tw = g + groupBytes + TOUCH_AHEAD <= wEnd ? g + TOUCH_AHEAD : g; // tw: what is touched
     let xq = qsPtr, xd = dPtr, xs = sumsPtr;
     const xEnd = xq + <usize>cols;
     let acc = f32x4.splat(0);
-    for (; xq < xEnd; xq += 32, xd += 4, xs += 4) {
-      touched = i32x4.add(touched, v128.load32_zero(w + ahead));
-      touched = i32x4.add(touched, v128.load32_zero(w + ahead + 36));
+    for (; xq < xEnd; xq += 32, xd += 4, xs += 4, tw += 72) {
+      touched = i32x4.add(touched, v128.load32_zero(tw));
+      touched = i32x4.add(touched, v128.load32_zero(tw, 36));
       const s = q4_0_isum4(v128.load(w, 8), v128.load(w, 24), v128.load(w, 40), v128.load(w, 56), v128.load(xq), v128.load(xq, 16), xs);
       // lanes [d0 d1 d2 d3]·dx
       acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(f16x8_lo(v128.load64_zero(w)), v128.load32_splat(xd))));
