@@ -21,12 +21,16 @@
 
 // ── scalar helpers ─────────────────────────────────────────────────────────────────────────────
 
-// a half as f32: exact for every finite half (what weights and the KV cache hold), by the same bit
-// trick as f16x8_lo, so scalar and vector paths agree bit for bit. (Infinities and NaNs, which no
-// valid model has, come out finite: ±65536·(1 + mantissa/1024).)
+// a half as f32, exact for every finite half (what weights and the KV cache hold) and without
+// arithmetic on subnormal floats (x86 takes a microcode assist of ~100 cycles for each): the
+// exponent is rebiased in integers; a subnormal half m·2^-24 is (1 + m/1024)·2^-14 − 2^-14, both
+// normal. The same steps as f16x8_lo, so scalar and vector paths agree bit for bit. (Infinities and
+// NaNs, which no valid model has, come out finite.)
 @inline function f16_to_f32(h: u32): f32 {
-  const s: u32 = (<u32>(<i32>(<i16>h)) << 13) & 0x8fffffff;
-  return reinterpret<f32>(s) * reinterpret<f32>(<u32>0x77800000); // 0x1.0p+112f
+  const m: u32 = (h & 0x7fff) << 13;
+  // both, then an integer select (a branch here makes V8 split and spill the kernels' loops)
+  const sub = reinterpret<u32>(reinterpret<f32>(m + 0x38800000) - reinterpret<f32>(<u32>0x38800000));
+  return reinterpret<f32>(select<u32>(sub, m + 0x38000000, m < 0x00800000) | ((h & 0x8000) << 16));
 }
 
 // ggml_compute_fp32_to_fp16 (round to nearest even), then back: the value ggml stores in a block
@@ -56,17 +60,33 @@
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
 
-// 8 halves (16 bytes) → two f32x4, exact for finite values: each half sign-extended to 32 bits and
-// shifted left by 13 puts its exponent and mantissa in bits 13..27 and its sign in bit 31 (the
-// sign's copies in bits 28..30 are masked off); × 2^112 then rebiases the exponent (and normalizes
-// subnormal halves)
+// 8 halves (16 bytes) → two f32x4, by f16_to_f32's steps: sign-extended and shifted left by 13, a
+// half has its exponent and mantissa in bits 13..27 and its sign in bit 31
+@inline function f16x4_to_f32x4(s: v128): v128 {
+  const m = v128.and(s, i32x4.splat(0x0fffe000));
+  const sub = f32x4.sub(i32x4.add(m, i32x4.splat(0x38800000)), i32x4.splat(0x38800000));
+  const f = v128.bitselect(sub, i32x4.add(m, i32x4.splat(0x38000000)), i32x4.lt_s(m, i32x4.splat(0x00800000)));
+  return v128.or(f, v128.and(s, i32x4.splat(0x80000000)));
+}
 @inline function f16x8_lo(h: v128): v128 {
-  const s = i32x4.shl(i32x4.extend_low_i16x8_s(h), 13);
-  return f32x4.mul(v128.and(s, i32x4.splat(0x8fffffff)), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
+  return f16x4_to_f32x4(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13));
 }
 @inline function f16x8_hi(h: v128): v128 {
-  const s = i32x4.shl(i32x4.extend_high_i16x8_s(h), 13);
+  return f16x4_to_f32x4(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13));
+}
+
+// The same for the KV cache, in 4 operations instead of 9: × 2^112 rebiases the exponent (and
+// normalizes subnormal halves) — exact, but a subnormal half is a subnormal float operand and costs
+// a microcode assist. Weights' scales can be subnormal in bulk (K-quant d of small weights); keys and
+// values almost never are, and attention converts every one of them.
+@inline function kv_f16x4(s: v128): v128 {
   return f32x4.mul(v128.and(s, i32x4.splat(0x8fffffff)), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
+}
+@inline function kv_f16x8_lo(h: v128): v128 {
+  return kv_f16x4(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13));
+}
+@inline function kv_f16x8_hi(h: v128): v128 {
+  return kv_f16x4(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13));
 }
 
 // Bytes shifted right: V8 lowers i8x16.shr_u/shl to a 16-bit shift and a mask it rebuilds at every
@@ -281,9 +301,11 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // arithmetic is matmul_q4_0's, so every row's result is bit-identical to it. (twin: repackQ4_0x4)
 
 // rows in place → interleaved, four rows at a time through tmp (4·rowBytes bytes). rows % 4 == 0.
-export function repack_q4_0x4(wPtr: usize, tmpPtr: usize, rows: i32, cols: i32): void {
+// Returns how many block scales are subnormal halves (see matmul_q4_0x4's last argument).
+export function repack_q4_0x4(wPtr: usize, tmpPtr: usize, rows: i32, cols: i32): i32 {
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 18;
+  let subnormal = 0;
   for (let r = 0; r + 4 <= rows; r += 4) {
     const g = wPtr + <usize>r * rowBytes;
     memory.copy(tmpPtr, g, 4 * rowBytes);
@@ -291,14 +313,30 @@ export function repack_q4_0x4(wPtr: usize, tmpPtr: usize, rows: i32, cols: i32):
       const dst = g + <usize>b * 72;
       for (let i = 0; i < 4; i++) {
         const src = tmpPtr + <usize>i * rowBytes + <usize>b * 18;
-        store<u16>(dst + (<usize>i << 1), load<u16>(src));
+        const d = load<u16>(src);
+        if ((d & 0x7c00) == 0 && (d & 0x3ff) != 0) subnormal++;
+        store<u16>(dst + (<usize>i << 1), d);
         v128.store(dst + 8 + (<usize>i << 4), v128.load(src, 2));
       }
     }
   }
+  return subnormal;
 }
 
-export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, sumsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+// subnormalScales: repack_q4_0x4's count for this matrix. Where it is 0 (the usual case) the scales
+// are converted by kv_f16x4's 4 operations instead of 9 — exact either way, but a subnormal half
+// is a subnormal float operand there, and slow.
+export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, sumsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, subnormalScales: i32): void {
+  if (subnormalScales == 0) matmul_q4_0x4_impl(true, outPtr, wPtr, qsPtr, dPtr, sumsPtr, cols, rows, r0, r1, T);
+  else matmul_q4_0x4_impl(false, outPtr, wPtr, qsPtr, dPtr, sumsPtr, cols, rows, r0, r1, T);
+}
+
+// the four f16 scales of a block (8 bytes at w) as f32
+@inline function q4_0x4_scales(w: usize, fast: bool): v128 {
+  return fast ? kv_f16x8_lo(v128.load64_zero(w)) : f16x8_lo(v128.load64_zero(w));
+}
+
+@inline function matmul_q4_0x4_impl(fast: bool, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, sumsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
   const groupBytes = <usize>nb * 72;
   const wEnd = wPtr + <usize>r1 * (groupBytes >> 2); // the touches stay inside this thread's rows
@@ -311,7 +349,7 @@ export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: us
       for (let b = 0; b < nb; b++) {
         const w = g + <usize>b * 72;
         const q0 = v128.load(w, 8), q1 = v128.load(w, 24), q2 = v128.load(w, 40), q3 = v128.load(w, 56);
-        const dw = f16x8_lo(v128.load64_zero(w));
+        const dw = q4_0x4_scales(w, fast);
         for (let t = 0; t < T; t++) {
           const tb = <usize>(t * nb + b);
           const xb = qsPtr + (tb << 5);
@@ -332,7 +370,7 @@ export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: us
       touched = i32x4.add(touched, v128.load32_zero(tw, 36));
       const s = q4_0_isum4(v128.load(w, 8), v128.load(w, 24), v128.load(w, 40), v128.load(w, 56), v128.load(xq), v128.load(xq, 16), xs);
       // lanes [d0 d1 d2 d3]·dx
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(f16x8_lo(v128.load64_zero(w)), v128.load32_splat(xd))));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(q4_0x4_scales(w, fast), v128.load32_splat(xd))));
       w += 72;
     }
     v128.store(outPtr + (<usize>r << 2), acc);
@@ -488,7 +526,8 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   const mlo = v128.shuffle<u8>(sm, z, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16);
   const mhi = v128.shuffle<u8>(sm, z, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16);
   const msum = i32x4.add(i32x4.dot_i16x8_s(v128.load(bs), mlo), i32x4.dot_i16x8_s(v128.load(bs, 16), mhi));
-  return dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 2)) * <f32>hsum_i32(msum));
+  const dd = f16x8_lo(v128.load32_zero(blk)); // [d, dmin] as f32, in one conversion
+  return dx * (f32x4.extract_lane(dd, 0) * <f32>hsum_i32(isum) - f32x4.extract_lane(dd, 1) * <f32>hsum_i32(msum));
 }
 
 @inline function q4_K_block(blk: usize, x: usize, bs: usize, dx: f32): f32 {
@@ -812,8 +851,8 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
         let i = 0;
         for (; i + 8 <= headDim; i += 8) {
           const hk = v128.load(k + (<usize>i << 1));
-          a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>i << 2)), f16x8_lo(hk)));
-          a1 = f32x4.add(a1, f32x4.mul(v128.load(q + (<usize>i << 2), 16), f16x8_hi(hk)));
+          a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>i << 2)), kv_f16x8_lo(hk)));
+          a1 = f32x4.add(a1, f32x4.mul(v128.load(q + (<usize>i << 2), 16), kv_f16x8_hi(hk)));
         }
         let d = hsum_f32(f32x4.add(a0, a1));
         for (; i < headDim; i++) d += load<f32>(q + (<usize>i << 2)) * f16_to_f32(load<u16>(k + (<usize>i << 1)));
@@ -839,14 +878,14 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
         for (let p = 0; p < n; p++, v += rowBytes) {
           const a = v128.load32_splat(attPtr + (<usize>p << 2));
           const v0 = v128.load(v), v1 = v128.load(v, 16), v2 = v128.load(v, 32), v3 = v128.load(v, 48);
-          a0 = f32x4.add(a0, f32x4.mul(a, f16x8_lo(v0)));
-          a1 = f32x4.add(a1, f32x4.mul(a, f16x8_hi(v0)));
-          a2 = f32x4.add(a2, f32x4.mul(a, f16x8_lo(v1)));
-          a3 = f32x4.add(a3, f32x4.mul(a, f16x8_hi(v1)));
-          a4 = f32x4.add(a4, f32x4.mul(a, f16x8_lo(v2)));
-          a5 = f32x4.add(a5, f32x4.mul(a, f16x8_hi(v2)));
-          a6 = f32x4.add(a6, f32x4.mul(a, f16x8_lo(v3)));
-          a7 = f32x4.add(a7, f32x4.mul(a, f16x8_hi(v3)));
+          a0 = f32x4.add(a0, f32x4.mul(a, kv_f16x8_lo(v0)));
+          a1 = f32x4.add(a1, f32x4.mul(a, kv_f16x8_hi(v0)));
+          a2 = f32x4.add(a2, f32x4.mul(a, kv_f16x8_lo(v1)));
+          a3 = f32x4.add(a3, f32x4.mul(a, kv_f16x8_hi(v1)));
+          a4 = f32x4.add(a4, f32x4.mul(a, kv_f16x8_lo(v2)));
+          a5 = f32x4.add(a5, f32x4.mul(a, kv_f16x8_hi(v2)));
+          a6 = f32x4.add(a6, f32x4.mul(a, kv_f16x8_lo(v3)));
+          a7 = f32x4.add(a7, f32x4.mul(a, kv_f16x8_hi(v3)));
         }
         const oi = o + (<usize>i << 2);
         v128.store(oi, f32x4.mul(a0, inv));
@@ -864,8 +903,8 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
         for (let p = 0; p < n; p++, v += rowBytes) {
           const a = v128.load32_splat(attPtr + (<usize>p << 2));
           const hv = v128.load(v);
-          a0 = f32x4.add(a0, f32x4.mul(a, f16x8_lo(hv)));
-          a1 = f32x4.add(a1, f32x4.mul(a, f16x8_hi(hv)));
+          a0 = f32x4.add(a0, f32x4.mul(a, kv_f16x8_lo(hv)));
+          a1 = f32x4.add(a1, f32x4.mul(a, kv_f16x8_hi(hv)));
         }
         v128.store(o + (<usize>i << 2), f32x4.mul(a0, inv));
         v128.store(o + (<usize>i << 2), f32x4.mul(a1, inv), 16);

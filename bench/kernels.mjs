@@ -34,7 +34,7 @@ for (const name of types) {
   const k = instantiate(kernelModule('auto'), memory);
   const u8 = new Uint8Array(memory.buffer);
   for (let r = 0; r < ROWS; r += 64) u8.set(rows64.subarray(0, Math.min(64, ROWS - r) * rowBytes), w + r * rowBytes);
-  if (name === 'Q4_0x4') k.repack_q4_0x4(w, w + wBytes, ROWS, COLS); // the backend's layout for Q4_0
+  const sub = name === 'Q4_0x4' ? k.repack_q4_0x4(w, w + wBytes, ROWS, COLS) : 0; // the backend's layout for Q4_0
   new Float32Array(memory.buffer, x, T * COLS).set(new Float32Array(T * COLS).map(() => Math.random() * 2 - 1));
   for (let t = 0; t < T; t++) {
     if (act === 'q8_0') k.quantize_q8_0(qs + t * COLS, d + t * (COLS / 32) * 4, bs + t * (COLS / 8), x + t * COLS * 4, COLS);
@@ -44,7 +44,8 @@ for (const name of types) {
     const times = [];
     for (let i = 0; i < REPS; i++) {
       const t0 = performance.now();
-      if (act === 'q8_0' && !name.startsWith('Q4_0')) k[fn](out, w, qs, d, COLS, rows, 0, rows, TT);
+      if (name === 'Q4_0x4') k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, sub);
+      else if (act === 'q8_0' && name !== 'Q4_0') k[fn](out, w, qs, d, COLS, rows, 0, rows, TT);
       else k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT);
       times.push(performance.now() - t0);
     }

@@ -155,11 +155,14 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), fc.integer(), (groups, nb, seed) => {
         const rows = 4 * groups, cols = 32 * nb;
-        const wq = quantize(GGMLType.Q4_0, randn(new Rng(seed), rows * cols));
+        const wq = quantize(GGMLType.Q4_0, randn(new Rng(seed), rows * cols, seed & 1 ? 1e-5 : 1)); // 1e-5: subnormal scales
         const h = harness(1 << 20);
         const wp = h.put(wq), tmp = h.alloc(4 * wq.length);
-        h.k.repack_q4_0x4(wp, tmp, rows, cols);
+        const subnormal = h.k.repack_q4_0x4(wp, tmp, rows, cols);
         const packed = repackQ4_0x4(wq, rows, cols);
+        let want = 0;
+        for (let o = 0; o < wq.length; o += 18) if (!(wq[o + 1]! & 0x7c) && (wq[o]! | (wq[o + 1]! & 3))) want++;
+        expect(subnormal).toBe(want);
         expect(new Uint8Array(h.memory.buffer, wp, wq.length)).toEqual(packed);
         const rowBytes = wq.length / rows;
         for (let r = 0; r < rows; r++) expect(q4_0x4Row(packed, r, cols)).toEqual(wq.subarray(r * rowBytes, (r + 1) * rowBytes));
@@ -174,7 +177,7 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
       fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 3 }), fc.integer(), fc.constantFrom(1e-3, 1, 50), (groups, nb, T, seed, scale) => {
         const rng = new Rng(seed);
         const rows = 4 * groups, cols = 32 * nb;
-        const wf = randn(rng, rows * cols, 0.1);
+        const wf = randn(rng, rows * cols, seed % 3 === 0 ? 1e-5 : 0.1); // 1e-5: subnormal scales
         if (seed % 5 === 0) wf.fill(0, 0, 4 * cols); // a zero group
         const wq = quantize(GGMLType.Q4_0, wf);
         const x = randn(rng, T * cols, scale);
@@ -186,9 +189,12 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
         h.k.matmul_q4_0(o1, wp, qp, dp, sp, cols, rows, 0, rows, T);
         // two row ranges, as two threads would take them
         const mid = 4 * (seed & 1 ? Math.floor(groups / 2) : groups);
-        h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 0, mid, T);
-        h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, mid, rows, T);
-        expect(h.f32(o2, T * rows)).toEqual(h.f32(o1, T * rows));
+        // both scale conversions (the fast one is exact too, only slow on subnormal scales)
+        for (const subnormalScales of [0, 1]) {
+          h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 0, mid, T, subnormalScales);
+          h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, mid, rows, T, subnormalScales);
+          expect(h.f32(o2, T * rows)).toEqual(h.f32(o1, T * rows));
+        }
       }),
       { numRuns: 80 },
     );
@@ -202,7 +208,7 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
       for (let t = 0; t < T; t++) h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, sp + (t * cols) / 8, xp + t * cols * 4, cols);
       const o1 = h.alloc(T * rows * 4), o2 = h.alloc(T * rows * 4);
       h.k.matmul_q4_0(o1, wp, qp, dp, sp, cols, rows, 0, rows, T);
-      h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 0, rows, T);
+      h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 0, rows, T, 0);
       expect(h.f32(o2, T * rows)).toEqual(h.f32(o1, T * rows));
     }
     LEVEL = 'simd128';

@@ -456,7 +456,12 @@ export class GGUFFile {
   /** Read part of a tensor: `length` bytes starting `start` bytes into it. */
   readTensorRange(t: GGUFTensorInfo, start: number, dst: Uint8Array): void {
     if (start < 0 || start + dst.length > t.byteSize) throw new RangeError(`range [${start}, ${start + dst.length}) outside ${t.name}`);
-    this.src.readInto(dst, this.header.dataOffset + t.offset + start);
+    const n = this.src.readInto(dst, this.header.dataOffset + t.offset + start);
+    if (n !== dst.length)
+      throw new GgufError(`short read: got ${n} of ${dst.length} bytes`, this.header.dataOffset + t.offset + start, {
+        file: this.src.name,
+        tensor: t.name,
+      });
   }
 
   readTensor(t: GGUFTensorInfo): Uint8Array {

@@ -12,8 +12,9 @@ export interface Kernels {
   quantize_q8_0(qsPtr: number, dPtr: number, sumsPtr: number, xPtr: number, n: number): void;
   quantize_q8_K(qsPtr: number, dPtr: number, bsumsPtr: number, xPtr: number, n: number): void;
   matmul_q4_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, sumsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
-  matmul_q4_0x4(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, sumsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
-  repack_q4_0x4(wPtr: number, tmpPtr: number, rows: number, cols: number): void;
+  matmul_q4_0x4(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, sumsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, subnormalScales: number): void;
+  /** returns how many block scales are subnormal halves */
+  repack_q4_0x4(wPtr: number, tmpPtr: number, rows: number, cols: number): number;
   matmul_q4_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q5_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q5_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;

@@ -36,6 +36,8 @@ interface WasmWeight extends Weight {
   byteSize: number;
   /** Q4_0 matrices with rows % 4 == 0 are stored with rows interleaved in fours (q4_0x4.ts) */
   q4_0x4: boolean;
+  /** for those: how many block scales are subnormal halves (the kernel converts faster without) */
+  subnormalScales: number;
 }
 
 class Bank {
@@ -202,10 +204,20 @@ export class WasmOps implements Ops<WasmBuf> {
       if (ptr === undefined) throw new RangeError(`tensor ${t.name} (${t.byteSize} bytes) does not fit in a 4 GiB WASM memory`);
     }
     const b = this.banks[bank]!;
-    file.readTensorInto(t, b.u8(ptr, t.byteSize));
+    const rowBytes = (cols / info.blockSize) * info.typeSize;
     const q4_0x4 = t.type === GGMLType.Q4_0 && t.shape.length === 2 && rows % 4 === 0;
-    if (q4_0x4) b.k.repack_q4_0x4(ptr, bank === 0 ? this.xh : b.staging, rows, cols);
-    return { name: t.name, type: t.type as GGMLType, rows, cols, bank, ptr, rowBytes: (cols / info.blockSize) * info.typeSize, byteSize: t.byteSize, q4_0x4 };
+    let subnormalScales = 0;
+    if (!q4_0x4) file.readTensorInto(t, b.u8(ptr, t.byteSize));
+    else {
+      // read 256 rows at a time and interleave them while they are still in cache
+      const tmp = bank === 0 ? this.xh : b.staging;
+      for (let r = 0; r < rows; r += 256) {
+        const n = Math.min(256, rows - r);
+        file.readTensorRange(t, r * rowBytes, b.u8(ptr + r * rowBytes, n * rowBytes));
+        subnormalScales += b.k.repack_q4_0x4(ptr + r * rowBytes, tmp, n, cols);
+      }
+    }
+    return { name: t.name, type: t.type as GGMLType, rows, cols, bank, ptr, rowBytes, byteSize: t.byteSize, q4_0x4, subnormalScales };
   }
 
   kvCache(nLayers: number, ctx: number, kvDim: number): KvCache {
@@ -280,7 +292,7 @@ export class WasmOps implements Ops<WasmBuf> {
       floatIn
         ? [op, w.bank, outPtr, w.ptr, inPtr, cols, rows, T]
         : withBsums
-          ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T]
+          ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T, w.subnormalScales]
           : [op, w.bank, outPtr, w.ptr, qs, d, cols, rows, T];
     const kernels = this.banks.map((b) => b.k);
     this.crew.run(args, (i, n) => runShare(kernels, args, i, n));

@@ -55,8 +55,14 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!);
       return;
     }
+    case Op.MATMUL_Q4_0X4: {
+      // out, w, qs, d, block sums, cols, rows, T, subnormal scales
+      const [r0, r1] = split(a[8]!, i, k, 4);
+      if (r0 >= r1) return;
+      K.matmul_q4_0x4(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!, a[10]!);
+      return;
+    }
     case Op.MATMUL_Q4_0:
-    case Op.MATMUL_Q4_0X4:
     case Op.MATMUL_Q2_K:
     case Op.MATMUL_Q4_K:
     case Op.MATMUL_Q5_K:
@@ -64,7 +70,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       // out, w, qs, d, bsums (Q8_K) or block sums (Q8_0 for Q4_0), cols, rows, T
       const [r0, r1] = split(a[8]!, i, k, 4);
       if (r0 >= r1) return;
-      (a[0] === Op.MATMUL_Q4_0X4 ? K.matmul_q4_0x4 : a[0] === Op.MATMUL_Q4_0 ? K.matmul_q4_0 : a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : a[0] === Op.MATMUL_Q5_K ? K.matmul_q5_K : a[0] === Op.MATMUL_Q6_K ? K.matmul_q6_K : K.matmul_q2_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
+      (a[0] === Op.MATMUL_Q4_0 ? K.matmul_q4_0 : a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : a[0] === Op.MATMUL_Q5_K ? K.matmul_q5_K : a[0] === Op.MATMUL_Q6_K ? K.matmul_q6_K : K.matmul_q2_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
       return;
     }
     case Op.MATMUL_F32:
