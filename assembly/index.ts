@@ -639,6 +639,70 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return i32x4.add(a, i32x4.add(i32x4.dot_i16x8_s(p3, splat16(sc, is + 4)), i32x4.dot_i16x8_s(p4, splat16(sc, is + 6))));
 }
 
+// ── K-quant prefill: each block of four rows is expanded once, then dotted with every token ────
+// A row's expanded block (KX_ROW bytes at e, in the calling thread's scratch): the 256 weights as
+// bytes in sub-block order (sub-block j at 32j), the eight scales as i16 splats (at 256 + 16j), the
+// mins as i16 pairs for the bsums (at 384 and 400) and [d, dmin] as f32 (at 416) — everything
+// k4_finish derives from the weights alone. The dot then gives k4_finish's value exactly.
+const KX_ROW: usize = 432;
+
+@inline function k4_expand_pair(e: usize, qa: v128, qb: v128, ha: v128, hb: v128): void {
+  v128.store(e, qa);
+  v128.store(e, qb, 16);
+  v128.store(e, ha, 32);
+  v128.store(e, hb, 48);
+}
+
+@inline function k4_expand(kind: i32, blk: usize, e: usize): void {
+  const m4 = i8x16.splat(0x0f);
+  if (kind == 4) {
+    const q = blk + 16;
+    for (let g: usize = 0; g < 4; g++) {
+      const qa = v128.load(q + 32 * g), qb = v128.load(q + 32 * g, 16);
+      k4_expand_pair(e + 64 * g, v128.and(qa, m4), v128.and(qb, m4), hi_nibbles(qa), hi_nibbles(qb));
+    }
+  } else {
+    const qha = v128.load(blk + 16), qhb = v128.load(blk + 32), q = blk + 48;
+    let qa = v128.load(q), qb = v128.load(q, 16);
+    k4_expand_pair(e, q5k_lo(qa, qha, 0), q5k_lo(qb, qhb, 0), q5k_hi(qa, qha, 1), q5k_hi(qb, qhb, 1));
+    qa = v128.load(q, 32), qb = v128.load(q, 48);
+    k4_expand_pair(e + 64, q5k_lo(qa, qha, 2), q5k_lo(qb, qhb, 2), q5k_hi(qa, qha, 3), q5k_hi(qb, qhb, 3));
+    qa = v128.load(q, 64), qb = v128.load(q, 80);
+    k4_expand_pair(e + 128, q5k_lo(qa, qha, 4), q5k_lo(qb, qhb, 4), q5k_hi(qa, qha, 5), q5k_hi(qb, qhb, 5));
+    qa = v128.load(q, 96), qb = v128.load(q, 112);
+    k4_expand_pair(e + 192, q5k_lo(qa, qha, 6), q5k_lo(qb, qhb, 6), q5k_hi(qa, qha, 7), q5k_hi(qb, qhb, 7));
+  }
+  const sm = k4_scale_min(blk + 4);
+  const scl = i16x8.extend_low_i8x16_u(sm);
+  v128.store(e, splat16(scl, 0), 256);
+  v128.store(e, splat16(scl, 1), 272);
+  v128.store(e, splat16(scl, 2), 288);
+  v128.store(e, splat16(scl, 3), 304);
+  v128.store(e, splat16(scl, 4), 320);
+  v128.store(e, splat16(scl, 5), 336);
+  v128.store(e, splat16(scl, 6), 352);
+  v128.store(e, splat16(scl, 7), 368);
+  const z = i8x16.splat(0);
+  v128.store(e, v128.shuffle<u8>(sm, z, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16), 384);
+  v128.store(e, v128.shuffle<u8>(sm, z, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16), 400);
+  v128.store(e, f16x8_lo(v128.load32_zero(blk)), 416);
+}
+
+// sub-block j of an expanded block against the activation's, scaled (i32x4 partials)
+@inline function kx_sub(e: usize, x: usize, j: usize): v128 {
+  return i32x4.dot_i16x8_s(sub_dot16(v128.load(e + 32 * j), v128.load(x + 32 * j), v128.load(e + 32 * j, 16), v128.load(x + 32 * j, 16)), v128.load(e + 16 * j, 256));
+}
+
+@inline function k4_dot_expanded(e: usize, x: usize, bs: usize, dx: f32): f32 {
+  let isum = i32x4.add(kx_sub(e, x, 0), kx_sub(e, x, 1));
+  isum = i32x4.add(isum, i32x4.add(kx_sub(e, x, 2), kx_sub(e, x, 3)));
+  isum = i32x4.add(isum, i32x4.add(kx_sub(e, x, 4), kx_sub(e, x, 5)));
+  isum = i32x4.add(isum, i32x4.add(kx_sub(e, x, 6), kx_sub(e, x, 7)));
+  const msum = i32x4.add(i32x4.dot_i16x8_s(v128.load(bs), v128.load(e, 384)), i32x4.dot_i16x8_s(v128.load(bs, 16), v128.load(e, 400)));
+  const dd = v128.load(e, 416);
+  return dx * (f32x4.extract_lane(dd, 0) * <f32>hsum_i32(isum) - f32x4.extract_lane(dd, 1) * <f32>hsum_i32(msum));
+}
+
 // The K-quant matmuls share one driver: four rows per pass (the activation block is shared and four
 // independent weight streams are in flight), then single rows. `kind` is a constant at each call
 // site, so the block function is chosen at compile time.
@@ -648,11 +712,36 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return q6_K_block(blk, x, bs, dx);
 }
 
-@inline function matmul_kq(kind: i32, blockBytes: i32, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+@inline function matmul_kq(kind: i32, blockBytes: i32, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
   const nb = cols >> 8;
   const bb = <usize>blockBytes;
   const rowBytes = <usize>nb * bb;
   let r = r0;
+  if (T > 1 && kind != 6) {
+    // prefill (Q4_K, Q5_K): per block, four rows expanded into scratch, then every token
+    for (; r + 4 <= r1; r += 4) {
+      const w0 = wPtr + <usize>r * rowBytes;
+      for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
+      for (let b = 0; b < nb; b++) {
+        const o = <usize>b * bb;
+        k4_expand(kind, w0 + o, scratch);
+        k4_expand(kind, w0 + rowBytes + o, scratch + KX_ROW);
+        k4_expand(kind, w0 + 2 * rowBytes + o, scratch + 2 * KX_ROW);
+        k4_expand(kind, w0 + 3 * rowBytes + o, scratch + 3 * KX_ROW);
+        for (let t = 0; t < T; t++) {
+          const x = qsPtr + <usize>t * <usize>cols + (<usize>b << 8);
+          const bs = bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5);
+          const dx = load<f32>(dPtr + (<usize>(t * nb + b) << 2));
+          const out = outPtr + (<usize>(t * rows + r) << 2);
+          // the same additions, in the same order, as the decode path's a0 += …
+          store<f32>(out, load<f32>(out) + k4_dot_expanded(scratch, x, bs, dx));
+          store<f32>(out, load<f32>(out, 4) + k4_dot_expanded(scratch + KX_ROW, x, bs, dx), 4);
+          store<f32>(out, load<f32>(out, 8) + k4_dot_expanded(scratch + 2 * KX_ROW, x, bs, dx), 8);
+          store<f32>(out, load<f32>(out, 12) + k4_dot_expanded(scratch + 3 * KX_ROW, x, bs, dx), 12);
+        }
+      }
+    }
+  }
   const wEnd = wPtr + <usize>r1 * rowBytes;
   let touched = i32x4.splat(0);
   for (; r + 4 <= r1; r += 4) {
@@ -696,16 +785,16 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   }
 }
 
-export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  matmul_kq(4, 144, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T);
+export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
+  matmul_kq(4, 144, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch);
 }
 
-export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  matmul_kq(5, 176, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T);
+export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
+  matmul_kq(5, 176, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch);
 }
 
-export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  matmul_kq(6, 210, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T);
+export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
+  matmul_kq(6, 210, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch);
 }
 
 

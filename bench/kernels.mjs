@@ -29,7 +29,7 @@ for (const name of types) {
   const src = new Float32Array(64 * COLS).map(() => Math.random() * 2 - 1);
   const rows64 = quantize(type, src);
   const wBytes = ROWS * rowBytes;
-  const x = KERNEL_STATIC_BYTES, qs = x + T * COLS * 4, d = qs + T * COLS, bs = d + T * COLS, out = bs + T * COLS, w = out + T * ROWS * 4 + 64;
+  const scratch = KERNEL_STATIC_BYTES, x = scratch + 4096, qs = x + T * COLS * 4, d = qs + T * COLS, bs = d + T * COLS, out = bs + T * COLS, w = out + T * ROWS * 4 + 64;
   const memory = new WebAssembly.Memory({ initial: Math.ceil((w + wBytes + 4 * rowBytes) / 65536), maximum: 65536, shared: true });
   const k = instantiate(kernelModule('auto'), memory);
   const u8 = new Uint8Array(memory.buffer);
@@ -46,7 +46,7 @@ for (const name of types) {
       const t0 = performance.now();
       if (name === 'Q4_0x4') k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, sub);
       else if (act === 'q8_0' && name !== 'Q4_0') k[fn](out, w, qs, d, COLS, rows, 0, rows, TT);
-      else k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT);
+      else k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, scratch);
       times.push(performance.now() - t0);
     }
     return ((rows * COLS * TT) / median(times) / 1e6).toFixed(2);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { instantiate, kernelBuild, selectKernels, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from '../src/backend/wasm/kernels.js';
+import { instantiate, kernelBuild, selectKernels, KERNEL_SCRATCH_BYTES, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from '../src/backend/wasm/kernels.js';
 import { matmulRef, rmsnormRef, swigluRef, ropeRef, attentionRef, RefOps } from '../src/backend/ref/ops.js';
 import { quantizeQ8_0Act, quantizeQ8KAct } from '../src/quant/activations.js';
 import { quantize, canQuantize } from '../src/quant/quantize.js';
@@ -123,7 +123,7 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
             if (type === GGMLType.F16) h.k.round_f16_row(xh, xp, T * cols);
             if (type === GGMLType.BF16) h.k.round_bf16_row(xh, xp, T * cols);
             const f = h.k[name] as (...a: number[]) => void;
-            if (type === GGMLType.Q4_0 || type === GGMLType.Q2_K || type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T);
+            if (type === GGMLType.Q4_0 || type === GGMLType.Q2_K || type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES));
             else if (type === GGMLType.F32) f(out, wp, xp, cols, rows, 0, rows, T);
             else if (type === GGMLType.F16 || type === GGMLType.BF16) f(out, wp, xh, cols, rows, 0, rows, T);
             else f(out, wp, qp, dp, cols, rows, 0, rows, T);
@@ -213,6 +213,43 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
     }
     LEVEL = 'simd128';
   });
+});
+
+for (const level of LEVELS)
+it(`[${level}] a batch gives each token what it alone gives (prefill paths = decode paths, bit for bit)`, () => {
+  LEVEL = level;
+  for (const [type, name] of [[GGMLType.Q4_0, 'matmul_q4_0'], [GGMLType.Q8_0, 'matmul_q8_0'], [GGMLType.Q4_K, 'matmul_q4_K'], [GGMLType.Q5_K, 'matmul_q5_K'], [GGMLType.Q6_K, 'matmul_q6_K']] as const) {
+    const rows = 10, cols = 512, T = 3;
+    const rng = new Rng(11);
+    const wq = quantize(type, randn(rng, rows * cols, 0.1));
+    const h = harness(4 << 20);
+    const wp = h.put(wq), xp = h.put(randn(rng, T * cols));
+    const qp = h.alloc(T * cols), dp = h.alloc(T * cols), bp = h.alloc(T * cols), scratch = h.alloc(KERNEL_SCRATCH_BYTES);
+    const kq = type !== GGMLType.Q4_0 && type !== GGMLType.Q8_0;
+    for (let t = 0; t < T; t++)
+      if (kq) h.k.quantize_q8_K(qp + t * cols, dp + (t * cols) / 64, bp + (t * cols) / 8, xp + t * cols * 4, cols);
+      else h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, bp + (t * cols) / 8, xp + t * cols * 4, cols);
+    const f = h.k[name] as (...a: number[]) => void;
+    const call = (out: number, t0: number, n: number) =>
+      type === GGMLType.Q8_0
+        ? f(out, wp, qp + t0 * cols, dp + (t0 * cols) / 8, cols, rows, 0, rows, n)
+        : f(out, wp, qp + t0 * cols, dp + (t0 * cols) / (kq ? 64 : 8), bp + (t0 * cols) / 8, cols, rows, 0, rows, n, scratch);
+    const batch = h.alloc(T * rows * 4), one = h.alloc(rows * 4);
+    call(batch, 0, T);
+    for (let t = 0; t < T; t++) {
+      call(one, t, 1);
+      expect(h.f32(batch + t * rows * 4, rows), `${name} token ${t}`).toEqual(h.f32(one, rows));
+    }
+    if (type === GGMLType.Q4_0) {
+      const wx = h.put(repackQ4_0x4(wq.subarray(0, 8 * (wq.length / rows)), 8, cols));
+      h.k.matmul_q4_0x4(batch, wx, qp, dp, bp, cols, 8, 0, 8, T, 0);
+      for (let t = 0; t < T; t++) {
+        h.k.matmul_q4_0x4(one, wx, qp + t * cols, dp + (t * cols) / 8, bp + (t * cols) / 8, cols, 8, 0, 8, 1, 0);
+        expect(h.f32(batch + t * 8 * 4, 8), `matmul_q4_0x4 token ${t}`).toEqual(h.f32(one, 8));
+      }
+    }
+  }
+  LEVEL = 'simd128';
 });
 
 for (const level of LEVELS)

@@ -23,9 +23,9 @@ export interface Kernels {
   matmul_q2_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q3_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q8_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
-  matmul_q4_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
-  matmul_q5_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
-  matmul_q6_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
+  matmul_q4_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number): void;
+  matmul_q5_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number): void;
+  matmul_q6_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number): void;
   matmul_f32(outPtr: number, wPtr: number, xPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_f16(outPtr: number, wPtr: number, xPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   round_f16_row(outPtr: number, xPtr: number, n: number): void;
@@ -57,6 +57,8 @@ export function packageRoot(): string {
  * it again. Allocations start above this.
  */
 export const KERNEL_STATIC_BYTES = 65536;
+/** per-thread scratch of the K-quant prefill kernels (four expanded blocks, 4 · 432 bytes, and room) */
+export const KERNEL_SCRATCH_BYTES = 4096;
 
 /** which kernel build runs: SIMD128 everywhere, or relaxed SIMD (integer dot instructions) where the engine has it */
 export type SimdLevel = 'simd128' | 'relaxed';
@@ -148,8 +150,8 @@ function selfTest(base: WebAssembly.Module, relaxed: WebAssembly.Module): boolea
     ] as const) {
       scales(bytes, [0, 2]);
       a.quantize_q8_K(Q, D, S, X, cols);
-      fa(O1, W, Q, D, S, cols, rows, 0, rows, 1);
-      fb(O2, W, Q, D, S, cols, rows, 0, rows, 1);
+      fa(O1, W, Q, D, S, cols, rows, 0, rows, 1, O2 + 64);
+      fb(O2, W, Q, D, S, cols, rows, 0, rows, 1, O2 + 64);
       if (!close(O1, O2, rows)) return false;
     }
     return true;

@@ -15,7 +15,7 @@ import { GGML_TYPES, GGMLType, vecDotType } from '../../quant/ggml-type.js';
 import { dequantizeRow } from '../../quant/dequantize.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../ops.js';
 import { matmulRef } from '../ref/ops.js';
-import { instantiate, selectKernels, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from './kernels.js';
+import { instantiate, selectKernels, KERNEL_SCRATCH_BYTES, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from './kernels.js';
 import { Crew } from './crew.js';
 import { Op, runShare } from './share.js';
 import { q4_0x4Row } from './q4_0x4.js';
@@ -46,6 +46,8 @@ class Bank {
   top = KERNEL_STATIC_BYTES; // page 0 is the kernels' static data
   /** staging for activations of matmuls whose weight lives here (banks ≥ 1) */
   staging = 0;
+  /** per-thread kernel scratch (KERNEL_SCRATCH_BYTES each) */
+  scratch = 0;
   constructor(
     module: WebAssembly.Module,
     initialBytes: number,
@@ -104,6 +106,7 @@ export class WasmOps implements Ops<WasmBuf> {
   private readonly banks: Bank[] = [];
   private crewInstance: Crew | undefined;
   private readonly stagingBytes: number;
+  private readonly scratchBytes: number;
   private readonly bankBytes: number;
   /** bank-0 scratch */
   private readonly xq: number; // i8 [maxT · maxCols]
@@ -125,13 +128,15 @@ export class WasmOps implements Ops<WasmBuf> {
     // per-bank staging: qs + d + bsums + f16-rounded x + output
     this.stagingBytes = maxT * maxCols + maxT * (maxCols / 32) * 4 + maxT * (maxCols / 16) * 2 + maxT * maxCols * 4 + maxT * maxRows * 4 + 5 * ALIGN;
     this.bankBytes = Math.min(plan.bankBytes ?? MAX_PAGES * PAGE, MAX_PAGES * PAGE);
-    const need = plan.reserveBytes + this.stagingBytes;
+    this.scratchBytes = plan.threads * KERNEL_SCRATCH_BYTES;
+    const need = plan.reserveBytes + this.stagingBytes + this.scratchBytes;
     const b0 = new Bank(this.module, KERNEL_STATIC_BYTES + need, Math.max(this.bankBytes, KERNEL_STATIC_BYTES + need + ALIGN));
     this.banks.push(b0);
     const start = b0.alloc(need);
     if (start === undefined) throw new RangeError(`activations and KV cache need ${need} bytes, more than one 4 GiB WASM memory`);
     this.reserveTop = start;
     this.reserveEnd = start + need;
+    b0.scratch = this.reserve(this.scratchBytes);
     this.xq = this.reserve(maxT * maxCols);
     this.xd = this.reserve(maxT * (maxCols / 32) * 4);
     this.xbs = this.reserve(maxT * (maxCols / 16) * 2);
@@ -196,8 +201,10 @@ export class WasmOps implements Ops<WasmBuf> {
     let ptr = t.shape.length === 1 ? ((bank = 0), this.reserve(t.byteSize)) : this.banks[bank]!.alloc(t.byteSize);
     if (ptr === undefined) {
       // a new bank, with its own staging area for cross-bank matmuls
-      const b = new Bank(this.module, KERNEL_STATIC_BYTES + t.byteSize + this.stagingBytes + 2 * ALIGN, Math.max(this.bankBytes, KERNEL_STATIC_BYTES + t.byteSize + this.stagingBytes + 2 * ALIGN));
+      const size = KERNEL_STATIC_BYTES + t.byteSize + this.stagingBytes + this.scratchBytes + 3 * ALIGN;
+      const b = new Bank(this.module, size, Math.max(this.bankBytes, size));
       b.staging = b.alloc(this.stagingBytes)!;
+      b.scratch = b.alloc(this.scratchBytes)!;
       this.banks.push(b);
       bank = this.banks.length - 1;
       ptr = b.alloc(t.byteSize);
@@ -292,7 +299,7 @@ export class WasmOps implements Ops<WasmBuf> {
       floatIn
         ? [op, w.bank, outPtr, w.ptr, inPtr, cols, rows, T]
         : withBsums
-          ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T, w.subnormalScales]
+          ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T, op === Op.MATMUL_Q4_0X4 ? w.subnormalScales : bank.scratch]
           : [op, w.bank, outPtr, w.ptr, qs, d, cols, rows, T];
     const kernels = this.banks.map((b) => b.k);
     this.crew.run(args, (i, n) => runShare(kernels, args, i, n));

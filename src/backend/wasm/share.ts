@@ -5,7 +5,7 @@
  * output element is computed by exactly one thread in a fixed order, so results are bit-identical
  * for any number of threads.
  */
-import type { Kernels } from './kernels.js';
+import { KERNEL_SCRATCH_BYTES, type Kernels } from './kernels.js';
 
 export enum Op {
   MATMUL_Q4_0 = 1,
@@ -67,10 +67,11 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     case Op.MATMUL_Q4_K:
     case Op.MATMUL_Q5_K:
     case Op.MATMUL_Q6_K: {
-      // out, w, qs, d, bsums (Q8_K) or block sums (Q8_0 for Q4_0), cols, rows, T
+      // out, w, qs, d, bsums (Q8_K) or block sums (Q8_0 for Q4_0), cols, rows, T, the bank's scratch
       const [r0, r1] = split(a[8]!, i, k, 4);
       if (r0 >= r1) return;
-      (a[0] === Op.MATMUL_Q4_0 ? K.matmul_q4_0 : a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : a[0] === Op.MATMUL_Q5_K ? K.matmul_q5_K : a[0] === Op.MATMUL_Q6_K ? K.matmul_q6_K : K.matmul_q2_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
+      const scratch = a[10]! + i * KERNEL_SCRATCH_BYTES; // this thread's
+      (a[0] === Op.MATMUL_Q4_0 ? K.matmul_q4_0 : a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : a[0] === Op.MATMUL_Q5_K ? K.matmul_q5_K : a[0] === Op.MATMUL_Q6_K ? K.matmul_q6_K : K.matmul_q2_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!, scratch);
       return;
     }
     case Op.MATMUL_F32:
