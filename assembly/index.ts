@@ -601,33 +601,35 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return dx * (f16_to_f32(load<u16>(blk + 208)) * <f32>total);
 }
 
+// group k (0..3, a constant after inlining) of the values at lanes l..l+15 of a Q6_K half: weights
+// l + 32k of the half, 4 bits of ql (qla for k even, qlb odd; low nibbles for k < 2) and bits 2k..2k+1
+// of qh — 0..63 (relaxed) or less 32 (SIMD128). Bytes are shifted as 16-bit lanes where the mask,
+// or values ≤ 3 shifted left, keep them apart.
+@inline function q6_group(qla: v128, qlb: v128, qhv: v128, k: i32): v128 {
+  const m4 = i8x16.splat(0x0f), m2 = i8x16.splat(3);
+  const ql = k & 1 ? qlb : qla;
+  const lo = k < 2 ? v128.and(ql, m4) : hi_nibbles(ql);
+  const q = v128.or(lo, i16x8.shl(v128.and(k == 0 ? qhv : i16x8.shr_u(qhv, 2 * k), m2), 4));
+  return ASC_FEATURE_RELAXED_SIMD ? q : i8x16.sub(q, i8x16.splat(32));
+}
+
 // lanes l..l+15 of half h (constants after inlining) of a Q6_K block: four groups of 16 weights,
 // Σ sc·q·x as i32x4 partials; sc = this half's scales as i16
 @inline function q6_K_quarter(blk: usize, x: usize, sc: v128, h: i32, l: i32): v128 {
-  const m4 = i8x16.splat(0x0f), m2 = i8x16.splat(3), s32 = i8x16.splat(32);
   const ql = blk + (<usize>h << 6) + <usize>l, qh = blk + 128 + (<usize>h << 5) + <usize>l;
   const xh = x + (<usize>h << 7) + <usize>l;
   const is = l >> 4;
   const qla = v128.load(ql), qlb = v128.load(ql, 32), qhv = v128.load(qh);
-  // 6-bit values 0..63 (bytes shifted as 16-bit lanes where the mask, or values ≤ 3 shifted left,
-  // keep them apart); the −32 is applied by the caller (relaxed) or here (SIMD128)
-  let q1 = v128.or(v128.and(qla, m4), i16x8.shl(v128.and(qhv, m2), 4));
-  let q2 = v128.or(v128.and(qlb, m4), i16x8.shl(v128.and(i16x8.shr_u(qhv, 2), m2), 4));
-  let q3 = v128.or(hi_nibbles(qla), i16x8.shl(v128.and(i16x8.shr_u(qhv, 4), m2), 4));
-  let q4 = v128.or(hi_nibbles(qlb), i16x8.shl(v128.and(i16x8.shr_u(qhv, 6), m2), 4));
+  const q1 = q6_group(qla, qlb, qhv, 0), q2 = q6_group(qla, qlb, qhv, 1), q3 = q6_group(qla, qlb, qhv, 2), q4 = q6_group(qla, qlb, qhv, 3);
   const x1 = v128.load(xh), x2 = v128.load(xh, 32), x3 = v128.load(xh, 64), x4 = v128.load(xh, 96);
   let p1: v128, p2: v128, p3: v128, p4: v128;
   if (ASC_FEATURE_RELAXED_SIMD) {
-    // one i8×i7 pair-dot per 16 values (|lane| ≤ 2·63·127 fits i16)
+    // one i8×i7 pair-dot per 16 values (|lane| ≤ 2·63·127 fits i16); the −32 is the caller's
     p1 = i16x8.relaxed_dot_i8x16_i7x16_s(x1, q1);
     p2 = i16x8.relaxed_dot_i8x16_i7x16_s(x2, q2);
     p3 = i16x8.relaxed_dot_i8x16_i7x16_s(x3, q3);
     p4 = i16x8.relaxed_dot_i8x16_i7x16_s(x4, q4);
   } else {
-    q1 = i8x16.sub(q1, s32);
-    q2 = i8x16.sub(q2, s32);
-    q3 = i8x16.sub(q3, s32);
-    q4 = i8x16.sub(q4, s32);
     // |q·x| ≤ 32·128: two products per i16 lane fit
     p1 = i16x8.add(i16x8.extmul_low_i8x16_s(q1, x1), i16x8.extmul_high_i8x16_s(q1, x1));
     p2 = i16x8.add(i16x8.extmul_low_i8x16_s(q2, x2), i16x8.extmul_high_i8x16_s(q2, x2));
@@ -703,6 +705,81 @@ const KX_ROW: usize = 432;
   return dx * (f32x4.extract_lane(dd, 0) * <f32>hsum_i32(isum) - f32x4.extract_lane(dd, 1) * <f32>hsum_i32(msum));
 }
 
+// A Q6_K block expanded (KX6_ROW bytes at e): its 256 6-bit values in activation order (relaxed:
+// 0..63; SIMD128: less 32, as q6_K_quarter dots them), the 16 scales as i16 splats (at 256 + 16g:
+// group g of 16 values has scale g), the scales as two i16x8 for the −32 term (at 512, 528) and d
+// as f32 (at 544). q6_dot_expanded then gives q6_K_block's value exactly.
+const KX6_ROW: usize = 560;
+
+@inline function q6_expand_quarter(blk: usize, e: usize, h: i32, l: i32): void {
+  const ql = blk + (<usize>h << 6) + <usize>l, qh = blk + 128 + (<usize>h << 5) + <usize>l;
+  const qla = v128.load(ql), qlb = v128.load(ql, 32), qhv = v128.load(qh);
+  const o = e + (<usize>h << 7) + <usize>l;
+  v128.store(o, q6_group(qla, qlb, qhv, 0));
+  v128.store(o, q6_group(qla, qlb, qhv, 1), 32);
+  v128.store(o, q6_group(qla, qlb, qhv, 2), 64);
+  v128.store(o, q6_group(qla, qlb, qhv, 3), 96);
+}
+
+@inline function q6_expand(blk: usize, e: usize): void {
+  q6_expand_quarter(blk, e, 0, 0);
+  q6_expand_quarter(blk, e, 0, 16);
+  q6_expand_quarter(blk, e, 1, 0);
+  q6_expand_quarter(blk, e, 1, 16);
+  const scv = v128.load(blk + 192);
+  const sc0 = i16x8.extend_low_i8x16_s(scv), sc1 = i16x8.extend_high_i8x16_s(scv);
+  v128.store(e, splat16(sc0, 0), 256);
+  v128.store(e, splat16(sc0, 1), 272);
+  v128.store(e, splat16(sc0, 2), 288);
+  v128.store(e, splat16(sc0, 3), 304);
+  v128.store(e, splat16(sc0, 4), 320);
+  v128.store(e, splat16(sc0, 5), 336);
+  v128.store(e, splat16(sc0, 6), 352);
+  v128.store(e, splat16(sc0, 7), 368);
+  v128.store(e, splat16(sc1, 0), 384);
+  v128.store(e, splat16(sc1, 1), 400);
+  v128.store(e, splat16(sc1, 2), 416);
+  v128.store(e, splat16(sc1, 3), 432);
+  v128.store(e, splat16(sc1, 4), 448);
+  v128.store(e, splat16(sc1, 5), 464);
+  v128.store(e, splat16(sc1, 6), 480);
+  v128.store(e, splat16(sc1, 7), 496);
+  v128.store(e, sc0, 512);
+  v128.store(e, sc1, 528);
+  store<f32>(e, f16_to_f32(load<u16>(blk + 208)), 544);
+}
+
+// group g (16 values) of an expanded Q6_K block against the activation's, scaled (i32x4 partials)
+@inline function q6x_group(e: usize, x: usize, g: usize): v128 {
+  const q = v128.load(e + 16 * g), xv = v128.load(x + 16 * g);
+  let p: v128;
+  if (ASC_FEATURE_RELAXED_SIMD) p = i16x8.relaxed_dot_i8x16_i7x16_s(xv, q);
+  else p = i16x8.add(i16x8.extmul_low_i8x16_s(q, xv), i16x8.extmul_high_i8x16_s(q, xv));
+  return i32x4.dot_i16x8_s(p, v128.load(e + 16 * g, 256));
+}
+
+@inline function q6_dot_expanded(e: usize, x: usize, bs: usize, dx: f32): f32 {
+  let isum = i32x4.add(q6x_group(e, x, 0), q6x_group(e, x, 1));
+  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 2), q6x_group(e, x, 3)));
+  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 4), q6x_group(e, x, 5)));
+  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 6), q6x_group(e, x, 7)));
+  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 8), q6x_group(e, x, 9)));
+  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 10), q6x_group(e, x, 11)));
+  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 12), q6x_group(e, x, 13)));
+  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 14), q6x_group(e, x, 15)));
+  let total = hsum_i32(isum);
+  if (ASC_FEATURE_RELAXED_SIMD) total -= hsum_i32(i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 512), v128.load(bs)), i32x4.dot_i16x8_s(v128.load(e, 528), v128.load(bs, 16)))) << 5;
+  return dx * (load<f32>(e, 544) * <f32>total);
+}
+
+@inline function kx_expand(kind: i32, blk: usize, e: usize): void {
+  if (kind == 6) q6_expand(blk, e);
+  else k4_expand(kind, blk, e);
+}
+@inline function kx_dot(kind: i32, e: usize, x: usize, bs: usize, dx: f32): f32 {
+  return kind == 6 ? q6_dot_expanded(e, x, bs, dx) : k4_dot_expanded(e, x, bs, dx);
+}
+
 // The K-quant matmuls share one driver: four rows per pass (the activation block is shared and four
 // independent weight streams are in flight), then single rows. `kind` is a constant at each call
 // site, so the block function is chosen at compile time.
@@ -717,27 +794,28 @@ const KX_ROW: usize = 432;
   const bb = <usize>blockBytes;
   const rowBytes = <usize>nb * bb;
   let r = r0;
-  if (T > 1 && kind != 6) {
-    // prefill (Q4_K, Q5_K): per block, four rows expanded into scratch, then every token
+  if (T > 1) {
+    // prefill: per block, four rows expanded into scratch, then every token
+    const KXR = kind == 6 ? KX6_ROW : KX_ROW;
     for (; r + 4 <= r1; r += 4) {
       const w0 = wPtr + <usize>r * rowBytes;
       for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
       for (let b = 0; b < nb; b++) {
         const o = <usize>b * bb;
-        k4_expand(kind, w0 + o, scratch);
-        k4_expand(kind, w0 + rowBytes + o, scratch + KX_ROW);
-        k4_expand(kind, w0 + 2 * rowBytes + o, scratch + 2 * KX_ROW);
-        k4_expand(kind, w0 + 3 * rowBytes + o, scratch + 3 * KX_ROW);
+        kx_expand(kind, w0 + o, scratch);
+        kx_expand(kind, w0 + rowBytes + o, scratch + KXR);
+        kx_expand(kind, w0 + 2 * rowBytes + o, scratch + 2 * KXR);
+        kx_expand(kind, w0 + 3 * rowBytes + o, scratch + 3 * KXR);
         for (let t = 0; t < T; t++) {
           const x = qsPtr + <usize>t * <usize>cols + (<usize>b << 8);
           const bs = bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5);
           const dx = load<f32>(dPtr + (<usize>(t * nb + b) << 2));
           const out = outPtr + (<usize>(t * rows + r) << 2);
           // the same additions, in the same order, as the decode path's a0 += …
-          store<f32>(out, load<f32>(out) + k4_dot_expanded(scratch, x, bs, dx));
-          store<f32>(out, load<f32>(out, 4) + k4_dot_expanded(scratch + KX_ROW, x, bs, dx), 4);
-          store<f32>(out, load<f32>(out, 8) + k4_dot_expanded(scratch + 2 * KX_ROW, x, bs, dx), 8);
-          store<f32>(out, load<f32>(out, 12) + k4_dot_expanded(scratch + 3 * KX_ROW, x, bs, dx), 12);
+          store<f32>(out, load<f32>(out) + kx_dot(kind, scratch, x, bs, dx));
+          store<f32>(out, load<f32>(out, 4) + kx_dot(kind, scratch + KXR, x, bs, dx), 4);
+          store<f32>(out, load<f32>(out, 8) + kx_dot(kind, scratch + 2 * KXR, x, bs, dx), 8);
+          store<f32>(out, load<f32>(out, 12) + kx_dot(kind, scratch + 3 * KXR, x, bs, dx), 12);
         }
       }
     }
