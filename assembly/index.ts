@@ -402,16 +402,58 @@ export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: us
   return i32x4.add(s, i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(b, x1)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(b, x1))));
 }
 
+// a Q8_0 row's 32 (clamped) weights as four i16x8 at e
+@inline function q8_0_expand(e: usize, a: v128, b: v128): void {
+  v128.store(e, i16x8.extend_low_i8x16_s(a));
+  v128.store(e, i16x8.extend_high_i8x16_s(a), 16);
+  v128.store(e, i16x8.extend_low_i8x16_s(b), 32);
+  v128.store(e, i16x8.extend_high_i8x16_s(b), 48);
+}
+// Σ w·x of an expanded row and a token's activations widened to i16, as i32x4 partials
+@inline function q8_0x_row(e: usize, xa: v128, xb: v128, xc: v128, xd: v128): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(v128.load(e), xa), i32x4.dot_i16x8_s(v128.load(e, 16), xb)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 32), xc), i32x4.dot_i16x8_s(v128.load(e, 48), xd)),
+  );
+}
+
 // Four rows per pass, reduced together (hsum4, lane = row) with one float step per block, as
 // Q4_0; a single row does the same float operations in scalar. Decode touches the weights
 // TOUCH_AHEAD bytes ahead, as the K-quants do.
-export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 34;
   const wEnd = wPtr + <usize>r1 * rowBytes;
   const zero = i8x16.splat(0);
   let touched = i32x4.splat(0);
   let r = r0;
+  if (T > 1) {
+    // prefill: each block of four rows expanded once into scratch — the weights clamped as above
+    // and widened to i16 (16 vectors), their scales as f32 (at 256) — then dotted with every token
+    // by i16 dots, the same integer sums; out accumulates the decode path's float steps in order
+    for (; r + 4 <= r1; r += 4) {
+      const g = wPtr + <usize>r * rowBytes;
+      for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
+      const m127 = i8x16.splat(-127);
+      for (let b = 0; b < nb; b++) {
+        const w0 = g + <usize>b * 34, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+        q8_0_expand(scratch, i8x16.max_s(v128.load(w0, 2), m127), i8x16.max_s(v128.load(w0, 18), m127));
+        q8_0_expand(scratch + 64, i8x16.max_s(v128.load(w1, 2), m127), i8x16.max_s(v128.load(w1, 18), m127));
+        q8_0_expand(scratch + 128, i8x16.max_s(v128.load(w2, 2), m127), i8x16.max_s(v128.load(w2, 18), m127));
+        q8_0_expand(scratch + 192, i8x16.max_s(v128.load(w3, 2), m127), i8x16.max_s(v128.load(w3, 18), m127));
+        v128.store(scratch, f16x8_lo(scales4(w0, w1, w2, w3)), 256);
+        for (let t = 0; t < T; t++) {
+          const tb = <usize>(t * nb + b);
+          const xb = qsPtr + (tb << 5);
+          const x0 = v128.load(xb), x1 = v128.load(xb, 16);
+          const xa = i16x8.extend_low_i8x16_s(x0), xb_ = i16x8.extend_high_i8x16_s(x0), xc = i16x8.extend_low_i8x16_s(x1), xd = i16x8.extend_high_i8x16_s(x1);
+          const s = hsum4(q8_0x_row(scratch, xa, xb_, xc, xd), q8_0x_row(scratch + 64, xa, xb_, xc, xd), q8_0x_row(scratch + 128, xa, xb_, xc, xd), q8_0x_row(scratch + 192, xa, xb_, xc, xd));
+          const out = outPtr + (<usize>(t * rows + r) << 2);
+          v128.store(out, f32x4.add(v128.load(out), f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(v128.load(scratch, 256), v128.load32_splat(dPtr + (tb << 2))))));
+        }
+      }
+    }
+  }
   for (; r + 4 <= r1; r += 4) {
     const g = wPtr + <usize>r * rowBytes;
     const ahead = T == 1 && g + 4 * rowBytes + TOUCH_AHEAD <= wEnd ? g + TOUCH_AHEAD : 0;

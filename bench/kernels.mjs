@@ -45,7 +45,7 @@ for (const name of types) {
     for (let i = 0; i < REPS; i++) {
       const t0 = performance.now();
       if (name === 'Q4_0x4') k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, sub);
-      else if (act === 'q8_0' && name !== 'Q4_0') k[fn](out, w, qs, d, COLS, rows, 0, rows, TT);
+      else if (act === 'q8_0' && name !== 'Q4_0') k[fn](out, w, qs, d, COLS, rows, 0, rows, TT, scratch);
       else k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, scratch);
       times.push(performance.now() - t0);
     }

@@ -126,7 +126,7 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
             if (type === GGMLType.Q4_0 || type === GGMLType.Q2_K || type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES));
             else if (type === GGMLType.F32) f(out, wp, xp, cols, rows, 0, rows, T);
             else if (type === GGMLType.F16 || type === GGMLType.BF16) f(out, wp, xh, cols, rows, 0, rows, T);
-            else f(out, wp, qp, dp, cols, rows, 0, rows, T);
+            else f(out, wp, qp, dp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES));
             const got = h.f32(out, T * rows);
             const want = new Float32Array(T * rows);
             matmulRef(want, { name: 'w', type, rows, cols, bytes: wq, rowBytes: wq.length / rows }, x, T);
@@ -232,7 +232,7 @@ it(`[${level}] a batch gives each token what it alone gives (prefill paths = dec
     const f = h.k[name] as (...a: number[]) => void;
     const call = (out: number, t0: number, n: number) =>
       type === GGMLType.Q8_0
-        ? f(out, wp, qp + t0 * cols, dp + (t0 * cols) / 8, cols, rows, 0, rows, n)
+        ? f(out, wp, qp + t0 * cols, dp + (t0 * cols) / 8, cols, rows, 0, rows, n, scratch)
         : f(out, wp, qp + t0 * cols, dp + (t0 * cols) / (kq ? 64 : 8), bp + (t0 * cols) / 8, cols, rows, 0, rows, n, scratch);
     const batch = h.alloc(T * rows * 4), one = h.alloc(rows * 4);
     call(batch, 0, T);
@@ -255,7 +255,7 @@ it(`[${level}] a batch gives each token what it alone gives (prefill paths = dec
 for (const level of LEVELS)
 it(`[${level}] matmul_q8_0 reads a weight of −128 (which ggml never writes) as −127`, () => {
   LEVEL = level;
-  const rows = 5, cols = 64, T = 1;
+  const rows = 5, cols = 64, T = 2; // decode path (the fifth row) and prefill path (the first four)
   const rng = new Rng(3);
   const wq = quantize(GGMLType.Q8_0, randn(rng, rows * cols, 0.1));
   const clamped = wq.slice();
@@ -264,14 +264,14 @@ it(`[${level}] matmul_q8_0 reads a weight of −128 (which ggml never writes) as
     wq[o] = 0x80; // −128
     clamped[o] = 0x81; // −127
   }
-  const x = randn(rng, cols).map((v, i) => (i % 3 ? -Math.abs(v) : v)); // negative where the weights are
+  const x = randn(rng, T * cols).map((v, i) => (i % 3 ? -Math.abs(v) : v)); // negative where the weights are
   const h = harness(1 << 20);
-  const wp = h.put(wq), xp = h.put(x), qp = h.alloc(cols), dp = h.alloc(cols), sp = h.alloc(cols), out = h.alloc(rows * 4);
-  h.k.quantize_q8_0(qp, dp, sp, xp, cols);
-  h.k.matmul_q8_0(out, wp, qp, dp, cols, rows, 0, rows, T);
-  const want = new Float32Array(rows);
+  const wp = h.put(wq), xp = h.put(x), qp = h.alloc(T * cols), dp = h.alloc(T * cols), sp = h.alloc(T * cols), out = h.alloc(T * rows * 4);
+  for (let t = 0; t < T; t++) h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, sp + (t * cols) / 8, xp + t * cols * 4, cols);
+  h.k.matmul_q8_0(out, wp, qp, dp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES));
+  const want = new Float32Array(T * rows);
   matmulRef(want, { name: 'w', type: GGMLType.Q8_0, rows, cols, bytes: clamped, rowBytes: 68 }, x, T);
-  h.f32(out, rows).forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[i]!))));
+  h.f32(out, T * rows).forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[i]!))));
   LEVEL = 'simd128';
 });
 

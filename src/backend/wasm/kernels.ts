@@ -22,7 +22,7 @@ export interface Kernels {
   round_bf16_row(outPtr: number, xPtr: number, n: number): void;
   matmul_q2_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q3_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
-  matmul_q8_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
+  matmul_q8_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number): void;
   matmul_q4_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number): void;
   matmul_q5_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number): void;
   matmul_q6_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number): void;
@@ -57,7 +57,7 @@ export function packageRoot(): string {
  * it again. Allocations start above this.
  */
 export const KERNEL_STATIC_BYTES = 65536;
-/** per-thread scratch of the K-quant prefill kernels (four expanded blocks, 4 · 432 bytes, and room) */
+/** per-thread scratch of the prefill kernels (Q8_0 and K-quants: four expanded blocks, ≤ 4 · 560 bytes) */
 export const KERNEL_SCRATCH_BYTES = 4096;
 
 /** which kernel build runs: SIMD128 everywhere, or relaxed SIMD (integer dot instructions) where the engine has it */

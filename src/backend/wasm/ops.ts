@@ -300,7 +300,7 @@ export class WasmOps implements Ops<WasmBuf> {
         ? [op, w.bank, outPtr, w.ptr, inPtr, cols, rows, T]
         : withBsums
           ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T, op === Op.MATMUL_Q4_0X4 ? w.subnormalScales : bank.scratch]
-          : [op, w.bank, outPtr, w.ptr, qs, d, cols, rows, T];
+          : [op, w.bank, outPtr, w.ptr, qs, d, cols, rows, T, bank.scratch];
     const kernels = this.banks.map((b) => b.k);
     this.crew.run(args, (i, n) => runShare(kernels, args, i, n));
     if (w.bank !== 0) new Uint8Array(b0.memory.buffer).set(new Uint8Array(bank.memory.buffer, outPtr, T * rows * 4), out.ptr);

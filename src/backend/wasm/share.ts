@@ -42,7 +42,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     case Op.MATMUL_Q5_1:
     case Op.MATMUL_Q8_0:
     case Op.MATMUL_Q3_K: {
-      // out, w, qs, d, cols, rows, T
+      // out, w, qs, d, cols, rows, T, the bank's scratch (Q8_0's prefill uses it)
       const [r0, r1] = split(a[7]!, i, k, 4);
       if (r0 >= r1) return;
       const f = ({
@@ -51,8 +51,8 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
         [Op.MATMUL_Q5_1]: K.matmul_q5_1,
         [Op.MATMUL_Q8_0]: K.matmul_q8_0,
         [Op.MATMUL_Q3_K]: K.matmul_q3_K,
-      } as Record<number, typeof K.matmul_q4_1>)[a[0]!]!;
-      f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!);
+      } as Record<number, typeof K.matmul_q8_0>)[a[0]!]!;
+      f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!, a[9]! + i * KERNEL_SCRATCH_BYTES);
       return;
     }
     case Op.MATMUL_Q4_0X4: {
