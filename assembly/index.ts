@@ -300,19 +300,18 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // One sequential stream per group instead of four, and the four scales are one 8-byte load. The
 // arithmetic is matmul_q4_0's, so every row's result is bit-identical to it. (twin: repackQ4_0x4)
 
-// rows in place → interleaved, four rows at a time through tmp (4·rowBytes bytes). rows % 4 == 0.
+// rows in ggml's layout at srcPtr → interleaved at dstPtr (another place). rows % 4 == 0.
 // Returns how many block scales are subnormal halves (see matmul_q4_0x4's last argument).
-export function repack_q4_0x4(wPtr: usize, tmpPtr: usize, rows: i32, cols: i32): i32 {
+export function repack_q4_0x4(dstPtr: usize, srcPtr: usize, rows: i32, cols: i32): i32 {
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 18;
   let subnormal = 0;
   for (let r = 0; r + 4 <= rows; r += 4) {
-    const g = wPtr + <usize>r * rowBytes;
-    memory.copy(tmpPtr, g, 4 * rowBytes);
+    const g = dstPtr + <usize>r * rowBytes, s = srcPtr + <usize>r * rowBytes;
     for (let b = 0; b < nb; b++) {
       const dst = g + <usize>b * 72;
       for (let i = 0; i < 4; i++) {
-        const src = tmpPtr + <usize>i * rowBytes + <usize>b * 18;
+        const src = s + <usize>i * rowBytes + <usize>b * 18;
         const d = load<u16>(src);
         if ((d & 0x7c00) == 0 && (d & 0x3ff) != 0) subnormal++;
         store<u16>(dst + (<usize>i << 1), d);

@@ -30,11 +30,17 @@ for (const name of types) {
   const rows64 = quantize(type, src);
   const wBytes = ROWS * rowBytes;
   const scratch = KERNEL_STATIC_BYTES, x = scratch + 4096, qs = x + T * COLS * 4, d = qs + T * COLS, bs = d + T * COLS, out = bs + T * COLS, w = out + T * ROWS * 4 + 64;
-  const memory = new WebAssembly.Memory({ initial: Math.ceil((w + wBytes + 4 * rowBytes) / 65536), maximum: 65536, shared: true });
+  const memory = new WebAssembly.Memory({ initial: Math.ceil((w + wBytes + 64 * rowBytes) / 65536), maximum: 65536, shared: true });
   const k = instantiate(kernelModule('auto'), memory);
   const u8 = new Uint8Array(memory.buffer);
   for (let r = 0; r < ROWS; r += 64) u8.set(rows64.subarray(0, Math.min(64, ROWS - r) * rowBytes), w + r * rowBytes);
-  const sub = name === 'Q4_0x4' ? k.repack_q4_0x4(w, w + wBytes, ROWS, COLS) : 0; // the backend's layout for Q4_0
+  // the backend's layout for Q4_0, 64 rows at a time through a staging copy (as loading does)
+  let sub = 0;
+  if (name === 'Q4_0x4')
+    for (let r = 0; r < ROWS; r += 64) {
+      u8.copyWithin(w + wBytes, w + r * rowBytes, w + (r + 64) * rowBytes);
+      sub += k.repack_q4_0x4(w + r * rowBytes, w + wBytes, 64, COLS);
+    }
   new Float32Array(memory.buffer, x, T * COLS).set(new Float32Array(T * COLS).map(() => Math.random() * 2 - 1));
   for (let t = 0; t < T; t++) {
     if (act === 'q8_0') k.quantize_q8_0(qs + t * COLS, d + t * (COLS / 32) * 4, bs + t * (COLS / 8), x + t * COLS * 4, COLS);

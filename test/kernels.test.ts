@@ -157,13 +157,13 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
         const rows = 4 * groups, cols = 32 * nb;
         const wq = quantize(GGMLType.Q4_0, randn(new Rng(seed), rows * cols, seed & 1 ? 1e-5 : 1)); // 1e-5: subnormal scales
         const h = harness(1 << 20);
-        const wp = h.put(wq), tmp = h.alloc(4 * wq.length);
-        const subnormal = h.k.repack_q4_0x4(wp, tmp, rows, cols);
+        const wp = h.put(wq), dst = h.alloc(wq.length);
+        const subnormal = h.k.repack_q4_0x4(dst, wp, rows, cols);
         const packed = repackQ4_0x4(wq, rows, cols);
         let want = 0;
         for (let o = 0; o < wq.length; o += 18) if (!(wq[o + 1]! & 0x7c) && (wq[o]! | (wq[o + 1]! & 3))) want++;
         expect(subnormal).toBe(want);
-        expect(new Uint8Array(h.memory.buffer, wp, wq.length)).toEqual(packed);
+        expect(new Uint8Array(h.memory.buffer, dst, wq.length)).toEqual(packed);
         const rowBytes = wq.length / rows;
         for (let r = 0; r < rows; r++) expect(q4_0x4Row(packed, r, cols)).toEqual(wq.subarray(r * rowBytes, (r + 1) * rowBytes));
       }),

@@ -14,7 +14,7 @@ export interface Kernels {
   matmul_q4_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, sumsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q4_0x4(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, sumsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, subnormalScales: number): void;
   /** returns how many block scales are subnormal halves */
-  repack_q4_0x4(wPtr: number, tmpPtr: number, rows: number, cols: number): number;
+  repack_q4_0x4(dstPtr: number, srcPtr: number, rows: number, cols: number): number;
   matmul_q4_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q5_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q5_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;

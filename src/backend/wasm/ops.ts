@@ -216,11 +216,13 @@ export class WasmOps implements Ops<WasmBuf> {
     let subnormalScales = 0;
     if (!q4_0x4) file.readTensorInto(t, b.u8(ptr, t.byteSize));
     else {
-      // read 256 rows at a time and interleave them while they are still in cache
+      // read up to 256 rows at a time into a staging area, and interleave them into place from there
+      // while they are still in cache (the staging area holds maxT·maxCols f32: ≥ 256 rows for maxT 64)
       const tmp = bank === 0 ? this.xh : b.staging;
-      for (let r = 0; r < rows; r += 256) {
-        const n = Math.min(256, rows - r);
-        file.readTensorRange(t, r * rowBytes, b.u8(ptr + r * rowBytes, n * rowBytes));
+      const chunk = Math.max(4, Math.min(256, Math.floor((this.plan.maxT * this.plan.maxCols * 4) / rowBytes) & ~3));
+      for (let r = 0; r < rows; r += chunk) {
+        const n = Math.min(chunk, rows - r);
+        file.readTensorRange(t, r * rowBytes, b.u8(tmp, n * rowBytes));
         subnormalScales += b.k.repack_q4_0x4(ptr + r * rowBytes, tmp, n, cols);
       }
     }
