@@ -66,6 +66,13 @@ class Bank {
     this.top = end;
     return ptr;
   }
+  /** make [0, end) addressable without allocating it (false if the bank cannot hold it) */
+  reach(end: number): boolean {
+    if (end > this.capacity) return false;
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    return true;
+  }
   u8(ptr: number, n: number): Uint8Array {
     return new Uint8Array(this.memory.buffer, ptr, n);
   }
@@ -216,14 +223,24 @@ export class WasmOps implements Ops<WasmBuf> {
     let subnormalScales = 0;
     if (!q4_0x4) file.readTensorInto(t, b.u8(ptr, t.byteSize));
     else {
-      // read up to 256 rows at a time into a staging area, and interleave them into place from there
-      // while they are still in cache (the staging area holds maxT·maxCols f32: ≥ 256 rows for maxT 64)
-      const tmp = bank === 0 ? this.xh : b.staging;
-      const chunk = Math.max(4, Math.min(256, Math.floor((this.plan.maxT * this.plan.maxCols * 4) / rowBytes) & ~3));
-      for (let r = 0; r < rows; r += chunk) {
-        const n = Math.min(chunk, rows - r);
-        file.readTensorRange(t, r * rowBytes, b.u8(tmp, n * rowBytes));
-        subnormalScales += b.k.repack_q4_0x4(ptr + r * rowBytes, tmp, n, cols);
+      // Read in large pieces (small reads defeat the kernel's readahead when the file is not cached)
+      // displaced by one chunk of rows — into [ptr + shift, ptr + byteSize + shift), the tail past the
+      // tensor being bank space not yet allocated — then interleave chunk by chunk into place, each
+      // chunk's destination covering only source rows already consumed.
+      const chunk = 64;
+      const shift = chunk * rowBytes;
+      const piece = Math.max(chunk, Math.floor((64 << 20) / rowBytes / chunk) * chunk); // rows per read, ≈ 64 MiB
+      const displaced = b.reach(ptr + t.byteSize + shift);
+      const tmp = bank === 0 ? this.xh : b.staging; // otherwise: chunk by chunk through staging
+      for (let p = 0; p < rows; p += piece) {
+        const np = Math.min(piece, rows - p);
+        file.readTensorRange(t, p * rowBytes, b.u8(ptr + (displaced ? shift : 0) + p * rowBytes, np * rowBytes));
+        for (let r = p; r < p + np; r += chunk) {
+          const n = Math.min(chunk, p + np - r);
+          let src = ptr + shift + r * rowBytes;
+          if (!displaced) b.u8(0, b.memory.buffer.byteLength).copyWithin((src = tmp), ptr + r * rowBytes, ptr + (r + n) * rowBytes);
+          subnormalScales += b.k.repack_q4_0x4(ptr + r * rowBytes, src, n, cols);
+        }
       }
     }
     return { name: t.name, type: t.type as GGMLType, rows, cols, bank, ptr, rowBytes, byteSize: t.byteSize, q4_0x4, subnormalScales };
