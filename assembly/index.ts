@@ -340,42 +340,55 @@ export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: us
   const groupBytes = <usize>nb * 72;
   const wEnd = wPtr + <usize>r1 * (groupBytes >> 2); // the touches stay inside this thread's rows
   let touched = i32x4.splat(0);
+  if (T == 1) {
+    // decode: two streams — group i of the first half of this thread's rows beside group i of the
+    // second half — each touched TOUCH_AHEAD on
+    const nG = (r1 - r0) >> 2, half = (nG + 1) >> 1;
+    for (let i = 0; i < half; i++) {
+      const ra = r0 + 4 * i, rb = r0 + 4 * (half + i);
+      const two = half + i < nG;
+      let wa = wPtr + <usize>ra * (groupBytes >> 2), wb = two ? wPtr + <usize>rb * (groupBytes >> 2) : wa;
+      let ta = wa + groupBytes + TOUCH_AHEAD <= wEnd ? wa + TOUCH_AHEAD : wa;
+      let tb = wb + groupBytes + TOUCH_AHEAD <= wEnd ? wb + TOUCH_AHEAD : wb;
+      let xq = qsPtr, xd = dPtr, xs = sumsPtr;
+      const xEnd = xq + <usize>cols;
+      let acca = f32x4.splat(0), accb = f32x4.splat(0);
+      for (; xq < xEnd; xq += 32, xd += 4, xs += 4, ta += 72, tb += 72) {
+        touched = i32x4.add(touched, v128.load32_zero(ta));
+        touched = i32x4.add(touched, v128.load32_zero(ta, 36));
+        touched = i32x4.add(touched, v128.load32_zero(tb));
+        touched = i32x4.add(touched, v128.load32_zero(tb, 36));
+        const x0 = v128.load(xq), x1 = v128.load(xq, 16), dx = v128.load32_splat(xd);
+        const sa = q4_0_isum4(v128.load(wa, 8), v128.load(wa, 24), v128.load(wa, 40), v128.load(wa, 56), x0, x1, xs);
+        acca = f32x4.add(acca, f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.mul(q4_0x4_scales(wa, fast), dx)));
+        const sb = q4_0_isum4(v128.load(wb, 8), v128.load(wb, 24), v128.load(wb, 40), v128.load(wb, 56), x0, x1, xs);
+        accb = f32x4.add(accb, f32x4.mul(f32x4.convert_i32x4_s(sb), f32x4.mul(q4_0x4_scales(wb, fast), dx)));
+        wa += 72;
+        wb += 72;
+      }
+      v128.store(outPtr + (<usize>ra << 2), acca);
+      if (two) v128.store(outPtr + (<usize>rb << 2), accb);
+    }
+    if (T < 0) v128.store(outPtr, touched); // the touches must look used; T is never negative
+    return;
+  }
+  // prefill: each block of a group is loaded once for all T tokens
   for (let r = r0; r + 4 <= r1; r += 4) {
     const g = wPtr + <usize>r * (groupBytes >> 2);
-    if (T > 1) {
-      // prefill: each block of the group is loaded once for all T tokens
-      for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
-      for (let b = 0; b < nb; b++) {
-        const w = g + <usize>b * 72;
-        const q0 = v128.load(w, 8), q1 = v128.load(w, 24), q2 = v128.load(w, 40), q3 = v128.load(w, 56);
-        const dw = q4_0x4_scales(w, fast);
-        for (let t = 0; t < T; t++) {
-          const tb = <usize>(t * nb + b);
-          const xb = qsPtr + (tb << 5);
-          const s = q4_0_isum4(q0, q1, q2, q3, v128.load(xb), v128.load(xb, 16), sumsPtr + (tb << 2));
-          const out = outPtr + (<usize>(t * rows + r) << 2);
-          v128.store(out, f32x4.add(v128.load(out), f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(dw, v128.load32_splat(dPtr + (tb << 2))))));
-        }
+    for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
+    for (let b = 0; b < nb; b++) {
+      const w = g + <usize>b * 72;
+      const q0 = v128.load(w, 8), q1 = v128.load(w, 24), q2 = v128.load(w, 40), q3 = v128.load(w, 56);
+      const dw = q4_0x4_scales(w, fast);
+      for (let t = 0; t < T; t++) {
+        const tb = <usize>(t * nb + b);
+        const xb = qsPtr + (tb << 5);
+        const s = q4_0_isum4(q0, q1, q2, q3, v128.load(xb), v128.load(xb, 16), sumsPtr + (tb << 2));
+        const out = outPtr + (<usize>(t * rows + r) << 2);
+        v128.store(out, f32x4.add(v128.load(out), f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(dw, v128.load32_splat(dPtr + (tb << 2))))));
       }
-      continue;
     }
-    // decode
-    let w = g, tw = g + groupBytes + TOUCH_AHEAD <= wEnd ? g + TOUCH_AHEAD : g; // tw: what is touched
-    let xq = qsPtr, xd = dPtr, xs = sumsPtr;
-    const xEnd = xq + <usize>cols;
-    let acc = f32x4.splat(0);
-    for (; xq < xEnd; xq += 32, xd += 4, xs += 4, tw += 72) {
-      touched = i32x4.add(touched, v128.load32_zero(tw));
-      touched = i32x4.add(touched, v128.load32_zero(tw, 36));
-      const s = q4_0_isum4(v128.load(w, 8), v128.load(w, 24), v128.load(w, 40), v128.load(w, 56), v128.load(xq), v128.load(xq, 16), xs);
-      // lanes [d0 d1 d2 d3]·dx
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(q4_0x4_scales(w, fast), v128.load32_splat(xd))));
-      w += 72;
-    }
-    v128.store(outPtr + (<usize>r << 2), acc);
   }
-  // the touches' sum must look used, or the compiler may drop them; T is never negative
-  if (T < 0) v128.store(outPtr, touched);
 }
 
 // Q8_0 block (34 B): d f16 | qs[32] i8
