@@ -954,6 +954,11 @@ export function matmul_f32(outPtr: usize, wPtr: usize, xPtr: usize, cols: i32, r
 // F16 weights × activations rounded to f16 (ggml's vec_dot_type for F16); xPtr holds those
 // rounded activations as f32 (see round_f16_row). cols % 8 == 0.
 export function matmul_f16(outPtr: usize, wPtr: usize, xPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  matmul_half(false, outPtr, wPtr, xPtr, cols, rows, r0, r1, T);
+}
+
+// F16 or BF16 (a constant at each call site) weights × f32 activations, one row at a time
+@inline function matmul_half(bf16: bool, outPtr: usize, wPtr: usize, xPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const rowBytes = <usize>cols << 1;
   for (let r = r0; r < r1; r++) {
     const w = wPtr + <usize>r * rowBytes;
@@ -962,8 +967,11 @@ export function matmul_f16(outPtr: usize, wPtr: usize, xPtr: usize, cols: i32, r
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
       for (let c = 0; c < cols; c += 8) {
         const h = v128.load(w + (<usize>c << 1));
-        a0 = f32x4.add(a0, f32x4.mul(f16x8_lo(h), v128.load(x + (<usize>c << 2))));
-        a1 = f32x4.add(a1, f32x4.mul(f16x8_hi(h), v128.load(x + (<usize>c << 2) + 16)));
+        // bf16 is the top half of an f32
+        const lo = bf16 ? i32x4.shl(i32x4.extend_low_i16x8_u(h), 16) : f16x8_lo(h);
+        const hi = bf16 ? i32x4.shl(i32x4.extend_high_i16x8_u(h), 16) : f16x8_hi(h);
+        a0 = f32x4.add(a0, f32x4.mul(lo, v128.load(x + (<usize>c << 2))));
+        a1 = f32x4.add(a1, f32x4.mul(hi, v128.load(x + (<usize>c << 2) + 16)));
       }
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(f32x4.add(a0, a1)));
     }
@@ -1261,20 +1269,7 @@ export function matmul_q5_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 
 // BF16 weights × activations rounded to bf16 (ggml's vec_dot_type for BF16), given as f32
 export function matmul_bf16(outPtr: usize, wPtr: usize, xPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  const rowBytes = <usize>cols << 1;
-  for (let r = r0; r < r1; r++) {
-    const w = wPtr + <usize>r * rowBytes;
-    for (let t = 0; t < T; t++) {
-      const x = xPtr + (<usize>t * <usize>cols << 2);
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
-      for (let c = 0; c < cols; c += 8) {
-        const h = v128.load(w + (<usize>c << 1));
-        a0 = f32x4.add(a0, f32x4.mul(i32x4.shl(i32x4.extend_low_i16x8_u(h), 16), v128.load(x + (<usize>c << 2))));
-        a1 = f32x4.add(a1, f32x4.mul(i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), v128.load(x + (<usize>c << 2) + 16)));
-      }
-      store<f32>(outPtr + (<usize>(t * rows + r) << 2), hsum_f32(f32x4.add(a0, a1)));
-    }
-  }
+  matmul_half(true, outPtr, wPtr, xPtr, cols, rows, r0, r1, T);
 }
 
 // x → bf16-rounded values (as f32): round to nearest even, NaN kept quiet (ggml_compute_fp32_to_bf16)
