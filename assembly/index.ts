@@ -1193,34 +1193,34 @@ export function add(xPtr: usize, yPtr: usize, n: i32): void {
 }
 
 // Q4_1 block (20 B): d f16 | m f16 | qs[16]; weight = q·d + m
-export function matmul_q4_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  const nb = cols >> 5;
-  const rowBytes = <usize>nb * 20;
-  const m4 = i8x16.splat(0x0f);
-  for (let r = r0; r < r1; r++) {
-    const w = wPtr + <usize>r * rowBytes;
-    for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * 20;
-        const qs = v128.load(blk + 4);
-        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        const s = hsum_i32(dot32(v128.and(qs, m4), hi_nibbles(qs), x0, x1));
-        const dx = load<f32>(xd + (<usize>b << 2));
-        acc += dx * (f16_to_f32(load<u16>(blk)) * <f32>s + f16_to_f32(load<u16>(blk + 2)) * <f32>xsum32(x0, x1));
-      }
-      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
-    }
-  }
+@inline function q4_1_block(blk: usize, x0: v128, x1: v128, dx: f32): f32 {
+  const qs = v128.load(blk + 4);
+  const s = hsum_i32(dot32(v128.and(qs, i8x16.splat(0x0f)), hi_nibbles(qs), x0, x1));
+  return dx * (f16_to_f32(load<u16>(blk)) * <f32>s + f16_to_f32(load<u16>(blk + 2)) * <f32>xsum32(x0, x1));
 }
 
 // Q5_0 block (22 B): d f16 | qh u32 | qs[16]; weight = (q | h<<4) − 16
-export function matmul_q5_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+@inline function q5_0_block(blk: usize, x0: v128, x1: v128, dx: f32): f32 {
+  const qh = load<u32>(blk + 2), qs = v128.load(blk + 6), s16 = i8x16.splat(16);
+  const lo = i8x16.sub(v128.or(v128.and(qs, i8x16.splat(0x0f)), q5_high(qh, 0)), s16);
+  const hi = i8x16.sub(v128.or(hi_nibbles(qs), q5_high(qh, 1)), s16);
+  return dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(dot32(lo, hi, x0, x1)));
+}
+
+// Q5_1 block (24 B): d f16 | m f16 | qh u32 | qs[16]; weight = (q | h<<4)·d + m
+@inline function q5_1_block(blk: usize, x0: v128, x1: v128, dx: f32): f32 {
+  const qh = load<u32>(blk + 4), qs = v128.load(blk + 8);
+  const lo = v128.or(v128.and(qs, i8x16.splat(0x0f)), q5_high(qh, 0));
+  const hi = v128.or(hi_nibbles(qs), q5_high(qh, 1));
+  return dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(dot32(lo, hi, x0, x1)) + f16_to_f32(load<u16>(blk + 2)) * <f32>xsum32(x0, x1));
+}
+
+// Q4_1, Q5_0, Q5_1 share one driver, a row at a time; `kind` (41, 50, 51) is a constant at each
+// call site, so the block function is chosen at compile time
+@inline function matmul_legacy(kind: i32, blockBytes: i32, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
-  const rowBytes = <usize>nb * 22;
-  const m4 = i8x16.splat(0x0f), s16 = i8x16.splat(16);
+  const bb = <usize>blockBytes;
+  const rowBytes = <usize>nb * bb;
   for (let r = r0; r < r1; r++) {
     const w = wPtr + <usize>r * rowBytes;
     for (let t = 0; t < T; t++) {
@@ -1228,43 +1228,24 @@ export function matmul_q5_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       const xd = dPtr + (<usize>(t * nb) << 2);
       let acc: f32 = 0;
       for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * 22;
-        const qh = load<u32>(blk + 2);
-        const qs = v128.load(blk + 6);
-        const lo = i8x16.sub(v128.or(v128.and(qs, m4), q5_high(qh, 0)), s16);
-        const hi = i8x16.sub(v128.or(hi_nibbles(qs), q5_high(qh, 1)), s16);
+        const blk = w + <usize>b * bb;
         const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        acc += load<f32>(xd + (<usize>b << 2)) * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(dot32(lo, hi, x0, x1)));
+        const dx = load<f32>(xd + (<usize>b << 2));
+        acc += kind == 41 ? q4_1_block(blk, x0, x1, dx) : kind == 50 ? q5_0_block(blk, x0, x1, dx) : q5_1_block(blk, x0, x1, dx);
       }
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
 }
 
-// Q5_1 block (24 B): d f16 | m f16 | qh u32 | qs[16]; weight = (q | h<<4)·d + m
+export function matmul_q4_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  matmul_legacy(41, 20, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
+}
+export function matmul_q5_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+  matmul_legacy(50, 22, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
+}
 export function matmul_q5_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  const nb = cols >> 5;
-  const rowBytes = <usize>nb * 24;
-  const m4 = i8x16.splat(0x0f);
-  for (let r = r0; r < r1; r++) {
-    const w = wPtr + <usize>r * rowBytes;
-    for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * 24;
-        const qh = load<u32>(blk + 4);
-        const qs = v128.load(blk + 8);
-        const lo = v128.or(v128.and(qs, m4), q5_high(qh, 0));
-        const hi = v128.or(hi_nibbles(qs), q5_high(qh, 1));
-        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        const dx = load<f32>(xd + (<usize>b << 2));
-        acc += dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(dot32(lo, hi, x0, x1)) + f16_to_f32(load<u16>(blk + 2)) * <f32>xsum32(x0, x1));
-      }
-      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
-    }
-  }
+  matmul_legacy(51, 24, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
 }
 
 // BF16 weights × activations rounded to bf16 (ggml's vec_dot_type for BF16), given as f32
