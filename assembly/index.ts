@@ -335,41 +335,52 @@ export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: us
   return fast ? kv_f16x8_lo(v128.load64_zero(w)) : f16x8_lo(v128.load64_zero(w));
 }
 
+// acc (at o) += the block at w of a group dotted with one token's block (x0 | x1, dx, sum at xs)
+@inline function q4_0x4_acc(fast: bool, o: usize, w: usize, x0: v128, x1: v128, dx: v128, xs: usize): void {
+  const s = q4_0_isum4(v128.load(w, 8), v128.load(w, 24), v128.load(w, 40), v128.load(w, 56), x0, x1, xs);
+  v128.store(o, f32x4.add(v128.load(o), f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(q4_0x4_scales(w, fast), dx))));
+}
+
+// Decode reads eight streams per thread: the thread's groups are cut into eight runs, and step i
+// reads group i of every run, block by block, side by side. The hardware prefetcher follows each
+// sequential stream, and eight in flight bring the weights at close to memory bandwidth (one
+// thread, 1 GB matrix, two processes: two streams with touches ahead 16.9 G MAC/s, eight 23.7; a
+// loop over the runs instead of eight written out: 20.4). A run that has no group i reads run 0's
+// again (cached) into a sink.
+const RUNS = 8;
+@inline function run_w(k: i32, q: i32, i: i32, nG: i32, w: usize, stride: usize): usize {
+  return k * q + i < nG ? w + <usize>k * stride : w;
+}
+@inline function run_o(k: i32, q: i32, i: i32, nG: i32, o: usize, sink: usize): usize {
+  return k * q + i < nG ? o + (<usize>(k * q) << 4) : sink + (<usize>k << 4);
+}
+
 @inline function matmul_q4_0x4_impl(fast: bool, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, sumsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
   const groupBytes = <usize>nb * 72;
-  const wEnd = wPtr + <usize>r1 * (groupBytes >> 2); // the touches stay inside this thread's rows
-  let touched = i32x4.splat(0);
   if (T == 1) {
-    // decode: two streams — group i of the first half of this thread's rows beside group i of the
-    // second half — each touched TOUCH_AHEAD on
-    const nG = (r1 - r0) >> 2, half = (nG + 1) >> 1;
-    for (let i = 0; i < half; i++) {
-      const ra = r0 + 4 * i, rb = r0 + 4 * (half + i);
-      const two = half + i < nG;
-      let wa = wPtr + <usize>ra * (groupBytes >> 2), wb = two ? wPtr + <usize>rb * (groupBytes >> 2) : wa;
-      let ta = wa + groupBytes + TOUCH_AHEAD <= wEnd ? wa + TOUCH_AHEAD : wa;
-      let tb = wb + groupBytes + TOUCH_AHEAD <= wEnd ? wb + TOUCH_AHEAD : wb;
-      let xq = qsPtr, xd = dPtr, xs = sumsPtr;
-      const xEnd = xq + <usize>cols;
-      let acca = f32x4.splat(0), accb = f32x4.splat(0);
-      for (; xq < xEnd; xq += 32, xd += 4, xs += 4, ta += 72, tb += 72) {
-        touched = i32x4.add(touched, v128.load32_zero(ta));
-        touched = i32x4.add(touched, v128.load32_zero(ta, 36));
-        touched = i32x4.add(touched, v128.load32_zero(tb));
-        touched = i32x4.add(touched, v128.load32_zero(tb, 36));
+    const nG = (r1 - r0) >> 2, q = (nG + RUNS - 1) / RUNS;
+    const sink = memory.data(16 * RUNS, 16), stride = <usize>q * groupBytes;
+    for (let i = 0; i < q; i++) {
+      const g = wPtr + <usize>(r0 + 4 * i) * (groupBytes >> 2), o = outPtr + (<usize>(r0 + 4 * i) << 2);
+      let w0 = g, w1 = run_w(1, q, i, nG, g, stride), w2 = run_w(2, q, i, nG, g, stride), w3 = run_w(3, q, i, nG, g, stride);
+      let w4 = run_w(4, q, i, nG, g, stride), w5 = run_w(5, q, i, nG, g, stride), w6 = run_w(6, q, i, nG, g, stride), w7 = run_w(7, q, i, nG, g, stride);
+      const o0 = o, o1 = run_o(1, q, i, nG, o, sink), o2 = run_o(2, q, i, nG, o, sink), o3 = run_o(3, q, i, nG, o, sink);
+      const o4 = run_o(4, q, i, nG, o, sink), o5 = run_o(5, q, i, nG, o, sink), o6 = run_o(6, q, i, nG, o, sink), o7 = run_o(7, q, i, nG, o, sink);
+      for (let k = 0; k < RUNS; k++) v128.store(run_o(k, q, i, nG, o, sink), f32x4.splat(0));
+      const xEnd = qsPtr + <usize>cols;
+      for (let xq = qsPtr, xd = dPtr, xs = sumsPtr; xq < xEnd; xq += 32, xd += 4, xs += 4) {
         const x0 = v128.load(xq), x1 = v128.load(xq, 16), dx = v128.load32_splat(xd);
-        const sa = q4_0_isum4(v128.load(wa, 8), v128.load(wa, 24), v128.load(wa, 40), v128.load(wa, 56), x0, x1, xs);
-        acca = f32x4.add(acca, f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.mul(q4_0x4_scales(wa, fast), dx)));
-        const sb = q4_0_isum4(v128.load(wb, 8), v128.load(wb, 24), v128.load(wb, 40), v128.load(wb, 56), x0, x1, xs);
-        accb = f32x4.add(accb, f32x4.mul(f32x4.convert_i32x4_s(sb), f32x4.mul(q4_0x4_scales(wb, fast), dx)));
-        wa += 72;
-        wb += 72;
+        q4_0x4_acc(fast, o0, w0, x0, x1, dx, xs); w0 += 72;
+        q4_0x4_acc(fast, o1, w1, x0, x1, dx, xs); w1 += 72;
+        q4_0x4_acc(fast, o2, w2, x0, x1, dx, xs); w2 += 72;
+        q4_0x4_acc(fast, o3, w3, x0, x1, dx, xs); w3 += 72;
+        q4_0x4_acc(fast, o4, w4, x0, x1, dx, xs); w4 += 72;
+        q4_0x4_acc(fast, o5, w5, x0, x1, dx, xs); w5 += 72;
+        q4_0x4_acc(fast, o6, w6, x0, x1, dx, xs); w6 += 72;
+        q4_0x4_acc(fast, o7, w7, x0, x1, dx, xs); w7 += 72;
       }
-      v128.store(outPtr + (<usize>ra << 2), acca);
-      if (two) v128.store(outPtr + (<usize>rb << 2), accb);
     }
-    if (T < 0) v128.store(outPtr, touched); // the touches must look used; T is never negative
     return;
   }
   // prefill: each block of a group is loaded once for all T tokens
