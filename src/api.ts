@@ -221,16 +221,26 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
     let loaded = 0;
     const backend = opts.backend ?? 'wasm';
-    const phi3 = Phi3.load(file, makeOps(backend, config, ctx, threads), {
-      ctx,
-      maxBatch: MAX_BATCH,
-      onTensor: (b) => {
-        loaded += b;
-        opts.signal?.throwIfAborted();
-        opts.onProgress?.(loaded, total);
-      },
-    });
-    if (phi3.ops instanceof WasmOps) await phi3.ops.start();
+    const ops = makeOps(backend, config, ctx, threads);
+    let phi3: Phi3<unknown>;
+    try {
+      // the crew starts first and reads the weights with the main thread; starting it again after
+      // is a no-op unless the weights took more memory banks
+      if (ops instanceof WasmOps) await ops.start();
+      phi3 = Phi3.load(file, ops, {
+        ctx,
+        maxBatch: MAX_BATCH,
+        onTensor: (b) => {
+          loaded += b;
+          opts.signal?.throwIfAborted();
+          opts.onProgress?.(loaded, total);
+        },
+      });
+      if (ops instanceof WasmOps) await ops.start();
+    } catch (e) {
+      ops.dispose();
+      throw e;
+    }
     return new Model(path, config, tokenizer, phi3, { loadSeconds: (performance.now() - t0) / 1000, weightsBytes: total }, file);
   } catch (e) {
     file.close();

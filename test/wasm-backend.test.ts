@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GGUFFile } from '../src/gguf/reader.js';
 import { WasmOps, planFor } from '../src/backend/wasm/ops.js';
@@ -10,10 +11,13 @@ import { tmpDir } from './helpers.js';
 
 const dir = tmpDir();
 
-async function logitsWith(file: string, threads: number, bankBytes?: number): Promise<Float32Array[]> {
+// crewLoad: the crew is started first and reads the weights with the main thread (as loadModel
+// does); otherwise the main thread reads them alone
+async function logitsWith(file: string, threads: number, bankBytes?: number, crewLoad = false): Promise<Float32Array[]> {
   const f = GGUFFile.open(file);
   const c = configFromGguf(f);
   const ops = new WasmOps({ ...planFor(c, 64, 16, threads), bankBytes });
+  if (crewLoad) await ops.start();
   const m = Phi3.load(f, ops, { ctx: 64, maxBatch: 16 });
   await ops.start();
   try {
@@ -37,8 +41,25 @@ describe('WASM backend', () => {
       const one = bits(await logitsWith(file, 1));
       expect(bits(await logitsWith(file, 2))).toEqual(one);
       expect(bits(await logitsWith(file, 3))).toEqual(one);
+      // weights read by 1, 2 and 3 threads (Q4_0: interleaved by each thread in pieces)
+      for (const threads of [1, 2, 3]) expect(bits(await logitsWith(file, threads, undefined, true))).toEqual(one);
     });
   }
+
+  it('a file cut short after opening: the crew read names the tensor and the shortfall', async () => {
+    const file = path.join(dir, 'short.gguf');
+    writeSynth(file, { shape: PRESETS.tiny!, type: 'Q4_0', seed: 6 });
+    const f = GGUFFile.open(file);
+    fs.truncateSync(file, fs.statSync(file).size - 1000);
+    const ops = new WasmOps(planFor(configFromGguf(f), 32, 16, 2));
+    await ops.start();
+    try {
+      expect(() => Phi3.load(f, ops, { ctx: 32, maxBatch: 16 })).toThrow(/short read: got \d+ of \d+ bytes.*output\.weight|output\.weight.*short read/s);
+    } finally {
+      await ops.close();
+      f.close();
+    }
+  });
 
   it('weights spread over several memory banks give the same logits as one bank', async () => {
     const file = path.join(dir, 'banks.gguf');
@@ -52,6 +73,8 @@ describe('WASM backend', () => {
     await ops.close();
     f.close();
     expect(bits(await logitsWith(file, 2, 3 << 20))).toEqual(bits(one));
+    // bank 0's tensors read by the crew, the others by the main thread
+    expect(bits(await logitsWith(file, 2, 3 << 20, true))).toEqual(bits(one));
   });
 
   it('a worker error surfaces as an error, not a hang', async () => {

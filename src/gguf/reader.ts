@@ -33,7 +33,8 @@ export interface ByteSource {
 
 export class FileSource implements ByteSource {
   readonly size: number;
-  private fd: number;
+  /** the open file descriptor (worker threads of this process may read it too), −1 once closed */
+  fd: number;
   constructor(readonly name: string) {
     this.fd = fs.openSync(name, 'r');
     this.size = fs.fstatSync(this.fd).size;
@@ -430,6 +431,13 @@ export class GGUFFile {
 
   get path(): string {
     return this.src.name;
+  }
+
+  /** where tensor `t`'s bytes are for positional reads by other threads: the file descriptor and the
+   * absolute position; undefined when the GGUF is not an open file (fromBytes) */
+  fileRange(t: GGUFTensorInfo): { fd: number; position: number } | undefined {
+    if (!(this.src instanceof FileSource) || this.src.fd < 0) return undefined;
+    return { fd: this.src.fd, position: this.header.dataOffset + t.offset };
   }
   get metadata(): Map<string, GGUFKV> {
     return this.header.metadata;

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 /** Exports of build/kernels.wasm; pointers are byte addresses in the instance's memory. */
 export interface Kernels {
+  /** the memory the instance works in (exported by the module) */
+  readonly memory: WebAssembly.Memory;
   quantize_q8_0(qsPtr: number, dPtr: number, sumsPtr: number, xPtr: number, n: number): void;
   quantize_q8_K(qsPtr: number, dPtr: number, bsumsPtr: number, xPtr: number, n: number): void;
   matmul_q4_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, sumsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;

@@ -10,6 +10,7 @@
  * over views of the same memory (correct, slower).
  */
 import type { GGUFFile } from '../../gguf/reader.js';
+import { GgufError } from '../../gguf/types.js';
 import type { GGUFTensorInfo } from '../../gguf/types.js';
 import { GGML_TYPES, GGMLType, vecDotType } from '../../quant/ggml-type.js';
 import { dequantizeRow } from '../../quant/dequantize.js';
@@ -79,6 +80,9 @@ class Bank {
   f32(ptr: number, n: number): Float32Array {
     return new Float32Array(this.memory.buffer, ptr, n);
   }
+  f64(ptr: number, n: number): Float64Array {
+    return new Float64Array(this.memory.buffer, ptr, n);
+  }
 }
 
 class WasmKvCache implements KvCache {
@@ -122,6 +126,7 @@ export class WasmOps implements Ops<WasmBuf> {
   private readonly xh: number; // f32 [maxT · maxCols] (f16-rounded activations)
   private readonly ropeCos: number;
   private readonly ropeSin: number;
+  private readonly loadResults: number; // f64 [threads · 2]: Op.LOAD's bytes read and subnormal scales per thread
   private att = 0; // f32 [threads · ctx] attention scores
   private attStride = 0;
   private readonly reserveEnd: number;
@@ -150,10 +155,16 @@ export class WasmOps implements Ops<WasmBuf> {
     this.xh = this.reserve(maxT * maxCols * 4);
     this.ropeCos = this.reserve(maxT * 512 * 4);
     this.ropeSin = this.reserve(maxT * 512 * 4);
+    this.loadResults = this.reserve(plan.threads * 16);
   }
 
-  /** start the worker crew over all banks (after the weights are loaded: banks are fixed then) */
+  /**
+   * Start the worker crew over the banks there are. Call it before loading the weights (the crew
+   * then reads them with the main thread) and again after (a no-op unless the weights needed more
+   * banks: the crew is restarted over all of them).
+   */
   async start(): Promise<void> {
+    if (this.crewInstance && this.crewBanks === this.banks.length) return;
     await this.crewInstance?.close();
     this.crewInstance = new Crew(this.plan.threads, this.banks.map((b) => b.memory), this.module);
     this.crewBanks = this.banks.length;
@@ -161,7 +172,7 @@ export class WasmOps implements Ops<WasmBuf> {
   }
 
   private get crew(): Crew {
-    if (!this.crewInstance || this.crewBanks !== this.banks.length) throw new Error('WasmOps: call start() after loading weights and before running ops');
+    if (!this.crewInstance || this.crewBanks !== this.banks.length) throw new Error('WasmOps: call start() after loading the weights and before running ops');
     return this.crewInstance;
   }
   private crewBanks = 0;
@@ -221,7 +232,17 @@ export class WasmOps implements Ops<WasmBuf> {
     const rowBytes = (cols / info.blockSize) * info.typeSize;
     const q4_0x4 = t.type === GGMLType.Q4_0 && t.shape.length === 2 && rows % 4 === 0;
     let subnormalScales = 0;
-    if (!q4_0x4) file.readTensorInto(t, b.u8(ptr, t.byteSize));
+    const where = file.fileRange(t);
+    const stagingPerThread = Math.floor((this.plan.maxT * this.plan.maxCols * 4) / this.plan.threads / ALIGN) * ALIGN; // xh, split
+    if (this.crewInstance && bank === 0 && where && (!q4_0x4 || stagingPerThread >= 4 * rowBytes)) {
+      // the crew reads it (share.ts, Op.LOAD): the copy and the page faults on two cores
+      const args = [Op.LOAD, 0, where.fd, where.position, ptr, rows, rowBytes, cols, q4_0x4 ? 1 : 0, this.xh, stagingPerThread, this.loadResults];
+      this.crewInstance.run(args, (i, n) => runShare([b.k], args, i, n));
+      const res = b.f64(this.loadResults, 2 * this.plan.threads);
+      let got = 0;
+      for (let i = 0; i < this.plan.threads; i++) (got += res[2 * i]!), (subnormalScales += res[2 * i + 1]!);
+      if (got !== t.byteSize) throw new GgufError(`short read: got ${got} of ${t.byteSize} bytes`, where.position, { file: file.path, tensor: t.name });
+    } else if (!q4_0x4) file.readTensorInto(t, b.u8(ptr, t.byteSize));
     else {
       // Read in large pieces (small reads defeat the kernel's readahead when the file is not cached)
       // displaced by one chunk of rows — into [ptr + shift, ptr + byteSize + shift), the tail past the
@@ -412,7 +433,7 @@ export function planFor(
   const norms = (2 * c.nLayers + 1) * c.dim * 4;
   const slack = ALIGN * (4 * c.nLayers + 64);
   return {
-    reserveBytes: runState + kv + att + norms + 2 * maxT * 512 * 4 + slack,
+    reserveBytes: runState + kv + att + norms + 2 * maxT * 512 * 4 + threads * 16 + slack,
     maxCols: Math.max(c.dim, c.hiddenDim),
     maxRows: Math.max(c.vocabSize, 2 * c.hiddenDim, qkvDim),
     maxT,

@@ -5,6 +5,7 @@
  * output element is computed by exactly one thread in a fixed order, so results are bit-identical
  * for any number of threads.
  */
+import * as fs from 'node:fs';
 import { KERNEL_SCRATCH_BYTES, type Kernels } from './kernels.js';
 
 export enum Op {
@@ -23,6 +24,7 @@ export enum Op {
   MATMUL_Q2_K,
   MATMUL_Q3_K,
   MATMUL_Q4_0X4,
+  LOAD,
 }
 
 /** [start, end) of `n` items for thread `i` of `k`, in whole multiples of `align` */
@@ -90,7 +92,43 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       K.attention(a[2]!, a[3]!, a[4]!, a[5]!, a[6]! + i * a[14]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[15]!, h0, h1, a[13]!);
       return;
     }
+    case Op.LOAD: {
+      // a tensor read from the file into place, the threads side by side (the copy and the page
+      // faults of fresh memory are most of a load): fd, position, ptr, rows, rowBytes, cols, q4_0x4,
+      // staging, staging bytes per thread, results ([bytes read, subnormal scales] per thread, f64)
+      const [fd, position, ptr, rows, rowBytes, cols, x4, staging, stagingBytes, results] = [a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!];
+      const u8 = new Uint8Array(K.memory.buffer);
+      let got = 0, subnormal = 0;
+      if (!x4) {
+        const [b0, b1] = split(rows * rowBytes, i, k, 1 << 16);
+        got = readFully(fd, u8, ptr + b0, b1 - b0, position + b0);
+      } else {
+        // whole groups of four rows, piece by piece through this thread's staging, interleaved into place
+        const [r0, r1] = split(rows, i, k, 4);
+        const tmp = staging + i * stagingBytes, piece = Math.floor(stagingBytes / rowBytes / 4) * 4;
+        for (let r = r0; r < r1; r += piece) {
+          const n = Math.min(piece, r1 - r);
+          const m = readFully(fd, u8, tmp, n * rowBytes, position + r * rowBytes);
+          got += m;
+          if (m < n * rowBytes) break;
+          subnormal += K.repack_q4_0x4(ptr + r * rowBytes, tmp, n, cols);
+        }
+      }
+      new Float64Array(K.memory.buffer, results + i * 16, 2).set([got, subnormal]);
+      return;
+    }
     default:
       throw new Error(`unknown op ${a[0]}`);
   }
+}
+
+/** read `length` bytes at `position` of fd into dst[offset…]; returns the bytes read (fewer at end of file) */
+function readFully(fd: number, dst: Uint8Array, offset: number, length: number, position: number): number {
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, dst, offset + done, Math.min(1 << 30, length - done), position + done);
+    if (n <= 0) break;
+    done += n;
+  }
+  return done;
 }
