@@ -586,15 +586,10 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
 }
 
-// dx·(d·Σ_s sc_s·(Σq·x)_s − dmin·Σ_s m_s·(Σx)_s) of a Q4_K/Q5_K super-block. The eight sub-block
-// sums come in i16 (p0..p7, from sub_dot16) and are scaled and widened by one i16 dot each; the mins
-// meet the activation's bsums (two per sub-block) the same way, with each min in two lanes.
-@inline function k4_finish(blk: usize, sm: v128, p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, p6: v128, p7: v128, bs: usize, dx: f32): f32 {
-  const scl = i16x8.extend_low_i8x16_u(sm);
-  let isum = i32x4.add(i32x4.dot_i16x8_s(p0, splat16(scl, 0)), i32x4.dot_i16x8_s(p1, splat16(scl, 1)));
-  isum = i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(p2, splat16(scl, 2)), i32x4.dot_i16x8_s(p3, splat16(scl, 3))));
-  isum = i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(p4, splat16(scl, 4)), i32x4.dot_i16x8_s(p5, splat16(scl, 5))));
-  isum = i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(p6, splat16(scl, 6)), i32x4.dot_i16x8_s(p7, splat16(scl, 7))));
+// dx·(d·Σ_s sc_s·(Σq·x)_s − dmin·Σ_s m_s·(Σx)_s) of a Q4_K/Q5_K super-block, from isum (the scaled
+// sub-block sums, i32x4 partials) and sm (k4_scale_min): the mins meet the activation's bsums (two
+// per sub-block) by one i16 dot each, with each min in two lanes.
+@inline function k4_final(blk: usize, sm: v128, isum: v128, bs: usize, dx: f32): f32 {
   // [m0 m0 m1 m1 m2 m2 m3 m3] and [m4 m4 … m7 m7] as i16 (the mins are bytes 8..15 of sm)
   const z = i8x16.splat(0);
   const mlo = v128.shuffle<u8>(sm, z, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16);
@@ -604,41 +599,49 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return dx * (f32x4.extract_lane(dd, 0) * <f32>hsum_i32(isum) - f32x4.extract_lane(dd, 1) * <f32>hsum_i32(msum));
 }
 
-@inline function q4_K_block(blk: usize, x: usize, bs: usize, dx: f32): f32 {
-  const m4 = i8x16.splat(0x0f);
-  const q = blk + 16;
-  // qs[32g + l]: low nibble → sub-block 2g (x[64g + l]), high nibble → 2g+1 (x[64g + 32 + l])
-  const q0a = v128.load(q), q0b = v128.load(q + 16), q1a = v128.load(q + 32), q1b = v128.load(q + 48);
-  const q2a = v128.load(q + 64), q2b = v128.load(q + 80), q3a = v128.load(q + 96), q3b = v128.load(q + 112);
-  const p0 = sub_dot16(v128.and(q0a, m4), v128.load(x), v128.and(q0b, m4), v128.load(x + 16));
-  const p1 = sub_dot16(hi_nibbles(q0a), v128.load(x + 32), hi_nibbles(q0b), v128.load(x + 48));
-  const p2 = sub_dot16(v128.and(q1a, m4), v128.load(x + 64), v128.and(q1b, m4), v128.load(x + 80));
-  const p3 = sub_dot16(hi_nibbles(q1a), v128.load(x + 96), hi_nibbles(q1b), v128.load(x + 112));
-  const p4 = sub_dot16(v128.and(q2a, m4), v128.load(x + 128), v128.and(q2b, m4), v128.load(x + 144));
-  const p5 = sub_dot16(hi_nibbles(q2a), v128.load(x + 160), hi_nibbles(q2b), v128.load(x + 176));
-  const p6 = sub_dot16(v128.and(q3a, m4), v128.load(x + 192), v128.and(q3b, m4), v128.load(x + 208));
-  const p7 = sub_dot16(hi_nibbles(q3a), v128.load(x + 224), hi_nibbles(q3b), v128.load(x + 240));
-  return k4_finish(blk, k4_scale_min(blk + 4), p0, p1, p2, p3, p4, p5, p6, p7, bs, dx);
-}
+// Q4_K/Q5_K/Q6_K blocks in decode: a loop over four parts of the block (the pairs of sub-blocks;
+// Q6_K's quarters) rather than the whole block written out — V8 schedules a long straight block's
+// loads first and then spills most of them (607 of the 1453 instructions of a four-row Q5_K step
+// were spill moves): in cache Q4_K +7 %, Q5_K +20 %, Q6_K +22 %. A sub-block's sum (i16 partials
+// from sub_dot16) is scaled and widened by one i16 dot with its scale, splat from the thread's
+// scratch where the block's scales wait as i16.
 
+// Q4_K block (144 B): d | dmin | scales[12] | qs[128]; qs[32g + l]: low nibble → sub-block 2g
+// (x[64g + l]), high nibble → 2g+1 (x[64g + 32 + l])
+@inline function q4_K_block(blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
+  const sm = k4_scale_min(blk + 4);
+  v128.store(scratch, i16x8.extend_low_i8x16_u(sm));
+  const m4 = i8x16.splat(0x0f);
+  let isum = i32x4.splat(0);
+  for (let g: usize = 0; g < 4; g++) {
+    const q = blk + 16 + (g << 5), xg = x + (g << 6);
+    const qa = v128.load(q), qb = v128.load(q, 16);
+    const lo = sub_dot16(v128.and(qa, m4), v128.load(xg), v128.and(qb, m4), v128.load(xg, 16));
+    const hi = sub_dot16(hi_nibbles(qa), v128.load(xg, 32), hi_nibbles(qb), v128.load(xg, 48));
+    isum = i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(lo, v128.load16_splat(scratch + (g << 2))), i32x4.dot_i16x8_s(hi, v128.load16_splat(scratch + (g << 2) + 2))));
+  }
+  return k4_final(blk, sm, isum, bs, dx);
+}
 
 // Q5_K block (176 B): d | dmin | scales[12] | qh[32] | qs[128]; the 5th bit of weight 64g + l is
 // bit 2g of qh[l] (low nibble) and of weight 64g + 32 + l bit 2g+1.
-@inline function q5_K_block(blk: usize, x: usize, bs: usize, dx: f32): f32 {
-  const qha = v128.load(blk + 16), qhb = v128.load(blk + 32);
-  const q = blk + 48;
-  // the 5th bit: bit 2g of qh[l] for the low nibble of qs[32g + l], bit 2g+1 for the high one
-  const q0a = v128.load(q), q0b = v128.load(q + 16), q1a = v128.load(q + 32), q1b = v128.load(q + 48);
-  const q2a = v128.load(q + 64), q2b = v128.load(q + 80), q3a = v128.load(q + 96), q3b = v128.load(q + 112);
-  const p0 = sub_dot16(q5k_lo(q0a, qha, 0), v128.load(x), q5k_lo(q0b, qhb, 0), v128.load(x + 16));
-  const p1 = sub_dot16(q5k_hi(q0a, qha, 1), v128.load(x + 32), q5k_hi(q0b, qhb, 1), v128.load(x + 48));
-  const p2 = sub_dot16(q5k_lo(q1a, qha, 2), v128.load(x + 64), q5k_lo(q1b, qhb, 2), v128.load(x + 80));
-  const p3 = sub_dot16(q5k_hi(q1a, qha, 3), v128.load(x + 96), q5k_hi(q1b, qhb, 3), v128.load(x + 112));
-  const p4 = sub_dot16(q5k_lo(q2a, qha, 4), v128.load(x + 128), q5k_lo(q2b, qhb, 4), v128.load(x + 144));
-  const p5 = sub_dot16(q5k_hi(q2a, qha, 5), v128.load(x + 160), q5k_hi(q2b, qhb, 5), v128.load(x + 176));
-  const p6 = sub_dot16(q5k_lo(q3a, qha, 6), v128.load(x + 192), q5k_lo(q3b, qhb, 6), v128.load(x + 208));
-  const p7 = sub_dot16(q5k_hi(q3a, qha, 7), v128.load(x + 224), q5k_hi(q3b, qhb, 7), v128.load(x + 240));
-  return k4_finish(blk, k4_scale_min(blk + 4), p0, p1, p2, p3, p4, p5, p6, p7, bs, dx);
+@inline function q5_K_block(blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
+  const sm = k4_scale_min(blk + 4);
+  v128.store(scratch, i16x8.extend_low_i8x16_u(sm));
+  const m4 = i8x16.splat(0x0f), b4 = i8x16.splat(0x10);
+  let qha = v128.load(blk + 16), qhb = v128.load(blk + 32);
+  let isum = i32x4.splat(0);
+  for (let g: usize = 0; g < 4; g++) {
+    const q = blk + 48 + (g << 5), xg = x + (g << 6);
+    const qa = v128.load(q), qb = v128.load(q, 16);
+    // bit 2g of qh → bit 4 for the low nibbles, bit 2g+1 for the high ones (qh is shifted by 2 per pair)
+    const lo = sub_dot16(v128.or(v128.and(qa, m4), v128.and(i16x8.shl(qha, 4), b4)), v128.load(xg), v128.or(v128.and(qb, m4), v128.and(i16x8.shl(qhb, 4), b4)), v128.load(xg, 16));
+    const hi = sub_dot16(v128.or(hi_nibbles(qa), v128.and(i16x8.shl(qha, 3), b4)), v128.load(xg, 32), v128.or(hi_nibbles(qb), v128.and(i16x8.shl(qhb, 3), b4)), v128.load(xg, 48));
+    isum = i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(lo, v128.load16_splat(scratch + (g << 2))), i32x4.dot_i16x8_s(hi, v128.load16_splat(scratch + (g << 2) + 2))));
+    qha = i16x8.shr_u(qha, 2);
+    qhb = i16x8.shr_u(qhb, 2);
+  }
+  return k4_final(blk, sm, isum, bs, dx);
 }
 
 // low / high nibble of qs plus 16 where bit k of qh is set (k is a constant after inlining: the
@@ -659,14 +662,37 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // q = 4 bits of ql | 2 bits of qh. In each half (128 weights, ql+64h, qh+32h, sc+8h), lane l of
 // 32 gives weights l (ql[l] lo, qh[l] bits 0-1), l+32 (ql[l+32] lo, bits 2-3), l+64 (ql[l] hi,
 // bits 4-5), l+96 (ql[l+32] hi, bits 6-7); scale index = l/16 + 2·k for the k-th of those four.
-@inline function q6_K_block(blk: usize, x: usize, bs: usize, dx: f32): f32 {
-  // the 16 scales as i16, each later in every lane of an i16 dot that widens and scales at once
+// The loop takes the four quarters (half h, lanes l..l+15).
+@inline function q6_K_block(blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
   const scv = v128.load(blk + 192);
   const sc0 = i16x8.extend_low_i8x16_s(scv), sc1 = i16x8.extend_high_i8x16_s(scv);
-  let isum = q6_K_quarter(blk, x, sc0, 0, 0);
-  isum = i32x4.add(isum, q6_K_quarter(blk, x, sc0, 0, 16));
-  isum = i32x4.add(isum, q6_K_quarter(blk, x, sc1, 1, 0));
-  isum = i32x4.add(isum, q6_K_quarter(blk, x, sc1, 1, 16));
+  v128.store(scratch, sc0);
+  v128.store(scratch, sc1, 16);
+  let isum = i32x4.splat(0);
+  for (let j: usize = 0; j < 4; j++) {
+    const h = j >> 1, l = (j & 1) << 4; // half, first lane
+    const ql = blk + (h << 6) + l, qh = blk + 128 + (h << 5) + l, xh = x + (h << 7) + l;
+    const sc = scratch + (h << 4) + ((l >> 4) << 1); // scale l/16 of this half; + 2k for group k
+    const qla = v128.load(ql), qlb = v128.load(ql, 32), qhv = v128.load(qh);
+    const q1 = q6_group(qla, qlb, qhv, 0), q2 = q6_group(qla, qlb, qhv, 1), q3 = q6_group(qla, qlb, qhv, 2), q4 = q6_group(qla, qlb, qhv, 3);
+    const x1 = v128.load(xh), x2 = v128.load(xh, 32), x3 = v128.load(xh, 64), x4 = v128.load(xh, 96);
+    let p1: v128, p2: v128, p3: v128, p4: v128;
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      // one i8×i7 pair-dot per 16 values (|lane| ≤ 2·63·127 fits i16); the −32 is folded in below
+      p1 = i16x8.relaxed_dot_i8x16_i7x16_s(x1, q1);
+      p2 = i16x8.relaxed_dot_i8x16_i7x16_s(x2, q2);
+      p3 = i16x8.relaxed_dot_i8x16_i7x16_s(x3, q3);
+      p4 = i16x8.relaxed_dot_i8x16_i7x16_s(x4, q4);
+    } else {
+      // |q·x| ≤ 32·128: two products per i16 lane fit
+      p1 = i16x8.add(i16x8.extmul_low_i8x16_s(q1, x1), i16x8.extmul_high_i8x16_s(q1, x1));
+      p2 = i16x8.add(i16x8.extmul_low_i8x16_s(q2, x2), i16x8.extmul_high_i8x16_s(q2, x2));
+      p3 = i16x8.add(i16x8.extmul_low_i8x16_s(q3, x3), i16x8.extmul_high_i8x16_s(q3, x3));
+      p4 = i16x8.add(i16x8.extmul_low_i8x16_s(q4, x4), i16x8.extmul_high_i8x16_s(q4, x4));
+    }
+    const a = i32x4.add(i32x4.dot_i16x8_s(p1, v128.load16_splat(sc)), i32x4.dot_i16x8_s(p2, v128.load16_splat(sc, 4)));
+    isum = i32x4.add(isum, i32x4.add(a, i32x4.add(i32x4.dot_i16x8_s(p3, v128.load16_splat(sc, 8)), i32x4.dot_i16x8_s(p4, v128.load16_splat(sc, 12)))));
+  }
   let total = hsum_i32(isum);
   if (ASC_FEATURE_RELAXED_SIMD) {
     // − 32·Σ_g sc_g·(Σx)_g: scale g covers the same 16 values as the activation's bsums[g]
@@ -687,39 +713,11 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return ASC_FEATURE_RELAXED_SIMD ? q : i8x16.sub(q, i8x16.splat(32));
 }
 
-// lanes l..l+15 of half h (constants after inlining) of a Q6_K block: four groups of 16 weights,
-// Σ sc·q·x as i32x4 partials; sc = this half's scales as i16
-@inline function q6_K_quarter(blk: usize, x: usize, sc: v128, h: i32, l: i32): v128 {
-  const ql = blk + (<usize>h << 6) + <usize>l, qh = blk + 128 + (<usize>h << 5) + <usize>l;
-  const xh = x + (<usize>h << 7) + <usize>l;
-  const is = l >> 4;
-  const qla = v128.load(ql), qlb = v128.load(ql, 32), qhv = v128.load(qh);
-  const q1 = q6_group(qla, qlb, qhv, 0), q2 = q6_group(qla, qlb, qhv, 1), q3 = q6_group(qla, qlb, qhv, 2), q4 = q6_group(qla, qlb, qhv, 3);
-  const x1 = v128.load(xh), x2 = v128.load(xh, 32), x3 = v128.load(xh, 64), x4 = v128.load(xh, 96);
-  let p1: v128, p2: v128, p3: v128, p4: v128;
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    // one i8×i7 pair-dot per 16 values (|lane| ≤ 2·63·127 fits i16); the −32 is the caller's
-    p1 = i16x8.relaxed_dot_i8x16_i7x16_s(x1, q1);
-    p2 = i16x8.relaxed_dot_i8x16_i7x16_s(x2, q2);
-    p3 = i16x8.relaxed_dot_i8x16_i7x16_s(x3, q3);
-    p4 = i16x8.relaxed_dot_i8x16_i7x16_s(x4, q4);
-  } else {
-    // |q·x| ≤ 32·128: two products per i16 lane fit
-    p1 = i16x8.add(i16x8.extmul_low_i8x16_s(q1, x1), i16x8.extmul_high_i8x16_s(q1, x1));
-    p2 = i16x8.add(i16x8.extmul_low_i8x16_s(q2, x2), i16x8.extmul_high_i8x16_s(q2, x2));
-    p3 = i16x8.add(i16x8.extmul_low_i8x16_s(q3, x3), i16x8.extmul_high_i8x16_s(q3, x3));
-    p4 = i16x8.add(i16x8.extmul_low_i8x16_s(q4, x4), i16x8.extmul_high_i8x16_s(q4, x4));
-  }
-  // the k-th group of 16 has scale is + 2k of this half
-  const a = i32x4.add(i32x4.dot_i16x8_s(p1, splat16(sc, is)), i32x4.dot_i16x8_s(p2, splat16(sc, is + 2)));
-  return i32x4.add(a, i32x4.add(i32x4.dot_i16x8_s(p3, splat16(sc, is + 4)), i32x4.dot_i16x8_s(p4, splat16(sc, is + 6))));
-}
-
 // ── K-quant prefill: each block of four rows is expanded once, then dotted with every token ────
 // A row's expanded block (KX_ROW bytes at e, in the calling thread's scratch): the 256 weights as
 // bytes in sub-block order (sub-block j at 32j), the eight scales as i16 splats (at 256 + 16j), the
 // mins as i16 pairs for the bsums (at 384 and 400) and [d, dmin] as f32 (at 416) — everything
-// k4_finish derives from the weights alone. The dot then gives k4_finish's value exactly.
+// k4_final derives from the weights alone. The dot then gives q4_K_block's value exactly.
 const KX_ROW: usize = 432;
 
 @inline function k4_expand_pair(e: usize, qa: v128, qb: v128, ha: v128, hb: v128): void {
@@ -780,7 +778,7 @@ const KX_ROW: usize = 432;
 }
 
 // A Q6_K block expanded (KX6_ROW bytes at e): its 256 6-bit values in activation order (relaxed:
-// 0..63; SIMD128: less 32, as q6_K_quarter dots them), the 16 scales as i16 splats (at 256 + 16g:
+// 0..63; SIMD128: less 32, as q6_K_block dots them), the 16 scales as i16 splats (at 256 + 16g:
 // group g of 16 values has scale g), the scales as two i16x8 for the −32 term (at 512, 528) and d
 // as f32 (at 544). q6_dot_expanded then gives q6_K_block's value exactly.
 const KX6_ROW: usize = 560;
@@ -857,10 +855,10 @@ const KX6_ROW: usize = 560;
 // The K-quant matmuls share one driver: four rows per pass (the activation block is shared and four
 // independent weight streams are in flight), then single rows. `kind` is a constant at each call
 // site, so the block function is chosen at compile time.
-@inline function kq_block(kind: i32, blk: usize, x: usize, bs: usize, dx: f32): f32 {
-  if (kind == 4) return q4_K_block(blk, x, bs, dx);
-  if (kind == 5) return q5_K_block(blk, x, bs, dx);
-  return q6_K_block(blk, x, bs, dx);
+@inline function kq_block(kind: i32, blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
+  if (kind == 4) return q4_K_block(blk, x, bs, dx, scratch);
+  if (kind == 5) return q5_K_block(blk, x, bs, dx, scratch);
+  return q6_K_block(blk, x, bs, dx, scratch);
 }
 
 @inline function matmul_kq(kind: i32, blockBytes: i32, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
@@ -911,10 +909,10 @@ const KX6_ROW: usize = 560;
         if (ahead) for (let k: usize = 0; k < 4 * bb; k += 64) touched = i32x4.add(touched, v128.load32_zero(ahead + 4 * o + k));
         const x = xq + (<usize>b << 8), bs = xb + (<usize>b << 5);
         const dx = load<f32>(xd + (<usize>b << 2));
-        a0 += kq_block(kind, w0 + o, x, bs, dx);
-        a1 += kq_block(kind, w1 + o, x, bs, dx);
-        a2 += kq_block(kind, w2 + o, x, bs, dx);
-        a3 += kq_block(kind, w3 + o, x, bs, dx);
+        a0 += kq_block(kind, w0 + o, x, bs, dx, scratch);
+        a1 += kq_block(kind, w1 + o, x, bs, dx, scratch);
+        a2 += kq_block(kind, w2 + o, x, bs, dx, scratch);
+        a3 += kq_block(kind, w3 + o, x, bs, dx, scratch);
       }
       const out = outPtr + (<usize>(t * rows + r) << 2);
       store<f32>(out, a0);
@@ -931,7 +929,7 @@ const KX6_ROW: usize = 560;
       const xd = dPtr + (<usize>(t * nb) << 2);
       const xb = bsPtr + (<usize>(t * (cols >> 4)) << 1);
       let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) acc += kq_block(kind, w + <usize>b * bb, xq + (<usize>b << 8), xb + (<usize>b << 5), load<f32>(xd + (<usize>b << 2)));
+      for (let b = 0; b < nb; b++) acc += kq_block(kind, w + <usize>b * bb, xq + (<usize>b << 8), xb + (<usize>b << 5), load<f32>(xd + (<usize>b << 2)), scratch);
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
