@@ -300,6 +300,16 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // One sequential stream per group instead of four, and the four scales are one 8-byte load. The
 // arithmetic is matmul_q4_0's, so every row's result is bit-identical to it. (twin: repackQ4_0x4)
 
+// rows in ggml's layout at srcPtr → BLOCKS4 at dstPtr (another place): the K-quants' layout, each
+// group's four rows block by block side by side, blocks unchanged (twin: interleaveBlocks4; see
+// matmul_kq). rows % 4 == 0.
+export function interleave_blocks4(dstPtr: usize, srcPtr: usize, rows: i32, rowBytes: i32, blockBytes: i32): void {
+  const rb = <usize>rowBytes, bb = <usize>blockBytes, nb = rb / bb;
+  for (let g: usize = 0; g < <usize>rows; g += 4)
+    for (let b: usize = 0; b < nb; b++)
+      for (let i: usize = 0; i < 4; i++) memory.copy(dstPtr + g * rb + (4 * b + i) * bb, srcPtr + (g + i) * rb + b * bb, bb);
+}
+
 // rows in ggml's layout at srcPtr → interleaved at dstPtr (another place). rows % 4 == 0.
 // Returns how many block scales are subnormal halves (see matmul_q4_0x4's last argument).
 export function repack_q4_0x4(dstPtr: usize, srcPtr: usize, rows: i32, cols: i32): i32 {
@@ -855,16 +865,26 @@ const KX6_ROW: usize = 560;
 // The K-quant matmuls share one driver: four rows per pass (the activation block is shared and four
 // independent weight streams are in flight), then single rows. `kind` is a constant at each call
 // site, so the block function is chosen at compile time.
+// out[0..3] (at o) += four rows' blocks (at w, w + step, …) dotted with one token's block
+@inline function kq_acc4(kind: i32, o: usize, w: usize, step: usize, x: usize, bs: usize, dx: f32, scratch: usize): void {
+  store<f32>(o, load<f32>(o) + kq_block(kind, w, x, bs, dx, scratch));
+  store<f32>(o, load<f32>(o, 4) + kq_block(kind, w + step, x, bs, dx, scratch), 4);
+  store<f32>(o, load<f32>(o, 8) + kq_block(kind, w + 2 * step, x, bs, dx, scratch), 8);
+  store<f32>(o, load<f32>(o, 12) + kq_block(kind, w + 3 * step, x, bs, dx, scratch), 12);
+}
+
 @inline function kq_block(kind: i32, blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
   if (kind == 4) return q4_K_block(blk, x, bs, dx, scratch);
   if (kind == 5) return q5_K_block(blk, x, bs, dx, scratch);
   return q6_K_block(blk, x, bs, dx, scratch);
 }
 
-@inline function matmul_kq(kind: i32, blockBytes: i32, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
+@inline function matmul_kq(kind: i32, blockBytes: i32, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
   const nb = cols >> 8;
   const bb = <usize>blockBytes;
   const rowBytes = <usize>nb * bb;
+  // where block b of row k of a group of four is: g + k·rowStep + b·blockStep
+  const rowStep = x4 ? bb : rowBytes, blockStep = x4 ? 4 * bb : bb;
   let r = r0;
   if (T > 1) {
     // prefill: per block, four rows expanded into scratch, then every token
@@ -873,11 +893,11 @@ const KX6_ROW: usize = 560;
       const w0 = wPtr + <usize>r * rowBytes;
       for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
       for (let b = 0; b < nb; b++) {
-        const o = <usize>b * bb;
+        const o = <usize>b * blockStep;
         kx_expand(kind, w0 + o, scratch);
-        kx_expand(kind, w0 + rowBytes + o, scratch + KXR);
-        kx_expand(kind, w0 + 2 * rowBytes + o, scratch + 2 * KXR);
-        kx_expand(kind, w0 + 3 * rowBytes + o, scratch + 3 * KXR);
+        kx_expand(kind, w0 + rowStep + o, scratch + KXR);
+        kx_expand(kind, w0 + 2 * rowStep + o, scratch + 2 * KXR);
+        kx_expand(kind, w0 + 3 * rowStep + o, scratch + 3 * KXR);
         for (let t = 0; t < T; t++) {
           const x = qsPtr + <usize>t * <usize>cols + (<usize>b << 8);
           const bs = bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5);
@@ -891,6 +911,21 @@ const KX6_ROW: usize = 560;
         }
       }
     }
+  }
+  if (T == 1 && x4) {
+    // decode, rows interleaved in fours: eight runs side by side, as Q4_0x4
+    const nG = (r1 - r0) >> 2, q = (nG + RUNS - 1) / RUNS;
+    const stride = <usize>q * 4 * rowBytes, strideO = <usize>q << 4;
+    for (let i = 0; i < q; i++) {
+      const n = min(RUNS, (nG - i + q - 1) / q); // runs that have a group i
+      const g = wPtr + <usize>(r0 + 4 * i) * rowBytes, o = outPtr + (<usize>(r0 + 4 * i) << 2);
+      for (let k = 0; k < n; k++) v128.store(o + <usize>k * strideO, f32x4.splat(0));
+      for (let b = 0; b < nb; b++) {
+        const ob = <usize>b * blockStep, x = qsPtr + (<usize>b << 8), bs = bsPtr + (<usize>b << 5), dx = load<f32>(dPtr + (<usize>b << 2));
+        for (let k = 0; k < n; k++) kq_acc4(kind, o + <usize>k * strideO, g + <usize>k * stride + ob, bb, x, bs, dx, scratch);
+      }
+    }
+    r = r0 + ((r1 - r0) & ~3);
   }
   const wEnd = wPtr + <usize>r1 * rowBytes;
   let touched = i32x4.splat(0);
@@ -935,16 +970,19 @@ const KX6_ROW: usize = 560;
   }
 }
 
-export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
-  matmul_kq(4, 144, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch);
+export function matmul_q4_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
+  if (x4) matmul_kq(4, 144, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch, 1);
+  else matmul_kq(4, 144, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch, 0);
 }
 
-export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
-  matmul_kq(5, 176, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch);
+export function matmul_q5_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
+  if (x4) matmul_kq(5, 176, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch, 1);
+  else matmul_kq(5, 176, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch, 0);
 }
 
-export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
-  matmul_kq(6, 210, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch);
+export function matmul_q6_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
+  if (x4) matmul_kq(6, 210, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch, 1);
+  else matmul_kq(6, 210, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch, 0);
 }
 
 

@@ -16,8 +16,18 @@ const kernels = {
   Q4_0: ['matmul_q4_0', 'q8_0'], Q8_0: ['matmul_q8_0', 'q8_0'], Q4_1: ['matmul_q4_1', 'q8_0'], Q5_0: ['matmul_q5_0', 'q8_0'],
   Q5_1: ['matmul_q5_1', 'q8_0'], Q4_0x4: ['matmul_q4_0x4', 'q8_0'], Q2_K: ['matmul_q2_K', 'q8_K'], Q3_K: ['matmul_q3_K', 'q8_K'], Q4_K: ['matmul_q4_K', 'q8_K'],
   Q5_K: ['matmul_q5_K', 'q8_K'], Q6_K: ['matmul_q6_K', 'q8_K'],
+  Q4_Kx4: ['matmul_q4_K', 'q8_K'], Q5_Kx4: ['matmul_q5_K', 'q8_K'], Q6_Kx4: ['matmul_q6_K', 'q8_K'],
 };
 const T = 16;
+const rowBytesOf = (type) => (COLS / GGML_TYPES.get(type).blockSize) * GGML_TYPES.get(type).typeSize;
+/** rows in groups of four, block b of the group's rows side by side */
+function interleave4(src, rows, rowBytes, blockBytes) {
+  const out = new Uint8Array(src.length);
+  for (let r = 0; r < rows; r += 4)
+    for (let b = 0; b < rowBytes / blockBytes; b++)
+      for (let k = 0; k < 4; k++) out.set(src.subarray((r + k) * rowBytes + b * blockBytes, (r + k) * rowBytes + (b + 1) * blockBytes), r * rowBytes + (4 * b + k) * blockBytes);
+  return out;
+}
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 
 for (const name of types) {
@@ -27,7 +37,9 @@ for (const name of types) {
   const rowBytes = (COLS / info.blockSize) * info.typeSize;
   const ROWS = Math.ceil((MB << 20) / rowBytes / 64) * 64;
   const src = new Float32Array(64 * COLS).map(() => Math.random() * 2 - 1);
-  const rows64 = quantize(type, src);
+  let rows64 = quantize(type, src);
+  // K-quants with rows interleaved in fours, block by block (the backend's layout for them)
+  if (name.endsWith('x4') && name !== 'Q4_0x4') rows64 = interleave4(rows64, 64, rowBytesOf(type), info.typeSize);
   const wBytes = ROWS * rowBytes;
   const scratch = KERNEL_STATIC_BYTES, x = scratch + 4096, qs = x + T * COLS * 4, d = qs + T * COLS, bs = d + T * COLS, out = bs + T * COLS, w = out + T * ROWS * 4 + 64;
   const memory = new WebAssembly.Memory({ initial: Math.ceil((w + wBytes + 64 * rowBytes) / 65536), maximum: 65536, shared: true });
@@ -52,7 +64,7 @@ for (const name of types) {
       const t0 = performance.now();
       if (name === 'Q4_0x4') k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, sub);
       else if (act === 'q8_0' && name !== 'Q4_0') k[fn](out, w, qs, d, COLS, rows, 0, rows, TT, scratch);
-      else k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, scratch);
+      else k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, scratch, name.endsWith('x4') ? 1 : 0);
       times.push(performance.now() - t0);
     }
     return ((rows * COLS * TT) / median(times) / 1e6).toFixed(2);

@@ -8,7 +8,7 @@ import { dequantize } from '../src/quant/dequantize.js';
 import { randomTensor } from '../src/model/synth.js';
 import { GGML_TYPES, GGMLType } from '../src/quant/ggml-type.js';
 import { Rng } from '../src/util/rng.js';
-import { repackQ4_0x4, q4_0x4Row } from '../src/backend/wasm/q4_0x4.js';
+import { repackQ4_0x4, q4_0x4Row, interleaveBlocks4, blocks4Row } from '../src/backend/wasm/layout.js';
 
 /** one instance over a fresh shared memory, with a bump allocator */
 let LEVEL: SimdLevel = 'simd128';
@@ -123,7 +123,7 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
             if (type === GGMLType.F16) h.k.round_f16_row(xh, xp, T * cols);
             if (type === GGMLType.BF16) h.k.round_bf16_row(xh, xp, T * cols);
             const f = h.k[name] as (...a: number[]) => void;
-            if (type === GGMLType.Q4_0 || type === GGMLType.Q2_K || type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES));
+            if (type === GGMLType.Q4_0 || type === GGMLType.Q2_K || type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES), 0);
             else if (type === GGMLType.F32) f(out, wp, xp, cols, rows, 0, rows, T);
             else if (type === GGMLType.F16 || type === GGMLType.BF16) f(out, wp, xh, cols, rows, 0, rows, T);
             else f(out, wp, qp, dp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES));
@@ -218,6 +218,56 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
 });
 
 for (const level of LEVELS)
+describe(`[${level}] K-quant rows interleaved in fours, block by block (the backend's BLOCKS4 layout)`, () => {
+  const KQUANTS = [[GGMLType.Q4_K, 'matmul_q4_K'], [GGMLType.Q5_K, 'matmul_q5_K'], [GGMLType.Q6_K, 'matmul_q6_K']] as const;
+  it('interleave_blocks4 = interleaveBlocks4; blocks4Row reads every row back', () => {
+    LEVEL = level;
+    for (const [type] of KQUANTS)
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer(), (groups, nb, seed) => {
+          const rows = 4 * groups, cols = 256 * nb, blockBytes = GGML_TYPES.get(type)!.typeSize, rowBytes = nb * blockBytes;
+          const wq = quantize(type, randn(new Rng(seed), rows * cols, 1));
+          const h = harness(1 << 20);
+          const wp = h.put(wq), dst = h.alloc(wq.length);
+          h.k.interleave_blocks4(dst, wp, rows, rowBytes, blockBytes);
+          const packed = interleaveBlocks4(wq, rows, rowBytes, blockBytes);
+          expect(new Uint8Array(h.memory.buffer, dst, wq.length)).toEqual(packed);
+          for (let r = 0; r < rows; r++) expect(blocks4Row(packed, r, rowBytes, blockBytes)).toEqual(wq.subarray(r * rowBytes, (r + 1) * rowBytes));
+        }),
+        { numRuns: 20 },
+      );
+    LEVEL = 'simd128';
+  });
+  it('the kernels give the same results, bit for bit, from either layout (decode, prefill, any row range of whole groups)', () => {
+    LEVEL = level;
+    for (const [type, name] of KQUANTS) {
+      const blockBytes = GGML_TYPES.get(type)!.typeSize;
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer(), (groups, nb, T, seed) => {
+          const rng = new Rng(seed);
+          const rows = 4 * groups, cols = 256 * nb, rowBytes = nb * blockBytes;
+          const wq = quantize(type, randn(rng, rows * cols, 0.1));
+          const h = harness(4 << 20);
+          const wp = h.put(wq), wx = h.put(interleaveBlocks4(wq, rows, rowBytes, blockBytes)), xp = h.put(randn(rng, T * cols));
+          const qp = h.alloc(T * cols), dp = h.alloc(T * cols), bp = h.alloc(T * cols), scratch = h.alloc(KERNEL_SCRATCH_BYTES);
+          for (let t = 0; t < T; t++) h.k.quantize_q8_K(qp + t * cols, dp + (t * cols) / 64, bp + (t * cols) / 8, xp + t * cols * 4, cols);
+          const f = h.k[name] as (...a: number[]) => void;
+          const o1 = h.alloc(T * rows * 4), o2 = h.alloc(T * rows * 4);
+          f(o1, wp, qp, dp, bp, cols, rows, 0, rows, T, scratch, 0);
+          // two row ranges, as two threads would take them
+          const mid = 4 * (seed & 1 ? Math.floor(groups / 2) : groups);
+          f(o2, wx, qp, dp, bp, cols, rows, 0, mid, T, scratch, 1);
+          f(o2, wx, qp, dp, bp, cols, rows, mid, rows, T, scratch, 1);
+          expect(h.f32(o2, T * rows), name).toEqual(h.f32(o1, T * rows));
+        }),
+        { numRuns: 25 },
+      );
+    }
+    LEVEL = 'simd128';
+  });
+});
+
+for (const level of LEVELS)
 it(`[${level}] a batch gives each token what it alone gives (prefill paths = decode paths, bit for bit)`, () => {
   LEVEL = level;
   for (const [type, name] of [[GGMLType.Q4_0, 'matmul_q4_0'], [GGMLType.Q8_0, 'matmul_q8_0'], [GGMLType.Q4_K, 'matmul_q4_K'], [GGMLType.Q5_K, 'matmul_q5_K'], [GGMLType.Q6_K, 'matmul_q6_K']] as const) {
@@ -235,7 +285,7 @@ it(`[${level}] a batch gives each token what it alone gives (prefill paths = dec
     const call = (out: number, t0: number, n: number) =>
       type === GGMLType.Q8_0
         ? f(out, wp, qp + t0 * cols, dp + (t0 * cols) / 8, cols, rows, 0, rows, n, scratch)
-        : f(out, wp, qp + t0 * cols, dp + (t0 * cols) / (kq ? 64 : 8), bp + (t0 * cols) / 8, cols, rows, 0, rows, n, scratch);
+        : f(out, wp, qp + t0 * cols, dp + (t0 * cols) / (kq ? 64 : 8), bp + (t0 * cols) / 8, cols, rows, 0, rows, n, scratch, 0);
     const batch = h.alloc(T * rows * 4), one = h.alloc(rows * 4);
     call(batch, 0, T);
     for (let t = 0; t < T; t++) {

@@ -17,6 +17,7 @@ export interface Kernels {
   matmul_q4_0x4(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, sumsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, subnormalScales: number): void;
   /** returns how many block scales are subnormal halves */
   repack_q4_0x4(dstPtr: number, srcPtr: number, rows: number, cols: number): number;
+  interleave_blocks4(dstPtr: number, srcPtr: number, rows: number, rowBytes: number, blockBytes: number): void;
   matmul_q4_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q5_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q5_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
@@ -25,9 +26,10 @@ export interface Kernels {
   matmul_q2_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q3_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_q8_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number): void;
-  matmul_q4_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number): void;
-  matmul_q5_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number): void;
-  matmul_q6_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number): void;
+  /** x4: 1 when the matrix is stored BLOCKS4 (layout.ts) */
+  matmul_q4_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number, x4: number): void;
+  matmul_q5_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number, x4: number): void;
+  matmul_q6_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number, x4: number): void;
   matmul_f32(outPtr: number, wPtr: number, xPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_f16(outPtr: number, wPtr: number, xPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   round_f16_row(outPtr: number, xPtr: number, n: number): void;
@@ -152,8 +154,8 @@ function selfTest(base: WebAssembly.Module, relaxed: WebAssembly.Module): boolea
     ] as const) {
       scales(bytes, [0, 2]);
       a.quantize_q8_K(Q, D, S, X, cols);
-      fa(O1, W, Q, D, S, cols, rows, 0, rows, 1, O2 + 64);
-      fb(O2, W, Q, D, S, cols, rows, 0, rows, 1, O2 + 64);
+      fa(O1, W, Q, D, S, cols, rows, 0, rows, 1, O2 + 64, 0);
+      fb(O2, W, Q, D, S, cols, rows, 0, rows, 1, O2 + 64, 0);
       if (!close(O1, O2, rows)) return false;
     }
     return true;

@@ -19,7 +19,7 @@ import { matmulRef } from '../ref/ops.js';
 import { instantiate, selectKernels, KERNEL_SCRATCH_BYTES, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from './kernels.js';
 import { Crew } from './crew.js';
 import { Op, runShare } from './share.js';
-import { q4_0x4Row } from './q4_0x4.js';
+import { Layout, blocks4Row, q4_0x4Row } from './layout.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB
@@ -35,9 +35,9 @@ interface WasmWeight extends Weight {
   ptr: number;
   rowBytes: number;
   byteSize: number;
-  /** Q4_0 matrices with rows % 4 == 0 are stored with rows interleaved in fours (q4_0x4.ts) */
-  q4_0x4: boolean;
-  /** for those: how many block scales are subnormal halves (the kernel converts faster without) */
+  /** how the rows are stored (layout.ts): Q4_0 and K-quant matrices with rows % 4 == 0 interleaved in fours */
+  layout: Layout;
+  /** Q4_0X4: how many block scales are subnormal halves (the kernel converts faster without) */
   subnormalScales: number;
 }
 
@@ -230,23 +230,24 @@ export class WasmOps implements Ops<WasmBuf> {
     }
     const b = this.banks[bank]!;
     const rowBytes = (cols / info.blockSize) * info.typeSize;
-    const q4_0x4 = t.type === GGMLType.Q4_0 && t.shape.length === 2 && rows % 4 === 0;
+    const matrix4 = t.shape.length === 2 && rows % 4 === 0;
+    const layout = !matrix4 ? Layout.ROWS : t.type === GGMLType.Q4_0 ? Layout.Q4_0X4 : BLOCKS4_TYPES.has(t.type) ? Layout.BLOCKS4 : Layout.ROWS;
     let subnormalScales = 0;
     const where = file.fileRange(t);
     const stagingPerThread = Math.floor((this.plan.maxT * this.plan.maxCols * 4) / this.plan.threads / ALIGN) * ALIGN; // xh, split
-    if (this.crewInstance && bank === 0 && where && (!q4_0x4 || stagingPerThread >= 4 * rowBytes)) {
+    if (this.crewInstance && bank === 0 && where && (layout === Layout.ROWS || stagingPerThread >= 4 * rowBytes)) {
       // the crew reads it (share.ts, Op.LOAD): the copy and the page faults on two cores
-      const args = [Op.LOAD, 0, where.fd, where.position, ptr, rows, rowBytes, cols, q4_0x4 ? 1 : 0, this.xh, stagingPerThread, this.loadResults];
+      const args = [Op.LOAD, 0, where.fd, where.position, ptr, rows, rowBytes, cols, layout, info.typeSize, this.xh, stagingPerThread, this.loadResults];
       this.crewInstance.run(args, (i, n) => runShare([b.k], args, i, n));
       const res = b.f64(this.loadResults, 2 * this.plan.threads);
       let got = 0;
       for (let i = 0; i < this.plan.threads; i++) (got += res[2 * i]!), (subnormalScales += res[2 * i + 1]!);
       if (got !== t.byteSize) throw new GgufError(`short read: got ${got} of ${t.byteSize} bytes`, where.position, { file: file.path, tensor: t.name });
-    } else if (!q4_0x4) file.readTensorInto(t, b.u8(ptr, t.byteSize));
+    } else if (layout === Layout.ROWS) file.readTensorInto(t, b.u8(ptr, t.byteSize));
     else {
       // Read in large pieces (small reads defeat the kernel's readahead when the file is not cached)
       // displaced by one chunk of rows — into [ptr + shift, ptr + byteSize + shift), the tail past the
-      // tensor being bank space not yet allocated — then interleave chunk by chunk into place, each
+      // tensor being bank space not yet allocated — then reorder chunk by chunk into place, each
       // chunk's destination covering only source rows already consumed.
       const chunk = 64;
       const shift = chunk * rowBytes;
@@ -260,11 +261,12 @@ export class WasmOps implements Ops<WasmBuf> {
           const n = Math.min(chunk, p + np - r);
           let src = ptr + shift + r * rowBytes;
           if (!displaced) b.u8(0, b.memory.buffer.byteLength).copyWithin((src = tmp), ptr + r * rowBytes, ptr + (r + n) * rowBytes);
-          subnormalScales += b.k.repack_q4_0x4(ptr + r * rowBytes, src, n, cols);
+          if (layout === Layout.Q4_0X4) subnormalScales += b.k.repack_q4_0x4(ptr + r * rowBytes, src, n, cols);
+          else b.k.interleave_blocks4(ptr + r * rowBytes, src, n, rowBytes, info.typeSize);
         }
       }
     }
-    return { name: t.name, type: t.type as GGMLType, rows, cols, bank, ptr, rowBytes, byteSize: t.byteSize, q4_0x4, subnormalScales };
+    return { name: t.name, type: t.type as GGMLType, rows, cols, bank, ptr, rowBytes, byteSize: t.byteSize, layout, subnormalScales };
   }
 
   kvCache(nLayers: number, ctx: number, kvDim: number): KvCache {
@@ -283,7 +285,9 @@ export class WasmOps implements Ops<WasmBuf> {
     const src = this.banks[w.bank]!.u8(w.ptr, w.byteSize);
     const dst = this.banks[0]!.f32(out.ptr, tokens.length * w.cols);
     for (let t = 0; t < tokens.length; t++) {
-      if (w.q4_0x4) dequantizeRow(w.type, q4_0x4Row(src, tokens[t]!, w.cols), 0, dst, t * w.cols, w.cols);
+      const r = tokens[t]!;
+      if (w.layout === Layout.Q4_0X4) dequantizeRow(w.type, q4_0x4Row(src, r, w.cols), 0, dst, t * w.cols, w.cols);
+      else if (w.layout === Layout.BLOCKS4) dequantizeRow(w.type, blocks4Row(src, r, w.rowBytes, GGML_TYPES.get(w.type)!.typeSize), 0, dst, t * w.cols, w.cols);
       else dequantizeRow(w.type, src, tokens[t]! * w.rowBytes, dst, t * w.cols, w.cols);
     }
   }
@@ -299,7 +303,7 @@ export class WasmOps implements Ops<WasmBuf> {
     const { cols, rows } = w;
     const b0 = this.banks[0]!;
     const bank = this.banks[w.bank]!;
-    const op = w.q4_0x4 ? Op.MATMUL_Q4_0X4 : KERNEL_OP[w.type];
+    const op = w.layout === Layout.Q4_0X4 ? Op.MATMUL_Q4_0X4 : KERNEL_OP[w.type];
     if (op === undefined) {
       // no kernel for this type: the reference matmul over views of the same memory
       const ref = { ...w, bytes: bank.u8(w.ptr, w.byteSize) };
@@ -339,7 +343,7 @@ export class WasmOps implements Ops<WasmBuf> {
       floatIn
         ? [op, w.bank, outPtr, w.ptr, inPtr, cols, rows, T]
         : withBsums
-          ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T, op === Op.MATMUL_Q4_0X4 ? w.subnormalScales : bank.scratch]
+          ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T, op === Op.MATMUL_Q4_0X4 ? w.subnormalScales : bank.scratch, w.layout === Layout.BLOCKS4 ? 1 : 0]
           : [op, w.bank, outPtr, w.ptr, qs, d, cols, rows, T, bank.scratch];
     const kernels = this.banks.map((b) => b.k);
     this.crew.run(args, (i, n) => runShare(kernels, args, i, n));
@@ -401,6 +405,9 @@ export class WasmOps implements Ops<WasmBuf> {
 function align(p: number): number {
   return Math.ceil(p / ALIGN) * ALIGN;
 }
+
+/** K-quants stored BLOCKS4 (their kernels read either layout) */
+const BLOCKS4_TYPES = new Set([GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
 
 const KERNEL_OP: Partial<Record<GGMLType, Op>> = {
   [GGMLType.Q4_0]: Op.MATMUL_Q4_0,

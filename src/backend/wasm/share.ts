@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { KERNEL_SCRATCH_BYTES, type Kernels } from './kernels.js';
+import { Layout } from './layout.js';
 
 export enum Op {
   MATMUL_Q4_0 = 1,
@@ -65,15 +66,22 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       return;
     }
     case Op.MATMUL_Q4_0:
-    case Op.MATMUL_Q2_K:
+    case Op.MATMUL_Q2_K: {
+      // out, w, qs, d, bsums (Q8_K) or block sums (Q8_0 for Q4_0), cols, rows, T
+      const [r0, r1] = split(a[8]!, i, k, 4);
+      if (r0 >= r1) return;
+      if (a[0] === Op.MATMUL_Q4_0) K.matmul_q4_0(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
+      else K.matmul_q2_K(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
+      return;
+    }
     case Op.MATMUL_Q4_K:
     case Op.MATMUL_Q5_K:
     case Op.MATMUL_Q6_K: {
-      // out, w, qs, d, bsums (Q8_K) or block sums (Q8_0 for Q4_0), cols, rows, T, the bank's scratch
+      // out, w, qs, d, bsums, cols, rows, T, the bank's scratch, 1 if the matrix is stored BLOCKS4
       const [r0, r1] = split(a[8]!, i, k, 4);
       if (r0 >= r1) return;
       const scratch = a[10]! + i * KERNEL_SCRATCH_BYTES; // this thread's
-      (a[0] === Op.MATMUL_Q4_0 ? K.matmul_q4_0 : a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : a[0] === Op.MATMUL_Q5_K ? K.matmul_q5_K : a[0] === Op.MATMUL_Q6_K ? K.matmul_q6_K : K.matmul_q2_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!, scratch);
+      (a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : a[0] === Op.MATMUL_Q5_K ? K.matmul_q5_K : K.matmul_q6_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!, scratch, a[11]!);
       return;
     }
     case Op.MATMUL_F32:
@@ -94,16 +102,17 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     }
     case Op.LOAD: {
       // a tensor read from the file into place, the threads side by side (the copy and the page
-      // faults of fresh memory are most of a load): fd, position, ptr, rows, rowBytes, cols, q4_0x4,
-      // staging, staging bytes per thread, results ([bytes read, subnormal scales] per thread, f64)
-      const [fd, position, ptr, rows, rowBytes, cols, x4, staging, stagingBytes, results] = [a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!];
+      // faults of fresh memory are most of a load): fd, position, ptr, rows, rowBytes, cols, layout,
+      // block bytes, staging, staging bytes per thread, results ([bytes read, subnormal scales] per
+      // thread, f64)
+      const [fd, position, ptr, rows, rowBytes, cols, layout, blockBytes, staging, stagingBytes, results] = [a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!];
       const u8 = new Uint8Array(K.memory.buffer);
       let got = 0, subnormal = 0;
-      if (!x4) {
+      if (layout === Layout.ROWS) {
         const [b0, b1] = split(rows * rowBytes, i, k, 1 << 16);
         got = readFully(fd, u8, ptr + b0, b1 - b0, position + b0);
       } else {
-        // whole groups of four rows, piece by piece through this thread's staging, interleaved into place
+        // whole groups of four rows, piece by piece through this thread's staging, reordered into place
         const [r0, r1] = split(rows, i, k, 4);
         const tmp = staging + i * stagingBytes, piece = Math.floor(stagingBytes / rowBytes / 4) * 4;
         for (let r = r0; r < r1; r += piece) {
@@ -111,7 +120,8 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
           const m = readFully(fd, u8, tmp, n * rowBytes, position + r * rowBytes);
           got += m;
           if (m < n * rowBytes) break;
-          subnormal += K.repack_q4_0x4(ptr + r * rowBytes, tmp, n, cols);
+          if (layout === Layout.Q4_0X4) subnormal += K.repack_q4_0x4(ptr + r * rowBytes, tmp, n, cols);
+          else K.interleave_blocks4(ptr + r * rowBytes, tmp, n, rowBytes, blockBytes);
         }
       }
       new Float64Array(K.memory.buffer, results + i * 16, 2).set([got, subnormal]);
