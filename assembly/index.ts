@@ -466,9 +466,17 @@ const RUNS = 8;
 // Q4_0; a single row does the same float operations in scalar. Decode reads eight runs of groups
 // of four rows side by side, as Q4_0x4 does (one thread from DRAM, two processes: touches ahead
 // 8.3 G MAC/s, four runs 9.5, eight 10.1).
-export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
+export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
+  if (x4) matmul_q8_0_impl(true, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T, scratch);
+  else matmul_q8_0_impl(false, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T, scratch);
+}
+
+// x4: the matrix is stored BLOCKS4 (rows interleaved in fours, block by block), as the K-quants
+@inline function matmul_q8_0_impl(x4: bool, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
   const nb = cols >> 5;
   const rowBytes = <usize>nb * 34;
+  // where block b of row k of a group of four is: g + k·rowStep + b·blockStep
+  const rowStep: usize = x4 ? 34 : rowBytes, blockStep: usize = x4 ? 136 : 34;
   const zero = i8x16.splat(0);
   let r = r0;
   if (T > 1) {
@@ -480,7 +488,7 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
       const m127 = i8x16.splat(-127);
       for (let b = 0; b < nb; b++) {
-        const w0 = g + <usize>b * 34, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+        const w0 = g + <usize>b * blockStep, w1 = w0 + rowStep, w2 = w1 + rowStep, w3 = w2 + rowStep;
         q8_0_expand(scratch, i8x16.max_s(v128.load(w0, 2), m127), i8x16.max_s(v128.load(w0, 18), m127));
         q8_0_expand(scratch + 64, i8x16.max_s(v128.load(w1, 2), m127), i8x16.max_s(v128.load(w1, 18), m127));
         q8_0_expand(scratch + 128, i8x16.max_s(v128.load(w2, 2), m127), i8x16.max_s(v128.load(w2, 18), m127));
@@ -516,14 +524,14 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       for (let xq = qsPtr, xd = dPtr; xq < xEnd; xq += 32, xd += 4) {
         const x0 = v128.load(xq), x1 = v128.load(xq, 16), dx = v128.load32_splat(xd);
         const ax0 = i8x16.abs(x0), sx0 = i8x16.lt_s(x0, zero), ax1 = i8x16.abs(x1), sx1 = i8x16.lt_s(x1, zero);
-        q8_0_acc4(o0, w0, rowBytes, ax0, sx0, ax1, sx1, dx); w0 += 34;
-        q8_0_acc4(o1, w1, rowBytes, ax0, sx0, ax1, sx1, dx); w1 += 34;
-        q8_0_acc4(o2, w2, rowBytes, ax0, sx0, ax1, sx1, dx); w2 += 34;
-        q8_0_acc4(o3, w3, rowBytes, ax0, sx0, ax1, sx1, dx); w3 += 34;
-        q8_0_acc4(o4, w4, rowBytes, ax0, sx0, ax1, sx1, dx); w4 += 34;
-        q8_0_acc4(o5, w5, rowBytes, ax0, sx0, ax1, sx1, dx); w5 += 34;
-        q8_0_acc4(o6, w6, rowBytes, ax0, sx0, ax1, sx1, dx); w6 += 34;
-        q8_0_acc4(o7, w7, rowBytes, ax0, sx0, ax1, sx1, dx); w7 += 34;
+        q8_0_acc4(o0, w0, rowStep, ax0, sx0, ax1, sx1, dx); w0 += blockStep;
+        q8_0_acc4(o1, w1, rowStep, ax0, sx0, ax1, sx1, dx); w1 += blockStep;
+        q8_0_acc4(o2, w2, rowStep, ax0, sx0, ax1, sx1, dx); w2 += blockStep;
+        q8_0_acc4(o3, w3, rowStep, ax0, sx0, ax1, sx1, dx); w3 += blockStep;
+        q8_0_acc4(o4, w4, rowStep, ax0, sx0, ax1, sx1, dx); w4 += blockStep;
+        q8_0_acc4(o5, w5, rowStep, ax0, sx0, ax1, sx1, dx); w5 += blockStep;
+        q8_0_acc4(o6, w6, rowStep, ax0, sx0, ax1, sx1, dx); w6 += blockStep;
+        q8_0_acc4(o7, w7, rowStep, ax0, sx0, ax1, sx1, dx); w7 += blockStep;
       }
     }
     r = r0 + ((r1 - r0) & ~3);

@@ -126,7 +126,7 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
             if (type === GGMLType.Q4_0 || type === GGMLType.Q2_K || type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES), 0);
             else if (type === GGMLType.F32) f(out, wp, xp, cols, rows, 0, rows, T);
             else if (type === GGMLType.F16 || type === GGMLType.BF16) f(out, wp, xh, cols, rows, 0, rows, T);
-            else f(out, wp, qp, dp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES));
+            else f(out, wp, qp, dp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES), 0);
             const got = h.f32(out, T * rows);
             const want = new Float32Array(T * rows);
             matmulRef(want, { name: 'w', type, rows, cols, bytes: wq, rowBytes: wq.length / rows }, x, T);
@@ -218,14 +218,14 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
 });
 
 for (const level of LEVELS)
-describe(`[${level}] K-quant rows interleaved in fours, block by block (the backend's BLOCKS4 layout)`, () => {
-  const KQUANTS = [[GGMLType.Q4_K, 'matmul_q4_K'], [GGMLType.Q5_K, 'matmul_q5_K'], [GGMLType.Q6_K, 'matmul_q6_K']] as const;
+describe(`[${level}] Q8_0 and K-quant rows interleaved in fours, block by block (the backend's BLOCKS4 layout)`, () => {
+  const BLOCKS4 = [[GGMLType.Q8_0, 'matmul_q8_0'], [GGMLType.Q4_K, 'matmul_q4_K'], [GGMLType.Q5_K, 'matmul_q5_K'], [GGMLType.Q6_K, 'matmul_q6_K']] as const;
   it('interleave_blocks4 = interleaveBlocks4; blocks4Row reads every row back', () => {
     LEVEL = level;
-    for (const [type] of KQUANTS)
+    for (const [type] of BLOCKS4)
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer(), (groups, nb, seed) => {
-          const rows = 4 * groups, cols = 256 * nb, blockBytes = GGML_TYPES.get(type)!.typeSize, rowBytes = nb * blockBytes;
+          const info = GGML_TYPES.get(type)!, blockBytes = info.typeSize, rows = 4 * groups, cols = 256 * nb, rowBytes = (cols / info.blockSize) * blockBytes;
           const wq = quantize(type, randn(new Rng(seed), rows * cols, 1));
           const h = harness(1 << 20);
           const wp = h.put(wq), dst = h.alloc(wq.length);
@@ -240,24 +240,28 @@ describe(`[${level}] K-quant rows interleaved in fours, block by block (the back
   });
   it('the kernels give the same results, bit for bit, from either layout (decode, prefill, any row range of whole groups)', () => {
     LEVEL = level;
-    for (const [type, name] of KQUANTS) {
-      const blockBytes = GGML_TYPES.get(type)!.typeSize;
+    for (const [type, name] of BLOCKS4) {
+      const info = GGML_TYPES.get(type)!, blockBytes = info.typeSize, q8_0 = type === GGMLType.Q8_0;
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer(), (groups, nb, T, seed) => {
           const rng = new Rng(seed);
-          const rows = 4 * groups, cols = 256 * nb, rowBytes = nb * blockBytes;
+          const rows = 4 * groups, cols = 256 * nb, rowBytes = (cols / info.blockSize) * blockBytes;
           const wq = quantize(type, randn(rng, rows * cols, 0.1));
           const h = harness(4 << 20);
           const wp = h.put(wq), wx = h.put(interleaveBlocks4(wq, rows, rowBytes, blockBytes)), xp = h.put(randn(rng, T * cols));
           const qp = h.alloc(T * cols), dp = h.alloc(T * cols), bp = h.alloc(T * cols), scratch = h.alloc(KERNEL_SCRATCH_BYTES);
-          for (let t = 0; t < T; t++) h.k.quantize_q8_K(qp + t * cols, dp + (t * cols) / 64, bp + (t * cols) / 8, xp + t * cols * 4, cols);
+          for (let t = 0; t < T; t++)
+            if (q8_0) h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, bp + (t * cols) / 8, xp + t * cols * 4, cols);
+            else h.k.quantize_q8_K(qp + t * cols, dp + (t * cols) / 64, bp + (t * cols) / 8, xp + t * cols * 4, cols);
           const f = h.k[name] as (...a: number[]) => void;
+          const call = (out: number, w: number, r0: number, r1: number, x4: number) =>
+            q8_0 ? f(out, w, qp, dp, cols, rows, r0, r1, T, scratch, x4) : f(out, w, qp, dp, bp, cols, rows, r0, r1, T, scratch, x4);
           const o1 = h.alloc(T * rows * 4), o2 = h.alloc(T * rows * 4);
-          f(o1, wp, qp, dp, bp, cols, rows, 0, rows, T, scratch, 0);
+          call(o1, wp, 0, rows, 0);
           // two row ranges, as two threads would take them
           const mid = 4 * (seed & 1 ? Math.floor(groups / 2) : groups);
-          f(o2, wx, qp, dp, bp, cols, rows, 0, mid, T, scratch, 1);
-          f(o2, wx, qp, dp, bp, cols, rows, mid, rows, T, scratch, 1);
+          call(o2, wx, 0, mid, 1);
+          call(o2, wx, mid, rows, 1);
           expect(h.f32(o2, T * rows), name).toEqual(h.f32(o1, T * rows));
         }),
         { numRuns: 25 },
@@ -284,7 +288,7 @@ it(`[${level}] a batch gives each token what it alone gives (prefill paths = dec
     const f = h.k[name] as (...a: number[]) => void;
     const call = (out: number, t0: number, n: number) =>
       type === GGMLType.Q8_0
-        ? f(out, wp, qp + t0 * cols, dp + (t0 * cols) / 8, cols, rows, 0, rows, n, scratch)
+        ? f(out, wp, qp + t0 * cols, dp + (t0 * cols) / 8, cols, rows, 0, rows, n, scratch, 0)
         : f(out, wp, qp + t0 * cols, dp + (t0 * cols) / (kq ? 64 : 8), bp + (t0 * cols) / 8, cols, rows, 0, rows, n, scratch, 0);
     const batch = h.alloc(T * rows * 4), one = h.alloc(rows * 4);
     call(batch, 0, T);

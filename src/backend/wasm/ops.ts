@@ -35,7 +35,7 @@ interface WasmWeight extends Weight {
   ptr: number;
   rowBytes: number;
   byteSize: number;
-  /** how the rows are stored (layout.ts): Q4_0 and K-quant matrices with rows % 4 == 0 interleaved in fours */
+  /** how the rows are stored (layout.ts): Q4_0, Q8_0 and K-quant matrices with rows % 4 == 0 interleaved in fours */
   layout: Layout;
   /** Q4_0X4: how many block scales are subnormal halves (the kernel converts faster without) */
   subnormalScales: number;
@@ -344,7 +344,7 @@ export class WasmOps implements Ops<WasmBuf> {
         ? [op, w.bank, outPtr, w.ptr, inPtr, cols, rows, T]
         : withBsums
           ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T, op === Op.MATMUL_Q4_0X4 ? w.subnormalScales : bank.scratch, w.layout === Layout.BLOCKS4 ? 1 : 0]
-          : [op, w.bank, outPtr, w.ptr, qs, d, cols, rows, T, bank.scratch];
+          : [op, w.bank, outPtr, w.ptr, qs, d, cols, rows, T, bank.scratch, w.layout === Layout.BLOCKS4 ? 1 : 0];
     const kernels = this.banks.map((b) => b.k);
     this.crew.run(args, (i, n) => runShare(kernels, args, i, n));
     if (w.bank !== 0) new Uint8Array(b0.memory.buffer).set(new Uint8Array(bank.memory.buffer, outPtr, T * rows * 4), out.ptr);
@@ -406,8 +406,8 @@ function align(p: number): number {
   return Math.ceil(p / ALIGN) * ALIGN;
 }
 
-/** K-quants stored BLOCKS4 (their kernels read either layout) */
-const BLOCKS4_TYPES = new Set([GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
+/** types stored BLOCKS4 (their kernels read either layout) */
+const BLOCKS4_TYPES = new Set([GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
 
 const KERNEL_OP: Partial<Record<GGMLType, Op>> = {
   [GGMLType.Q4_0]: Op.MATMUL_Q4_0,

@@ -45,7 +45,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     case Op.MATMUL_Q5_1:
     case Op.MATMUL_Q8_0:
     case Op.MATMUL_Q3_K: {
-      // out, w, qs, d, cols, rows, T, the bank's scratch (Q8_0's prefill uses it)
+      // out, w, qs, d, cols, rows, T, the bank's scratch (Q8_0's prefill uses it), 1 if stored BLOCKS4 (Q8_0)
       const [r0, r1] = split(a[7]!, i, k, 4);
       if (r0 >= r1) return;
       const f = ({
@@ -55,7 +55,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
         [Op.MATMUL_Q8_0]: K.matmul_q8_0,
         [Op.MATMUL_Q3_K]: K.matmul_q3_K,
       } as Record<number, typeof K.matmul_q8_0>)[a[0]!]!;
-      f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!, a[9]! + i * KERNEL_SCRATCH_BYTES);
+      f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!, a[9]! + i * KERNEL_SCRATCH_BYTES, a[10]!);
       return;
     }
     case Op.MATMUL_Q4_0X4: {
