@@ -401,7 +401,18 @@ const RUNS = 8;
       const w = g + <usize>b * 72;
       const q0 = v128.load(w, 8), q1 = v128.load(w, 24), q2 = v128.load(w, 40), q3 = v128.load(w, 56);
       const dw = q4_0x4_scales(w, fast);
-      for (let t = 0; t < T; t++) {
+      let t = 0;
+      for (; t + 2 <= T; t += 2) {
+        // two tokens per pass: the group's block is unpacked once for both
+        const ta = <usize>(t * nb + b), tc = ta + <usize>nb;
+        const xa = qsPtr + (ta << 5), xc = qsPtr + (tc << 5);
+        const sa = q4_0_isum4(q0, q1, q2, q3, v128.load(xa), v128.load(xa, 16), sumsPtr + (ta << 2));
+        const sc = q4_0_isum4(q0, q1, q2, q3, v128.load(xc), v128.load(xc, 16), sumsPtr + (tc << 2));
+        const oa = outPtr + (<usize>(t * rows + r) << 2), oc = oa + (<usize>rows << 2);
+        v128.store(oa, f32x4.add(v128.load(oa), f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.mul(dw, v128.load32_splat(dPtr + (ta << 2))))));
+        v128.store(oc, f32x4.add(v128.load(oc), f32x4.mul(f32x4.convert_i32x4_s(sc), f32x4.mul(dw, v128.load32_splat(dPtr + (tc << 2))))));
+      }
+      for (; t < T; t++) {
         const tb = <usize>(t * nb + b);
         const xb = qsPtr + (tb << 5);
         const s = q4_0_isum4(q0, q1, q2, q3, v128.load(xb), v128.load(xb, 16), sumsPtr + (tb << 2));
