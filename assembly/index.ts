@@ -619,13 +619,17 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // sub-block sums, i32x4 partials) and sm (k4_scale_min): the mins meet the activation's bsums (two
 // per sub-block) by one i16 dot each, with each min in two lanes.
 @inline function k4_final(blk: usize, sm: v128, isum: v128, bs: usize, dx: f32): f32 {
+  const dd = f16x8_lo(v128.load32_zero(blk)); // [d, dmin] as f32, in one conversion
+  return dx * (f32x4.extract_lane(dd, 0) * <f32>hsum_i32(isum) - f32x4.extract_lane(dd, 1) * <f32>hsum_i32(k4_msum(sm, bs)));
+}
+
+// Σ_s m_s·(Σx)_s as i32x4 partials
+@inline function k4_msum(sm: v128, bs: usize): v128 {
   // [m0 m0 m1 m1 m2 m2 m3 m3] and [m4 m4 … m7 m7] as i16 (the mins are bytes 8..15 of sm)
   const z = i8x16.splat(0);
   const mlo = v128.shuffle<u8>(sm, z, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16);
   const mhi = v128.shuffle<u8>(sm, z, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16);
-  const msum = i32x4.add(i32x4.dot_i16x8_s(v128.load(bs), mlo), i32x4.dot_i16x8_s(v128.load(bs, 16), mhi));
-  const dd = f16x8_lo(v128.load32_zero(blk)); // [d, dmin] as f32, in one conversion
-  return dx * (f32x4.extract_lane(dd, 0) * <f32>hsum_i32(isum) - f32x4.extract_lane(dd, 1) * <f32>hsum_i32(msum));
+  return i32x4.add(i32x4.dot_i16x8_s(v128.load(bs), mlo), i32x4.dot_i16x8_s(v128.load(bs, 16), mhi));
 }
 
 // Q4_K/Q5_K/Q6_K blocks in decode: a loop over four parts of the block (the pairs of sub-blocks;
@@ -639,6 +643,10 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // (x[64g + l]), high nibble → 2g+1 (x[64g + 32 + l])
 @inline function q4_K_block(blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
   const sm = k4_scale_min(blk + 4);
+  return k4_final(blk, sm, q4_K_isum(blk, x, sm, scratch), bs, dx);
+}
+// Σ_s sc_s·(Σq·x)_s of a Q4_K block as i32x4 partials (sm: k4_scale_min)
+@inline function q4_K_isum(blk: usize, x: usize, sm: v128, scratch: usize): v128 {
   v128.store(scratch, i16x8.extend_low_i8x16_u(sm));
   const m4 = i8x16.splat(0x0f);
   let isum = i32x4.splat(0);
@@ -649,13 +657,16 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
     const hi = sub_dot16(hi_nibbles(qa), v128.load(xg, 32), hi_nibbles(qb), v128.load(xg, 48));
     isum = i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(lo, v128.load16_splat(scratch + (g << 2))), i32x4.dot_i16x8_s(hi, v128.load16_splat(scratch + (g << 2) + 2))));
   }
-  return k4_final(blk, sm, isum, bs, dx);
+  return isum;
 }
 
 // Q5_K block (176 B): d | dmin | scales[12] | qh[32] | qs[128]; the 5th bit of weight 64g + l is
 // bit 2g of qh[l] (low nibble) and of weight 64g + 32 + l bit 2g+1.
 @inline function q5_K_block(blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
   const sm = k4_scale_min(blk + 4);
+  return k4_final(blk, sm, q5_K_isum(blk, x, sm, scratch), bs, dx);
+}
+@inline function q5_K_isum(blk: usize, x: usize, sm: v128, scratch: usize): v128 {
   v128.store(scratch, i16x8.extend_low_i8x16_u(sm));
   const m4 = i8x16.splat(0x0f), b4 = i8x16.splat(0x10);
   let qha = v128.load(blk + 16), qhb = v128.load(blk + 32);
@@ -670,7 +681,7 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
     qha = i16x8.shr_u(qha, 2);
     qhb = i16x8.shr_u(qhb, 2);
   }
-  return k4_final(blk, sm, isum, bs, dx);
+  return isum;
 }
 
 // low / high nibble of qs plus 16 where bit k of qh is set (k is a constant after inlining: the
@@ -693,6 +704,10 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // bits 4-5), l+96 (ql[l+32] hi, bits 6-7); scale index = l/16 + 2·k for the k-th of those four.
 // The loop takes the four quarters (half h, lanes l..l+15).
 @inline function q6_K_block(blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
+  return dx * (f16_to_f32(load<u16>(blk + 208)) * <f32>q6_K_total(blk, x, bs, scratch));
+}
+// the block's integer sum Σ sc·(q − 32)·x
+@inline function q6_K_total(blk: usize, x: usize, bs: usize, scratch: usize): i32 {
   const scv = v128.load(blk + 192);
   const sc0 = i16x8.extend_low_i8x16_s(scv), sc1 = i16x8.extend_high_i8x16_s(scv);
   v128.store(scratch, sc0);
@@ -727,7 +742,7 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
     // − 32·Σ_g sc_g·(Σx)_g: scale g covers the same 16 values as the activation's bsums[g]
     total -= hsum_i32(i32x4.add(i32x4.dot_i16x8_s(sc0, v128.load(bs)), i32x4.dot_i16x8_s(sc1, v128.load(bs, 16)))) << 5;
   }
-  return dx * (f16_to_f32(load<u16>(blk + 208)) * <f32>total);
+  return total;
 }
 
 // group k (0..3, a constant after inlining) of the values at lanes l..l+15 of a Q6_K half: weights
@@ -885,11 +900,28 @@ const KX6_ROW: usize = 560;
 // independent weight streams are in flight), then single rows. `kind` is a constant at each call
 // site, so the block function is chosen at compile time.
 // out[0..3] (at o) += four rows' blocks (at w, w + step, …) dotted with one token's block
+// Q4_K and Q6_K do the float step for the four rows at once, lane = row: the same operations as
+// kq_block's, so each row's value is the same bit for bit (in cache Q4_K +17 %, Q6_K +2 %; Q5_K,
+// whose blocks hold more live values, lost 4–20 % from DRAM that way and keeps kq_block's).
 @inline function kq_acc4(kind: i32, o: usize, w: usize, step: usize, x: usize, bs: usize, dx: f32, scratch: usize): void {
-  store<f32>(o, load<f32>(o) + kq_block(kind, w, x, bs, dx, scratch));
-  store<f32>(o, load<f32>(o, 4) + kq_block(kind, w + step, x, bs, dx, scratch), 4);
-  store<f32>(o, load<f32>(o, 8) + kq_block(kind, w + 2 * step, x, bs, dx, scratch), 8);
-  store<f32>(o, load<f32>(o, 12) + kq_block(kind, w + 3 * step, x, bs, dx, scratch), 12);
+  const w1 = w + step, w2 = w1 + step, w3 = w2 + step;
+  let v: v128;
+  if (kind == 5) {
+    v = f32x4(kq_block(kind, w, x, bs, dx, scratch), kq_block(kind, w1, x, bs, dx, scratch), kq_block(kind, w2, x, bs, dx, scratch), kq_block(kind, w3, x, bs, dx, scratch));
+  } else if (kind == 6) {
+    const t = i32x4(q6_K_total(w, x, bs, scratch), q6_K_total(w1, x, bs, scratch), q6_K_total(w2, x, bs, scratch), q6_K_total(w3, x, bs, scratch));
+    v = f32x4.mul(f32x4.splat(dx), f32x4.mul(f16x8_lo(scales4(w + 208, w1 + 208, w2 + 208, w3 + 208)), f32x4.convert_i32x4_s(t)));
+  } else {
+    const s0 = k4_scale_min(w + 4), s1 = k4_scale_min(w1 + 4), s2 = k4_scale_min(w2 + 4), s3 = k4_scale_min(w3 + 4);
+    const isum = f32x4.convert_i32x4_s(hsum4(q4_K_isum(w, x, s0, scratch), q4_K_isum(w1, x, s1, scratch), q4_K_isum(w2, x, s2, scratch), q4_K_isum(w3, x, s3, scratch)));
+    const msum = f32x4.convert_i32x4_s(hsum4(k4_msum(s0, bs), k4_msum(s1, bs), k4_msum(s2, bs), k4_msum(s3, bs)));
+    // [d0 d1 dmin0 dmin1], [d2 d3 dmin2 dmin3] → [d0..d3], [dmin0..dmin3]
+    const a = v128.shuffle<i32>(f16x8_lo(v128.load32_zero(w)), f16x8_lo(v128.load32_zero(w1)), 0, 4, 1, 5);
+    const b = v128.shuffle<i32>(f16x8_lo(v128.load32_zero(w2)), f16x8_lo(v128.load32_zero(w3)), 0, 4, 1, 5);
+    const d = v128.shuffle<i32>(a, b, 0, 1, 4, 5), dmin = v128.shuffle<i32>(a, b, 2, 3, 6, 7);
+    v = f32x4.mul(f32x4.splat(dx), f32x4.sub(f32x4.mul(d, isum), f32x4.mul(dmin, msum)));
+  }
+  v128.store(o, f32x4.add(v128.load(o), v));
 }
 
 @inline function kq_block(kind: i32, blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
