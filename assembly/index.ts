@@ -806,25 +806,10 @@ const KX_ROW: usize = 432;
   v128.store(e, f16x8_lo(v128.load32_zero(blk)), 416);
 }
 
-// sub-block j of an expanded block against the activation's, scaled (i32x4 partials)
-@inline function kx_sub(e: usize, x: usize, j: usize): v128 {
-  return i32x4.dot_i16x8_s(sub_dot16(v128.load(e + 32 * j), v128.load(x + 32 * j), v128.load(e + 32 * j, 16), v128.load(x + 32 * j, 16)), v128.load(e + 16 * j, 256));
-}
-
-@inline function k4_dot_expanded(e: usize, x: usize, bs: usize, dx: f32): f32 {
-  let isum = i32x4.add(kx_sub(e, x, 0), kx_sub(e, x, 1));
-  isum = i32x4.add(isum, i32x4.add(kx_sub(e, x, 2), kx_sub(e, x, 3)));
-  isum = i32x4.add(isum, i32x4.add(kx_sub(e, x, 4), kx_sub(e, x, 5)));
-  isum = i32x4.add(isum, i32x4.add(kx_sub(e, x, 6), kx_sub(e, x, 7)));
-  const msum = i32x4.add(i32x4.dot_i16x8_s(v128.load(bs), v128.load(e, 384)), i32x4.dot_i16x8_s(v128.load(bs, 16), v128.load(e, 400)));
-  const dd = v128.load(e, 416);
-  return dx * (f32x4.extract_lane(dd, 0) * <f32>hsum_i32(isum) - f32x4.extract_lane(dd, 1) * <f32>hsum_i32(msum));
-}
-
 // A Q6_K block expanded (KX6_ROW bytes at e): its 256 6-bit values in activation order (relaxed:
 // 0..63; SIMD128: less 32, as q6_K_block dots them), the 16 scales as i16 splats (at 256 + 16g:
 // group g of 16 values has scale g), the scales as two i16x8 for the −32 term (at 512, 528) and d
-// as f32 (at 544). q6_dot_expanded then gives q6_K_block's value exactly.
+// as f32 (at 544). kx_rows4 then gives q6_K_block's value exactly.
 const KX6_ROW: usize = 560;
 
 @inline function q6_expand_quarter(blk: usize, e: usize, h: i32, l: i32): void {
@@ -865,36 +850,69 @@ const KX6_ROW: usize = 560;
   store<f32>(e, f16_to_f32(load<u16>(blk + 208)), 544);
 }
 
+@inline function kx_expand(kind: i32, blk: usize, e: usize): void {
+  if (kind == 6) q6_expand(blk, e);
+  else k4_expand(kind, blk, e);
+}
+
+// four expanded rows (at e, e + KXR, …) dotted with one token's block, lane = row: the x loads are
+// shared by the rows, the sums reduced together, the float step done once — the same operations per
+// lane as the decode path, so each row's value is the same bit for bit
+@inline function kx_rows4(kind: i32, e: usize, x: usize, bs: usize, dx: f32): v128 {
+  const R: usize = kind == 6 ? KX6_ROW : KX_ROW;
+  let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+  if (kind == 6) {
+    for (let g: usize = 0; g < 16; g++) {
+      const xv = v128.load(x + 16 * g);
+      i0 = i32x4.add(i0, q6x_dot(e, xv, g));
+      i1 = i32x4.add(i1, q6x_dot(e + R, xv, g));
+      i2 = i32x4.add(i2, q6x_dot(e + 2 * R, xv, g));
+      i3 = i32x4.add(i3, q6x_dot(e + 3 * R, xv, g));
+    }
+    let total = hsum4(i0, i1, i2, i3);
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      const b0 = v128.load(bs), b1 = v128.load(bs, 16);
+      const m = hsum4(q6x_msum(e, b0, b1), q6x_msum(e + R, b0, b1), q6x_msum(e + 2 * R, b0, b1), q6x_msum(e + 3 * R, b0, b1));
+      total = i32x4.sub(total, i32x4.shl(m, 5));
+    }
+    const d = f32x4(load<f32>(e, 544), load<f32>(e + R, 544), load<f32>(e + 2 * R, 544), load<f32>(e + 3 * R, 544));
+    return f32x4.mul(f32x4.splat(dx), f32x4.mul(d, f32x4.convert_i32x4_s(total)));
+  }
+  for (let j: usize = 0; j < 8; j++) {
+    const xa = v128.load(x + 32 * j), xb = v128.load(x + 32 * j, 16);
+    i0 = i32x4.add(i0, kx_sub_x(e, xa, xb, j));
+    i1 = i32x4.add(i1, kx_sub_x(e + R, xa, xb, j));
+    i2 = i32x4.add(i2, kx_sub_x(e + 2 * R, xa, xb, j));
+    i3 = i32x4.add(i3, kx_sub_x(e + 3 * R, xa, xb, j));
+  }
+  const b0 = v128.load(bs), b1 = v128.load(bs, 16);
+  const isum = f32x4.convert_i32x4_s(hsum4(i0, i1, i2, i3));
+  const msum = f32x4.convert_i32x4_s(hsum4(kx_msum(e, b0, b1), kx_msum(e + R, b0, b1), kx_msum(e + 2 * R, b0, b1), kx_msum(e + 3 * R, b0, b1)));
+  // [d dmin] (f32, at 416) of each row → [d0..d3], [dmin0..dmin3]
+  const a = v128.shuffle<i32>(v128.load64_zero(e + 416), v128.load64_zero(e + R + 416), 0, 4, 1, 5);
+  const c = v128.shuffle<i32>(v128.load64_zero(e + 2 * R + 416), v128.load64_zero(e + 3 * R + 416), 0, 4, 1, 5);
+  const d = v128.shuffle<i32>(a, c, 0, 1, 4, 5), dmin = v128.shuffle<i32>(a, c, 2, 3, 6, 7);
+  return f32x4.mul(f32x4.splat(dx), f32x4.sub(f32x4.mul(d, isum), f32x4.mul(dmin, msum)));
+}
+// sub-block j of an expanded block against the activation's (xa | xb), scaled (i32x4 partials)
+@inline function kx_sub_x(e: usize, xa: v128, xb: v128, j: usize): v128 {
+  return i32x4.dot_i16x8_s(sub_dot16(v128.load(e + 32 * j), xa, v128.load(e + 32 * j, 16), xb), v128.load(e + 16 * j, 256));
+}
+@inline function kx_msum(e: usize, b0: v128, b1: v128): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(b0, v128.load(e, 384)), i32x4.dot_i16x8_s(b1, v128.load(e, 400)));
+}
 // group g (16 values) of an expanded Q6_K block against the activation's, scaled (i32x4 partials)
-@inline function q6x_group(e: usize, x: usize, g: usize): v128 {
-  const q = v128.load(e + 16 * g), xv = v128.load(x + 16 * g);
+@inline function q6x_dot(e: usize, xv: v128, g: usize): v128 {
+  const q = v128.load(e + 16 * g);
   let p: v128;
   if (ASC_FEATURE_RELAXED_SIMD) p = i16x8.relaxed_dot_i8x16_i7x16_s(xv, q);
   else p = i16x8.add(i16x8.extmul_low_i8x16_s(q, xv), i16x8.extmul_high_i8x16_s(q, xv));
   return i32x4.dot_i16x8_s(p, v128.load(e + 16 * g, 256));
 }
-
-@inline function q6_dot_expanded(e: usize, x: usize, bs: usize, dx: f32): f32 {
-  let isum = i32x4.add(q6x_group(e, x, 0), q6x_group(e, x, 1));
-  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 2), q6x_group(e, x, 3)));
-  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 4), q6x_group(e, x, 5)));
-  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 6), q6x_group(e, x, 7)));
-  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 8), q6x_group(e, x, 9)));
-  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 10), q6x_group(e, x, 11)));
-  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 12), q6x_group(e, x, 13)));
-  isum = i32x4.add(isum, i32x4.add(q6x_group(e, x, 14), q6x_group(e, x, 15)));
-  let total = hsum_i32(isum);
-  if (ASC_FEATURE_RELAXED_SIMD) total -= hsum_i32(i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 512), v128.load(bs)), i32x4.dot_i16x8_s(v128.load(e, 528), v128.load(bs, 16)))) << 5;
-  return dx * (load<f32>(e, 544) * <f32>total);
+@inline function q6x_msum(e: usize, b0: v128, b1: v128): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 512), b0), i32x4.dot_i16x8_s(v128.load(e, 528), b1));
 }
 
-@inline function kx_expand(kind: i32, blk: usize, e: usize): void {
-  if (kind == 6) q6_expand(blk, e);
-  else k4_expand(kind, blk, e);
-}
-@inline function kx_dot(kind: i32, e: usize, x: usize, bs: usize, dx: f32): f32 {
-  return kind == 6 ? q6_dot_expanded(e, x, bs, dx) : k4_dot_expanded(e, x, bs, dx);
-}
 
 // The K-quant matmuls share one driver: four rows per pass (the activation block is shared and four
 // independent weight streams are in flight), then single rows. `kind` is a constant at each call
@@ -954,11 +972,8 @@ const KX6_ROW: usize = 560;
           const bs = bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5);
           const dx = load<f32>(dPtr + (<usize>(t * nb + b) << 2));
           const out = outPtr + (<usize>(t * rows + r) << 2);
-          // the same additions, in the same order, as the decode path's a0 += …
-          store<f32>(out, load<f32>(out) + kx_dot(kind, scratch, x, bs, dx));
-          store<f32>(out, load<f32>(out, 4) + kx_dot(kind, scratch + KXR, x, bs, dx), 4);
-          store<f32>(out, load<f32>(out, 8) + kx_dot(kind, scratch + 2 * KXR, x, bs, dx), 8);
-          store<f32>(out, load<f32>(out, 12) + kx_dot(kind, scratch + 3 * KXR, x, bs, dx), 12);
+          // the same additions, in the same order, as the decode path's
+          v128.store(out, f32x4.add(v128.load(out), kx_rows4(kind, scratch, x, bs, dx)));
         }
       }
     }
