@@ -358,6 +358,11 @@ export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: us
 // loop over the runs instead of eight written out: 20.4). A run that has no group i reads run 0's
 // again (cached) into a sink.
 const RUNS = 8;
+
+// Prefill takes the tokens in chunks: a chunk's activations (T_CHUNK rows of cols bytes and their
+// scales) stay in cache while every block of a group of rows meets them; all T tokens at once
+// (128 · 3072 B) would not.
+const T_CHUNK = 16;
 @inline function run_w(k: i32, q: i32, i: i32, nG: i32, w: usize, stride: usize): usize {
   return k * q + i < nG ? w + <usize>k * stride : w;
 }
@@ -393,16 +398,17 @@ const RUNS = 8;
     }
     return;
   }
-  // prefill: each block of a group is loaded once for all T tokens
+  // prefill: each block of a group is loaded once for a chunk of T_CHUNK tokens
   for (let r = r0; r + 4 <= r1; r += 4) {
     const g = wPtr + <usize>r * (groupBytes >> 2);
     for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
-    for (let b = 0; b < nb; b++) {
+    for (let t0 = 0; t0 < T; t0 += T_CHUNK)
+    for (let b = 0, t1 = min(T, t0 + T_CHUNK); b < nb; b++) {
       const w = g + <usize>b * 72;
       const q0 = v128.load(w, 8), q1 = v128.load(w, 24), q2 = v128.load(w, 40), q3 = v128.load(w, 56);
       const dw = q4_0x4_scales(w, fast);
-      let t = 0;
-      for (; t + 2 <= T; t += 2) {
+      let t = t0;
+      for (; t + 2 <= t1; t += 2) {
         // two tokens per pass: the group's block is unpacked once for both
         const ta = <usize>(t * nb + b), tc = ta + <usize>nb;
         const xa = qsPtr + (ta << 5), xc = qsPtr + (tc << 5);
@@ -412,7 +418,7 @@ const RUNS = 8;
         v128.store(oa, f32x4.add(v128.load(oa), f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.mul(dw, v128.load32_splat(dPtr + (ta << 2))))));
         v128.store(oc, f32x4.add(v128.load(oc), f32x4.mul(f32x4.convert_i32x4_s(sc), f32x4.mul(dw, v128.load32_splat(dPtr + (tc << 2))))));
       }
-      for (; t < T; t++) {
+      for (; t < t1; t++) {
         const tb = <usize>(t * nb + b);
         const xb = qsPtr + (tb << 5);
         const s = q4_0_isum4(q0, q1, q2, q3, v128.load(xb), v128.load(xb, 16), sumsPtr + (tb << 2));
@@ -498,14 +504,15 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       const g = wPtr + <usize>r * rowBytes;
       for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
       const m127 = i8x16.splat(-127);
-      for (let b = 0; b < nb; b++) {
+      for (let t0 = 0; t0 < T; t0 += T_CHUNK)
+      for (let b = 0, t1 = min(T, t0 + T_CHUNK); b < nb; b++) {
         const w0 = g + <usize>b * blockStep, w1 = w0 + rowStep, w2 = w1 + rowStep, w3 = w2 + rowStep;
         q8_0_expand(scratch, i8x16.max_s(v128.load(w0, 2), m127), i8x16.max_s(v128.load(w0, 18), m127));
         q8_0_expand(scratch + 64, i8x16.max_s(v128.load(w1, 2), m127), i8x16.max_s(v128.load(w1, 18), m127));
         q8_0_expand(scratch + 128, i8x16.max_s(v128.load(w2, 2), m127), i8x16.max_s(v128.load(w2, 18), m127));
         q8_0_expand(scratch + 192, i8x16.max_s(v128.load(w3, 2), m127), i8x16.max_s(v128.load(w3, 18), m127));
         v128.store(scratch, f16x8_lo(scales4(w0, w1, w2, w3)), 256);
-        for (let t = 0; t < T; t++) {
+        for (let t = t0; t < t1; t++) {
           const tb = <usize>(t * nb + b);
           const xb = qsPtr + (tb << 5);
           const x0 = v128.load(xb), x1 = v128.load(xb, 16);
@@ -961,13 +968,14 @@ const KX6_ROW: usize = 560;
     for (; r + 4 <= r1; r += 4) {
       const w0 = wPtr + <usize>r * rowBytes;
       for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
-      for (let b = 0; b < nb; b++) {
+      for (let t0 = 0; t0 < T; t0 += T_CHUNK)
+      for (let b = 0, t1 = min(T, t0 + T_CHUNK); b < nb; b++) {
         const o = <usize>b * blockStep;
         kx_expand(kind, w0 + o, scratch);
         kx_expand(kind, w0 + rowStep + o, scratch + KXR);
         kx_expand(kind, w0 + 2 * rowStep + o, scratch + 2 * KXR);
         kx_expand(kind, w0 + 3 * rowStep + o, scratch + 3 * KXR);
-        for (let t = 0; t < T; t++) {
+        for (let t = t0; t < t1; t++) {
           const x = qsPtr + <usize>t * <usize>cols + (<usize>b << 8);
           const bs = bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5);
           const dx = load<f32>(dPtr + (<usize>(t * nb + b) << 2));
