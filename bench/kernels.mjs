@@ -10,7 +10,9 @@ import { quantize } from '../dist/src/quant/quantize.js';
 const args = process.argv.slice(2);
 const opt = (k, d) => (args.includes(k) ? Number(args.splice(args.indexOf(k), 2)[1]) : d);
 const MB = opt('--mb', 1024), COLS = opt('--cols', 3072), REPS = opt('--reps', 5);
-const types = args.length ? args : ['Q4_0x4', 'Q4_0', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K'];
+// default: the layouts the backend stores (…x4: rows interleaved in fours, src/backend/wasm/layout.ts);
+// the plain names (Q4_0, Q8_0, Q4_K, …) measure ggml's row layout
+const types = args.length ? args : ['Q4_0x4', 'Q8_0x4', 'Q4_Kx4', 'Q5_Kx4', 'Q6_Kx4'];
 
 const kernels = {
   Q4_0: ['matmul_q4_0', 'q8_0'], Q8_0: ['matmul_q8_0', 'q8_0'], Q4_1: ['matmul_q4_1', 'q8_0'], Q5_0: ['matmul_q5_0', 'q8_0'],
