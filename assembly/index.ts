@@ -1312,70 +1312,132 @@ export function add(xPtr: usize, yPtr: usize, n: i32): void {
   return hsum_i32(i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(x0), i16x8.extadd_pairwise_i8x16_s(x1))));
 }
 
-// the 5th bits of a Q5 block (qh, 32 bits: bit j ↔ weight j) as 16 in bytes 0..15 / 16..31
-@inline function q5_high(qh: u32, half: i32): v128 {
-  // spread 16 bits to 16 bytes: byte j gets bit j of (qh >> 16·half)
-  const bits = (qh >> (<u32>half << 4)) & 0xffff;
-  const v = i16x8.splat(<i16>bits);
-  const sel = v128.shuffle<u8>(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+// the 5th bits of a Q5 block (qh: its 4 bytes, loaded into every lane; bit j ↔ weight j) as 16 in
+// bytes 0..15 (half 0) or 16..31 (half 1): byte j of the half takes byte j/8 of it, masked by bit j%8
+@inline function q5_high(qh: v128, half: i32): v128 {
+  const sel = half == 0 ? v128.shuffle<u8>(qh, qh, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1) : v128.shuffle<u8>(qh, qh, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
   const mask = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
   return v128.and(i8x16.eq(v128.and(sel, mask), mask), i8x16.splat(16));
 }
 
 // Q4_1 block (20 B): d f16 | m f16 | qs[16]; weight = q·d + m
-@inline function q4_1_block(blk: usize, x0: v128, x1: v128, dx: f32): f32 {
-  const qs = v128.load(blk + 4);
-  const s = hsum_i32(dot32(v128.and(qs, i8x16.splat(0x0f)), hi_nibbles(qs), x0, x1));
-  return dx * (f16_to_f32(load<u16>(blk)) * <f32>s + f16_to_f32(load<u16>(blk + 2)) * <f32>xsum32(x0, x1));
-}
-
 // Q5_0 block (22 B): d f16 | qh u32 | qs[16]; weight = (q | h<<4) − 16
-@inline function q5_0_block(blk: usize, x0: v128, x1: v128, dx: f32): f32 {
-  const qh = load<u32>(blk + 2), qs = v128.load(blk + 6), s16 = i8x16.splat(16);
-  const lo = i8x16.sub(v128.or(v128.and(qs, i8x16.splat(0x0f)), q5_high(qh, 0)), s16);
-  const hi = i8x16.sub(v128.or(hi_nibbles(qs), q5_high(qh, 1)), s16);
-  return dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(dot32(lo, hi, x0, x1)));
-}
-
 // Q5_1 block (24 B): d f16 | m f16 | qh u32 | qs[16]; weight = (q | h<<4)·d + m
-@inline function q5_1_block(blk: usize, x0: v128, x1: v128, dx: f32): f32 {
-  const qh = load<u32>(blk + 4), qs = v128.load(blk + 8);
-  const lo = v128.or(v128.and(qs, i8x16.splat(0x0f)), q5_high(qh, 0));
-  const hi = v128.or(hi_nibbles(qs), q5_high(qh, 1));
-  return dx * (f16_to_f32(load<u16>(blk)) * <f32>hsum_i32(dot32(lo, hi, x0, x1)) + f16_to_f32(load<u16>(blk + 2)) * <f32>xsum32(x0, x1));
+// `kind` (41, 50, 51) is a constant at each call site.
+
+// Σ q·x of a block's 32 unsigned weights (as bytes, ≤ 31: lo | hi) as i32x4 partials: relaxed,
+// two i8×i7 pair-dots (|lane| ≤ 4·31·127 fits i16); SIMD128, widening multiplies
+@inline function udot32(lo: v128, hi: v128, x0: v128, x1: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi)));
+  return dot32(lo, hi, x0, x1);
 }
 
-// Q4_1, Q5_0, Q5_1 share one driver, a row at a time; `kind` (41, 50, 51) is a constant at each
-// call site, so the block function is chosen at compile time
-@inline function matmul_legacy(kind: i32, blockBytes: i32, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+// Σ q·x of a legacy block with q unsigned (Q5_0's −16 is the caller's), i32x4 partials
+@inline function legacy_isum(kind: i32, blk: usize, x0: v128, x1: v128): v128 {
+  const m4 = i8x16.splat(0x0f);
+  if (kind == 41) {
+    const qs = v128.load(blk + 4);
+    return udot32(v128.and(qs, m4), hi_nibbles(qs), x0, x1);
+  }
+  const qh = v128.load32_splat(blk + (kind == 50 ? 2 : 4)), qs = v128.load(blk + (kind == 50 ? 6 : 8));
+  return udot32(v128.or(v128.and(qs, m4), q5_high(qh, 0)), v128.or(hi_nibbles(qs), q5_high(qh, 1)), x0, x1);
+}
+
+// one row's block dotted with a token's block (x0 | x1, Σx = xs, scale dx)
+@inline function legacy_block(kind: i32, blk: usize, x0: v128, x1: v128, xs: i32, dx: f32): f32 {
+  const s = hsum_i32(legacy_isum(kind, blk, x0, x1));
+  if (kind == 50) return dx * (f16_to_f32(load<u16>(blk)) * <f32>(s - (xs << 4)));
+  return dx * (f16_to_f32(load<u16>(blk)) * <f32>s + f16_to_f32(load<u16>(blk + 2)) * <f32>xs);
+}
+
+// acc (at o) += four rows' blocks (at w, w + step, …) dotted with one token's block, lane = row:
+// the same operations per lane as legacy_block
+@inline function legacy_acc4(kind: i32, o: usize, w: usize, step: usize, x0: v128, x1: v128, xs: i32, dx: v128): void {
+  const w1 = w + step, w2 = w1 + step, w3 = w2 + step;
+  let s = hsum4(legacy_isum(kind, w, x0, x1), legacy_isum(kind, w1, x0, x1), legacy_isum(kind, w2, x0, x1), legacy_isum(kind, w3, x0, x1));
+  if (kind == 50) s = i32x4.sub(s, i32x4.splat(xs << 4));
+  let v = f32x4.mul(f16x8_lo(scales4(w, w1, w2, w3)), f32x4.convert_i32x4_s(s));
+  if (kind != 50) v = f32x4.add(v, f32x4.mul(f16x8_lo(scales4(w + 2, w1 + 2, w2 + 2, w3 + 2)), f32x4.splat(<f32>xs)));
+  v128.store(o, f32x4.add(v128.load(o), f32x4.mul(dx, v)));
+}
+
+// Q4_1, Q5_0, Q5_1 share one driver: four rows per pass; decode reads eight runs side by side, as
+// Q8_0 (x4: the matrix is stored BLOCKS4); a single row does the same float operations in scalar
+@inline function matmul_legacy(x4: bool, kind: i32, blockBytes: i32, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
   const nb = cols >> 5;
   const bb = <usize>blockBytes;
   const rowBytes = <usize>nb * bb;
-  for (let r = r0; r < r1; r++) {
+  const rowStep: usize = x4 ? bb : rowBytes, blockStep: usize = x4 ? 4 * bb : bb;
+  let r = r0;
+  if (T == 1) {
+    const nG = (r1 - r0) >> 2, q = (nG + RUNS - 1) / RUNS;
+    const sink = memory.data(16 * RUNS, 16), stride = <usize>q * 4 * rowBytes;
+    for (let i = 0; i < q; i++) {
+      const g = wPtr + <usize>(r0 + 4 * i) * rowBytes, o = outPtr + (<usize>(r0 + 4 * i) << 2);
+      const w0 = g, o0 = o;
+      const w1 = run_w(1, q, i, nG, g, stride), o1 = run_o(1, q, i, nG, o, sink);
+      const w2 = run_w(2, q, i, nG, g, stride), o2 = run_o(2, q, i, nG, o, sink);
+      const w3 = run_w(3, q, i, nG, g, stride), o3 = run_o(3, q, i, nG, o, sink);
+      const w4 = run_w(4, q, i, nG, g, stride), o4 = run_o(4, q, i, nG, o, sink);
+      const w5 = run_w(5, q, i, nG, g, stride), o5 = run_o(5, q, i, nG, o, sink);
+      const w6 = run_w(6, q, i, nG, g, stride), o6 = run_o(6, q, i, nG, o, sink);
+      const w7 = run_w(7, q, i, nG, g, stride), o7 = run_o(7, q, i, nG, o, sink);
+      for (let k = 0; k < RUNS; k++) v128.store(run_o(k, q, i, nG, o, sink), f32x4.splat(0));
+      for (let b = 0; b < nb; b++) {
+        const ob = <usize>b * blockStep, xq = qsPtr + (<usize>b << 5);
+        const x0 = v128.load(xq), x1 = v128.load(xq, 16), xs = xsum32(x0, x1), dx = v128.load32_splat(dPtr + (<usize>b << 2));
+        legacy_acc4(kind, o0, w0 + ob, rowStep, x0, x1, xs, dx);
+        legacy_acc4(kind, o1, w1 + ob, rowStep, x0, x1, xs, dx);
+        legacy_acc4(kind, o2, w2 + ob, rowStep, x0, x1, xs, dx);
+        legacy_acc4(kind, o3, w3 + ob, rowStep, x0, x1, xs, dx);
+        legacy_acc4(kind, o4, w4 + ob, rowStep, x0, x1, xs, dx);
+        legacy_acc4(kind, o5, w5 + ob, rowStep, x0, x1, xs, dx);
+        legacy_acc4(kind, o6, w6 + ob, rowStep, x0, x1, xs, dx);
+        legacy_acc4(kind, o7, w7 + ob, rowStep, x0, x1, xs, dx);
+      }
+    }
+  } else {
+    for (; r + 4 <= r1; r += 4) {
+      const g = wPtr + <usize>r * rowBytes;
+      for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
+      for (let t0 = 0; t0 < T; t0 += T_CHUNK)
+      for (let b = 0, t1 = min(T, t0 + T_CHUNK); b < nb; b++) {
+        const w = g + <usize>b * blockStep;
+        for (let t = t0; t < t1; t++) {
+          const tb = <usize>(t * nb + b), xq = qsPtr + (tb << 5);
+          const x0 = v128.load(xq), x1 = v128.load(xq, 16);
+          legacy_acc4(kind, outPtr + (<usize>(t * rows + r) << 2), w, rowStep, x0, x1, xsum32(x0, x1), v128.load32_splat(dPtr + (tb << 2)));
+        }
+      }
+    }
+  }
+  r = r0 + ((r1 - r0) & ~3);
+  for (; r < r1; r++) {
     const w = wPtr + <usize>r * rowBytes;
     for (let t = 0; t < T; t++) {
       const xq = qsPtr + <usize>t * <usize>cols;
       const xd = dPtr + (<usize>(t * nb) << 2);
       let acc: f32 = 0;
       for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * bb;
-        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5) + 16);
-        const dx = load<f32>(xd + (<usize>b << 2));
-        acc += kind == 41 ? q4_1_block(blk, x0, x1, dx) : kind == 50 ? q5_0_block(blk, x0, x1, dx) : q5_1_block(blk, x0, x1, dx);
+        const x0 = v128.load(xq + (<usize>b << 5)), x1 = v128.load(xq + (<usize>b << 5), 16);
+        acc += legacy_block(kind, w + <usize>b * bb, x0, x1, xsum32(x0, x1), load<f32>(xd + (<usize>b << 2)));
       }
       store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
 }
 
-export function matmul_q4_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  matmul_legacy(41, 20, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
+export function matmul_q4_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
+  if (x4) matmul_legacy(true, 41, 20, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
+  else matmul_legacy(false, 41, 20, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
 }
-export function matmul_q5_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  matmul_legacy(50, 22, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
+export function matmul_q5_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
+  if (x4) matmul_legacy(true, 50, 22, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
+  else matmul_legacy(false, 50, 22, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
 }
-export function matmul_q5_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  matmul_legacy(51, 24, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
+export function matmul_q5_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
+  if (x4) matmul_legacy(true, 51, 24, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
+  else matmul_legacy(false, 51, 24, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
 }
 
 // BF16 weights × activations rounded to bf16 (ggml's vec_dot_type for BF16), given as f32

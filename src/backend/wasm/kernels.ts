@@ -18,9 +18,9 @@ export interface Kernels {
   /** returns how many block scales are subnormal halves */
   repack_q4_0x4(dstPtr: number, srcPtr: number, rows: number, cols: number): number;
   interleave_blocks4(dstPtr: number, srcPtr: number, rows: number, rowBytes: number, blockBytes: number): void;
-  matmul_q4_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
-  matmul_q5_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
-  matmul_q5_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
+  matmul_q4_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number, x4: number): void;
+  matmul_q5_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number, x4: number): void;
+  matmul_q5_1(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, scratch: number, x4: number): void;
   matmul_bf16(outPtr: number, wPtr: number, xPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   round_bf16_row(outPtr: number, xPtr: number, n: number): void;
   matmul_q2_K(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, bsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;

@@ -45,7 +45,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     case Op.MATMUL_Q5_1:
     case Op.MATMUL_Q8_0:
     case Op.MATMUL_Q3_K: {
-      // out, w, qs, d, cols, rows, T, the bank's scratch (Q8_0's prefill uses it), 1 if stored BLOCKS4 (Q8_0)
+      // out, w, qs, d, cols, rows, T, the bank's scratch (Q8_0's prefill uses it), 1 if stored BLOCKS4 (not Q3_K)
       const [r0, r1] = split(a[7]!, i, k, 4);
       if (r0 >= r1) return;
       const f = ({
