@@ -5,7 +5,9 @@
 // blocks (64 distinct quantized rows, repeated), activations are quantized once as the backend does.
 import { kernelModule, instantiate, KERNEL_STATIC_BYTES } from '../dist/src/backend/wasm/kernels.js';
 import { GGMLType, GGML_TYPES } from '../dist/src/quant/ggml-type.js';
-import { quantize } from '../dist/src/quant/quantize.js';
+import { quantize, canQuantize } from '../dist/src/quant/quantize.js';
+import { randomTensor } from '../dist/src/model/synth.js';
+import { Rng } from '../dist/src/util/rng.js';
 
 const args = process.argv.slice(2);
 const opt = (k, d) => (args.includes(k) ? Number(args.splice(args.indexOf(k), 2)[1]) : d);
@@ -39,7 +41,8 @@ for (const name of types) {
   const rowBytes = (COLS / info.blockSize) * info.typeSize;
   const ROWS = Math.ceil((MB << 20) / rowBytes / 64) * 64;
   const src = new Float32Array(64 * COLS).map(() => Math.random() * 2 - 1);
-  let rows64 = quantize(type, src);
+  // types without a quantizer here (Q2_K, Q3_K): synthetic random blocks with sane scales
+  let rows64 = canQuantize(type) ? quantize(type, src) : randomTensor(type, 64 * COLS, 0.1, new Rng(1));
   // K-quants with rows interleaved in fours, block by block (the backend's layout for them)
   if (name.endsWith('x4') && name !== 'Q4_0x4') rows64 = interleave4(rows64, 64, rowBytesOf(type), info.typeSize);
   const wBytes = ROWS * rowBytes;
@@ -65,7 +68,7 @@ for (const name of types) {
     for (let i = 0; i < REPS; i++) {
       const t0 = performance.now();
       if (name === 'Q4_0x4') k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, sub);
-      else if (act === 'q8_0' && name !== 'Q4_0') k[fn](out, w, qs, d, COLS, rows, 0, rows, TT, scratch, name.endsWith('x4') ? 1 : 0);
+      else if ((act === 'q8_0' && name !== 'Q4_0') || name === 'Q3_K') k[fn](out, w, qs, d, COLS, rows, 0, rows, TT, scratch, name.endsWith('x4') ? 1 : 0);
       else k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, scratch, name.endsWith('x4') ? 1 : 0);
       times.push(performance.now() - t0);
     }
