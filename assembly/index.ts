@@ -931,7 +931,7 @@ const KX6_ROW: usize = 560;
 @inline function kq_acc4(kind: i32, o: usize, w: usize, step: usize, x: usize, bs: usize, dx: f32, scratch: usize): void {
   const w1 = w + step, w2 = w1 + step, w3 = w2 + step;
   let v: v128;
-  if (kind == 5) {
+  if (kind == 5 || kind <= 3) {
     v = f32x4(kq_block(kind, w, x, bs, dx, scratch), kq_block(kind, w1, x, bs, dx, scratch), kq_block(kind, w2, x, bs, dx, scratch), kq_block(kind, w3, x, bs, dx, scratch));
   } else if (kind == 6) {
     const t = i32x4(q6_K_total(w, x, bs, scratch), q6_K_total(w1, x, bs, scratch), q6_K_total(w2, x, bs, scratch), q6_K_total(w3, x, bs, scratch));
@@ -950,6 +950,8 @@ const KX6_ROW: usize = 560;
 }
 
 @inline function kq_block(kind: i32, blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
+  if (kind == 2) return q2_K_block(blk, x, bs, dx, scratch);
+  if (kind == 3) return q3_K_block(blk, x, bs, dx, scratch);
   if (kind == 4) return q4_K_block(blk, x, bs, dx, scratch);
   if (kind == 5) return q5_K_block(blk, x, bs, dx, scratch);
   return q6_K_block(blk, x, bs, dx, scratch);
@@ -962,7 +964,21 @@ const KX6_ROW: usize = 560;
   // where block b of row k of a group of four is: g + k·rowStep + b·blockStep
   const rowStep = x4 ? bb : rowBytes, blockStep = x4 ? 4 * bb : bb;
   let r = r0;
-  if (T > 1) {
+  if (T > 1 && kind <= 3) {
+    // Q2_K, Q3_K prefill: four rows per pass, each token in turn
+    for (; r + 4 <= r1; r += 4) {
+      const w0 = wPtr + <usize>r * rowBytes;
+      for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
+      for (let t0 = 0; t0 < T; t0 += T_CHUNK)
+      for (let b = 0, t1 = min(T, t0 + T_CHUNK); b < nb; b++)
+        for (let t = t0; t < t1; t++) {
+          const x = qsPtr + <usize>t * <usize>cols + (<usize>b << 8);
+          const bs = bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5);
+          kq_acc4(kind, outPtr + (<usize>(t * rows + r) << 2), w0 + <usize>b * blockStep, rowStep, x, bs, load<f32>(dPtr + (<usize>(t * nb + b) << 2)), scratch);
+        }
+    }
+  }
+  if (T > 1 && kind >= 4) {
     // prefill: per block, four rows expanded into scratch, then every token
     const KXR = kind == 6 ? KX6_ROW : KX_ROW;
     for (; r + 4 <= r1; r += 4) {
@@ -1454,44 +1470,39 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
   }
 }
 
-// ── Q2_K and Q3_K (one row at a time) ──────────────────────────────────────────────────────────
+// ── Q2_K and Q3_K (matmul_kq's decode and layouts; prefill without expansion) ────────────────
 
-// Σ of 16 products (q as i8 in the low 16 lanes of qv, x 16 bytes), as i32x4 partials
-@inline function dot16(q: v128, x: v128): v128 {
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(q, x), i16x8.extmul_high_i8x16_s(q, x)));
+// Σ of 16 products q·x (q unsigned, ≤ 7) as i16x8 partials: relaxed, one i8×i7 pair-dot
+// (|lane| ≤ 2·7·127); SIMD128, widening multiplies (|q·x| ≤ 7·128, two per lane)
+@inline function dot16_i16(q: v128, x: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(x, q);
+  return i16x8.add(i16x8.extmul_low_i8x16_s(q, x), i16x8.extmul_high_i8x16_s(q, x));
 }
 
 // Q2_K block (84 B): scales[16] (low nibble scale, high nibble min) | qs[64] | d f16 | dmin f16.
-// Sub-block i (16 weights): 2-bit values at qs + 32·(i>>3) + 16·(i&1), shifted by 2·((i&7)>>1).
-export function matmul_q2_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  const nb = cols >> 8;
-  const rowBytes = <usize>nb * 84;
-  const m3 = i8x16.splat(3);
-  for (let r = r0; r < r1; r++) {
-    const w = wPtr + <usize>r * rowBytes;
-    for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      const xb = bsPtr + (<usize>(t * (cols >> 4)) << 1);
-      let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * 84;
-        const x = xq + (<usize>b << 8);
-        const bs = xb + (<usize>b << 5);
-        let isum = i32x4.splat(0);
-        let msum: i32 = 0;
-        for (let i = 0; i < 16; i++) {
-          const sc = <i32>load<u8>(blk + i);
-          const qv = v128.load(blk + 16 + (<usize>(i >> 3) << 5) + (<usize>(i & 1) << 4));
-          const q = v128.and(i16x8.shr_u(qv, <i32>((i & 7) >> 1) << 1), m3);
-          isum = i32x4.add(isum, i32x4.mul(dot16(q, v128.load(x + (<usize>i << 4))), i32x4.splat(sc & 15)));
-          msum += (sc >> 4) * <i32>load<i16>(bs + (<usize>i << 1));
-        }
-        acc += load<f32>(xd + (<usize>b << 2)) * (f16_to_f32(load<u16>(blk + 80)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 82)) * <f32>msum);
-      }
-      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
-    }
+// Sub-block i = 8g + 2j + h (16 weights): 2-bit values at qs + 32g + 16h, shifted by 2j. A loop over
+// the two halves g; each sub-block's i16 partials are scaled and widened by one i16 dot with its
+// scale (splat from the thread's scratch); the mins meet the activation's bsums the same way.
+@inline function q2_K_block(blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
+  const sv = v128.load(blk), m3 = i8x16.splat(3);
+  const sc = v128.and(sv, i8x16.splat(15)), mn = hi_nibbles(sv);
+  v128.store(scratch, i16x8.extend_low_i8x16_u(sc));
+  v128.store(scratch, i16x8.extend_high_i8x16_u(sc), 16);
+  const msum = hsum_i32(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mn), v128.load(bs)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mn), v128.load(bs, 16))));
+  let isum = i32x4.splat(0);
+  for (let g: usize = 0; g < 2; g++) {
+    const qa = v128.load(blk + 16 + (g << 5)), qb = v128.load(blk + 32 + (g << 5));
+    const xg = x + (g << 7), sg = scratch + (g << 4);
+    isum = i32x4.add(isum, q2_pair(v128.and(qa, m3), v128.and(qb, m3), xg, sg));
+    isum = i32x4.add(isum, q2_pair(v128.and(i16x8.shr_u(qa, 2), m3), v128.and(i16x8.shr_u(qb, 2), m3), xg + 32, sg + 4));
+    isum = i32x4.add(isum, q2_pair(v128.and(i16x8.shr_u(qa, 4), m3), v128.and(i16x8.shr_u(qb, 4), m3), xg + 64, sg + 8));
+    isum = i32x4.add(isum, q2_pair(v128.and(i16x8.shr_u(qa, 6), m3), v128.and(i16x8.shr_u(qb, 6), m3), xg + 96, sg + 12));
   }
+  return dx * (f16_to_f32(load<u16>(blk + 80)) * <f32>hsum_i32(isum) - f16_to_f32(load<u16>(blk + 82)) * <f32>msum);
+}
+// sub-blocks 2j and 2j+1 of a half (values a, b; activations at x, x + 16; scales at s, s + 2)
+@inline function q2_pair(a: v128, b: v128, x: usize, s: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(dot16_i16(a, v128.load(x)), v128.load16_splat(s)), i32x4.dot_i16x8_s(dot16_i16(b, v128.load(x, 16)), v128.load16_splat(s, 2)));
 }
 
 // Q3_K scale i (0..15): the 6-bit value packed in scales[12] (ggml's kmask1/kmask2 unpacking), − 32
@@ -1501,33 +1512,37 @@ export function matmul_q2_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   return (lo | (hi << 4)) - 32;
 }
 
-// Q3_K block (110 B): hmask[32] | qs[64] | scales[12] | d f16. Sub-block i (16 weights): 2 low bits
-// as in Q2_K, the high bit is bit (4·(i>>3) + ((i&7)>>1)) of hmask[16·(i&1) + l]; value = q − (h ? 0 : 4).
-export function matmul_q3_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
-  const nb = cols >> 8;
-  const rowBytes = <usize>nb * 110;
-  const m3 = i8x16.splat(3), four = i8x16.splat(4), zero = i8x16.splat(0);
-  for (let r = r0; r < r1; r++) {
-    const w = wPtr + <usize>r * rowBytes;
-    for (let t = 0; t < T; t++) {
-      const xq = qsPtr + <usize>t * <usize>cols;
-      const xd = dPtr + (<usize>(t * nb) << 2);
-      let acc: f32 = 0;
-      for (let b = 0; b < nb; b++) {
-        const blk = w + <usize>b * 110;
-        const x = xq + (<usize>b << 8);
-        let isum = i32x4.splat(0);
-        for (let i = 0; i < 16; i++) {
-          const qv = v128.load(blk + 32 + (<usize>(i >> 3) << 5) + (<usize>(i & 1) << 4));
-          const hm = v128.load(blk + (<usize>(i & 1) << 4));
-          const bit = i8x16.splat(<i8>(<i32>1 << ((<i32>(i >> 3) << 2) + ((i & 7) >> 1))));
-          const q = i8x16.sub(v128.and(i16x8.shr_u(qv, <i32>((i & 7) >> 1) << 1), m3), v128.and(i8x16.eq(v128.and(hm, bit), zero), four));
-          isum = i32x4.add(isum, i32x4.mul(dot16(q, v128.load(x + (<usize>i << 4))), i32x4.splat(q3_K_scale(blk + 96, i))));
-        }
-        acc += load<f32>(xd + (<usize>b << 2)) * (f16_to_f32(load<u16>(blk + 108)) * <f32>hsum_i32(isum));
-      }
-      store<f32>(outPtr + (<usize>(t * rows + r) << 2), acc);
-    }
+// Q3_K block (110 B): hmask[32] | qs[64] | scales[12] | d f16. Sub-block i = 8g + 2j + h: 2 low bits
+// as in Q2_K (at qs + 32g + 16h, shifted by 2j), the high bit is bit 4g + j of hmask[16h + l];
+// value = q − (high bit ? 0 : 4). Dotted here as the unsigned q + 4·bit (≤ 7), the −4 taken off
+// through the activation's bsums: Σ sc·(q' − 4)·x = Σ sc·q'·x − 4·Σ sc·(Σx).
+@inline function q3_K_block(blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
+  for (let i = 0; i < 16; i++) store<i16>(scratch + (<usize>i << 1), <i16>q3_K_scale(blk + 96, i));
+  const sc0 = v128.load(scratch), sc1 = v128.load(scratch, 16);
+  const msum = hsum_i32(i32x4.add(i32x4.dot_i16x8_s(sc0, v128.load(bs)), i32x4.dot_i16x8_s(sc1, v128.load(bs, 16))));
+  const m3 = i8x16.splat(3), f4 = i8x16.splat(4);
+  let h0 = v128.load(blk), h1 = v128.load(blk + 16);
+  let isum = i32x4.splat(0);
+  for (let g: usize = 0; g < 2; g++) {
+    const qa = v128.load(blk + 32 + (g << 5)), qb = v128.load(blk + 48 + (g << 5));
+    const xg = x + (g << 7), sg = scratch + (g << 4);
+    // high bit j of this half's hmask bits (shifted by 4 per half) → 4
+    isum = i32x4.add(isum, q2_pair(v128.or(v128.and(qa, m3), v128.and(i16x8.shl(h0, 2), f4)), v128.or(v128.and(qb, m3), v128.and(i16x8.shl(h1, 2), f4)), xg, sg));
+    isum = i32x4.add(isum, q2_pair(v128.or(v128.and(i16x8.shr_u(qa, 2), m3), v128.and(i16x8.shl(h0, 1), f4)), v128.or(v128.and(i16x8.shr_u(qb, 2), m3), v128.and(i16x8.shl(h1, 1), f4)), xg + 32, sg + 4));
+    isum = i32x4.add(isum, q2_pair(v128.or(v128.and(i16x8.shr_u(qa, 4), m3), v128.and(h0, f4)), v128.or(v128.and(i16x8.shr_u(qb, 4), m3), v128.and(h1, f4)), xg + 64, sg + 8));
+    isum = i32x4.add(isum, q2_pair(v128.or(v128.and(i16x8.shr_u(qa, 6), m3), v128.and(i16x8.shr_u(h0, 1), f4)), v128.or(v128.and(i16x8.shr_u(qb, 6), m3), v128.and(i16x8.shr_u(h1, 1), f4)), xg + 96, sg + 12));
+    h0 = i16x8.shr_u(h0, 4);
+    h1 = i16x8.shr_u(h1, 4);
   }
+  return dx * (f16_to_f32(load<u16>(blk + 108)) * <f32>(hsum_i32(isum) - (msum << 2)));
+}
+
+export function matmul_q2_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
+  if (x4) matmul_kq(2, 84, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch, 1);
+  else matmul_kq(2, 84, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch, 0);
+}
+export function matmul_q3_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
+  if (x4) matmul_kq(3, 110, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch, 1);
+  else matmul_kq(3, 110, outPtr, wPtr, qsPtr, dPtr, bsPtr, cols, rows, r0, r1, T, scratch, 0);
 }
 

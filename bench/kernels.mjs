@@ -20,7 +20,7 @@ const kernels = {
   Q4_0: ['matmul_q4_0', 'q8_0'], Q8_0: ['matmul_q8_0', 'q8_0'], Q4_1: ['matmul_q4_1', 'q8_0'], Q5_0: ['matmul_q5_0', 'q8_0'],
   Q5_1: ['matmul_q5_1', 'q8_0'], Q4_0x4: ['matmul_q4_0x4', 'q8_0'], Q2_K: ['matmul_q2_K', 'q8_K'], Q3_K: ['matmul_q3_K', 'q8_K'], Q4_K: ['matmul_q4_K', 'q8_K'],
   Q5_K: ['matmul_q5_K', 'q8_K'], Q6_K: ['matmul_q6_K', 'q8_K'],
-  Q8_0x4: ['matmul_q8_0', 'q8_0'], Q4_1x4: ['matmul_q4_1', 'q8_0'], Q5_0x4: ['matmul_q5_0', 'q8_0'], Q5_1x4: ['matmul_q5_1', 'q8_0'], Q4_Kx4: ['matmul_q4_K', 'q8_K'], Q5_Kx4: ['matmul_q5_K', 'q8_K'], Q6_Kx4: ['matmul_q6_K', 'q8_K'],
+  Q8_0x4: ['matmul_q8_0', 'q8_0'], Q2_Kx4: ['matmul_q2_K', 'q8_K'], Q3_Kx4: ['matmul_q3_K', 'q8_K'], Q4_1x4: ['matmul_q4_1', 'q8_0'], Q5_0x4: ['matmul_q5_0', 'q8_0'], Q5_1x4: ['matmul_q5_1', 'q8_0'], Q4_Kx4: ['matmul_q4_K', 'q8_K'], Q5_Kx4: ['matmul_q5_K', 'q8_K'], Q6_Kx4: ['matmul_q6_K', 'q8_K'],
 };
 const T = 16;
 const rowBytesOf = (type) => (COLS / GGML_TYPES.get(type).blockSize) * GGML_TYPES.get(type).typeSize;
@@ -68,7 +68,7 @@ for (const name of types) {
     for (let i = 0; i < REPS; i++) {
       const t0 = performance.now();
       if (name === 'Q4_0x4') k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, sub);
-      else if ((act === 'q8_0' && name !== 'Q4_0') || name === 'Q3_K') k[fn](out, w, qs, d, COLS, rows, 0, rows, TT, scratch, name.endsWith('x4') ? 1 : 0);
+      else if (act === 'q8_0' && name !== 'Q4_0') k[fn](out, w, qs, d, COLS, rows, 0, rows, TT, scratch, name.endsWith('x4') ? 1 : 0);
       else k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, scratch, name.endsWith('x4') ? 1 : 0);
       times.push(performance.now() - t0);
     }

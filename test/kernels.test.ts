@@ -123,7 +123,7 @@ describe(`[${level}] matmul kernels = matmulRef (same activation rounding), with
             if (type === GGMLType.F16) h.k.round_f16_row(xh, xp, T * cols);
             if (type === GGMLType.BF16) h.k.round_bf16_row(xh, xp, T * cols);
             const f = h.k[name] as (...a: number[]) => void;
-            if (type === GGMLType.Q4_0 || type === GGMLType.Q2_K || type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES), 0);
+            if (type === GGMLType.Q4_0 || KQ.has(type)) f(out, wp, qp, dp, bp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES), 0);
             else if (type === GGMLType.F32) f(out, wp, xp, cols, rows, 0, rows, T);
             else if (type === GGMLType.F16 || type === GGMLType.BF16) f(out, wp, xh, cols, rows, 0, rows, T);
             else f(out, wp, qp, dp, cols, rows, 0, rows, T, h.alloc(KERNEL_SCRATCH_BYTES), 0);
@@ -219,14 +219,16 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
 
 for (const level of LEVELS)
 describe(`[${level}] rows interleaved in fours, block by block (the backend's BLOCKS4 layout)`, () => {
-  const BLOCKS4 = [[GGMLType.Q4_1, 'matmul_q4_1'], [GGMLType.Q5_0, 'matmul_q5_0'], [GGMLType.Q5_1, 'matmul_q5_1'], [GGMLType.Q8_0, 'matmul_q8_0'], [GGMLType.Q4_K, 'matmul_q4_K'], [GGMLType.Q5_K, 'matmul_q5_K'], [GGMLType.Q6_K, 'matmul_q6_K']] as const;
+  const BLOCKS4 = [[GGMLType.Q4_1, 'matmul_q4_1'], [GGMLType.Q5_0, 'matmul_q5_0'], [GGMLType.Q5_1, 'matmul_q5_1'], [GGMLType.Q8_0, 'matmul_q8_0'], [GGMLType.Q2_K, 'matmul_q2_K'], [GGMLType.Q3_K, 'matmul_q3_K'], [GGMLType.Q4_K, 'matmul_q4_K'], [GGMLType.Q5_K, 'matmul_q5_K'], [GGMLType.Q6_K, 'matmul_q6_K']] as const;
+  // weights quantized from floats where we have ggml's quantizer, else random blocks (Q2_K, Q3_K)
+  const weights = (type: GGMLType, n: number, rng: Rng) => (canQuantize(type) ? quantize(type, randn(rng, n, 0.1)) : randomTensor(type, n, 0.1, rng));
   it('interleave_blocks4 = interleaveBlocks4; blocks4Row reads every row back', () => {
     LEVEL = level;
     for (const [type] of BLOCKS4)
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer(), (groups, nb, seed) => {
           const info = GGML_TYPES.get(type)!, blockBytes = info.typeSize, rows = 4 * groups, cols = 256 * nb, rowBytes = (cols / info.blockSize) * blockBytes;
-          const wq = quantize(type, randn(new Rng(seed), rows * cols, 1));
+          const wq = weights(type, rows * cols, new Rng(seed));
           const h = harness(1 << 20);
           const wp = h.put(wq), dst = h.alloc(wq.length);
           h.k.interleave_blocks4(dst, wp, rows, rowBytes, blockBytes);
@@ -246,7 +248,7 @@ describe(`[${level}] rows interleaved in fours, block by block (the backend's BL
         fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 2 }), fc.constantFrom(1, 2, 3, 17), fc.integer(), (groups, nb, T, seed) => {
           const rng = new Rng(seed);
           const rows = 4 * groups, cols = 256 * nb, rowBytes = (cols / info.blockSize) * blockBytes;
-          const wq = quantize(type, randn(rng, rows * cols, 0.1));
+          const wq = weights(type, rows * cols, rng);
           const h = harness(4 << 20);
           const wp = h.put(wq), wx = h.put(interleaveBlocks4(wq, rows, rowBytes, blockBytes)), xp = h.put(randn(rng, T * cols));
           const qp = h.alloc(T * cols), dp = h.alloc(T * cols), bp = h.alloc(T * cols), scratch = h.alloc(KERNEL_SCRATCH_BYTES);
@@ -274,20 +276,20 @@ describe(`[${level}] rows interleaved in fours, block by block (the backend's BL
 for (const level of LEVELS)
 it(`[${level}] a batch gives each token what it alone gives (prefill paths = decode paths, bit for bit)`, () => {
   LEVEL = level;
-  for (const [type, name] of [[GGMLType.Q4_0, 'matmul_q4_0'], [GGMLType.Q8_0, 'matmul_q8_0'], [GGMLType.Q4_K, 'matmul_q4_K'], [GGMLType.Q5_K, 'matmul_q5_K'], [GGMLType.Q6_K, 'matmul_q6_K']] as const) {
+  for (const [type, name] of [[GGMLType.Q4_0, 'matmul_q4_0'], [GGMLType.Q8_0, 'matmul_q8_0'], [GGMLType.Q5_1, 'matmul_q5_1'], [GGMLType.Q2_K, 'matmul_q2_K'], [GGMLType.Q3_K, 'matmul_q3_K'], [GGMLType.Q4_K, 'matmul_q4_K'], [GGMLType.Q5_K, 'matmul_q5_K'], [GGMLType.Q6_K, 'matmul_q6_K']] as const) {
     const rows = 10, cols = 512, T = 19; // more than one prefill chunk (T_CHUNK = 16), an odd count
     const rng = new Rng(11);
-    const wq = quantize(type, randn(rng, rows * cols, 0.1));
+    const wq = canQuantize(type) ? quantize(type, randn(rng, rows * cols, 0.1)) : randomTensor(type, rows * cols, 0.1, rng);
     const h = harness(4 << 20);
     const wp = h.put(wq), xp = h.put(randn(rng, T * cols));
     const qp = h.alloc(T * cols), dp = h.alloc(T * cols), bp = h.alloc(T * cols), scratch = h.alloc(KERNEL_SCRATCH_BYTES);
-    const kq = type !== GGMLType.Q4_0 && type !== GGMLType.Q8_0;
+    const kq = KQ.has(type);
     for (let t = 0; t < T; t++)
       if (kq) h.k.quantize_q8_K(qp + t * cols, dp + (t * cols) / 64, bp + (t * cols) / 8, xp + t * cols * 4, cols);
       else h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, bp + (t * cols) / 8, xp + t * cols * 4, cols);
     const f = h.k[name] as (...a: number[]) => void;
     const call = (out: number, t0: number, n: number) =>
-      type === GGMLType.Q8_0
+      !kq && type !== GGMLType.Q4_0
         ? f(out, wp, qp + t0 * cols, dp + (t0 * cols) / 8, cols, rows, 0, rows, n, scratch, 0)
         : f(out, wp, qp + t0 * cols, dp + (t0 * cols) / (kq ? 64 : 8), bp + (t0 * cols) / 8, cols, rows, 0, rows, n, scratch, 0);
     const batch = h.alloc(T * rows * 4), one = h.alloc(rows * 4);

@@ -8,7 +8,7 @@
  *
  *       d0 d1 d2 d3 (f16) | qs0[16] | qs1[16] | qs2[16] | qs3[16]
  *
- * - BLOCKS4 (Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K): the four rows' blocks b side by side, each
+ * - BLOCKS4 (Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants): the four rows' blocks b side by side, each
  *   unchanged.
  *
  * These are the TypeScript twins of the kernels repack_q4_0x4 and interleave_blocks4 (and what

@@ -35,7 +35,7 @@ interface WasmWeight extends Weight {
   ptr: number;
   rowBytes: number;
   byteSize: number;
-  /** how the rows are stored (layout.ts): matrices of the types with kernels for it (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) and rows % 4 == 0 interleaved in fours */
+  /** how the rows are stored (layout.ts): matrices of the quantized types and rows % 4 == 0 interleaved in fours */
   layout: Layout;
   /** Q4_0X4: how many block scales are subnormal halves (the kernel converts faster without) */
   subnormalScales: number;
@@ -312,7 +312,7 @@ export class WasmOps implements Ops<WasmBuf> {
     }
     // 1. the activation row(s), converted once to the weight's vec_dot_type, in bank 0
     const kq = vecDotType(w.type) === GGMLType.Q8_K;
-    const withBsums = w.type === GGMLType.Q4_0 || w.type === GGMLType.Q2_K || w.type === GGMLType.Q4_K || w.type === GGMLType.Q5_K || w.type === GGMLType.Q6_K;
+    const withBsums = w.type === GGMLType.Q4_0 || kq;
     let inPtr = x.ptr;
     const floatIn = w.type === GGMLType.F32 || w.type === GGMLType.F16 || w.type === GGMLType.BF16;
     if (w.type === GGMLType.F16) b0.k.round_f16_row(this.xh, x.ptr, T * cols), (inPtr = this.xh);
@@ -407,7 +407,7 @@ function align(p: number): number {
 }
 
 /** types stored BLOCKS4 (their kernels read either layout) */
-const BLOCKS4_TYPES = new Set([GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
+const BLOCKS4_TYPES = new Set([GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0, GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
 
 const KERNEL_OP: Partial<Record<GGMLType, Op>> = {
   [GGMLType.Q4_0]: Op.MATMUL_Q4_0,

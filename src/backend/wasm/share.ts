@@ -43,9 +43,8 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     case Op.MATMUL_Q4_1:
     case Op.MATMUL_Q5_0:
     case Op.MATMUL_Q5_1:
-    case Op.MATMUL_Q8_0:
-    case Op.MATMUL_Q3_K: {
-      // out, w, qs, d, cols, rows, T, the bank's scratch (Q8_0's prefill uses it), 1 if stored BLOCKS4 (not Q3_K)
+    case Op.MATMUL_Q8_0: {
+      // out, w, qs, d, cols, rows, T, the bank's scratch (Q8_0's prefill uses it), 1 if stored BLOCKS4
       const [r0, r1] = split(a[7]!, i, k, 4);
       if (r0 >= r1) return;
       const f = ({
@@ -53,7 +52,6 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
         [Op.MATMUL_Q5_0]: K.matmul_q5_0,
         [Op.MATMUL_Q5_1]: K.matmul_q5_1,
         [Op.MATMUL_Q8_0]: K.matmul_q8_0,
-        [Op.MATMUL_Q3_K]: K.matmul_q3_K,
       } as Record<number, typeof K.matmul_q8_0>)[a[0]!]!;
       f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!, a[9]! + i * KERNEL_SCRATCH_BYTES, a[10]!);
       return;
@@ -65,15 +63,15 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       K.matmul_q4_0x4(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!, a[10]!);
       return;
     }
-    case Op.MATMUL_Q4_0:
-    case Op.MATMUL_Q2_K: {
-      // out, w, qs, d, bsums (Q8_K) or block sums (Q8_0 for Q4_0), cols, rows, T
+    case Op.MATMUL_Q4_0: {
+      // out, w, qs, d, block sums, cols, rows, T
       const [r0, r1] = split(a[8]!, i, k, 4);
       if (r0 >= r1) return;
-      if (a[0] === Op.MATMUL_Q4_0) K.matmul_q4_0(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
-      else K.matmul_q2_K(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
+      K.matmul_q4_0(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!);
       return;
     }
+    case Op.MATMUL_Q2_K:
+    case Op.MATMUL_Q3_K:
     case Op.MATMUL_Q4_K:
     case Op.MATMUL_Q5_K:
     case Op.MATMUL_Q6_K: {
@@ -81,7 +79,8 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       const [r0, r1] = split(a[8]!, i, k, 4);
       if (r0 >= r1) return;
       const scratch = a[10]! + i * KERNEL_SCRATCH_BYTES; // this thread's
-      (a[0] === Op.MATMUL_Q4_K ? K.matmul_q4_K : a[0] === Op.MATMUL_Q5_K ? K.matmul_q5_K : K.matmul_q6_K)(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!, scratch, a[11]!);
+      const f = ({ [Op.MATMUL_Q2_K]: K.matmul_q2_K, [Op.MATMUL_Q3_K]: K.matmul_q3_K, [Op.MATMUL_Q4_K]: K.matmul_q4_K, [Op.MATMUL_Q5_K]: K.matmul_q5_K, [Op.MATMUL_Q6_K]: K.matmul_q6_K } as Record<number, typeof K.matmul_q6_K>)[a[0]!]!;
+      f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!, scratch, a[11]!);
       return;
     }
     case Op.MATMUL_F32:
