@@ -1505,11 +1505,20 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
   return i32x4.add(i32x4.dot_i16x8_s(dot16_i16(a, v128.load(x)), v128.load16_splat(s)), i32x4.dot_i16x8_s(dot16_i16(b, v128.load(x, 16)), v128.load16_splat(s, 2)));
 }
 
-// Q3_K scale i (0..15): the 6-bit value packed in scales[12] (ggml's kmask1/kmask2 unpacking), − 32
-@inline function q3_K_scale(s: usize, i: i32): i32 {
-  const lo: i32 = i < 8 ? <i32>(load<u8>(s + (i & 7)) & 0x0f) : <i32>(load<u8>(s + (i & 7)) >> 4);
-  const hi: i32 = (<i32>load<u8>(s + 8 + (i & 3)) >> (<i32>(i >> 2) << 1)) & 3;
-  return (lo | (hi << 4)) - 32;
+// the 16 scales of a Q3_K block (6-bit values packed in scales[12] at s, ggml's kmask1/kmask2
+// unpacking, − 32) as i8: low 4 bits from byte i (i < 8) or the high nibble of byte i − 8, bits 4-5
+// from byte 8 + (i & 3) at 2·(i >> 2)
+@inline function q3_K_scales(s: usize): v128 {
+  const v = v128.load32_lane(s + 8, v128.load64_zero(s), 2);
+  const a = v128.shuffle<u8>(v, v, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+  const lo = v128.or(v128.and(a, i8x16(15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0)), v128.and(i16x8.shr_u(a, 4), i8x16(0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 15, 15, 15, 15)));
+  const h = v128.shuffle<u8>(v, v, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11);
+  // bits 2·(i >> 2) .. + 1 of h → bits 4-5 (16-bit shifts: the masks keep each byte's own bits)
+  const g0 = v128.and(i16x8.shl(h, 4), i8x16(0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+  const g1 = v128.and(i16x8.shl(h, 2), i8x16(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0, 0, 0, 0));
+  const g2 = v128.and(h, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0));
+  const g3 = v128.and(i16x8.shr_u(h, 2), i8x16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30));
+  return i8x16.sub(v128.or(lo, v128.or(v128.or(g0, g1), v128.or(g2, g3))), i8x16.splat(32));
 }
 
 // Q3_K block (110 B): hmask[32] | qs[64] | scales[12] | d f16. Sub-block i = 8g + 2j + h: 2 low bits
@@ -1517,8 +1526,10 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
 // value = q − (high bit ? 0 : 4). Dotted here as the unsigned q + 4·bit (≤ 7), the −4 taken off
 // through the activation's bsums: Σ sc·(q' − 4)·x = Σ sc·q'·x − 4·Σ sc·(Σx).
 @inline function q3_K_block(blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
-  for (let i = 0; i < 16; i++) store<i16>(scratch + (<usize>i << 1), <i16>q3_K_scale(blk + 96, i));
-  const sc0 = v128.load(scratch), sc1 = v128.load(scratch, 16);
+  const scv = q3_K_scales(blk + 96);
+  const sc0 = i16x8.extend_low_i8x16_s(scv), sc1 = i16x8.extend_high_i8x16_s(scv);
+  v128.store(scratch, sc0);
+  v128.store(scratch, sc1, 16);
   const msum = hsum_i32(i32x4.add(i32x4.dot_i16x8_s(sc0, v128.load(bs)), i32x4.dot_i16x8_s(sc1, v128.load(bs, 16))));
   const m3 = i8x16.splat(3), f4 = i8x16.splat(4);
   let h0 = v128.load(blk), h1 = v128.load(blk + 16);
