@@ -829,13 +829,9 @@ const KX6_ROW: usize = 560;
   v128.store(o, q6_group(qla, qlb, qhv, 3), 96);
 }
 
-@inline function q6_expand(blk: usize, e: usize): void {
-  q6_expand_quarter(blk, e, 0, 0);
-  q6_expand_quarter(blk, e, 0, 16);
-  q6_expand_quarter(blk, e, 1, 0);
-  q6_expand_quarter(blk, e, 1, 16);
-  const scv = v128.load(blk + 192);
-  const sc0 = i16x8.extend_low_i8x16_s(scv), sc1 = i16x8.extend_high_i8x16_s(scv);
+// the 16 scales of an expanded Q6_K-form block (sc0 | sc1, i16): splat at 256 + 16i, as two
+// i16x8 at 512, 528
+@inline function kx6_scales(e: usize, sc0: v128, sc1: v128): void {
   v128.store(e, splat16(sc0, 0), 256);
   v128.store(e, splat16(sc0, 1), 272);
   v128.store(e, splat16(sc0, 2), 288);
@@ -854,11 +850,22 @@ const KX6_ROW: usize = 560;
   v128.store(e, splat16(sc1, 7), 496);
   v128.store(e, sc0, 512);
   v128.store(e, sc1, 528);
+}
+
+@inline function q6_expand(blk: usize, e: usize): void {
+  q6_expand_quarter(blk, e, 0, 0);
+  q6_expand_quarter(blk, e, 0, 16);
+  q6_expand_quarter(blk, e, 1, 0);
+  q6_expand_quarter(blk, e, 1, 16);
+  const scv = v128.load(blk + 192);
+  const sc0 = i16x8.extend_low_i8x16_s(scv), sc1 = i16x8.extend_high_i8x16_s(scv);
+  kx6_scales(e, sc0, sc1);
   store<f32>(e, f16_to_f32(load<u16>(blk + 208)), 544);
 }
 
 @inline function kx_expand(kind: i32, blk: usize, e: usize): void {
   if (kind == 6) q6_expand(blk, e);
+  else if (kind == 3) q3_expand(blk, e);
   else k4_expand(kind, blk, e);
 }
 
@@ -866,9 +873,9 @@ const KX6_ROW: usize = 560;
 // shared by the rows, the sums reduced together, the float step done once — the same operations per
 // lane as the decode path, so each row's value is the same bit for bit
 @inline function kx_rows4(kind: i32, e: usize, x: usize, bs: usize, dx: f32): v128 {
-  const R: usize = kind == 6 ? KX6_ROW : KX_ROW;
+  const R: usize = kind == 6 || kind == 3 ? KX6_ROW : KX_ROW;
   let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-  if (kind == 6) {
+  if (kind == 6 || kind == 3) {
     for (let g: usize = 0; g < 16; g++) {
       const xv = v128.load(x + 16 * g);
       i0 = i32x4.add(i0, q6x_dot(e, xv, g));
@@ -877,10 +884,11 @@ const KX6_ROW: usize = 560;
       i3 = i32x4.add(i3, q6x_dot(e + 3 * R, xv, g));
     }
     let total = hsum4(i0, i1, i2, i3);
-    if (ASC_FEATURE_RELAXED_SIMD) {
+    if (kind == 3 || ASC_FEATURE_RELAXED_SIMD) {
+      // Q6_K's −32 (relaxed) or Q3_K's −4 (both builds) through the bsums
       const b0 = v128.load(bs), b1 = v128.load(bs, 16);
       const m = hsum4(q6x_msum(e, b0, b1), q6x_msum(e + R, b0, b1), q6x_msum(e + 2 * R, b0, b1), q6x_msum(e + 3 * R, b0, b1));
-      total = i32x4.sub(total, i32x4.shl(m, 5));
+      total = i32x4.sub(total, i32x4.shl(m, kind == 3 ? 2 : 5));
     }
     const d = f32x4(load<f32>(e, 544), load<f32>(e + R, 544), load<f32>(e + 2 * R, 544), load<f32>(e + 3 * R, 544));
     return f32x4.mul(f32x4.splat(dx), f32x4.mul(d, f32x4.convert_i32x4_s(total)));
@@ -964,8 +972,8 @@ const KX6_ROW: usize = 560;
   // where block b of row k of a group of four is: g + k·rowStep + b·blockStep
   const rowStep = x4 ? bb : rowBytes, blockStep = x4 ? 4 * bb : bb;
   let r = r0;
-  if (T > 1 && kind <= 3) {
-    // Q2_K, Q3_K prefill: four rows per pass, each token in turn
+  if (T > 1 && kind == 2) {
+    // Q2_K prefill: four rows per pass, each token in turn
     for (; r + 4 <= r1; r += 4) {
       const w0 = wPtr + <usize>r * rowBytes;
       for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
@@ -978,9 +986,9 @@ const KX6_ROW: usize = 560;
         }
     }
   }
-  if (T > 1 && kind >= 4) {
+  if (T > 1 && kind >= 3) {
     // prefill: per block, four rows expanded into scratch, then every token
-    const KXR = kind == 6 ? KX6_ROW : KX_ROW;
+    const KXR = kind == 6 || kind == 3 ? KX6_ROW : KX_ROW;
     for (; r + 4 <= r1; r += 4) {
       const w0 = wPtr + <usize>r * rowBytes;
       for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
@@ -1546,6 +1554,31 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
     h1 = i16x8.shr_u(h1, 4);
   }
   return dx * (f16_to_f32(load<u16>(blk + 108)) * <f32>(hsum_i32(isum) - (msum << 2)));
+}
+
+// A Q3_K block expanded in Q6_K's form (KX6_ROW bytes at e): the 256 unsigned values q + 4·bit in
+// activation order, the 16 scales as i16 splats (at 256 + 16i), as two i16x8 for the −4 term (at
+// 512, 528) and d as f32 (at 544); kx_rows4 then gives q3_K_block's value exactly.
+@inline function q3_expand(blk: usize, e: usize): void {
+  const m3 = i8x16.splat(3), f4 = i8x16.splat(4);
+  let h0 = v128.load(blk), h1 = v128.load(blk + 16);
+  for (let g: usize = 0; g < 2; g++) {
+    const qa = v128.load(blk + 32 + (g << 5)), qb = v128.load(blk + 48 + (g << 5)), o = e + (g << 7);
+    v128.store(o, v128.or(v128.and(qa, m3), v128.and(i16x8.shl(h0, 2), f4)));
+    v128.store(o, v128.or(v128.and(qb, m3), v128.and(i16x8.shl(h1, 2), f4)), 16);
+    v128.store(o, v128.or(v128.and(i16x8.shr_u(qa, 2), m3), v128.and(i16x8.shl(h0, 1), f4)), 32);
+    v128.store(o, v128.or(v128.and(i16x8.shr_u(qb, 2), m3), v128.and(i16x8.shl(h1, 1), f4)), 48);
+    v128.store(o, v128.or(v128.and(i16x8.shr_u(qa, 4), m3), v128.and(h0, f4)), 64);
+    v128.store(o, v128.or(v128.and(i16x8.shr_u(qb, 4), m3), v128.and(h1, f4)), 80);
+    v128.store(o, v128.or(v128.and(i16x8.shr_u(qa, 6), m3), v128.and(i16x8.shr_u(h0, 1), f4)), 96);
+    v128.store(o, v128.or(v128.and(i16x8.shr_u(qb, 6), m3), v128.and(i16x8.shr_u(h1, 1), f4)), 112);
+    h0 = i16x8.shr_u(h0, 4);
+    h1 = i16x8.shr_u(h1, 4);
+  }
+  const scv = q3_K_scales(blk + 96);
+  const sc0 = i16x8.extend_low_i8x16_s(scv), sc1 = i16x8.extend_high_i8x16_s(scv);
+  kx6_scales(e, sc0, sc1);
+  store<f32>(e, f16_to_f32(load<u16>(blk + 108)), 544);
 }
 
 export function matmul_q2_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
