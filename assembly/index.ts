@@ -866,6 +866,7 @@ const KX6_ROW: usize = 560;
 @inline function kx_expand(kind: i32, blk: usize, e: usize): void {
   if (kind == 6) q6_expand(blk, e);
   else if (kind == 3) q3_expand(blk, e);
+  else if (kind == 2) q2_expand(blk, e);
   else k4_expand(kind, blk, e);
 }
 
@@ -873,15 +874,25 @@ const KX6_ROW: usize = 560;
 // shared by the rows, the sums reduced together, the float step done once — the same operations per
 // lane as the decode path, so each row's value is the same bit for bit
 @inline function kx_rows4(kind: i32, e: usize, x: usize, bs: usize, dx: f32): v128 {
-  const R: usize = kind == 6 || kind == 3 ? KX6_ROW : KX_ROW;
+  const R: usize = kind <= 3 || kind == 6 ? KX6_ROW : KX_ROW;
   let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-  if (kind == 6 || kind == 3) {
+  if (kind <= 3 || kind == 6) {
     for (let g: usize = 0; g < 16; g++) {
       const xv = v128.load(x + 16 * g);
       i0 = i32x4.add(i0, q6x_dot(e, xv, g));
       i1 = i32x4.add(i1, q6x_dot(e + R, xv, g));
       i2 = i32x4.add(i2, q6x_dot(e + 2 * R, xv, g));
       i3 = i32x4.add(i3, q6x_dot(e + 3 * R, xv, g));
+    }
+    if (kind == 2) {
+      // Q2_K: dx·(d·Σ sc·q·x − dmin·Σ m·(Σx)), the mins as i16 at 512, 528, [d, dmin] at 544
+      const b0 = v128.load(bs), b1 = v128.load(bs, 16);
+      const isum = f32x4.convert_i32x4_s(hsum4(i0, i1, i2, i3));
+      const msum = f32x4.convert_i32x4_s(hsum4(q6x_msum(e, b0, b1), q6x_msum(e + R, b0, b1), q6x_msum(e + 2 * R, b0, b1), q6x_msum(e + 3 * R, b0, b1)));
+      const a = v128.shuffle<i32>(v128.load64_zero(e + 544), v128.load64_zero(e + R + 544), 0, 4, 1, 5);
+      const c = v128.shuffle<i32>(v128.load64_zero(e + 2 * R + 544), v128.load64_zero(e + 3 * R + 544), 0, 4, 1, 5);
+      const d = v128.shuffle<i32>(a, c, 0, 1, 4, 5), dmin = v128.shuffle<i32>(a, c, 2, 3, 6, 7);
+      return f32x4.mul(f32x4.splat(dx), f32x4.sub(f32x4.mul(d, isum), f32x4.mul(dmin, msum)));
     }
     let total = hsum4(i0, i1, i2, i3);
     if (kind == 3 || ASC_FEATURE_RELAXED_SIMD) {
@@ -972,23 +983,9 @@ const KX6_ROW: usize = 560;
   // where block b of row k of a group of four is: g + k·rowStep + b·blockStep
   const rowStep = x4 ? bb : rowBytes, blockStep = x4 ? 4 * bb : bb;
   let r = r0;
-  if (T > 1 && kind == 2) {
-    // Q2_K prefill: four rows per pass, each token in turn
-    for (; r + 4 <= r1; r += 4) {
-      const w0 = wPtr + <usize>r * rowBytes;
-      for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
-      for (let t0 = 0; t0 < T; t0 += T_CHUNK)
-      for (let b = 0, t1 = min(T, t0 + T_CHUNK); b < nb; b++)
-        for (let t = t0; t < t1; t++) {
-          const x = qsPtr + <usize>t * <usize>cols + (<usize>b << 8);
-          const bs = bsPtr + (<usize>(t * (cols >> 4)) << 1) + (<usize>b << 5);
-          kq_acc4(kind, outPtr + (<usize>(t * rows + r) << 2), w0 + <usize>b * blockStep, rowStep, x, bs, load<f32>(dPtr + (<usize>(t * nb + b) << 2)), scratch);
-        }
-    }
-  }
-  if (T > 1 && kind >= 3) {
+  if (T > 1) {
     // prefill: per block, four rows expanded into scratch, then every token
-    const KXR = kind == 6 || kind == 3 ? KX6_ROW : KX_ROW;
+    const KXR = kind <= 3 || kind == 6 ? KX6_ROW : KX_ROW;
     for (; r + 4 <= r1; r += 4) {
       const w0 = wPtr + <usize>r * rowBytes;
       for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
@@ -1579,6 +1576,29 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
   const sc0 = i16x8.extend_low_i8x16_s(scv), sc1 = i16x8.extend_high_i8x16_s(scv);
   kx6_scales(e, sc0, sc1);
   store<f32>(e, f16_to_f32(load<u16>(blk + 108)), 544);
+}
+
+// A Q2_K block expanded in Q6_K's form (KX6_ROW bytes at e): the 256 values in activation order, the
+// 16 scales as i16 splats (at 256 + 16i), the 16 mins as two i16x8 (at 512, 528) and [d, dmin] as
+// f32 (at 544); kx_rows4 then gives q2_K_block's value exactly.
+@inline function q2_expand(blk: usize, e: usize): void {
+  const m3 = i8x16.splat(3);
+  for (let g: usize = 0; g < 2; g++) {
+    const qa = v128.load(blk + 16 + (g << 5)), qb = v128.load(blk + 32 + (g << 5)), o = e + (g << 7);
+    v128.store(o, v128.and(qa, m3));
+    v128.store(o, v128.and(qb, m3), 16);
+    v128.store(o, v128.and(i16x8.shr_u(qa, 2), m3), 32);
+    v128.store(o, v128.and(i16x8.shr_u(qb, 2), m3), 48);
+    v128.store(o, v128.and(i16x8.shr_u(qa, 4), m3), 64);
+    v128.store(o, v128.and(i16x8.shr_u(qb, 4), m3), 80);
+    v128.store(o, v128.and(i16x8.shr_u(qa, 6), m3), 96);
+    v128.store(o, v128.and(i16x8.shr_u(qb, 6), m3), 112);
+  }
+  const sv = v128.load(blk), sc = v128.and(sv, i8x16.splat(15)), mn = hi_nibbles(sv);
+  kx6_scales(e, i16x8.extend_low_i8x16_u(sc), i16x8.extend_high_i8x16_u(sc));
+  v128.store(e, i16x8.extend_low_i8x16_u(mn), 512);
+  v128.store(e, i16x8.extend_high_i8x16_u(mn), 528);
+  v128.store(e, f16x8_lo(v128.load32_zero(blk + 80)), 544);
 }
 
 export function matmul_q2_K(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, bsPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
