@@ -1355,13 +1355,13 @@ export function add(xPtr: usize, yPtr: usize, n: i32): void {
 
 // Σ q·x of a legacy block with q unsigned (Q5_0's −16 is the caller's), i32x4 partials
 @inline function legacy_isum(kind: i32, blk: usize, x0: v128, x1: v128): v128 {
-  const m4 = i8x16.splat(0x0f);
-  if (kind == 41) {
-    const qs = v128.load(blk + 4);
-    return udot32(v128.and(qs, m4), hi_nibbles(qs), x0, x1);
-  }
-  const qh = v128.load32_splat(blk + (kind == 50 ? 2 : 4)), qs = v128.load(blk + (kind == 50 ? 6 : 8));
-  return udot32(v128.or(v128.and(qs, m4), q5_high(qh, 0)), v128.or(hi_nibbles(qs), q5_high(qh, 1)), x0, x1);
+  return udot32(legacy_q(kind, blk, 0), legacy_q(kind, blk, 1), x0, x1);
+}
+// a legacy block's unsigned values 0..15 (half 0) or 16..31 (half 1) as bytes
+@inline function legacy_q(kind: i32, blk: usize, half: i32): v128 {
+  const qs = v128.load(blk + (kind == 41 ? 4 : kind == 50 ? 6 : 8));
+  const q = half == 0 ? v128.and(qs, i8x16.splat(0x0f)) : hi_nibbles(qs);
+  return kind == 41 ? q : v128.or(q, q5_high(v128.load32_splat(blk + (kind == 50 ? 2 : 4)), half));
 }
 
 // one row's block dotted with a token's block (x0 | x1, Σx = xs, scale dx)
@@ -1382,9 +1382,34 @@ export function add(xPtr: usize, yPtr: usize, n: i32): void {
   v128.store(o, f32x4.add(v128.load(o), f32x4.mul(dx, v)));
 }
 
+// legacy_acc4 for prefill, from four rows' blocks expanded at e (expand_legacy4) and the token's
+// Σx (xs) and scale (dx): the same operations per lane
+@inline function legacy_acc4x(kind: i32, o: usize, e: usize, x0: v128, x1: v128, xs: i32, dx: v128): void {
+  let s = hsum4(udot32(v128.load(e), v128.load(e, 16), x0, x1), udot32(v128.load(e, 32), v128.load(e, 48), x0, x1), udot32(v128.load(e, 64), v128.load(e, 80), x0, x1), udot32(v128.load(e, 96), v128.load(e, 112), x0, x1));
+  if (kind == 50) s = i32x4.sub(s, i32x4.splat(xs << 4));
+  let v = f32x4.mul(v128.load(e, 128), f32x4.convert_i32x4_s(s));
+  if (kind != 50) v = f32x4.add(v, f32x4.mul(v128.load(e, 144), f32x4.splat(<f32>xs)));
+  v128.store(o, f32x4.add(v128.load(o), f32x4.mul(dx, v)));
+}
+// four rows' blocks (at w, w + step, …) expanded at e: each row's 32 unsigned values (32 bytes), then
+// [d0..d3] and [m0..m3] as f32
+@inline function expand_legacy4(kind: i32, e: usize, w: usize, step: usize): void {
+  const w1 = w + step, w2 = w1 + step, w3 = w2 + step;
+  v128.store(e, legacy_q(kind, w, 0));
+  v128.store(e, legacy_q(kind, w, 1), 16);
+  v128.store(e, legacy_q(kind, w1, 0), 32);
+  v128.store(e, legacy_q(kind, w1, 1), 48);
+  v128.store(e, legacy_q(kind, w2, 0), 64);
+  v128.store(e, legacy_q(kind, w2, 1), 80);
+  v128.store(e, legacy_q(kind, w3, 0), 96);
+  v128.store(e, legacy_q(kind, w3, 1), 112);
+  v128.store(e, f16x8_lo(scales4(w, w1, w2, w3)), 128);
+  v128.store(e, f16x8_lo(scales4(w + 2, w1 + 2, w2 + 2, w3 + 2)), 144);
+}
+
 // Q4_1, Q5_0, Q5_1 share one driver: four rows per pass; decode reads eight runs side by side, as
 // Q8_0 (x4: the matrix is stored BLOCKS4); a single row does the same float operations in scalar
-@inline function matmul_legacy(x4: bool, kind: i32, blockBytes: i32, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32): void {
+@inline function matmul_legacy(x4: bool, kind: i32, blockBytes: i32, outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize): void {
   const nb = cols >> 5;
   const bb = <usize>blockBytes;
   const rowBytes = <usize>nb * bb;
@@ -1423,11 +1448,11 @@ export function add(xPtr: usize, yPtr: usize, n: i32): void {
       for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
       for (let t0 = 0; t0 < T; t0 += T_CHUNK)
       for (let b = 0, t1 = min(T, t0 + T_CHUNK); b < nb; b++) {
-        const w = g + <usize>b * blockStep;
+        expand_legacy4(kind, scratch, g + <usize>b * blockStep, rowStep);
         for (let t = t0; t < t1; t++) {
           const tb = <usize>(t * nb + b), xq = qsPtr + (tb << 5);
           const x0 = v128.load(xq), x1 = v128.load(xq, 16);
-          legacy_acc4(kind, outPtr + (<usize>(t * rows + r) << 2), w, rowStep, x0, x1, xsum32(x0, x1), v128.load32_splat(dPtr + (tb << 2)));
+          legacy_acc4x(kind, outPtr + (<usize>(t * rows + r) << 2), scratch, x0, x1, xsum32(x0, x1), v128.load32_splat(dPtr + (tb << 2)));
         }
       }
     }
@@ -1449,16 +1474,16 @@ export function add(xPtr: usize, yPtr: usize, n: i32): void {
 }
 
 export function matmul_q4_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
-  if (x4) matmul_legacy(true, 41, 20, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
-  else matmul_legacy(false, 41, 20, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
+  if (x4) matmul_legacy(true, 41, 20, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T, scratch);
+  else matmul_legacy(false, 41, 20, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T, scratch);
 }
 export function matmul_q5_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
-  if (x4) matmul_legacy(true, 50, 22, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
-  else matmul_legacy(false, 50, 22, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
+  if (x4) matmul_legacy(true, 50, 22, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T, scratch);
+  else matmul_legacy(false, 50, 22, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T, scratch);
 }
 export function matmul_q5_1(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usize, cols: i32, rows: i32, r0: i32, r1: i32, T: i32, scratch: usize, x4: i32): void {
-  if (x4) matmul_legacy(true, 51, 24, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
-  else matmul_legacy(false, 51, 24, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T);
+  if (x4) matmul_legacy(true, 51, 24, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T, scratch);
+  else matmul_legacy(false, 51, 24, outPtr, wPtr, qsPtr, dPtr, cols, rows, r0, r1, T, scratch);
 }
 
 // BF16 weights × activations rounded to bf16 (ggml's vec_dot_type for BF16), given as f32
