@@ -1301,10 +1301,10 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
 }
 
 // out[t,i] = silu(gu[t,i]) · gu[t, hiddenDim+i]   (twin: swigluRef)
-export function swiglu(outPtr: usize, guPtr: usize, T: i32, hiddenDim: i32): void {
+export function swiglu(outPtr: usize, guPtr: usize, T: i32, hiddenDim: i32, i0: i32, i1: i32): void {
   for (let t = 0; t < T; t++) {
     const g = guPtr + (<usize>(2 * t * hiddenDim) << 2), o = outPtr + (<usize>(t * hiddenDim) << 2);
-    for (let i = 0; i < hiddenDim; i++) {
+    for (let i = i0; i < i1; i++) {
       const x = load<f32>(g + (<usize>i << 2));
       store<f32>(o + (<usize>i << 2), (x / (<f32>1.0 + Mathf.exp(-x))) * load<f32>(g + (<usize>(hiddenDim + i) << 2)));
     }

@@ -351,7 +351,8 @@ describe('small kernels = their twins', () => {
     const want = new Float32Array(T * n);
     rmsnormRef(want, x, w, T, n, 1e-5);
     h.f32(out, T * n).forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
-    h.k.swiglu(out, gp, T, n);
+    h.k.swiglu(out, gp, T, n, 0, 3); // two column ranges, as two threads would take them
+    h.k.swiglu(out, gp, T, n, 3, n);
     swigluRef(want, gu, T, n);
     h.f32(out, T * n).forEach((v, i) => expect(Math.abs(v - want[i]!), `swiglu[${i}] ${v} vs ${want[i]}`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[i]!))));
     h.k.add(xp, out, T * n - 1); // odd length: vector loop + scalar tail

@@ -40,7 +40,8 @@ export interface Kernels {
     outPtr: number, qkvPtr: number, kPtr: number, vPtr: number, attPtr: number, T: number, pos0: number,
     nHeads: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number, h0: number, h1: number, scale: number,
   ): void;
-  swiglu(outPtr: number, guPtr: number, T: number, hiddenDim: number): void;
+  /** columns [i0, i1) of each token's silu(gate)·up */
+  swiglu(outPtr: number, guPtr: number, T: number, hiddenDim: number, i0: number, i1: number): void;
   add(xPtr: number, yPtr: number, n: number): void;
 }
 

@@ -378,7 +378,9 @@ export class WasmOps implements Ops<WasmBuf> {
   }
 
   swiglu(out: WasmBuf, gu: WasmBuf, T: number, hiddenDim: number): void {
-    this.banks[0]!.k.swiglu(out.ptr, gu.ptr, T, hiddenDim);
+    const args = [Op.SWIGLU, 0, out.ptr, gu.ptr, T, hiddenDim];
+    const kernels = this.banks.map((b) => b.k);
+    this.crew.run(args, (i, n) => runShare(kernels, args, i, n));
   }
 
   add(x: WasmBuf, y: WasmBuf, n: number): void {

@@ -26,6 +26,7 @@ export enum Op {
   MATMUL_Q3_K,
   MATMUL_Q4_0X4,
   LOAD,
+  SWIGLU,
 }
 
 /** [start, end) of `n` items for thread `i` of `k`, in whole multiples of `align` */
@@ -97,6 +98,12 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       const [h0, h1] = split(a[9]!, i, k);
       if (h0 >= h1) return;
       K.attention(a[2]!, a[3]!, a[4]!, a[5]!, a[6]! + i * a[14]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[15]!, h0, h1, a[13]!);
+      return;
+    }
+    case Op.SWIGLU: {
+      // out, gate|up, T, hiddenDim: each thread its columns
+      const [i0, i1] = split(a[5]!, i, k, 4);
+      if (i0 < i1) K.swiglu(a[2]!, a[3]!, a[4]!, a[5]!, i0, i1);
       return;
     }
     case Op.LOAD: {
