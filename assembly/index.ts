@@ -168,11 +168,12 @@ export function quantize_q8_K(qsPtr: usize, dPtr: usize, bsumsPtr: usize, xPtr: 
 // ── matmuls: out[t·rows + r] = Σ_c W[r,c]·x[t,c] for r in [r0, r1), t in [0, T) ────────────────
 // W rows are ggml blocks as stored in the GGUF; rowBytes = bytes per row.
 
-// Decode touches the weights TOUCH_AHEAD bytes ahead of the block being read (a 4-byte load per
-// cache line or so, result unused). A measured necessity, not a tuning knob: a matrix×vector streams
-// every weight byte once, and without the touches these loops read DRAM at about half the rate
-// they compute in cache — the hardware prefetcher does not run far enough ahead of them, and stops
-// at 4 KiB pages (bench/kernels.mjs: Q6_K +58 %, Q4_0 rows-in-fours ×1.7 from DRAM).
+// A matrix×vector streams every weight byte once, and a loop that computes on one or two streams
+// reads DRAM at about half the rate it computes in cache: the hardware prefetcher does not run far
+// enough ahead of it, and stops at 4 KiB pages. The matrices stored interleaved (layout.ts) are read
+// as eight runs side by side (see RUNS); the rest — K-quant matrices with rows % 4 ≠ 0 — and the
+// attention's keys are touched TOUCH_AHEAD bytes ahead of the block being read (a 4-byte load per
+// cache line or so, result unused; bench/kernels.mjs: Q6_K +58 % from DRAM).
 const TOUCH_AHEAD: usize = 16384;
 
 // the f16 scales (first 2 bytes) of four blocks, in lanes 0..3
