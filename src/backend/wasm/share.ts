@@ -37,6 +37,22 @@ export function split(n: number, i: number, k: number, align = 1): [number, numb
   return [Math.min(lo, n), hi];
 }
 
+/** the kernels runShare calls by one shared argument list: Q8_0-quantized activations… */
+const KERNEL_Q8_0: Partial<Record<Op, 'matmul_q4_1' | 'matmul_q5_0' | 'matmul_q5_1' | 'matmul_q8_0'>> = {
+  [Op.MATMUL_Q4_1]: 'matmul_q4_1',
+  [Op.MATMUL_Q5_0]: 'matmul_q5_0',
+  [Op.MATMUL_Q5_1]: 'matmul_q5_1',
+  [Op.MATMUL_Q8_0]: 'matmul_q8_0',
+};
+/** …and Q8_K activations with their bsums */
+const KERNEL_Q8_K: Partial<Record<Op, 'matmul_q2_K' | 'matmul_q3_K' | 'matmul_q4_K' | 'matmul_q5_K' | 'matmul_q6_K'>> = {
+  [Op.MATMUL_Q2_K]: 'matmul_q2_K',
+  [Op.MATMUL_Q3_K]: 'matmul_q3_K',
+  [Op.MATMUL_Q4_K]: 'matmul_q4_K',
+  [Op.MATMUL_Q5_K]: 'matmul_q5_K',
+  [Op.MATMUL_Q6_K]: 'matmul_q6_K',
+};
+
 /** args: [op, bank, …op arguments] */
 export function runShare(kernels: Kernels[], a: Float64Array | number[], i: number, k: number): void {
   const K = kernels[a[1]!]!;
@@ -48,13 +64,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       // out, w, qs, d, cols, rows, T, the bank's scratch (Q8_0's prefill uses it), 1 if stored BLOCKS4
       const [r0, r1] = split(a[7]!, i, k, 4);
       if (r0 >= r1) return;
-      const f = ({
-        [Op.MATMUL_Q4_1]: K.matmul_q4_1,
-        [Op.MATMUL_Q5_0]: K.matmul_q5_0,
-        [Op.MATMUL_Q5_1]: K.matmul_q5_1,
-        [Op.MATMUL_Q8_0]: K.matmul_q8_0,
-      } as Record<number, typeof K.matmul_q8_0>)[a[0]!]!;
-      f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!, a[9]! + i * KERNEL_SCRATCH_BYTES, a[10]!);
+      K[KERNEL_Q8_0[a[0] as Op]!](a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1, a[8]!, a[9]! + i * KERNEL_SCRATCH_BYTES, a[10]!);
       return;
     }
     case Op.MATMUL_Q4_0X4: {
@@ -80,8 +90,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       const [r0, r1] = split(a[8]!, i, k, 4);
       if (r0 >= r1) return;
       const scratch = a[10]! + i * KERNEL_SCRATCH_BYTES; // this thread's
-      const f = ({ [Op.MATMUL_Q2_K]: K.matmul_q2_K, [Op.MATMUL_Q3_K]: K.matmul_q3_K, [Op.MATMUL_Q4_K]: K.matmul_q4_K, [Op.MATMUL_Q5_K]: K.matmul_q5_K, [Op.MATMUL_Q6_K]: K.matmul_q6_K } as Record<number, typeof K.matmul_q6_K>)[a[0]!]!;
-      f(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!, scratch, a[11]!);
+      K[KERNEL_Q8_K[a[0] as Op]!](a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!, scratch, a[11]!);
       return;
     }
     case Op.MATMUL_F32:
