@@ -3,7 +3,7 @@
 // beyond the last-level cache, as a model's weights are), from cache (256 rows), and prefill
 // (T = 16, 256 rows). For kernel work only: model speed is `npm run bench`. Weights are real ggml
 // blocks (64 distinct quantized rows, repeated), activations are quantized once as the backend does.
-import { kernelModule, instantiate, KERNEL_STATIC_BYTES } from '../dist/src/backend/wasm/kernels.js';
+import { selectKernels, instantiate, KERNEL_STATIC_BYTES, KERNEL_SCRATCH_BYTES } from '../dist/src/backend/wasm/kernels.js';
 import { GGMLType, GGML_TYPES } from '../dist/src/quant/ggml-type.js';
 import { quantize, canQuantize } from '../dist/src/quant/quantize.js';
 import { randomTensor } from '../dist/src/model/synth.js';
@@ -12,6 +12,10 @@ import { Rng } from '../dist/src/util/rng.js';
 const args = process.argv.slice(2);
 const opt = (k, d) => (args.includes(k) ? Number(args.splice(args.indexOf(k), 2)[1]) : d);
 const MB = opt('--mb', 1024), COLS = opt('--cols', 3072), REPS = opt('--reps', 5);
+const chosen = selectKernels('auto');
+// Q4_0X4's dot: by i32 dot-add (1) or by i16 pair-dots (0); default: what the backend picks here
+const DOT_ADD = opt('--dot-add', chosen.dotAdd ? 1 : 0);
+console.log(`kernels: ${chosen.level}, Q4_0x4 dot-add ${DOT_ADD} (picked here: ${chosen.dotAdd ? 1 : 0}), node ${process.version}`);
 // default: the layouts the backend stores (…x4: rows interleaved in fours, src/backend/wasm/layout.ts);
 // the plain names (Q4_0, Q8_0, Q4_K, …) measure ggml's row layout
 const types = args.length ? args : ['Q4_0x4', 'Q8_0x4', 'Q4_Kx4', 'Q5_Kx4', 'Q6_Kx4'];
@@ -46,9 +50,9 @@ for (const name of types) {
   // K-quants with rows interleaved in fours, block by block (the backend's layout for them)
   if (name.endsWith('x4') && name !== 'Q4_0x4') rows64 = interleave4(rows64, 64, rowBytesOf(type), info.typeSize);
   const wBytes = ROWS * rowBytes;
-  const scratch = KERNEL_STATIC_BYTES, x = scratch + 4096, qs = x + T * COLS * 4, d = qs + T * COLS, bs = d + T * COLS, out = bs + T * COLS, w = out + T * ROWS * 4 + 64;
+  const scratch = KERNEL_STATIC_BYTES, x = scratch + KERNEL_SCRATCH_BYTES, qs = x + T * COLS * 4, d = qs + T * COLS, bs = d + T * COLS, out = bs + T * COLS, w = out + T * ROWS * 4 + 64;
   const memory = new WebAssembly.Memory({ initial: Math.ceil((w + wBytes + 64 * rowBytes) / 65536), maximum: 65536, shared: true });
-  const k = instantiate(kernelModule('auto'), memory);
+  const k = instantiate(chosen.module, memory);
   const u8 = new Uint8Array(memory.buffer);
   for (let r = 0; r < ROWS; r += 64) u8.set(rows64.subarray(0, Math.min(64, ROWS - r) * rowBytes), w + r * rowBytes);
   // the backend's layout for Q4_0, 64 rows at a time through a staging copy (as loading does)
@@ -67,7 +71,7 @@ for (const name of types) {
     const times = [];
     for (let i = 0; i < REPS; i++) {
       const t0 = performance.now();
-      if (name === 'Q4_0x4') k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, sub);
+      if (name === 'Q4_0x4') k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, sub, scratch, DOT_ADD);
       else if (act === 'q8_0' && name !== 'Q4_0') k[fn](out, w, qs, d, COLS, rows, 0, rows, TT, scratch, name.endsWith('x4') ? 1 : 0);
       else k[fn](out, w, qs, d, bs, COLS, rows, 0, rows, TT, scratch, name.endsWith('x4') ? 1 : 0);
       times.push(performance.now() - t0);

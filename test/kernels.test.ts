@@ -171,10 +171,10 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
     );
     LEVEL = 'simd128';
   });
-  it('matmul_q4_0x4 = matmul_q4_0 bit for bit (decode, prefill, any row range of whole groups)', () => {
+  it('matmul_q4_0x4 = matmul_q4_0 bit for bit (decode, prefill, any row range of whole groups, both dots)', () => {
     LEVEL = level;
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 3 }), fc.integer(), fc.constantFrom(1e-3, 1, 50), (groups, nb, T, seed, scale) => {
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 9 }), fc.integer(), fc.constantFrom(1e-3, 1, 50), (groups, nb, T, seed, scale) => {
         const rng = new Rng(seed);
         const rows = 4 * groups, cols = 32 * nb;
         const wf = randn(rng, rows * cols, seed % 3 === 0 ? 1e-5 : 0.1); // 1e-5: subnormal scales
@@ -189,29 +189,36 @@ describe(`[${level}] Q4_0 rows interleaved in fours (the backend's Q4_0 layout)`
         h.k.matmul_q4_0(o1, wp, qp, dp, sp, cols, rows, 0, rows, T);
         // two row ranges, as two threads would take them
         const mid = 4 * (seed & 1 ? Math.floor(groups / 2) : groups);
-        // both scale conversions (the fast one is exact too, only slow on subnormal scales)
-        for (const subnormalScales of [0, 1]) {
-          h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 0, mid, T, subnormalScales);
-          h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, mid, rows, T, subnormalScales);
-          expect(h.f32(o2, T * rows)).toEqual(h.f32(o1, T * rows));
-        }
+        // both scale conversions (the fast one is exact too, only slow on subnormal scales), both dots
+        const scratch = h.alloc(KERNEL_SCRATCH_BYTES);
+        for (const subnormalScales of [0, 1])
+          for (const dotAdd of [0, 1]) {
+            new Float32Array(h.memory.buffer, o2, T * rows).fill(NaN);
+            h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 0, mid, T, subnormalScales, scratch, dotAdd);
+            h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, mid, rows, T, subnormalScales, scratch, dotAdd);
+            expect(h.f32(o2, T * rows)).toEqual(h.f32(o1, T * rows));
+          }
       }),
       { numRuns: 80 },
     );
     // a larger matrix: the decode loop's eight runs hold several groups each, unevenly (two ranges
-    // of 37 and 27 groups)
+    // of 37 and 27 groups); prefill over more than one chunk of tokens
     const rows = 256, cols = 2048, rng = new Rng(9);
     const wq = quantize(GGMLType.Q4_0, randn(rng, rows * cols, 0.1));
-    for (const T of [1, 2]) {
-      const h = harness(4 << 20);
+    for (const T of [1, 2, 21]) {
+      const h = harness(8 << 20);
+      const scratch = h.alloc(KERNEL_SCRATCH_BYTES);
       const wp = h.put(wq), wx = h.put(repackQ4_0x4(wq, rows, cols)), xp = h.put(randn(rng, T * cols));
       const qp = h.alloc(T * cols), dp = h.alloc(T * cols), sp = h.alloc(T * cols);
       for (let t = 0; t < T; t++) h.k.quantize_q8_0(qp + t * cols, dp + (t * cols) / 8, sp + (t * cols) / 8, xp + t * cols * 4, cols);
       const o1 = h.alloc(T * rows * 4), o2 = h.alloc(T * rows * 4);
       h.k.matmul_q4_0(o1, wp, qp, dp, sp, cols, rows, 0, rows, T);
-      h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 0, 148, T, 0);
-      h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 148, rows, T, 0);
-      expect(h.f32(o2, T * rows)).toEqual(h.f32(o1, T * rows));
+      for (const dotAdd of [0, 1]) {
+        new Float32Array(h.memory.buffer, o2, T * rows).fill(NaN);
+        h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 0, 148, T, 0, scratch, dotAdd);
+        h.k.matmul_q4_0x4(o2, wx, qp, dp, sp, cols, rows, 148, rows, T, 0, scratch, dotAdd);
+        expect(h.f32(o2, T * rows)).toEqual(h.f32(o1, T * rows));
+      }
     }
     LEVEL = 'simd128';
   });
@@ -300,10 +307,12 @@ it(`[${level}] a batch gives each token what it alone gives (prefill paths = dec
     }
     if (type === GGMLType.Q4_0) {
       const wx = h.put(repackQ4_0x4(wq.subarray(0, 8 * (wq.length / rows)), 8, cols));
-      h.k.matmul_q4_0x4(batch, wx, qp, dp, bp, cols, 8, 0, 8, T, 0);
-      for (let t = 0; t < T; t++) {
-        h.k.matmul_q4_0x4(one, wx, qp + t * cols, dp + (t * cols) / 8, bp + (t * cols) / 8, cols, 8, 0, 8, 1, 0);
-        expect(h.f32(batch + t * 8 * 4, 8), `matmul_q4_0x4 token ${t}`).toEqual(h.f32(one, 8));
+      for (const dotAdd of [0, 1]) {
+        h.k.matmul_q4_0x4(batch, wx, qp, dp, bp, cols, 8, 0, 8, T, 0, scratch, dotAdd);
+        for (let t = 0; t < T; t++) {
+          h.k.matmul_q4_0x4(one, wx, qp + t * cols, dp + (t * cols) / 8, bp + (t * cols) / 8, cols, 8, 0, 8, 1, 0, scratch, dotAdd);
+          expect(h.f32(batch + t * 8 * 4, 8), `matmul_q4_0x4 token ${t}`).toEqual(h.f32(one, 8));
+        }
       }
     }
   }

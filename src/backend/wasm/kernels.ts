@@ -14,7 +14,8 @@ export interface Kernels {
   quantize_q8_0(qsPtr: number, dPtr: number, sumsPtr: number, xPtr: number, n: number): void;
   quantize_q8_K(qsPtr: number, dPtr: number, bsumsPtr: number, xPtr: number, n: number): void;
   matmul_q4_0(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, sumsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
-  matmul_q4_0x4(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, sumsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, subnormalScales: number): void;
+  /** scratch: the thread's KERNEL_SCRATCH_BYTES (cols ≤ KERNEL_SCRATCH_BYTES / 16); dotAdd: 1 to dot by i32 dot-add (same bits, see selectKernels) */
+  matmul_q4_0x4(outPtr: number, wPtr: number, qsPtr: number, dPtr: number, sumsPtr: number, cols: number, rows: number, r0: number, r1: number, T: number, subnormalScales: number, scratch: number, dotAdd: number): void;
   /** returns how many block scales are subnormal halves */
   repack_q4_0x4(dstPtr: number, srcPtr: number, rows: number, cols: number): number;
   interleave_blocks4(dstPtr: number, srcPtr: number, rows: number, rowBytes: number, blockBytes: number): void;
@@ -62,8 +63,14 @@ export function packageRoot(): string {
  * it again. Allocations start above this.
  */
 export const KERNEL_STATIC_BYTES = 65536;
-/** per-thread scratch of the prefill kernels (Q8_0 and K-quants: four expanded blocks, ≤ 4 · 560 bytes) */
-export const KERNEL_SCRATCH_BYTES = 4096;
+/**
+ * per-thread scratch of the matmul kernels (assembly/index.ts has the same number): four expanded
+ * blocks for the Q8_0 and K-quant prefills (≤ 4 · 560 bytes); the activations' splats for Q4_0X4,
+ * 4 · cols bytes a token (so the backend stores Q4_0 matrices as Q4_0X4 only up to
+ * Q4_0X4_MAX_COLS columns)
+ */
+export const KERNEL_SCRATCH_BYTES = 262144;
+export const Q4_0X4_MAX_COLS = KERNEL_SCRATCH_BYTES / 16;
 
 /** which kernel build runs: SIMD128 everywhere, or relaxed SIMD (integer dot instructions) where the engine has it */
 export type SimdLevel = 'simd128' | 'relaxed';
@@ -99,7 +106,15 @@ export function kernelBuild(level: SimdLevel): WebAssembly.Module {
   return m;
 }
 
-let chosen: { module: WebAssembly.Module; level: SimdLevel } | undefined;
+/** the kernels chosen for this engine */
+export interface KernelChoice {
+  module: WebAssembly.Module;
+  level: SimdLevel;
+  /** Q4_0X4 dots by i32x4.relaxed_dot_i8x16_i7x16_add_s (see dotAddFaster) */
+  dotAdd: boolean;
+}
+
+let chosen: KernelChoice | undefined;
 
 /**
  * The kernel module to run: the relaxed-SIMD build when the engine validates it and it passes a
@@ -109,9 +124,9 @@ export function kernelModule(prefer: SimdLevel | 'auto' = 'auto'): WebAssembly.M
   return selectKernels(prefer).module;
 }
 
-export function selectKernels(prefer: SimdLevel | 'auto' = 'auto'): { module: WebAssembly.Module; level: SimdLevel } {
-  if (prefer === 'simd128') return { module: kernelBuild('simd128'), level: 'simd128' };
-  if (prefer === 'relaxed') return { module: kernelBuild('relaxed'), level: 'relaxed' };
+export function selectKernels(prefer: SimdLevel | 'auto' = 'auto'): KernelChoice {
+  if (prefer === 'simd128') return { module: kernelBuild('simd128'), level: 'simd128', dotAdd: false };
+  if (prefer === 'relaxed') return { module: kernelBuild('relaxed'), level: 'relaxed', dotAdd: dotAddFaster(kernelBuild('relaxed')) };
   if (chosen) return chosen;
   const base = kernelBuild('simd128');
   let relaxed: WebAssembly.Module | undefined;
@@ -120,8 +135,47 @@ export function selectKernels(prefer: SimdLevel | 'auto' = 'auto'): { module: We
   } catch {
     relaxed = undefined;
   }
-  chosen = relaxed && selfTest(base, relaxed) ? { module: relaxed, level: 'relaxed' } : { module: base, level: 'simd128' };
+  chosen = relaxed && selfTest(base, relaxed) ? { module: relaxed, level: 'relaxed', dotAdd: dotAddFaster(relaxed) } : { module: base, level: 'simd128', dotAdd: false };
   return chosen;
+}
+
+const dotAddMeasured = new Map<WebAssembly.Module, boolean>();
+
+/**
+ * Whether this engine runs relaxed SIMD's i32 dot-add as one instruction. V8 ≥ 13 (Node 24) lowers
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s to AVX-VNNI's vpdpbusd where the CPU has it (Q4_0X4 prefill
+ * ≈ 1.25× the pair-dots'); older V8 or other CPUs expand it to three instructions (≈ 0.6×). The two
+ * give the same bits, so this only picks the faster: a few milliseconds of timing at start-up, the
+ * dot-add taken only when clearly ahead.
+ */
+export function dotAddFaster(module: WebAssembly.Module): boolean {
+  const known = dotAddMeasured.get(module);
+  if (known !== undefined) return known;
+  let faster = false;
+  try {
+    const cols = 1024, rows = 64, T = 16;
+    const W = KERNEL_STATIC_BYTES, Q = W + rows * (cols / 32) * 18, D = Q + T * cols, S = D + T * (cols / 8), O = S + T * (cols / 8), X = O + T * rows * 4;
+    const memory = new WebAssembly.Memory({ initial: Math.ceil((X + KERNEL_SCRATCH_BYTES) / 65536), maximum: 65536, shared: true });
+    const k = instantiate(module, memory);
+    const u8 = new Uint8Array(memory.buffer);
+    for (let i = W; i < D; i++) u8[i] = (Math.imul(i, 2654435761) >>> 24) & 0xff; // any qs and activations
+    const dv = new DataView(memory.buffer);
+    for (let b = W; b < Q; b += 72) for (let i = 0; i < 4; i++) dv.setUint16(b + 2 * i, 0x2000, true); // weight scales 2^-7
+    for (let i = 0; i < (T * cols) / 32; i++) dv.setFloat32(D + 4 * i, 0.01, true), dv.setInt32(S + 4 * i, 0, true);
+    const run = (dotAdd: number) => {
+      const t0 = performance.now();
+      for (let n = 0; n < 4; n++) k.matmul_q4_0x4(O, W, Q, D, S, cols, rows, 0, rows, T, 0, X, dotAdd);
+      return performance.now() - t0;
+    };
+    run(0), run(1); // compile both paths
+    let best0 = Infinity, best1 = Infinity;
+    for (let r = 0; r < 5; r++) (best0 = Math.min(best0, run(0))), (best1 = Math.min(best1, run(1)));
+    faster = best1 < 0.85 * best0;
+  } catch {
+    faster = false;
+  }
+  dotAddMeasured.set(module, faster);
+  return faster;
 }
 
 /** run the quantized matmuls of both builds on the same random data; they must agree to 1e-5 */

@@ -4,9 +4,10 @@
  * four-row pass of a matmul reads one sequential stream (and the decode kernels can read eight
  * such streams side by side):
  *
- * - Q4_0X4 (Q4_0): 72 bytes per block of the group — the four scales, then the four qs:
+ * - Q4_0X4 (Q4_0): 72 bytes per block of the group — the four scales, then the four rows' qs
+ *   interleaved four bytes at a time (so that one i8 dot gives each row's sum in its own lane):
  *
- *       d0 d1 d2 d3 (f16) | qs0[16] | qs1[16] | qs2[16] | qs3[16]
+ *       d0 d1 d2 d3 (f16) | v0 | v1 | v2 | v3      v_m = qs0[4m..4m+3] qs1[4m..4m+3] qs2[…] qs3[…]
  *
  * - BLOCKS4 (Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants): the four rows' blocks b side by side, each
  *   unchanged.
@@ -22,6 +23,9 @@ export enum Layout {
 
 const BLOCK = 18; // Q4_0: d f16 | qs[16]
 
+/** where qs byte j of row i of a group lands among the 64 qs bytes of a Q4_0X4 block */
+const qsAt = (i: number, j: number) => 16 * (j >> 2) + 4 * i + (j & 3);
+
 /** rows in ggml's layout → the interleaved layout (a new array) */
 export function repackQ4_0x4(src: Uint8Array, rows: number, cols: number): Uint8Array {
   const nb = cols / 32, rowBytes = nb * BLOCK;
@@ -32,7 +36,7 @@ export function repackQ4_0x4(src: Uint8Array, rows: number, cols: number): Uint8
         const s = (g + i) * rowBytes + b * BLOCK, d = g * rowBytes + b * 72;
         out[d + 2 * i] = src[s]!;
         out[d + 2 * i + 1] = src[s + 1]!;
-        out.set(src.subarray(s + 2, s + BLOCK), d + 8 + 16 * i);
+        for (let j = 0; j < 16; j++) out[d + 8 + qsAt(i, j)] = src[s + 2 + j]!;
       }
   return out;
 }
@@ -46,7 +50,7 @@ export function q4_0x4Row(src: Uint8Array, r: number, cols: number): Uint8Array 
     const s = g + b * 72;
     row[b * BLOCK] = src[s + 2 * i]!;
     row[b * BLOCK + 1] = src[s + 2 * i + 1]!;
-    row.set(src.subarray(s + 8 + 16 * i, s + 24 + 16 * i), b * BLOCK + 2);
+    for (let j = 0; j < 16; j++) row[b * BLOCK + 2 + j] = src[s + 8 + qsAt(i, j)]!;
   }
   return row;
 }

@@ -16,7 +16,7 @@ import { GGML_TYPES, GGMLType, vecDotType } from '../../quant/ggml-type.js';
 import { dequantizeRow } from '../../quant/dequantize.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../ops.js';
 import { matmulRef } from '../ref/ops.js';
-import { instantiate, selectKernels, KERNEL_SCRATCH_BYTES, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from './kernels.js';
+import { instantiate, selectKernels, KERNEL_SCRATCH_BYTES, Q4_0X4_MAX_COLS, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from './kernels.js';
 import { Crew } from './crew.js';
 import { Op, runShare } from './share.js';
 import { Layout, blocks4Row, q4_0x4Row } from './layout.js';
@@ -114,6 +114,8 @@ export class WasmOps implements Ops<WasmBuf> {
   private readonly module: WebAssembly.Module;
   /** the kernel build in use */
   readonly simd: SimdLevel;
+  /** Q4_0X4 matmuls dot by relaxed i32 dot-add (faster where the engine lowers it to one instruction) */
+  readonly dotAdd: boolean;
   private readonly banks: Bank[] = [];
   private crewInstance: Crew | undefined;
   private readonly stagingBytes: number;
@@ -137,6 +139,7 @@ export class WasmOps implements Ops<WasmBuf> {
     const k = selectKernels(plan.simd ?? 'auto');
     this.module = k.module;
     this.simd = k.level;
+    this.dotAdd = k.dotAdd;
     // per-bank staging: qs + d + bsums + f16-rounded x + output
     this.stagingBytes = maxT * maxCols + maxT * (maxCols / 32) * 4 + maxT * (maxCols / 16) * 2 + maxT * maxCols * 4 + maxT * maxRows * 4 + 5 * ALIGN;
     this.bankBytes = Math.min(plan.bankBytes ?? MAX_PAGES * PAGE, MAX_PAGES * PAGE);
@@ -231,7 +234,7 @@ export class WasmOps implements Ops<WasmBuf> {
     const b = this.banks[bank]!;
     const rowBytes = (cols / info.blockSize) * info.typeSize;
     const matrix4 = t.shape.length === 2 && rows % 4 === 0;
-    const layout = !matrix4 ? Layout.ROWS : t.type === GGMLType.Q4_0 ? Layout.Q4_0X4 : BLOCKS4_TYPES.has(t.type) ? Layout.BLOCKS4 : Layout.ROWS;
+    const layout = !matrix4 ? Layout.ROWS : t.type === GGMLType.Q4_0 ? (cols <= Q4_0X4_MAX_COLS ? Layout.Q4_0X4 : Layout.ROWS) : BLOCKS4_TYPES.has(t.type) ? Layout.BLOCKS4 : Layout.ROWS;
     let subnormalScales = 0;
     const where = file.fileRange(t);
     const stagingPerThread = Math.floor((this.plan.maxT * this.plan.maxCols * 4) / this.plan.threads / ALIGN) * ALIGN; // xh, split
@@ -343,7 +346,9 @@ export class WasmOps implements Ops<WasmBuf> {
       floatIn
         ? [op, w.bank, outPtr, w.ptr, inPtr, cols, rows, T]
         : withBsums
-          ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T, op === Op.MATMUL_Q4_0X4 ? w.subnormalScales : bank.scratch, w.layout === Layout.BLOCKS4 ? 1 : 0]
+          ? op === Op.MATMUL_Q4_0X4
+            ? [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T, w.subnormalScales, bank.scratch, this.dotAdd ? 1 : 0]
+            : [op, w.bank, outPtr, w.ptr, qs, d, bs, cols, rows, T, bank.scratch, w.layout === Layout.BLOCKS4 ? 1 : 0]
           : [op, w.bank, outPtr, w.ptr, qs, d, cols, rows, T, bank.scratch, w.layout === Layout.BLOCKS4 ? 1 : 0];
     const kernels = this.banks.map((b) => b.k);
     this.crew.run(args, (i, n) => runShare(kernels, args, i, n));

@@ -68,10 +68,10 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       return;
     }
     case Op.MATMUL_Q4_0X4: {
-      // out, w, qs, d, block sums, cols, rows, T, subnormal scales
+      // out, w, qs, d, block sums, cols, rows, T, subnormal scales, the bank's scratch, dot-add
       const [r0, r1] = split(a[8]!, i, k, 4);
       if (r0 >= r1) return;
-      K.matmul_q4_0x4(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!, a[10]!);
+      K.matmul_q4_0x4(a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, r0, r1, a[9]!, a[10]!, a[11]! + i * KERNEL_SCRATCH_BYTES, a[12]!);
       return;
     }
     case Op.MATMUL_Q4_0: {
