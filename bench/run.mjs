@@ -20,6 +20,10 @@ const threads = Number(arg('threads', String(Math.min(2, os.availableParallelism
 const rounds = Number(arg('rounds', '3'));
 const types = arg('types', 'Q4_0,Q4_K_M,Q8_0').split(',');
 const nPrompt = Number(arg('prompt-tokens', '128')), nGen = Number(arg('gen-tokens', '64'));
+// the Node that runs phi3-ts (default: this one). e.g. `--node "$(npx -y -p node@24 which node)"`:
+// V8 ≥ 13 turns relaxed SIMD's i32 dot-add into one instruction where the CPU has AVX-VNNI
+const oursNode = arg('node', process.execPath);
+const oursVersion = execFileSync(oursNode, ['--version'], { encoding: 'utf8' }).trim();
 
 function model(preset, type) {
   const file = path.join(cache, `${preset}-${type}.gguf`);
@@ -29,7 +33,7 @@ function model(preset, type) {
   }
   return file;
 }
-const run = (cmd, args) => JSON.parse(execFileSync(process.execPath, [cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }).trim().split('\n').at(-1));
+const run = (cmd, args, node = process.execPath) => JSON.parse(execFileSync(node, [cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }).trim().split('\n').at(-1));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const results = [];
@@ -48,7 +52,7 @@ const cases = [...types.map((t) => ['mini', t]), ['tiny', 'Q4_0']];
 for (const [preset, type] of cases) {
   const file = model(preset, type);
   const ours = [], theirs = [];
-  const runOurs = () => ours.push(run(cli, ['bench', file, '--threads', String(threads), '--prompt-tokens', String(nPrompt), '--gen-tokens', String(nGen), '--json']));
+  const runOurs = () => ours.push(run(cli, ['bench', file, '--threads', String(threads), '--prompt-tokens', String(nPrompt), '--gen-tokens', String(nGen), '--json'], oursNode));
   const runTheirs = () => theirs.push(run(path.join(here, 'llama-bench.mjs'), [file, String(threads), String(nPrompt), String(nGen)]));
   for (let r = 0; r < rounds; r++) {
     // each run starts with the file in the page cache (this VM evicts it between runs), and the
@@ -65,9 +69,9 @@ for (const [preset, type] of cases) {
   console.log(JSON.stringify(row));
 }
 const f = (x, d = 2) => x.toFixed(d);
-console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0].model}, ${threads} threads, Node ${process.version}, medians of ${rounds} alternating runs`);
+console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0].model}, ${threads} threads, phi3-ts on Node ${oursVersion}, llama.cpp (node-llama-cpp) on Node ${process.version}, medians of ${rounds} alternating runs`);
 console.log('| model | prefill tok/s (ours / llama.cpp = ratio) | decode tok/s | load s | peak RSS MB |');
 console.log('|---|---|---|---|---|');
 for (const r of results)
   console.log(`| ${r.model} | ${f(r.prefill_tok_s.phi3)} / ${f(r.prefill_tok_s.llama)} = **${f(r.prefill_tok_s.ratio)}×** | ${f(r.decode_tok_s.phi3)} / ${f(r.decode_tok_s.llama)} = **${f(r.decode_tok_s.ratio)}×** | ${f(r.load_s.phi3)} / ${f(r.load_s.llama)} | ${f(r.peak_rss_mb.phi3, 0)} / ${f(r.peak_rss_mb.llama, 0)} |`);
-fs.writeFileSync(path.join(here, 'results.json'), JSON.stringify({ date: new Date().toISOString(), cpu: os.cpus()[0].model, node: process.version, results }, null, 2));
+fs.writeFileSync(path.join(here, 'results.json'), JSON.stringify({ date: new Date().toISOString(), cpu: os.cpus()[0].model, node: process.version, oursNode: oursVersion, results }, null, 2));

@@ -85,9 +85,10 @@ function compile(level: SimdLevel): WebAssembly.Module | undefined {
   const bytes = fs.readFileSync(file);
   if (level === 'relaxed') {
     // Node 20 ships relaxed SIMD behind a flag (V8 reads it at compile time, process-wide, so the
-    // worker threads inherit it); its baseline compiler drops relaxed_dot's accumulator, so
-    // compile optimized only. Node ≥ 22 has both fixed; the flags are then harmless.
-    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    // worker threads inherit it; newer V8 has no such flag and would print an error for it); its
+    // baseline compiler drops relaxed_dot's accumulator, so compile optimized only (Node ≥ 22 has
+    // that fixed; optimized-only is harmless there).
+    if (!WebAssembly.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
     v8.setFlagsFromString('--no-liftoff');
   }
   if (!WebAssembly.validate(bytes)) {
