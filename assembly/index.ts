@@ -63,11 +63,18 @@
 // 8 halves (16 bytes) → two f32x4, by f16_to_f32's steps: sign-extended and shifted left by 13, a
 // half has its exponent and mantissa in bits 13..27 and its sign in bit 31
 @inline function f16x4_to_f32x4(s: v128): v128 {
-  const m = v128.and(s, i32x4.splat(0x0fffe000));
-  const sub = f32x4.sub(i32x4.add(m, i32x4.splat(0x38800000)), i32x4.splat(0x38800000));
-  const f = v128.bitselect(sub, i32x4.add(m, i32x4.splat(0x38000000)), i32x4.lt_s(m, i32x4.splat(0x00800000)));
-  return v128.or(f, v128.and(s, i32x4.splat(0x80000000)));
+  const m = v128.and(s, v128.load(F16_CONSTS));
+  const sub = f32x4.sub(i32x4.add(m, v128.load(F16_CONSTS, 16)), v128.load(F16_CONSTS, 16));
+  const f = v128.bitselect(sub, i32x4.add(m, v128.load(F16_CONSTS, 32)), i32x4.lt_s(m, v128.load(F16_CONSTS, 48)));
+  return v128.or(f, v128.and(s, v128.load(F16_CONSTS, 64)));
 }
+// the f16 conversions' constants (see KONST)
+const F16_CONSTS = memory.data<u32>([
+  0x0fffe000, 0x0fffe000, 0x0fffe000, 0x0fffe000, 0x38800000, 0x38800000, 0x38800000, 0x38800000,
+  0x38000000, 0x38000000, 0x38000000, 0x38000000, 0x00800000, 0x00800000, 0x00800000, 0x00800000,
+  0x80000000, 0x80000000, 0x80000000, 0x80000000, 0x8fffffff, 0x8fffffff, 0x8fffffff, 0x8fffffff,
+  0x77800000, 0x77800000, 0x77800000, 0x77800000,
+], 16);
 @inline function f16x8_lo(h: v128): v128 {
   return f16x4_to_f32x4(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13));
 }
@@ -80,7 +87,7 @@
 // a microcode assist. Weights' scales can be subnormal in bulk (K-quant d of small weights); keys and
 // values almost never are, and attention converts every one of them.
 @inline function kv_f16x4(s: v128): v128 {
-  return f32x4.mul(v128.and(s, i32x4.splat(0x8fffffff)), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
+  return f32x4.mul(v128.and(s, v128.load(F16_CONSTS, 80)), v128.load(F16_CONSTS, 96)); // [0x8fffffff], [2^112]
 }
 @inline function kv_f16x8_lo(h: v128): v128 {
   return kv_f16x4(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13));
@@ -93,8 +100,44 @@
 // use, so the kernels write the 16-bit shift and mask themselves, with the mask kept in a register.
 // The high nibble of every byte:
 @inline function hi_nibbles(v: v128): v128 {
-  return v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
+  return v128.and(i16x8.shr_u(v, 4), bytes(0x0f));
 }
+
+// Vector constants are read from memory: V8 13 (Node 24) rebuilds an immediate vector constant at
+// every use in a loop, three or more instructions each (Q8_0 decode in cache 13.8 → 19.6 G MAC/s
+// there once its constants were loads); a load is one, and Node 20, which kept them in registers,
+// runs the same either way.
+const KONST = memory.data<u8>([
+  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+  16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+  8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+  32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
+  0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, // −127
+], 16);
+// i8x16.splat(c) for the bytes in KONST (c is a constant at every use, so this folds to one load)
+@inline function bytes(c: i32): v128 {
+  if (c == 15) return v128.load(KONST);
+  if (c == 16) return v128.load(KONST, 16);
+  if (c == 3) return v128.load(KONST, 32);
+  if (c == 4) return v128.load(KONST, 48);
+  if (c == 8) return v128.load(KONST, 64);
+  if (c == 32) return v128.load(KONST, 80);
+  if (c == -127) return v128.load(KONST, 96);
+  return i8x16.splat(<i8>c);
+}
+// and the patterns (k4_scale_min, q5_high, q3_K_scales)
+const SM_LOW = memory.data<u8>([63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0], 16);
+const SM_SEL = memory.data<u8>([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff], 16);
+const SM_HIGH = memory.data<u8>([0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30], 16);
+const BITS8 = memory.data<u8>([1, 2, 4, 8, 16, 32, 64, 0x80, 1, 2, 4, 8, 16, 32, 64, 0x80], 16);
+const Q3_LO = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0], 16);
+const Q3_HI = memory.data<u8>([0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 15, 15, 15, 15], 16);
+const Q3_G0 = memory.data<u8>([0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 16);
+const Q3_G1 = memory.data<u8>([0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0, 0, 0, 0], 16);
+const Q3_G2 = memory.data<u8>([0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0], 16);
+const Q3_G3 = memory.data<u8>([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30], 16);
 
 // ── activation quantizers ──────────────────────────────────────────────────────────────────────
 
@@ -193,7 +236,7 @@ const TOUCH_AHEAD: usize = 16384;
 @inline function q4_0_isum16(lo: v128, hi: v128, x0: v128, x1: v128): v128 {
   // two i8×i7 pair-dots on the unsigned nibbles (activations are within ±127)
   if (ASC_FEATURE_RELAXED_SIMD) return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi));
-  const l = i8x16.sub(lo, i8x16.splat(8)), h = i8x16.sub(hi, i8x16.splat(8));
+  const l = i8x16.sub(lo, bytes(8)), h = i8x16.sub(hi, bytes(8));
   const p = i16x8.add(i16x8.extmul_low_i8x16_s(l, x0), i16x8.extmul_high_i8x16_s(l, x0));
   return i16x8.add(p, i16x8.add(i16x8.extmul_low_i8x16_s(h, x1), i16x8.extmul_high_i8x16_s(h, x1)));
 }
@@ -208,7 +251,7 @@ const TOUCH_AHEAD: usize = 16384;
 // Σ (q−8)·x of four rows' blocks (their qs[16] in q0..q3), lane = row: the integer sums of the four
 // rows reduced together (hsum4_i16), so that the float work is done once per block for four rows
 @inline function q4_0_isum4(q0: v128, q1: v128, q2: v128, q3: v128, x0: v128, x1: v128, sum: usize): v128 {
-  const m4 = i8x16.splat(0x0f);
+  const m4 = bytes(0x0f);
   return i32x4.sub(
     hsum4_i16(
       q4_0_isum16(v128.and(q0, m4), hi_nibbles(q0), x0, x1),
@@ -275,7 +318,7 @@ export function matmul_q4_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       v128.store(outPtr + (<usize>(t * rows + r) << 2), acc);
     }
   }
-  const m4 = i8x16.splat(0x0f);
+  const m4 = bytes(0x0f);
   for (; r < r1; r++) {
     for (let t = 0; t < T; t++) {
       let w = wPtr + <usize>r * rowBytes;
@@ -437,9 +480,6 @@ export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: us
   v128.store(o, f32x4.add(v128.load(o), f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(q4_0x4_scales(w, fast), dx))));
 }
 
-// the nibble mask, read from memory so that V8 keeps it in a register (a constant it rebuilds at
-// every use, three instructions each)
-const NIBBLES = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15], 16);
 
 // Decode reads eight streams per thread: the thread's groups are cut into eight runs, and step i
 // reads group i of every run, block by block, side by side. The hardware prefetcher follows each
@@ -469,7 +509,7 @@ const KERNEL_SCRATCH_BYTES: usize = 262144;
   const nb = cols >> 5;
   const groupBytes = <usize>nb * 72;
   splat_x4(scratch, qsPtr, cols);
-  const m4 = v128.load(NIBBLES);
+  const m4 = bytes(0x0f);
   const nG = (r1 - r0) >> 2, q = (nG + RUNS - 1) / RUNS;
   const sink = memory.data(16 * RUNS, 16), stride = <usize>q * groupBytes;
   for (let i = 0; i < q; i++) {
@@ -507,7 +547,7 @@ const KERNEL_SCRATCH_BYTES: usize = 262144;
   const nb = cols >> 5;
   const groupBytes = <usize>nb * 72, tokenBytes = <usize>cols << 2, ob = <usize>rows << 2;
   const chunk = min(T_CHUNK, <i32>(KERNEL_SCRATCH_BYTES / tokenBytes));
-  const m4 = v128.load(NIBBLES);
+  const m4 = bytes(0x0f);
   for (let t0 = 0; t0 < T; t0 += chunk) {
     const t1 = min(T, t0 + chunk);
     splat_x4(scratch, qsPtr + <usize>(t0 * cols), (t1 - t0) * cols);
@@ -559,7 +599,7 @@ const KERNEL_SCRATCH_BYTES: usize = 262144;
 // _mm256_sign_epi8 trick. A weight of −128 would overflow that: ggml never writes one (it quantizes
 // to ±127), and a file that has one has it read as −127. SIMD128: widening multiplies.
 @inline function q8_0_isum(w0: v128, w1: v128, ax0: v128, sx0: v128, ax1: v128, sx1: v128): v128 {
-  const m127 = i8x16.splat(-127);
+  const m127 = bytes(-127);
   const a = i8x16.max_s(w0, m127), b = i8x16.max_s(w1, m127);
   if (ASC_FEATURE_RELAXED_SIMD) {
     // |pair sums| ≤ 2·127·127: one dot per i16 lane set, widened before adding
@@ -625,7 +665,7 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
     for (; r + 4 <= r1; r += 4) {
       const g = wPtr + <usize>r * rowBytes;
       for (let t = 0; t < T; t++) v128.store(outPtr + (<usize>(t * rows + r) << 2), f32x4.splat(0));
-      const m127 = i8x16.splat(-127);
+      const m127 = bytes(-127);
       for (let t0 = 0; t0 < T; t0 += T_CHUNK)
       for (let b = 0, t1 = min(T, t0 + T_CHUNK); b < nb; b++) {
         const w0 = g + <usize>b * blockStep, w1 = w0 + rowStep, w2 = w1 + rowStep, w3 = w2 + rowStep;
@@ -722,10 +762,10 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
   const h = v128.shuffle<u8>(v, v, 0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6, 7);
   const lo = v128.bitselect(
     hi_nibbles(a),
-    v128.and(a, i8x16(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
-    i8x16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1),
+    v128.and(a, v128.load(SM_LOW)),
+    v128.load(SM_SEL),
   );
-  const hi = v128.and(i16x8.shr_u(h, 2), i8x16(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30)); // (h >> 6) << 4
+  const hi = v128.and(i16x8.shr_u(h, 2), v128.load(SM_HIGH)); // (h >> 6) << 4
   return v128.or(lo, hi);
 }
 
@@ -777,7 +817,7 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // Σ_s sc_s·(Σq·x)_s of a Q4_K block as i32x4 partials (sm: k4_scale_min)
 @inline function q4_K_isum(blk: usize, x: usize, sm: v128, scratch: usize): v128 {
   v128.store(scratch, i16x8.extend_low_i8x16_u(sm));
-  const m4 = i8x16.splat(0x0f);
+  const m4 = bytes(0x0f);
   let isum = i32x4.splat(0);
   for (let g: usize = 0; g < 4; g++) {
     const q = blk + 16 + (g << 5), xg = x + (g << 6);
@@ -797,7 +837,7 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 }
 @inline function q5_K_isum(blk: usize, x: usize, sm: v128, scratch: usize): v128 {
   v128.store(scratch, i16x8.extend_low_i8x16_u(sm));
-  const m4 = i8x16.splat(0x0f), b4 = i8x16.splat(0x10);
+  const m4 = bytes(0x0f), b4 = bytes(16);
   let qha = v128.load(blk + 16), qhb = v128.load(blk + 32);
   let isum = i32x4.splat(0);
   for (let g: usize = 0; g < 4; g++) {
@@ -817,10 +857,10 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // bit is moved to bit 4 of its byte by one 16-bit shift — a byte's bit never crosses into the
 // other byte's bit 4 — and masked)
 @inline function q5k_bit(qh: v128, k: i32): v128 {
-  return v128.and(k <= 4 ? i16x8.shl(qh, 4 - k) : i16x8.shr_u(qh, k - 4), i8x16.splat(16));
+  return v128.and(k <= 4 ? i16x8.shl(qh, 4 - k) : i16x8.shr_u(qh, k - 4), bytes(16));
 }
 @inline function q5k_lo(qs: v128, qh: v128, k: i32): v128 {
-  return v128.or(v128.and(qs, i8x16.splat(0x0f)), q5k_bit(qh, k));
+  return v128.or(v128.and(qs, bytes(0x0f)), q5k_bit(qh, k));
 }
 @inline function q5k_hi(qs: v128, qh: v128, k: i32): v128 {
   return v128.or(hi_nibbles(qs), q5k_bit(qh, k));
@@ -879,11 +919,11 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
 // of qh — 0..63 (relaxed) or less 32 (SIMD128). Bytes are shifted as 16-bit lanes where the mask,
 // or values ≤ 3 shifted left, keep them apart.
 @inline function q6_group(qla: v128, qlb: v128, qhv: v128, k: i32): v128 {
-  const m4 = i8x16.splat(0x0f), m2 = i8x16.splat(3);
+  const m4 = bytes(0x0f), m2 = bytes(3);
   const ql = k & 1 ? qlb : qla;
   const lo = k < 2 ? v128.and(ql, m4) : hi_nibbles(ql);
   const q = v128.or(lo, i16x8.shl(v128.and(k == 0 ? qhv : i16x8.shr_u(qhv, 2 * k), m2), 4));
-  return ASC_FEATURE_RELAXED_SIMD ? q : i8x16.sub(q, i8x16.splat(32));
+  return ASC_FEATURE_RELAXED_SIMD ? q : i8x16.sub(q, bytes(32));
 }
 
 // ── K-quant prefill: each block of four rows is expanded once, then dotted with every token ────
@@ -901,7 +941,7 @@ const KX_ROW: usize = 432;
 }
 
 @inline function k4_expand(kind: i32, blk: usize, e: usize): void {
-  const m4 = i8x16.splat(0x0f);
+  const m4 = bytes(0x0f);
   if (kind == 4) {
     const q = blk + 16;
     for (let g: usize = 0; g < 4; g++) {
@@ -1459,8 +1499,8 @@ export function add(xPtr: usize, yPtr: usize, n: i32): void {
 // bytes 0..15 (half 0) or 16..31 (half 1): byte j of the half takes byte j/8 of it, masked by bit j%8
 @inline function q5_high(qh: v128, half: i32): v128 {
   const sel = half == 0 ? v128.shuffle<u8>(qh, qh, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1) : v128.shuffle<u8>(qh, qh, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const mask = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-  return v128.and(i8x16.eq(v128.and(sel, mask), mask), i8x16.splat(16));
+  const mask = v128.load(BITS8);
+  return v128.and(i8x16.eq(v128.and(sel, mask), mask), bytes(16));
 }
 
 // Q4_1 block (20 B): d f16 | m f16 | qs[16]; weight = q·d + m
@@ -1482,7 +1522,7 @@ export function add(xPtr: usize, yPtr: usize, n: i32): void {
 // a legacy block's unsigned values 0..15 (half 0) or 16..31 (half 1) as bytes
 @inline function legacy_q(kind: i32, blk: usize, half: i32): v128 {
   const qs = v128.load(blk + (kind == 41 ? 4 : kind == 50 ? 6 : 8));
-  const q = half == 0 ? v128.and(qs, i8x16.splat(0x0f)) : hi_nibbles(qs);
+  const q = half == 0 ? v128.and(qs, bytes(0x0f)) : hi_nibbles(qs);
   return kind == 41 ? q : v128.or(q, q5_high(v128.load32_splat(blk + (kind == 50 ? 2 : 4)), half));
 }
 
@@ -1636,8 +1676,8 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
 // the two halves g; each sub-block's i16 partials are scaled and widened by one i16 dot with its
 // scale (splat from the thread's scratch); the mins meet the activation's bsums the same way.
 @inline function q2_K_block(blk: usize, x: usize, bs: usize, dx: f32, scratch: usize): f32 {
-  const sv = v128.load(blk), m3 = i8x16.splat(3);
-  const sc = v128.and(sv, i8x16.splat(15)), mn = hi_nibbles(sv);
+  const sv = v128.load(blk), m3 = bytes(3);
+  const sc = v128.and(sv, bytes(15)), mn = hi_nibbles(sv);
   v128.store(scratch, i16x8.extend_low_i8x16_u(sc));
   v128.store(scratch, i16x8.extend_high_i8x16_u(sc), 16);
   const msum = hsum_i32(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mn), v128.load(bs)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mn), v128.load(bs, 16))));
@@ -1663,14 +1703,14 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
 @inline function q3_K_scales(s: usize): v128 {
   const v = v128.load32_lane(s + 8, v128.load64_zero(s), 2);
   const a = v128.shuffle<u8>(v, v, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
-  const lo = v128.or(v128.and(a, i8x16(15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0)), v128.and(i16x8.shr_u(a, 4), i8x16(0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 15, 15, 15, 15)));
+  const lo = v128.or(v128.and(a, v128.load(Q3_LO)), v128.and(i16x8.shr_u(a, 4), v128.load(Q3_HI)));
   const h = v128.shuffle<u8>(v, v, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11);
   // bits 2·(i >> 2) .. + 1 of h → bits 4-5 (16-bit shifts: the masks keep each byte's own bits)
-  const g0 = v128.and(i16x8.shl(h, 4), i8x16(0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
-  const g1 = v128.and(i16x8.shl(h, 2), i8x16(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0, 0, 0, 0));
-  const g2 = v128.and(h, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0));
-  const g3 = v128.and(i16x8.shr_u(h, 2), i8x16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30));
-  return i8x16.sub(v128.or(lo, v128.or(v128.or(g0, g1), v128.or(g2, g3))), i8x16.splat(32));
+  const g0 = v128.and(i16x8.shl(h, 4), v128.load(Q3_G0));
+  const g1 = v128.and(i16x8.shl(h, 2), v128.load(Q3_G1));
+  const g2 = v128.and(h, v128.load(Q3_G2));
+  const g3 = v128.and(i16x8.shr_u(h, 2), v128.load(Q3_G3));
+  return i8x16.sub(v128.or(lo, v128.or(v128.or(g0, g1), v128.or(g2, g3))), bytes(32));
 }
 
 // Q3_K block (110 B): hmask[32] | qs[64] | scales[12] | d f16. Sub-block i = 8g + 2j + h: 2 low bits
@@ -1683,7 +1723,7 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
   v128.store(scratch, sc0);
   v128.store(scratch, sc1, 16);
   const msum = hsum_i32(i32x4.add(i32x4.dot_i16x8_s(sc0, v128.load(bs)), i32x4.dot_i16x8_s(sc1, v128.load(bs, 16))));
-  const m3 = i8x16.splat(3), f4 = i8x16.splat(4);
+  const m3 = bytes(3), f4 = bytes(4);
   let h0 = v128.load(blk), h1 = v128.load(blk + 16);
   let isum = i32x4.splat(0);
   for (let g: usize = 0; g < 2; g++) {
@@ -1704,7 +1744,7 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
 // activation order, the 16 scales as i16 splats (at 256 + 16i), as two i16x8 for the −4 term (at
 // 512, 528) and d as f32 (at 544); kx_rows4 then gives q3_K_block's value exactly.
 @inline function q3_expand(blk: usize, e: usize): void {
-  const m3 = i8x16.splat(3), f4 = i8x16.splat(4);
+  const m3 = bytes(3), f4 = bytes(4);
   let h0 = v128.load(blk), h1 = v128.load(blk + 16);
   for (let g: usize = 0; g < 2; g++) {
     const qa = v128.load(blk + 32 + (g << 5)), qb = v128.load(blk + 48 + (g << 5)), o = e + (g << 7);
@@ -1729,7 +1769,7 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
 // 16 scales as i16 splats (at 256 + 16i), the 16 mins as two i16x8 (at 512, 528) and [d, dmin] as
 // f32 (at 544); kx_rows4 then gives q2_K_block's value exactly.
 @inline function q2_expand(blk: usize, e: usize): void {
-  const m3 = i8x16.splat(3);
+  const m3 = bytes(3);
   for (let g: usize = 0; g < 2; g++) {
     const qa = v128.load(blk + 16 + (g << 5)), qb = v128.load(blk + 32 + (g << 5)), o = e + (g << 7);
     v128.store(o, v128.and(qa, m3));
@@ -1741,7 +1781,7 @@ export function round_bf16_row(outPtr: usize, xPtr: usize, n: i32): void {
     v128.store(o, v128.and(i16x8.shr_u(qa, 6), m3), 96);
     v128.store(o, v128.and(i16x8.shr_u(qb, 6), m3), 112);
   }
-  const sv = v128.load(blk), sc = v128.and(sv, i8x16.splat(15)), mn = hi_nibbles(sv);
+  const sv = v128.load(blk), sc = v128.and(sv, bytes(15)), mn = hi_nibbles(sv);
   kx6_scales(e, i16x8.extend_low_i8x16_u(sc), i16x8.extend_high_i8x16_u(sc));
   v128.store(e, i16x8.extend_low_i8x16_u(mn), 512);
   v128.store(e, i16x8.extend_high_i8x16_u(mn), 528);
