@@ -8,6 +8,13 @@ import { configFromGguf } from '../src/model/config.js';
 import { writeSynth, PRESETS } from '../src/model/synth.js';
 import { loadModel } from '../src/api.js';
 import { tmpDir } from './helpers.js';
+import { writeGguf } from '../src/gguf/writer.js';
+import { GGMLType } from '../src/quant/ggml-type.js';
+import { quantize } from '../src/quant/quantize.js';
+import { matmulRef } from '../src/backend/ref/ops.js';
+import { Rng } from '../src/util/rng.js';
+import { Layout } from '../src/backend/wasm/layout.js';
+import { Q4_0X4_MAX_COLS } from '../src/backend/wasm/kernels.js';
 
 const dir = tmpDir();
 
@@ -75,6 +82,37 @@ describe('WASM backend', () => {
     expect(bits(await logitsWith(file, 2, 3 << 20))).toEqual(bits(one));
     // bank 0's tensors read by the crew, the others by the main thread
     expect(bits(await logitsWith(file, 2, 3 << 20, true))).toEqual(bits(one));
+  });
+
+  it('Q4_0 matrices: interleaved up to Q4_0X4_MAX_COLS columns, ggml rows beyond; both multiply right on the crew', async () => {
+    const rng = new Rng(21);
+    for (const [cols, layout] of [[1024, Layout.Q4_0X4], [Q4_0X4_MAX_COLS + 32, Layout.ROWS]] as const) {
+      const rows = 8, T = 3;
+      const wf = Float32Array.from({ length: rows * cols }, () => rng.normal() * 0.1);
+      const bytes = quantize(GGMLType.Q4_0, wf);
+      const file = path.join(dir, `wide-${cols}.gguf`);
+      writeGguf(file, { metadata: [], tensors: [{ name: 'w', shape: [cols, rows], type: GGMLType.Q4_0, data: bytes }] });
+      const f = GGUFFile.open(file);
+      const ops = new WasmOps({ reserveBytes: 8 * T * (cols + rows) + (1 << 20), maxCols: cols, maxRows: rows, maxT: T, threads: 2 });
+      try {
+        await ops.start();
+        const w = ops.loadWeight(f, f.header.tensors[0]!);
+        expect(w.layout).toBe(layout);
+        const x = Float32Array.from({ length: T * cols }, () => rng.normal());
+        const xb = ops.alloc(T * cols), ob = ops.alloc(T * rows);
+        ops.write(xb, 0, x);
+        ops.matmul(ob, w, xb, T); // prefill path
+        const got = ops.read(ob, 0, T * rows);
+        const want = new Float32Array(T * rows);
+        matmulRef(want, { name: 'w', type: GGMLType.Q4_0, rows, cols, bytes, rowBytes: bytes.length / rows }, x, T);
+        for (let i = 0; i < T * rows; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(want[i]!)));
+        ops.matmul(ob, w, xb, 1); // decode path
+        expect(ops.read(ob, 0, rows)).toEqual(got.subarray(0, rows));
+      } finally {
+        await ops.close();
+        f.close();
+      }
+    }
   });
 
   it('a worker error surfaces as an error, not a hang', async () => {
