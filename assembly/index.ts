@@ -1369,6 +1369,7 @@ export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: 
 // causal attention for query heads [h0, h1) of T tokens at positions pos0…:
 // out[t, h·hd…] = Σ_{p ≤ pos0+t} softmax_p(q·k_p · scale) · v_p over one layer's f16 cache.
 // attPtr: scratch of (pos0+T) f32 per thread. (twin: attentionRef)
+const ATT_FLOOR: f32 = reinterpret<f32>(<u32>0x0d800000); // 2^-100
 export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32): void {
   const group = nHeads / nKvHeads;
   const rowBytes = <usize>headDim << 1;
@@ -1402,10 +1403,13 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
         store<f32>(attPtr + (<usize>p << 2), d);
         if (d > max) max = d;
       }
-      // softmax numerators and their sum
+      // softmax numerators and their sum. A numerator under 2^-100 counts as 0 (as in attentionRef):
+      // beside the max's 1 it is far below f32 resolution, and the pass over V would otherwise
+      // multiply by subnormal floats, ~100 cycles each (peaked attention: 1+ ms a token on mini)
       let sum: f32 = 0;
       for (let p = 0; p < n; p++) {
-        const e = Mathf.exp(load<f32>(attPtr + (<usize>p << 2)) - max);
+        const x = Mathf.exp(load<f32>(attPtr + (<usize>p << 2)) - max);
+        const e = select<f32>(x, 0, x >= ATT_FLOOR);
         store<f32>(attPtr + (<usize>p << 2), e);
         sum += e;
       }

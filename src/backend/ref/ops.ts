@@ -93,6 +93,9 @@ export function ropeRef(qkv: Float32Array, T: number, pos0: number, s: AttnShape
   }
 }
 
+/** softmax numerators below this are 0: far below f32 resolution beside the max's 1 */
+const ATT_FLOOR = 2 ** -100;
+
 export function attentionRef(out: Float32Array, qkv: Float32Array, c: RefKvCache, l: number, T: number, pos0: number, s: AttnShape): void {
   const { nHeads, nKvHeads, headDim, qkvDim } = s;
   const kvDim = nKvHeads * headDim;
@@ -123,7 +126,8 @@ export function attentionRef(out: Float32Array, qkv: Float32Array, c: RefKvCache
       }
       let sum = 0;
       for (let p = 0; p < n; p++) {
-        att[p] = Math.exp(att[p]! - max);
+        const e = Math.exp(att[p]! - max);
+        att[p] = e < ATT_FLOOR ? 0 : e; // a weight under 2^-100 counts as 0 (as the WASM kernel: no subnormal floats)
         sum += att[p]!;
       }
       const o = t * qDim + h * headDim;
