@@ -1049,12 +1049,8 @@ const KX6_ROW: usize = 560;
     if (kind == 2) {
       // Q2_K: dx·(d·Σ sc·q·x − dmin·Σ m·(Σx)), the mins as i16 at 512, 528, [d, dmin] at 544
       const b0 = v128.load(bs), b1 = v128.load(bs, 16);
-      const isum = f32x4.convert_i32x4_s(hsum4(i0, i1, i2, i3));
-      const msum = f32x4.convert_i32x4_s(hsum4(q6x_msum(e, b0, b1), q6x_msum(e + R, b0, b1), q6x_msum(e + 2 * R, b0, b1), q6x_msum(e + 3 * R, b0, b1)));
-      const a = v128.shuffle<i32>(v128.load64_zero(e + 544), v128.load64_zero(e + R + 544), 0, 4, 1, 5);
-      const c = v128.shuffle<i32>(v128.load64_zero(e + 2 * R + 544), v128.load64_zero(e + 3 * R + 544), 0, 4, 1, 5);
-      const d = v128.shuffle<i32>(a, c, 0, 1, 4, 5), dmin = v128.shuffle<i32>(a, c, 2, 3, 6, 7);
-      return f32x4.mul(f32x4.splat(dx), f32x4.sub(f32x4.mul(d, isum), f32x4.mul(dmin, msum)));
+      const msum = hsum4(q6x_msum(e, b0, b1), q6x_msum(e + R, b0, b1), q6x_msum(e + 2 * R, b0, b1), q6x_msum(e + 3 * R, b0, b1));
+      return kx_dmin_final(e, R, 544, hsum4(i0, i1, i2, i3), msum, dx);
     }
     let total = hsum4(i0, i1, i2, i3);
     if (kind == 3 || ASC_FEATURE_RELAXED_SIMD) {
@@ -1074,13 +1070,16 @@ const KX6_ROW: usize = 560;
     i3 = i32x4.add(i3, kx_sub_x(e + 3 * R, xa, xb, j));
   }
   const b0 = v128.load(bs), b1 = v128.load(bs, 16);
-  const isum = f32x4.convert_i32x4_s(hsum4(i0, i1, i2, i3));
-  const msum = f32x4.convert_i32x4_s(hsum4(kx_msum(e, b0, b1), kx_msum(e + R, b0, b1), kx_msum(e + 2 * R, b0, b1), kx_msum(e + 3 * R, b0, b1)));
-  // [d dmin] (f32, at 416) of each row → [d0..d3], [dmin0..dmin3]
-  const a = v128.shuffle<i32>(v128.load64_zero(e + 416), v128.load64_zero(e + R + 416), 0, 4, 1, 5);
-  const c = v128.shuffle<i32>(v128.load64_zero(e + 2 * R + 416), v128.load64_zero(e + 3 * R + 416), 0, 4, 1, 5);
+  const msum = hsum4(kx_msum(e, b0, b1), kx_msum(e + R, b0, b1), kx_msum(e + 2 * R, b0, b1), kx_msum(e + 3 * R, b0, b1));
+  return kx_dmin_final(e, R, 416, hsum4(i0, i1, i2, i3), msum, dx);
+}
+// dx·(d·isum − dmin·msum) for four expanded rows (R bytes apart), lane = row, from each row's
+// [d dmin] (f32) at `at` and the integer sums
+@inline function kx_dmin_final(e: usize, R: usize, at: usize, isum: v128, msum: v128, dx: f32): v128 {
+  const a = v128.shuffle<i32>(v128.load64_zero(e + at), v128.load64_zero(e + R + at), 0, 4, 1, 5);
+  const c = v128.shuffle<i32>(v128.load64_zero(e + 2 * R + at), v128.load64_zero(e + 3 * R + at), 0, 4, 1, 5);
   const d = v128.shuffle<i32>(a, c, 0, 1, 4, 5), dmin = v128.shuffle<i32>(a, c, 2, 3, 6, 7);
-  return f32x4.mul(f32x4.splat(dx), f32x4.sub(f32x4.mul(d, isum), f32x4.mul(dmin, msum)));
+  return f32x4.mul(f32x4.splat(dx), f32x4.sub(f32x4.mul(d, f32x4.convert_i32x4_s(isum)), f32x4.mul(dmin, f32x4.convert_i32x4_s(msum))));
 }
 // sub-block j of an expanded block against the activation's (xa | xb), scaled (i32x4 partials)
 @inline function kx_sub_x(e: usize, xa: v128, xb: v128, j: usize): v128 {
