@@ -390,8 +390,8 @@ export function repack_q4_0x4(dstPtr: usize, srcPtr: usize, rows: i32, cols: i32
 }
 
 // The activations as the dots want them: every 4 bytes of the Q8_0 row repeated four times (block b
-// of a token: 128 bytes at 128·b, the splats of its bytes 0..3, 4..7, …, 28..31). Written once per
-// op into the thread's scratch, then read as memory operands (shuffling in registers costs a
+// of a token: 128 bytes at 128·b, the splats of its bytes 0..3, 4..7, …, 28..31). Each thread writes
+// them into its own scratch once per op (a few µs; cheaper than sharing), then reads them as memory operands (shuffling in registers costs a
 // shuffle per dot: Q4_0 prefill 44 → 35 G MAC/s).
 @inline function splat_x4(dst: usize, src: usize, n: i32): void {
   for (let i: usize = 0; i < <usize>n; i += 16) {
