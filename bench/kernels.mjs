@@ -6,7 +6,7 @@
 import { selectKernels, instantiate, KERNEL_STATIC_BYTES, KERNEL_SCRATCH_BYTES } from '../dist/src/backend/wasm/kernels.js';
 import { GGMLType, GGML_TYPES } from '../dist/src/quant/ggml-type.js';
 import { quantize, canQuantize } from '../dist/src/quant/quantize.js';
-import { randomTensor } from '../dist/src/model/synth.js';
+import { randomTensor } from '../dist/src/synth/synth.js';
 import { Rng } from '../dist/src/util/rng.js';
 
 const args = process.argv.slice(2);

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel, evalLogits, tokenize, greedy, vocabSize } from './lib/llama.mjs';
 import { MODEL_RECIPES } from './lib/recipes.mjs';
-import { writeSynth, PRESETS } from '../dist/src/model/synth.js';
+import { writeSynth, PRESETS } from '../dist/src/synth/synth.js';
 import { Rng } from '../dist/src/util/rng.js';
 
 const here = import.meta.dirname;
@@ -16,12 +16,12 @@ const only = process.argv[2];
 const outDir = path.join(here, 'data', 'logits');
 fs.mkdirSync(outDir, { recursive: true });
 for (const r of MODEL_RECIPES) {
-  if (only && r.id !== only) continue;
+  if (only && !new RegExp(`^(${only})$`).test(r.id)) continue; // an id, or a regular expression over ids
   const file = path.join(here, '.cache', `${r.id}.gguf`);
-  writeSynth(file, { shape: { ...PRESETS[r.preset], tiedEmbeddings: !!r.tied }, type: r.type, seed: r.seed, vocabFile: r.vocab ? path.join(SHARED, r.vocab) : undefined });
+  writeSynth(file, { shape: { ...PRESETS[r.preset], tiedEmbeddings: r.tied ?? PRESETS[r.preset].tiedEmbeddings }, type: r.type, seed: r.seed, vocabFile: r.vocab ? path.join(SHARED, r.vocab) : undefined });
   const model = await loadModel(file);
   const tokens = [1, ...tokenize(model, r.prompt, true)];
-  const rows = await evalLogits(model, tokens, { all: true });
+  const rows = await evalLogits(model, tokens, { all: true, contextSize: r.ctx });
   const nVocab = vocabSize(model);
   // large vocabularies: keep llama.cpp's top 64 ids and 448 seeded random ids per position
   const ids = nVocab <= 4096 ? null : (() => {
@@ -38,9 +38,9 @@ for (const r of MODEL_RECIPES) {
     const pick = [...new Set([...top, ...ids])].sort((a, b) => a - b);
     return { argmax, ids: pick, logits: b64(Float32Array.from(pick, (i) => logits[i])) };
   });
-  const continuation = r.greedy ? await greedy(model, tokens, r.greedy) : undefined;
+  const continuation = r.greedy ? await greedy(model, tokens, r.greedy, { contextSize: r.ctx }) : undefined;
   fs.writeFileSync(path.join(outDir, `${r.id}.json`), JSON.stringify({
-    generator: 'golden/models.mjs via node-llama-cpp 3.22.1 (llama.cpp CPU, 2 threads, f16 KV cache)',
+    generator: 'golden/models.mjs via node-llama-cpp 3.22.1 (llama.cpp CPU, 2 threads, f16 KV cache' + (r.ctx ? `, context ${r.ctx}` : '') + ')',
     recipe: r, nVocab, tokens, positions, greedy: continuation,
   }));
   console.log(`${r.id}: ${tokens.length} tokens, vocab ${nVocab}${continuation ? `, greedy ${continuation.length}` : ''}`);

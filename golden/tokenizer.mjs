@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { loadModel, tokenize } from './lib/llama.mjs';
 import { TOKENIZER_CASES, randomText } from './lib/recipes.mjs';
 import { Rng } from '../dist/src/util/rng.js';
-import { writeSynth, PRESETS } from '../dist/src/model/synth.js';
+import { writeSynth, PRESETS } from '../dist/src/synth/synth.js';
 
 const SHARED = path.resolve(import.meta.dirname, '..', '..', 'shared', 'models');
 const here = import.meta.dirname;

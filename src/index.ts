@@ -9,5 +9,5 @@ export { GGMLType, GGML_TYPES } from './quant/ggml-type.js';
 export { dequantize, dequantizeRow } from './quant/dequantize.js';
 export { quantize, quantizeRow } from './quant/quantize.js';
 export { SpmTokenizer } from './tokenizer/spm.js';
-export { writeSynth, PRESETS } from './model/synth.js';
+export { writeSynth, PRESETS } from './synth/synth.js';
 export { Sampler } from './generate/sampler.js';

@@ -35,8 +35,9 @@ for (const g of goldens) {
   describe.runIf(file !== undefined)(`[${backend}] ${r.id} vs llama.cpp (${r.preset}, ${r.type}${r.vocab ? ', ' + r.vocab : ''})`, () => {
     if (file === undefined) return; // its vocabulary (../shared/models) is absent: skipped
     const f = GGUFFile.open(file);
-    const ops: Ops<unknown> = backend === 'ref' ? new RefOps() : new WasmOps(planFor(configFromGguf(f), 256, 64, 2));
-    const model = Phi3.load(f, ops, { ctx: 256, maxBatch: 64 });
+    const ctx = r.ctx ?? 256;
+    const ops: Ops<unknown> = backend === 'ref' ? new RefOps() : new WasmOps(planFor(configFromGguf(f), ctx, 64, 2));
+    const model = Phi3.load(f, ops, { ctx, maxBatch: 64 });
     const tok = new SpmTokenizer(f);
     beforeAll(async () => {
       if (ops instanceof WasmOps) await ops.start();
@@ -82,3 +83,19 @@ for (const g of goldens) {
     }
   });
 }
+
+// The LongRoPE goldens can tell the factor sets apart: the long-context golden, run with the short
+// factors (a context ≤ the original one), misses by far more than the budget — so a runtime that
+// ignored the factors, or chose them wrongly, could not pass the tests above.
+describe('LongRoPE goldens discriminate the factor sets', () => {
+  for (const g of goldens.filter((g) => g.recipe.id.endsWith('-long') && g.recipe.type === 'F32')) {
+    it(`${g.recipe.id} run with the short factors misses by > 10× the F32 budget`, () => {
+      const file = recipeModel(g.recipe)!;
+      const f = GGUFFile.open(file);
+      const model = Phi3.load(f, new RefOps(), { ctx: 512 });
+      const d = compareLogits(g, model.forward(g.tokens, { allLogits: true }));
+      f.close();
+      expect(d.maxAbs / d.scale, d.report).toBeGreaterThan(10 * BUDGET.F32!);
+    });
+  }
+});

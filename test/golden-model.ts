@@ -1,7 +1,7 @@
 // Shared helpers for golden model tests: rebuild the recipe's synthetic model, compare logits.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeSynth, PRESETS } from '../src/model/synth.js';
+import { writeSynth, PRESETS } from '../src/synth/synth.js';
 import { f32FromB64, ROOT, SHARED_MODELS, tmpDir } from './helpers.js';
 
 export interface ModelRecipe {
@@ -13,6 +13,8 @@ export interface ModelRecipe {
   vocab?: string;
   tied?: boolean;
   greedy?: number;
+  /** context size llama.cpp ran at (LongRoPE picks its factors by it); default 256 */
+  ctx?: number;
 }
 export interface ModelGolden {
   recipe: ModelRecipe;
@@ -35,7 +37,7 @@ export function recipeModel(r: ModelRecipe, dir = tmpDir()): string | undefined 
   const vocab = r.vocab ? path.join(SHARED_MODELS, r.vocab) : undefined;
   if (vocab && !fs.existsSync(vocab)) return undefined;
   const file = path.join(dir, `${r.id}.gguf`);
-  writeSynth(file, { shape: { ...PRESETS[r.preset]!, tiedEmbeddings: !!r.tied }, type: r.type, seed: r.seed, vocabFile: vocab });
+  writeSynth(file, { shape: { ...PRESETS[r.preset]!, tiedEmbeddings: r.tied ?? PRESETS[r.preset]!.tiedEmbeddings }, type: r.type, seed: r.seed, vocabFile: vocab });
   return file;
 }
 

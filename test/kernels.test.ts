@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { instantiate, kernelBuild, selectKernels, KERNEL_SCRATCH_BYTES, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from '../src/backend/wasm/kernels.js';
-import { matmulRef, rmsnormRef, swigluRef, ropeRef, attentionRef, RefOps } from '../src/backend/ref/ops.js';
+import { matmulRef, rmsnormRef, swigluRef, ropeRef, ropeCacheRef, attentionRef, RefOps } from '../src/backend/ref/ops.js';
 import { quantizeQ8_0Act, quantizeQ8KAct } from '../src/quant/activations.js';
 import { quantize, canQuantize } from '../src/quant/quantize.js';
 import { dequantize } from '../src/quant/dequantize.js';
-import { randomTensor } from '../src/model/synth.js';
+import { randomTensor } from '../src/synth/synth.js';
 import { GGML_TYPES, GGMLType } from '../src/quant/ggml-type.js';
 import { Rng } from '../src/util/rng.js';
 import { repackQ4_0x4, q4_0x4Row, interleaveBlocks4, blocks4Row } from '../src/backend/wasm/layout.js';
@@ -384,12 +384,17 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
         fc.integer({ min: 1, max: 4 }), // T
         fc.integer({ min: 0, max: 9 }), // pos0
         fc.boolean(), // partial rope
+        fc.boolean(), // LongRoPE factors and attn_factor
         fc.integer(),
-        (headDim, nKvHeads, group, T, pos0, partial, seed) => {
+        (headDim, nKvHeads, group, T, pos0, partial, longRope, seed) => {
           const nHeads = nKvHeads * group;
           const ropeDim = partial ? headDim / 2 : headDim;
-          const s = { nHeads, nKvHeads, headDim, ropeDim, ropeFreqBase: 10000, qkvDim: (nHeads + 2 * nKvHeads) * headDim };
           const rng = new Rng(seed);
+          const ropeFreqFactors = longRope ? Float32Array.from({ length: ropeDim / 2 }, (_, i) => 1 + i * rng.next() * 3) : undefined;
+          const s = {
+            nHeads, nKvHeads, headDim, ropeDim, ropeFreqBase: 10000, ropeFreqScale: 1, ropeFreqFactors, ropeAttnFactor: longRope ? 1.190238 : 1,
+            qkvDim: (nHeads + 2 * nKvHeads) * headDim,
+          };
           const ctx = pos0 + T;
           const kvDim = nKvHeads * headDim;
           const h = harness(4 << 20);
@@ -410,15 +415,7 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
           const qp = h.put(qkv);
           const half = ropeDim / 2;
           const cos = new Float32Array(T * half), sin = new Float32Array(T * half);
-          const ts = Math.fround(Math.pow(10000, -2 / ropeDim));
-          for (let t = 0; t < T; t++) {
-            let th = Math.fround(pos0 + t);
-            for (let i = 0; i < half; i++) {
-              cos[t * half + i] = Math.cos(th);
-              sin[t * half + i] = Math.sin(th);
-              th = Math.fround(th * ts);
-            }
-          }
+          ropeCacheRef(cos, sin, T, pos0, s);
           h.k.rope(qp, h.put(cos), h.put(sin), T, s.qkvDim, headDim, ropeDim, 0, nHeads + nKvHeads);
           ropeRef(qkv, T, pos0, s);
           const roped = h.f32(qp, T * s.qkvDim);

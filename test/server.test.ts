@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import * as http from 'node:http';
 import OpenAI from 'openai';
-import { writeSynth, PRESETS } from '../src/model/synth.js';
+import { writeSynth, PRESETS } from '../src/synth/synth.js';
 import { loadModel, type Model } from '../src/api.js';
 import { Phi3Server } from '../src/server/server.js';
 import { tmpDir } from './helpers.js';

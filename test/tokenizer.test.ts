@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GGUFFile } from '../src/gguf/reader.js';
 import { SpmTokenizer, StreamDecoder } from '../src/tokenizer/spm.js';
-import { writeSynth, PRESETS } from '../src/model/synth.js';
+import { writeSynth, PRESETS } from '../src/synth/synth.js';
 import { golden, LLAMA_VOCAB, PHI3_VOCAB, tmpDir } from './helpers.js';
 
 interface TokGolden {

@@ -5,7 +5,7 @@ import { GGUFFile } from '../src/gguf/reader.js';
 import { WasmOps, planFor } from '../src/backend/wasm/ops.js';
 import { Phi3 } from '../src/model/phi3.js';
 import { configFromGguf } from '../src/model/config.js';
-import { writeSynth, PRESETS } from '../src/model/synth.js';
+import { writeSynth, PRESETS } from '../src/synth/synth.js';
 import { loadModel } from '../src/api.js';
 import { tmpDir } from './helpers.js';
 import { writeGguf } from '../src/gguf/writer.js';

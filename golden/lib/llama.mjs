@@ -22,6 +22,8 @@ export function tokenize(model, text, special = false) {
  */
 export async function evalLogits(model, tokens, { all = true, threads = 2, contextSize } = {}) {
   const ctx = await model.createContext({ contextSize: contextSize ?? Math.max(64, tokens.length + 8), threads, batchSize: Math.max(tokens.length, 1), sequences: 1, flashAttention: false });
+  // LongRoPE picks its factors by the context size: it must be the one asked for
+  if (contextSize && ctx.contextSize !== contextSize) throw new Error(`llama.cpp made a context of ${ctx.contextSize}, not ${contextSize}`);
   try {
     const seq = ctx.getSequence();
     const items = tokens.map((t, i) => (all || i === tokens.length - 1 ? [t, { generateNext: { logits: true } }] : t));
@@ -43,8 +45,9 @@ export async function evalLogits(model, tokens, { all = true, threads = 2, conte
 }
 
 /** greedy continuation of `tokens` for n steps (temperature 0), as token ids */
-export async function greedy(model, tokens, n, { threads = 2 } = {}) {
-  const ctx = await model.createContext({ contextSize: tokens.length + n + 8, threads, sequences: 1, flashAttention: false });
+export async function greedy(model, tokens, n, { threads = 2, contextSize } = {}) {
+  const ctx = await model.createContext({ contextSize: contextSize ?? tokens.length + n + 8, threads, sequences: 1, flashAttention: false });
+  if (contextSize && ctx.contextSize !== contextSize) throw new Error(`llama.cpp made a context of ${ctx.contextSize}, not ${contextSize}`);
   try {
     const seq = ctx.getSequence();
     const out = [];

@@ -93,4 +93,19 @@ export const MODEL_RECIPES = [
   { id: 'small-Q8_0-gqa', preset: 'small', type: 'Q8_0', seed: 35, prompt: P1 },
   { id: 'tiny-F32-phi3vocab', preset: 'tiny', type: 'F32', seed: 41, prompt: P2, vocab: 'ggml-vocab-phi-3.gguf', greedy: 64 },
   { id: 'small-Q4_K_M-phi3vocab', preset: 'small', type: 'Q4_K_M', seed: 42, prompt: P2, vocab: 'ggml-vocab-phi-3.gguf' },
+  // LongRoPE (context 131072, original 4096): the short factors at ctx ≤ 4096, the long ones above
+  { id: 'phi3.5-mini-tiny-F32-short', preset: 'phi3.5-mini-tiny', type: 'F32', seed: 51, prompt: P1, ctx: 512, greedy: 32 },
+  { id: 'phi3.5-mini-tiny-F32-long', preset: 'phi3.5-mini-tiny', type: 'F32', seed: 51, prompt: P1, ctx: 8192, greedy: 32 },
+  { id: 'phi3.5-mini-tiny-Q4_K_M-short', preset: 'phi3.5-mini-tiny', type: 'Q4_K_M', seed: 52, prompt: P1, ctx: 512 },
+  { id: 'phi3.5-mini-tiny-Q4_K_M-long', preset: 'phi3.5-mini-tiny', type: 'Q4_K_M', seed: 52, prompt: P1, ctx: 8192 },
+  { id: 'phi3-mini-128k-tiny-Q8_0-long', preset: 'phi3-mini-128k-tiny', type: 'Q8_0', seed: 53, prompt: P1, ctx: 8192 },
+  { id: 'phi3-medium-128k-tiny-F32-short', preset: 'phi3-medium-128k-tiny', type: 'F32', seed: 54, prompt: P1, ctx: 512, greedy: 32 },
+  { id: 'phi3-medium-128k-tiny-Q4_K_M-long', preset: 'phi3-medium-128k-tiny', type: 'Q4_K_M', seed: 55, prompt: P1, ctx: 8192 },
+  // Phi-4-mini: GQA 12/4, partial rotary (48 of 64), tied output, LongRoPE
+  { id: 'phi4-mini-tiny-F32-short', preset: 'phi4-mini-tiny', type: 'F32', seed: 56, prompt: P1, ctx: 512, greedy: 32 },
+  { id: 'phi4-mini-tiny-F32-long', preset: 'phi4-mini-tiny', type: 'F32', seed: 56, prompt: P1, ctx: 8192, greedy: 32 },
+  { id: 'phi4-mini-tiny-Q4_K_M-long', preset: 'phi4-mini-tiny', type: 'Q4_K_M', seed: 57, prompt: P1, ctx: 8192 },
+  // Phi-4: rope base 250000, sliding_window 0, GQA 4:1
+  { id: 'phi4-tiny-F32', preset: 'phi4-tiny', type: 'F32', seed: 58, prompt: P1, ctx: 512, greedy: 32 },
+  { id: 'phi4-tiny-Q4_K_M', preset: 'phi4-tiny', type: 'Q4_K_M', seed: 59, prompt: P1, ctx: 512 },
 ];

@@ -60,6 +60,31 @@ test('phi3 logits --all on an F32 model of a fresh random shape and seed matches
   fs.rmSync(out);
 });
 
+// Every real-model tiny preset (LongRoPE, partial rotary, tied, GQA, rope base 250000), a fresh seed
+// each run, at a context ≤ the original one (short factors) and above it (long factors).
+for (const preset of ['phi3-mini-4k-tiny', 'phi3-mini-128k-tiny', 'phi3.5-mini-tiny', 'phi3-medium-128k-tiny', 'phi4-mini-tiny', 'phi4-tiny']) {
+  for (const ctx of [512, 8192]) {
+    test(`${preset} F32, fresh seed, --ctx ${ctx}: phi3 logits --all matches llama.cpp (1e-3 × scale, top-1 everywhere)`, async () => {
+      const seed = (Date.now() % 100000) + 1;
+      const file = path.join(CACHE, `${preset}-${seed}.gguf`);
+      phi3('synth', '--preset', preset, '--type', 'F32', '--seed', String(seed), '--out', file);
+      const model = await loadModel(file);
+      const tokens = [1, ...tokenize(model, `seed ${seed}: the model is a test of the language and the code, and more words`)];
+      const theirs = (await evalLogits(model, tokens, { contextSize: ctx })).map((x) => x.logits);
+      const out = path.join(CACHE, `${preset}-${seed}.bin`);
+      phi3('logits', file, '--tokens', tokens.join(','), '--all', '--out', out, '--ctx', String(ctx));
+      const d = compare(readRows(out, vocabSize(model)), theirs);
+      const what = `${preset} seed ${seed} ctx ${ctx}: max |Δ| ${d.maxAbs} scale ${d.scale} rel ${d.rel}, top-1 mismatches ${JSON.stringify(d.top1)}`;
+      console.log(what);
+      assert.ok(d.rel <= 1e-3, what);
+      assert.deepEqual(d.top1, [], what);
+      await model.dispose();
+      fs.rmSync(file);
+      fs.rmSync(out);
+    });
+  }
+}
+
 test('a `phi3 synth` tiny Q8_0 file runs in llama.cpp and agrees with phi3-ts', async () => {
   const file = path.join(CACHE, 'tiny-q8_0-cli.gguf');
   phi3('synth', '--preset', 'tiny', '--type', 'Q8_0', '--seed', '3', '--out', file);

@@ -27,6 +27,12 @@ export interface AttnShape {
   /** rope.dimension_count: leading dims of each head that rotate (NEOX halves) */
   ropeDim: number;
   ropeFreqBase: number;
+  /** linear rope scaling: every angle is multiplied by it (1 / rope.scaling.factor; 1 without scaling) */
+  ropeFreqScale: number;
+  /** LongRoPE: pair i's angle is divided by ropeFreqFactors[i] (rope_factors_long or _short, ropeDim/2 values) */
+  ropeFreqFactors: Float32Array | undefined;
+  /** rope.scaling.attn_factor: cos and sin are both multiplied by it, so q·k grows by its square */
+  ropeAttnFactor: number;
   /** elements per token in the fused qkv buffer: q (nHeads·headDim) | k (kvDim) | v (kvDim) */
   qkvDim: number;
 }
@@ -55,7 +61,8 @@ export interface Ops<B> {
   rmsnorm(out: B, x: B, w: Weight, T: number, eps: number): void;
   /** out[t,r] = Σ_c W[r,c] · x[t,c]   (W: rows × cols, x: T × cols, out: T × rows) */
   matmul(out: B, W: Weight, x: B, T: number): void;
-  /** rotate q and k of each token of qkv [T, qkvDim] in place, NEOX style, token t at position pos0+t */
+  /** rotate q and k of each token of qkv [T, qkvDim] in place, NEOX style, token t at position pos0+t
+   *  (angles, LongRoPE factors and attn_factor as ggml_rope_ext: see ropeCacheRef) */
   rope(qkv: B, T: number, pos0: number, s: AttnShape): void;
   /** store k,v of T tokens at positions pos0… in layer l of the cache, then causal attention:
    *  out[t, h·headDim…] = Σ_{p ≤ pos0+t} softmax_p(q_h · k_p / √headDim) v_p */

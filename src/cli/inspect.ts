@@ -5,7 +5,7 @@
 import { GGUFFile } from '../gguf/reader.js';
 import { GGUFValueType } from '../gguf/types.js';
 import { ggmlTypeName } from '../quant/ggml-type.js';
-import { configFromGguf, estimateMemory, SUPPORTED_ARCHS, type MemoryEstimate, type Phi3Config } from '../model/config.js';
+import { configFromGguf, estimateMemory, ropeFactorSet, SUPPORTED_ARCHS, type MemoryEstimate, type Phi3Config } from '../model/config.js';
 
 export interface InspectReport {
   file: string;
@@ -28,6 +28,8 @@ export interface InspectReport {
   chatTemplate: string | undefined;
   tensors: { count: number; bytes: number; byType: Record<string, { count: number; bytes: number }> };
   memory: (MemoryEstimate & { ctx: number }) | undefined;
+  /** what runs at that context: the LongRoPE factor set, and whether the sliding window applies */
+  atCtx: { ctx: number; ropeFactors: 'long' | 'short' | 'none'; slidingWindow: 'none' | 'ignored' } | undefined;
   metadataKeys: number;
 }
 
@@ -74,6 +76,7 @@ export function inspectGguf(path: string, ctx?: number): InspectReport {
       chatTemplate: f.optString('tokenizer.chat_template'),
       tensors: { count: f.tensors.length, bytes, byType },
       memory: hp && c ? { ctx: c, ...estimateMemory(hp, bytes, c) } : undefined,
+      atCtx: hp && c ? { ctx: c, ropeFactors: ropeFactorSet(hp, c), slidingWindow: hp.slidingWindow ? 'ignored' : 'none' } : undefined,
       metadataKeys: f.metadata.size,
     };
   } finally {
@@ -91,7 +94,12 @@ export function formatInspect(r: InspectReport): string {
   if (h) {
     L.push(`dims          dim ${h.dim}, hidden ${h.hiddenDim}, layers ${h.nLayers}, heads ${h.nHeads} (kv ${h.nKvHeads}), head ${h.headDim}, vocab ${h.vocabSize}`);
     L.push(`rope          ${h.ropeDim} dims, base ${h.ropeFreqBase}; context ${h.contextLength} (original ${h.originalContextLength}); rms eps ${h.rmsEps}`);
+    if (h.ropeFactors.long || h.ropeFactors.short || h.ropeAttnFactor !== 1)
+      L.push(`LongRoPE      factors ${[h.ropeFactors.long && 'long', h.ropeFactors.short && 'short'].filter(Boolean).join(' + ')}, attn_factor ${h.ropeAttnFactor}`);
+    if (h.ropeScalingType === 'linear' && h.ropeFreqScale !== 1) L.push(`rope scaling  linear, freq_scale ${h.ropeFreqScale}`);
     if (h.tiedEmbeddings) L.push('output        tied to token_embd');
+    if (h.slidingWindow !== undefined)
+      L.push(`sliding window ${h.slidingWindow}${h.slidingWindow ? ': ignored, as llama.cpp does for Phi (full attention)' : ' (none)'}`);
   }
   const t = r.tokenizer;
   if (t) L.push(`tokenizer     ${t.model} with ${t.nTokens} tokens (${t.nControl} control, ${t.nByte} byte); bos ${t.bos}, eos ${t.eos}, add_bos ${t.addBos}`);
@@ -100,6 +108,8 @@ export function formatInspect(r: InspectReport): string {
   for (const [n, v] of Object.entries(r.tensors.byType).sort((a, b) => b[1].bytes - a[1].bytes))
     L.push(`  ${n.padEnd(6)} ${String(v.count).padStart(5)} tensors  ${mib(v.bytes).padStart(12)}`);
   const m = r.memory;
+  const a = r.atCtx;
+  if (a) L.push(`at ctx ${a.ctx}   rope factors: ${a.ropeFactors === 'none' ? 'none' : `${a.ropeFactors} (rope_factors_${a.ropeFactors}.weight)`}${a.slidingWindow === 'ignored' ? '; sliding window ignored' : ''}`);
   if (m) L.push(`memory @ctx ${m.ctx}: ${mib(m.totalBytes)} (weights ${mib(m.weightsBytes)} + f16 KV cache ${mib(m.kvCacheBytes)} + scratch ${mib(m.scratchBytes)})`);
   return L.join('\n');
 }

@@ -5,7 +5,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { inspectGguf, formatInspect } from './inspect.js';
-import { PRESETS, SYNTH_TYPES, writeSynth } from '../model/synth.js';
+import { PRESETS, SYNTH_TYPES, writeSynth } from '../synth/synth.js';
 import { GgufError } from '../gguf/types.js';
 import { GGUFFile } from '../gguf/reader.js';
 import { SpmTokenizer } from '../tokenizer/spm.js';
@@ -316,7 +316,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
     },
   },
   synth: {
-    usage: `phi3 synth --preset ${Object.keys(PRESETS).join('|')} --type ${SYNTH_TYPES.join('|')} --seed N [--vocab file.gguf] [--tied] [--dim D --hidden H --layers L --heads N --kv-heads K --ctx C] --out x.gguf`,
+    usage: `phi3 synth --preset ${Object.keys(PRESETS).join('|')} --type ${SYNTH_TYPES.join('|')} --seed N [--vocab file.gguf] [--tied] [--dim D --hidden H --layers L --heads N --kv-heads K --ctx C --rope-dim R] --out x.gguf`,
     run(argv) {
       const { values } = args(
         argv,
@@ -333,6 +333,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
           heads: { type: 'string' },
           'kv-heads': { type: 'string' },
           ctx: { type: 'string' },
+          'rope-dim': { type: 'string' },
         },
         this.usage,
       );
@@ -341,18 +342,20 @@ const commands: Record<string, { usage: string; run: Handler }> = {
       const opt = (v: string | undefined, name: string, d: number) => (v === undefined ? d : num(v, name));
       const heads = opt(values.heads, 'heads', preset.nHeads);
       const shape = {
+        ...preset,
         dim: opt(values.dim, 'dim', preset.dim),
         hiddenDim: opt(values.hidden, 'hidden', preset.hiddenDim),
         nLayers: opt(values.layers, 'layers', preset.nLayers),
         nHeads: heads,
         nKvHeads: opt(values['kv-heads'], 'kv-heads', values.heads ? heads : preset.nKvHeads),
         contextLength: opt(values.ctx, 'ctx', preset.contextLength),
+        ropeDim: values['rope-dim'] ? num(values['rope-dim'], 'rope-dim') : values.dim || values.heads ? undefined : preset.ropeDim,
       };
       if (!values.out) throw new UsageError(`--out is required\nusage: ${this.usage}`);
       const type = values.type!.toUpperCase();
       if (!SYNTH_TYPES.includes(type)) throw new UsageError(`unknown --type '${values.type}' (one of ${SYNTH_TYPES.join(', ')})`);
       const t0 = performance.now();
-      writeSynth(values.out, { shape: { ...shape, tiedEmbeddings: values.tied ?? false }, type, seed: num(values.seed, 'seed'), vocabFile: values.vocab });
+      writeSynth(values.out, { shape: { ...shape, tiedEmbeddings: values.tied || preset.tiedEmbeddings }, type, seed: num(values.seed, 'seed'), vocabFile: values.vocab });
       process.stderr.write(`wrote ${values.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
     },
   },

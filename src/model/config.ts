@@ -25,12 +25,32 @@ export interface Phi3Config {
   rmsEps: number; // phi3.attention.layer_norm_rms_epsilon
   contextLength: number; // phi3.context_length (trained)
   originalContextLength: number; // phi3.rope.scaling.original_context_length
+  ropeScalingType: RopeScalingType; // phi3.rope.scaling.type (absent: llama.cpp's default, linear)
+  ropeFreqScale: number; // 1 / phi3.rope.scaling.factor (linear scaling; 1 when absent)
+  ropeAttnFactor: number; // phi3.rope.scaling.attn_factor: multiplies rope's cos and sin (LongRoPE models)
+  /** which LongRoPE factor tensors the file has (rope_factors_long.weight / rope_factors_short.weight) */
+  ropeFactors: { long: boolean; short: boolean };
   slidingWindow: number | undefined; // phi3.attention.sliding_window (llama.cpp ignores it for Phi-3; so do we)
   vocabSize: number;
   tiedEmbeddings: boolean; // no output.weight → logits use token_embd
 }
 
 export const SUPPORTED_ARCHS = ['phi3'];
+
+/** llama.cpp's rope scaling types that the phi3 graph runs as we do ('yarn' is refused) */
+export type RopeScalingType = 'none' | 'linear' | 'longrope';
+const ROPE_SCALING_TYPES: readonly string[] = ['none', 'linear', 'longrope'];
+
+/**
+ * Which LongRoPE factor set runs at context `ctx`, as llama.cpp chooses it (llama_model::get_rope_factors):
+ * the long factors when the context per sequence exceeds rope.scaling.original_context_length, else the
+ * short ones — once per context, not per position. (HF transformers chooses per forward call, by the
+ * sequence length: see README.)
+ */
+export function ropeFactorSet(c: Phi3Config, ctx: number): 'long' | 'short' | 'none' {
+  const set = ctx > c.originalContextLength ? 'long' : 'short';
+  return c.ropeFactors[set] ? set : 'none';
+}
 
 /** A model the runtime cannot run (architecture, tensor type or shape). */
 export class UnsupportedModelError extends Error {
@@ -56,6 +76,12 @@ export function configFromGguf(f: GGUFFile): Phi3Config {
   const ropeDim = f.optNumber(k('rope.dimension_count')) ?? headDim;
   if (ropeDim > headDim || ropeDim % 2 !== 0)
     throw new GgufError(`rope.dimension_count ${ropeDim} must be even and ≤ head size ${headDim}`, 0, { file: f.path, key: k('rope.dimension_count') });
+  const scalingType = f.optString(k('rope.scaling.type')) ?? 'linear';
+  if (!ROPE_SCALING_TYPES.includes(scalingType))
+    throw new UnsupportedModelError(`${f.path}: ${k('rope.scaling.type')} '${scalingType}' is not supported (phi3-ts runs ${ROPE_SCALING_TYPES.join(', ')})`);
+  // llama.cpp: rope.scaling.factor, or the older rope.scale_linear; freq_scale = 1/factor
+  const factor = f.optNumber(k('rope.scaling.factor')) ?? f.optNumber(k('rope.scale_linear')) ?? 0;
+  const ropeFreqScale = scalingType === 'linear' && factor > 0 ? 1 / factor : 1;
   return {
     arch,
     name: f.optString('general.name') ?? '',
@@ -70,7 +96,11 @@ export function configFromGguf(f: GGUFFile): Phi3Config {
     ropeFreqBase: f.optNumber(k('rope.freq_base')) ?? 10000,
     rmsEps: f.getNumber(k('attention.layer_norm_rms_epsilon')),
     contextLength,
-    originalContextLength: f.optNumber(k('rope.scaling.original_context_length')) ?? contextLength,
+    originalContextLength: f.optNumber(k('rope.scaling.original_context_length')) || contextLength,
+    ropeScalingType: scalingType as RopeScalingType,
+    ropeFreqScale,
+    ropeAttnFactor: f.optNumber(k('rope.scaling.attn_factor')) ?? 1,
+    ropeFactors: { long: f.tensor('rope_factors_long.weight') !== undefined, short: f.tensor('rope_factors_short.weight') !== undefined },
     slidingWindow: f.optNumber(k('attention.sliding_window')),
     vocabSize: embd ? embd.shape[1] ?? 0 : tokens,
     tiedEmbeddings: embd !== undefined && f.tensor('output.weight') === undefined,
@@ -91,6 +121,8 @@ export function expectedTensors(c: Phi3Config): Map<string, number[]> {
   }
   m.set('output_norm.weight', [c.dim]);
   if (!c.tiedEmbeddings) m.set('output.weight', [c.dim, c.vocabSize]);
+  if (c.ropeFactors.long) m.set('rope_factors_long.weight', [c.ropeDim / 2]);
+  if (c.ropeFactors.short) m.set('rope_factors_short.weight', [c.ropeDim / 2]);
   return m;
 }
 

@@ -9,7 +9,8 @@
  */
 import type { GGUFFile } from '../gguf/reader.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../backend/ops.js';
-import { configFromGguf, validateTensors, type Phi3Config } from './config.js';
+import { configFromGguf, ropeFactorSet, validateTensors, type Phi3Config } from './config.js';
+import { dequantizeRow } from '../quant/dequantize.js';
 
 export class ContextLengthError extends Error {
   override name = 'ContextLengthError';
@@ -36,6 +37,17 @@ export interface Phi3Weights {
   layers: LayerWeights[];
   outputNorm: Weight; // (dim)
   output: Weight; // (vocabSize, dim); token_embd when tied
+  ropeFactorsLong?: Float32Array; // (ropeDim/2) LongRoPE divisors of each pair's frequency, context > original
+  ropeFactorsShort?: Float32Array; // (ropeDim/2) the same, context ≤ original
+}
+
+/** a small tensor (rope factors) as f32 values, whatever the backend */
+function readF32(f: GGUFFile, name: string): Float32Array | undefined {
+  const t = f.tensor(name);
+  if (!t) return undefined;
+  const out = new Float32Array(t.nElements);
+  dequantizeRow(t.type, f.readTensor(t), 0, out, 0, out.length);
+  return out;
 }
 
 export function loadWeights<B>(f: GGUFFile, c: Phi3Config, ops: Ops<B>, onTensor?: (bytes: number) => void): Phi3Weights {
@@ -60,7 +72,7 @@ export function loadWeights<B>(f: GGUFFile, c: Phi3Config, ops: Ops<B>, onTensor
   }
   const outputNorm = w('output_norm.weight');
   const output = c.tiedEmbeddings ? tokenEmbd : w('output.weight');
-  return { tokenEmbd, layers, outputNorm, output };
+  return { tokenEmbd, layers, outputNorm, output, ropeFactorsLong: readF32(f, 'rope_factors_long.weight'), ropeFactorsShort: readF32(f, 'rope_factors_short.weight') };
 }
 
 /** Activation buffers for batches of up to maxT tokens (llama2.c's RunState). */
@@ -112,6 +124,10 @@ export class Phi3<B = unknown> {
       headDim: c.headDim,
       ropeDim: c.ropeDim,
       ropeFreqBase: c.ropeFreqBase,
+      ropeFreqScale: c.ropeFreqScale,
+      // LongRoPE: one factor set for the whole context, as llama.cpp
+      ropeFreqFactors: { long: weights.ropeFactorsLong, short: weights.ropeFactorsShort, none: undefined }[ropeFactorSet(c, ctx)],
+      ropeAttnFactor: c.ropeAttnFactor,
       qkvDim: c.dim + 2 * c.kvDim,
     };
     this.cache = ops.kvCache(c.nLayers, ctx, c.kvDim);

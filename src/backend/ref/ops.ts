@@ -67,27 +67,42 @@ export function matmulRef(out: Float32Array, w: RefWeight, x: Float32Array, T: n
   }
 }
 
-/** NEOX rope as ggml_rope_ext (mode NEOX, no scaling): pairs (i, i + ropeDim/2) of each head rotate by pos·base^(-2i/ropeDim) */
-export function ropeRef(qkv: Float32Array, T: number, pos0: number, s: AttnShape): void {
+/**
+ * cos/sin tables [T, ropeDim/2] of NEOX rope as ggml_rope_cache_init computes them, in f32 step for step:
+ * theta starts at the position and is multiplied by base^(-2/ropeDim) for each pair i; the angle is
+ * freqScale · theta / freqFactors[i] (LongRoPE's factors; linear scaling's freq_scale); cos and sin
+ * are multiplied by attnFactor (ggml's mscale). Both backends rotate by these tables.
+ */
+export function ropeCacheRef(cos: Float32Array, sin: Float32Array, T: number, pos0: number, s: AttnShape): void {
   const half = s.ropeDim / 2;
   const thetaScale = Math.fround(Math.pow(s.ropeFreqBase, -2 / s.ropeDim));
-  const cos = new Float32Array(half);
-  const sin = new Float32Array(half);
+  const ff = s.ropeFreqFactors, freqScale = Math.fround(s.ropeFreqScale), mscale = Math.fround(s.ropeAttnFactor);
   for (let t = 0; t < T; t++) {
-    // ggml_rope_cache_init: theta starts at the position and is multiplied by theta_scale in f32
     let theta = Math.fround(pos0 + t);
     for (let i = 0; i < half; i++) {
-      cos[i] = Math.cos(theta);
-      sin[i] = Math.sin(theta);
+      const angle = Math.fround(freqScale * (ff ? Math.fround(theta / ff[i]!) : theta));
+      cos[t * half + i] = Math.fround(Math.cos(angle)) * mscale;
+      sin[t * half + i] = Math.fround(Math.sin(angle)) * mscale;
       theta = Math.fround(theta * thetaScale);
     }
+  }
+}
+
+/** NEOX rope as ggml_rope_ext: pairs (i, i + ropeDim/2) of each q and k head rotate by the ropeCacheRef angles */
+export function ropeRef(qkv: Float32Array, T: number, pos0: number, s: AttnShape): void {
+  const half = s.ropeDim / 2;
+  const cos = new Float32Array(T * half);
+  const sin = new Float32Array(T * half);
+  ropeCacheRef(cos, sin, T, pos0, s);
+  for (let t = 0; t < T; t++) {
     const base = t * s.qkvDim;
     for (let h = 0; h < s.nHeads + s.nKvHeads; h++) {
       const o = base + h * s.headDim; // q heads, then k heads (k follows q in the fused layout)
       for (let i = 0; i < half; i++) {
+        const c = cos[t * half + i]!, sn = sin[t * half + i]!;
         const x0 = qkv[o + i]!, x1 = qkv[o + i + half]!;
-        qkv[o + i] = x0 * cos[i]! - x1 * sin[i]!;
-        qkv[o + i + half] = x0 * sin[i]! + x1 * cos[i]!;
+        qkv[o + i] = x0 * c - x1 * sn;
+        qkv[o + i + half] = x0 * sn + x1 * c;
       }
     }
   }

@@ -15,7 +15,7 @@ import type { GGUFTensorInfo } from '../../gguf/types.js';
 import { GGML_TYPES, GGMLType, vecDotType } from '../../quant/ggml-type.js';
 import { dequantizeRow } from '../../quant/dequantize.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../ops.js';
-import { matmulRef } from '../ref/ops.js';
+import { matmulRef, ropeCacheRef } from '../ref/ops.js';
 import { instantiate, selectKernels, KERNEL_SCRATCH_BYTES, Q4_0X4_MAX_COLS, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from './kernels.js';
 import { Crew } from './crew.js';
 import { Op, runShare } from './share.js';
@@ -356,19 +356,9 @@ export class WasmOps implements Ops<WasmBuf> {
   }
 
   rope(qkv: WasmBuf, T: number, pos0: number, s: AttnShape): void {
-    // cos/sin tables exactly as ropeRef computes them (theta multiplied in f32)
     const half = s.ropeDim / 2;
     const b0 = this.banks[0]!;
-    const cos = b0.f32(this.ropeCos, T * half), sin = b0.f32(this.ropeSin, T * half);
-    const thetaScale = Math.fround(Math.pow(s.ropeFreqBase, -2 / s.ropeDim));
-    for (let t = 0; t < T; t++) {
-      let theta = Math.fround(pos0 + t);
-      for (let i = 0; i < half; i++) {
-        cos[t * half + i] = Math.cos(theta);
-        sin[t * half + i] = Math.sin(theta);
-        theta = Math.fround(theta * thetaScale);
-      }
-    }
+    ropeCacheRef(b0.f32(this.ropeCos, T * half), b0.f32(this.ropeSin, T * half), T, pos0, s);
     b0.k.rope(qkv.ptr, this.ropeCos, this.ropeSin, T, s.qkvDim, s.headDim, s.ropeDim, 0, s.nHeads + s.nKvHeads);
   }
 

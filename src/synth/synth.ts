@@ -20,30 +20,9 @@ import { kv, writeGguf, type GGUFTensorSpec } from '../gguf/writer.js';
 import { GGUFValueType, type GGUFKV } from '../gguf/types.js';
 import { Rng } from '../util/rng.js';
 import { PHI3_CHAT_TEMPLATE } from '../generate/phi3-template.js';
+import { longRopeAttnFactor, type SynthShape } from './presets.js';
 
-export interface SynthShape {
-  dim: number;
-  hiddenDim: number;
-  nLayers: number;
-  nHeads: number;
-  nKvHeads: number;
-  contextLength: number;
-  /** used with the synthetic vocab only; a --vocab file brings its own size */
-  vocabSize?: number;
-  /** write no output.weight: logits use token_embd (tied, as in Phi-4-mini) */
-  tiedEmbeddings?: boolean;
-}
-
-export const PRESETS: Record<string, SynthShape> = {
-  // MHA, K-quant-friendly rows (multiples of 256)
-  tiny: { dim: 256, hiddenDim: 512, nLayers: 2, nHeads: 4, nKvHeads: 4, contextLength: 512 },
-  // GQA (4 query heads per KV head), as Phi-3-medium
-  small: { dim: 512, hiddenDim: 1536, nLayers: 4, nHeads: 8, nKvHeads: 2, contextLength: 1024 },
-  // Phi-3-mini-4k-instruct
-  mini: { dim: 3072, hiddenDim: 8192, nLayers: 32, nHeads: 32, nKvHeads: 32, contextLength: 4096 },
-  // Phi-3-medium-4k-instruct
-  medium: { dim: 5120, hiddenDim: 17920, nLayers: 40, nHeads: 40, nKvHeads: 10, contextLength: 4096 },
-};
+export { PRESETS, type SynthShape } from './presets.js';
 
 /** llama_ftype values for general.file_type */
 const FILE_TYPE: Record<string, number> = {
@@ -266,6 +245,24 @@ function normWeights(n: number, rng: Rng): Uint8Array {
   return new Uint8Array(w.buffer);
 }
 
+/**
+ * LongRoPE factor sets shaped like the real ones: 1 for the fastest-turning pairs, growing towards the
+ * slow ones (Phi-3.5-mini's long factors reach ≈ 50 at the last pair, its short ones ≈ 3), increasing
+ * but with seeded jitter.
+ */
+function longRopeFactors(n: number, rng: Rng): [Float32Array, Float32Array] {
+  const long = new Float32Array(n), short = new Float32Array(n);
+  let l = 1, sh = 1;
+  for (let i = 0; i < n; i++) {
+    const u = i / Math.max(1, n - 1);
+    l = Math.max(l, 1 + 49 * u ** 2 * (0.8 + 0.4 * rng.next()));
+    sh = Math.max(sh, 1 + 2 * u ** 3 * (0.8 + 0.4 * rng.next()));
+    long[i] = l;
+    short[i] = sh;
+  }
+  return [long, short];
+}
+
 /** Build the GGUF spec of a synthetic model (metadata now, tensor bytes lazily as they are written). */
 export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tensors: GGUFTensorSpec[] } {
   const s = o.shape;
@@ -274,6 +271,10 @@ export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tens
   if (s.nHeads % s.nKvHeads !== 0) throw new Error(`synth: ${s.nHeads} heads are not a multiple of ${s.nKvHeads} KV heads`);
   const headDim = s.dim / s.nHeads;
   const kvDim = headDim * s.nKvHeads;
+  const ropeDim = s.ropeDim ?? headDim;
+  if (ropeDim % 2 !== 0 || ropeDim > headDim) throw new Error(`synth: rope dims ${ropeDim} must be even and ≤ the head size ${headDim}`);
+  const original = s.originalContextLength ?? s.contextLength;
+  const longRope = original < s.contextLength;
 
   let vocabKv: [string, GGUFKV][];
   let vocabSize: number;
@@ -292,15 +293,17 @@ export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tens
     ['general.architecture', kv.str('phi3')],
     ['general.name', kv.str(o.name ?? `phi3-ts synthetic ${o.type} seed ${o.seed}`)],
     ['phi3.context_length', kv.u32(s.contextLength)],
-    ['phi3.rope.scaling.original_context_length', kv.u32(s.contextLength)],
+    ['phi3.rope.scaling.original_context_length', kv.u32(original)],
+    ...(longRope ? [['phi3.rope.scaling.attn_factor', kv.f32(longRopeAttnFactor(s.contextLength, original))] as [string, GGUFKV]] : []),
+    ...(s.slidingWindow !== undefined ? [['phi3.attention.sliding_window', kv.u32(s.slidingWindow)] as [string, GGUFKV]] : []),
     ['phi3.embedding_length', kv.u32(s.dim)],
     ['phi3.feed_forward_length', kv.u32(s.hiddenDim)],
     ['phi3.block_count', kv.u32(s.nLayers)],
     ['phi3.attention.head_count', kv.u32(s.nHeads)],
     ['phi3.attention.head_count_kv', kv.u32(s.nKvHeads)],
     ['phi3.attention.layer_norm_rms_epsilon', kv.f32(1e-5)],
-    ['phi3.rope.dimension_count', kv.u32(headDim)],
-    ['phi3.rope.freq_base', kv.f32(10000)],
+    ['phi3.rope.dimension_count', kv.u32(ropeDim)],
+    ['phi3.rope.freq_base', kv.f32(s.ropeFreqBase ?? 10000)],
     ['general.file_type', kv.u32(FILE_TYPE[o.type]!)],
     ...vocabKv,
     ['general.quantization_version', kv.u32(2)],
@@ -329,6 +332,12 @@ export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tens
   }
   norm('output_norm.weight');
   if (!s.tiedEmbeddings) mat('output.weight', 'output', 0, s.dim, vocabSize);
+  if (longRope) {
+    const idx = tensors.length;
+    const [long, short] = longRopeFactors(ropeDim / 2, new Rng(o.seed * 1000003 + idx));
+    tensors.push({ name: 'rope_factors_long.weight', type: GGMLType.F32, shape: [ropeDim / 2], data: () => new Uint8Array(long.buffer) });
+    tensors.push({ name: 'rope_factors_short.weight', type: GGMLType.F32, shape: [ropeDim / 2], data: () => new Uint8Array(short.buffer) });
+  }
   return { metadata, tensors };
 }
 
