@@ -5,7 +5,7 @@
 import { GGUFFile } from '../gguf/reader.js';
 import { GGUFValueType } from '../gguf/types.js';
 import { ggmlTypeName } from '../quant/ggml-type.js';
-import { configFromGguf, estimateMemory, ropeFactorSet, SUPPORTED_ARCHS, type MemoryEstimate, type Phi3Config } from '../model/config.js';
+import { configFromGguf, estimateMemory, ropeFactorSet, SUPPORTED_ARCHS, type ConfigWarning, type MemoryEstimate, type Phi3Config } from '../model/config.js';
 
 export interface InspectReport {
   file: string;
@@ -31,6 +31,8 @@ export interface InspectReport {
   /** what runs at that context: the LongRoPE factor set, and whether the sliding window applies */
   atCtx: { ctx: number; ropeFactors: 'long' | 'short' | 'none'; slidingWindow: 'none' | 'ignored' } | undefined;
   metadataKeys: number;
+  /** keys neither llama.cpp nor phi3-ts reads for this architecture */
+  warnings: ConfigWarning[];
 }
 
 export function inspectGguf(path: string, ctx?: number): InspectReport {
@@ -47,7 +49,8 @@ export function inspectGguf(path: string, ctx?: number): InspectReport {
       bytes += t.byteSize;
     }
     let hp: Phi3Config | undefined;
-    if (SUPPORTED_ARCHS.includes(arch)) hp = configFromGguf(f);
+    const warnings: ConfigWarning[] = [];
+    if (SUPPORTED_ARCHS.includes(arch)) hp = configFromGguf(f, warnings);
     let tokenizer: InspectReport['tokenizer'];
     if (f.has('tokenizer.ggml.tokens')) {
       const types = f.has('tokenizer.ggml.token_type') ? f.getArray('tokenizer.ggml.token_type') : undefined;
@@ -70,7 +73,7 @@ export function inspectGguf(path: string, ctx?: number): InspectReport {
       alignment: f.header.alignment,
       architecture: arch,
       name: f.optString('general.name'),
-      supported: hp !== undefined,
+      supported: hp !== undefined && f.tensors.length > 0,
       hyperParameters: hp,
       tokenizer,
       chatTemplate: f.optString('tokenizer.chat_template'),
@@ -78,6 +81,7 @@ export function inspectGguf(path: string, ctx?: number): InspectReport {
       memory: hp && c ? { ctx: c, ...estimateMemory(hp, bytes, c) } : undefined,
       atCtx: hp && c ? { ctx: c, ropeFactors: ropeFactorSet(hp, c), slidingWindow: hp.slidingWindow ? 'ignored' : 'none' } : undefined,
       metadataKeys: f.metadata.size,
+      warnings,
     };
   } finally {
     f.close();
@@ -89,7 +93,7 @@ const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 export function formatInspect(r: InspectReport): string {
   const L: string[] = [];
   L.push(`file          ${r.file} (${mib(r.fileSize)}, GGUF v${r.ggufVersion}, alignment ${r.alignment})`);
-  L.push(`architecture  ${r.architecture}${r.supported ? '' : '  (not supported by phi3-ts)'}${r.name ? `  "${r.name}"` : ''}`);
+  L.push(`architecture  ${r.architecture}${r.supported ? '' : r.tensors.count === 0 ? '  (vocabulary only: no tensors)' : '  (not supported by phi3-ts)'}${r.name ? `  "${r.name}"` : ''}`);
   const h = r.hyperParameters;
   if (h) {
     L.push(`dims          dim ${h.dim}, hidden ${h.hiddenDim}, layers ${h.nLayers}, heads ${h.nHeads} (kv ${h.nKvHeads}), head ${h.headDim}, vocab ${h.vocabSize}`);
@@ -111,5 +115,6 @@ export function formatInspect(r: InspectReport): string {
   const a = r.atCtx;
   if (a) L.push(`at ctx ${a.ctx}   rope factors: ${a.ropeFactors === 'none' ? 'none' : `${a.ropeFactors} (rope_factors_${a.ropeFactors}.weight)`}${a.slidingWindow === 'ignored' ? '; sliding window ignored' : ''}`);
   if (m) L.push(`memory @ctx ${m.ctx}: ${mib(m.totalBytes)} (weights ${mib(m.weightsBytes)} + f16 KV cache ${mib(m.kvCacheBytes)} + scratch ${mib(m.scratchBytes)})`);
+  for (const w of r.warnings) L.push(`warning       ${w.message}`);
   return L.join('\n');
 }

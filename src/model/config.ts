@@ -6,7 +6,7 @@
  * Sizes follow llama2.c names: dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize.
  */
 import type { GGUFFile } from '../gguf/reader.js';
-import { GgufError } from '../gguf/types.js';
+import { GgufError, GGUFValueType } from '../gguf/types.js';
 import { GGMLType, GGML_TYPES, ggmlTypeName } from '../quant/ggml-type.js';
 import { canDequantize } from '../quant/dequantize.js';
 
@@ -57,53 +57,153 @@ export class UnsupportedModelError extends Error {
   override name = 'UnsupportedModelError';
 }
 
-export function configFromGguf(f: GGUFFile): Phi3Config {
+/**
+ * Every `{arch}.*` key llama.cpp's loader reads (llama-model.cpp load_hparams: the shared part, then
+ * LLM_ARCH_PHI3), and what phi3-ts does with it. 'honoured': read and applied. A function: the
+ * values it accepts; anything else is refused by name (UnsupportedModelError). Keys not listed are
+ * not read by llama.cpp for this architecture either: they are reported as warnings.
+ */
+type KeyRule = 'honoured' | ((v: unknown, c: { headDim: number }) => string | undefined);
+const absentOr = (ok: (v: unknown) => boolean, what: string): KeyRule => (v) => (ok(v) ? undefined : `only ${what} is supported`);
+const ARCH_KEYS: Record<string, KeyRule> = {
+  context_length: 'honoured',
+  embedding_length: 'honoured',
+  block_count: 'honoured',
+  feed_forward_length: 'honoured',
+  'attention.head_count': 'honoured',
+  'attention.head_count_kv': 'honoured',
+  'attention.layer_norm_rms_epsilon': 'honoured',
+  'attention.sliding_window': 'honoured', // ignored by default as llama.cpp does for Phi; --swa applies it
+  'rope.dimension_count': 'honoured',
+  'rope.freq_base': 'honoured',
+  'rope.scaling.type': 'honoured', // none | linear | longrope; others refused below
+  'rope.scaling.factor': 'honoured',
+  'rope.scale_linear': 'honoured',
+  'rope.scaling.original_context_length': 'honoured',
+  'rope.scaling.attn_factor': 'honoured',
+  'rope.scaling.finetuned': 'honoured', // informational in llama.cpp too
+  vocab_size: 'honoured', // checked against token_embd
+  'attention.key_length': (v, c) => (v === c.headDim ? undefined : `a key length other than the head size ${c.headDim} is not supported`),
+  'attention.value_length': (v, c) => (v === c.headDim ? undefined : `a value length other than the head size ${c.headDim} is not supported`),
+  expert_count: absentOr((v) => v === 0, '0 (phi3 has no experts; Phi-3.5-MoE is arch phimoe)'),
+  expert_used_count: absentOr((v) => v === 0, '0'),
+  'attention.causal': absentOr((v) => v === true, 'causal attention'),
+  pooling_type: absentOr((v) => v === 0, 'no pooling'),
+  'rope.scaling.yarn_ext_factor': () => 'YaRN scaling is not supported',
+  'rope.scaling.yarn_attn_factor': () => 'YaRN scaling is not supported',
+  'rope.scaling.yarn_beta_fast': () => 'YaRN scaling is not supported',
+  'rope.scaling.yarn_beta_slow': () => 'YaRN scaling is not supported',
+  'rope.dimension_sections': () => 'multi-section rope is not supported',
+  logit_scale: () => 'logit scaling is not supported',
+  final_logit_softcapping: () => 'logit soft-capping is not supported',
+  attn_logit_softcapping: () => 'attention soft-capping is not supported',
+  'attention.layer_norm_epsilon': () => 'LayerNorm (not RMSNorm) is not supported',
+  'attention.clamp_kqv': () => 'clamping q/k/v is not supported',
+  'attention.max_alibi_bias': () => 'ALiBi is not supported',
+};
+export const HONOURED_ARCH_KEYS = Object.keys(ARCH_KEYS).filter((k) => ARCH_KEYS[k] === 'honoured');
+export const REFUSED_ARCH_KEYS = Object.keys(ARCH_KEYS).filter((k) => ARCH_KEYS[k] !== 'honoured');
+
+/** limits a hyper-parameter must be within before anything is sized by it */
+const MAX_DIM = 1 << 16;
+const MAX_HIDDEN = 1 << 18;
+const MAX_CONTEXT = 1 << 24;
+
+export interface ConfigWarning {
+  key: string;
+  message: string;
+}
+
+export function configFromGguf(f: GGUFFile, warnings: ConfigWarning[] = []): Phi3Config {
   const arch = f.getString('general.architecture');
   if (!SUPPORTED_ARCHS.includes(arch))
     throw new UnsupportedModelError(`${f.path}: architecture '${arch}' is not supported (expected ${SUPPORTED_ARCHS.join(', ')})`);
   const k = (s: string) => `${arch}.${s}`;
-  const dim = f.getNumber(k('embedding_length'));
-  const nHeads = f.getNumber(k('attention.head_count'));
-  const nKvHeads = f.optNumber(k('attention.head_count_kv')) ?? nHeads;
-  if (nHeads <= 0 || dim % nHeads !== 0)
-    throw new GgufError(`embedding_length ${dim} is not divisible by head_count ${nHeads}`, 0, { file: f.path, key: k('attention.head_count') });
-  if (nKvHeads <= 0 || nHeads % nKvHeads !== 0)
-    throw new GgufError(`head_count ${nHeads} is not a multiple of head_count_kv ${nKvHeads}`, 0, { file: f.path, key: k('attention.head_count_kv') });
+  const bad = (key: string, msg: string): never => {
+    throw new GgufError(msg, 0, { file: f.path, key });
+  };
+  /** a key's value as a whole number in [min, max], naming the key (and rejecting per-layer arrays) */
+  const int = (key: string, min: number, max: number, fallback?: number): number => {
+    if (!f.has(key)) {
+      if (fallback !== undefined) return fallback;
+      return bad(key, `required key is missing`);
+    }
+    const kvv = f.metadata.get(key)!;
+    if (kvv.type === GGUFValueType.ARRAY) throw new UnsupportedModelError(`${f.path}: key '${key}' holds per-layer values, which phi3-ts does not support`);
+    const v = f.getNumber(key);
+    if (!Number.isInteger(v) || v < min || v > max) bad(key, `expected a whole number in [${min}, ${max}], found ${v}`);
+    return v;
+  };
+  const float = (key: string, fallback: number, ok: (v: number) => boolean, what: string): number => {
+    const v = f.optNumber(key) ?? fallback;
+    if (!Number.isFinite(v) || !ok(v)) bad(key, `expected ${what}, found ${v}`);
+    return v;
+  };
+  // a vocab-only file (no tensors: llama.cpp's ggml-vocab-*.gguf) keeps its hyper-parameters for
+  // inspect's memory estimate; the checks against tensors apply to model files
+  const nTensors = f.tensors.length;
+  const vocabOnly = nTensors === 0;
+  const dim = int(k('embedding_length'), 1, MAX_DIM);
+  const nHeads = int(k('attention.head_count'), 1, dim);
+  const nKvHeads = int(k('attention.head_count_kv'), 1, nHeads, nHeads);
+  // each layer has ≥ 6 tensors: a block count beyond that cannot be this file's
+  const nLayers = int(k('block_count'), 1, vocabOnly ? 4096 : Math.max(1, Math.floor(nTensors / 6)));
+  const hiddenDim = int(k('feed_forward_length'), 1, MAX_HIDDEN);
+  const contextLength = int(k('context_length'), 1, MAX_CONTEXT);
+  if (dim % nHeads !== 0) bad(k('attention.head_count'), `embedding_length ${dim} is not divisible by head_count ${nHeads}`);
+  if (nHeads % nKvHeads !== 0) bad(k('attention.head_count_kv'), `head_count ${nHeads} is not a multiple of head_count_kv ${nKvHeads}`);
   const headDim = dim / nHeads;
-  const tokens = f.has('tokenizer.ggml.tokens') ? f.getArray('tokenizer.ggml.tokens').items.length : 0;
-  const embd = f.tensor('token_embd.weight');
-  const contextLength = f.getNumber(k('context_length'));
-  const ropeDim = f.optNumber(k('rope.dimension_count')) ?? headDim;
-  if (ropeDim > headDim || ropeDim % 2 !== 0)
-    throw new GgufError(`rope.dimension_count ${ropeDim} must be even and ≤ head size ${headDim}`, 0, { file: f.path, key: k('rope.dimension_count') });
+  const ropeDim = int(k('rope.dimension_count'), 2, headDim, headDim);
+  if (ropeDim % 2 !== 0) bad(k('rope.dimension_count'), `rope.dimension_count ${ropeDim} must be even and ≤ head size ${headDim}`);
+  for (const [key] of f.metadata) {
+    if (!key.startsWith(`${arch}.`)) continue;
+    const rule = ARCH_KEYS[key.slice(arch.length + 1)];
+    if (rule === undefined) warnings.push({ key, message: `key '${key}' is not read by llama.cpp for ${arch}, nor by phi3-ts` });
+    else if (rule !== 'honoured') {
+      const why = rule(f.metadata.get(key)!.value, { headDim });
+      if (why) throw new UnsupportedModelError(`${f.path}: key '${key}' = ${JSON.stringify(f.metadata.get(key)!.value)}: ${why}`);
+    }
+  }
   const scalingType = f.optString(k('rope.scaling.type')) ?? 'linear';
   if (!ROPE_SCALING_TYPES.includes(scalingType))
     throw new UnsupportedModelError(`${f.path}: ${k('rope.scaling.type')} '${scalingType}' is not supported (phi3-ts runs ${ROPE_SCALING_TYPES.join(', ')})`);
   // llama.cpp: rope.scaling.factor, or the older rope.scale_linear; freq_scale = 1/factor
-  const factor = f.optNumber(k('rope.scaling.factor')) ?? f.optNumber(k('rope.scale_linear')) ?? 0;
+  const factorKey = f.has(k('rope.scaling.factor')) ? k('rope.scaling.factor') : k('rope.scale_linear');
+  const factor = float(factorKey, 0, (v) => v >= 0, 'a factor ≥ 0');
   const ropeFreqScale = scalingType === 'linear' && factor > 0 ? 1 / factor : 1;
+
+  // vocabulary: token_embd rows, the tokenizer's tokens, output rows and vocab_size must agree
+  const embd = f.tensor('token_embd.weight');
+  const tokens = f.has('tokenizer.ggml.tokens') ? f.getArray('tokenizer.ggml.tokens').items.length : undefined;
+  if (!embd && !vocabOnly) throw new UnsupportedModelError(`${f.path}: missing tensor 'token_embd.weight'`);
+  const vocabSize = embd ? embd.shape[1] ?? 0 : tokens ?? 0;
+  if (tokens !== undefined && tokens !== vocabSize)
+    bad('tokenizer.ggml.tokens', `the vocabulary has ${tokens} tokens but token_embd.weight has ${vocabSize} rows`);
+  if (f.has(k('vocab_size')) && f.getNumber(k('vocab_size')) !== vocabSize)
+    bad(k('vocab_size'), `vocab_size ${f.getNumber(k('vocab_size'))} differs from token_embd.weight's ${vocabSize} rows`);
+  const original = int(k('rope.scaling.original_context_length'), 0, MAX_CONTEXT, 0);
   return {
     arch,
     name: f.optString('general.name') ?? '',
     dim,
-    hiddenDim: f.getNumber(k('feed_forward_length')),
-    nLayers: f.getNumber(k('block_count')),
+    hiddenDim,
+    nLayers,
     nHeads,
     nKvHeads,
     headDim,
     kvDim: headDim * nKvHeads,
     ropeDim,
-    ropeFreqBase: f.optNumber(k('rope.freq_base')) ?? 10000,
-    rmsEps: f.getNumber(k('attention.layer_norm_rms_epsilon')),
+    ropeFreqBase: float(k('rope.freq_base'), 10000, (v) => v > 1, 'a base > 1'),
+    rmsEps: float(k('attention.layer_norm_rms_epsilon'), NaN, (v) => v > 0 && v < 1, 'an epsilon in (0, 1)'),
     contextLength,
-    originalContextLength: f.optNumber(k('rope.scaling.original_context_length')) || contextLength,
+    originalContextLength: original || contextLength,
     ropeScalingType: scalingType as RopeScalingType,
     ropeFreqScale,
-    ropeAttnFactor: f.optNumber(k('rope.scaling.attn_factor')) ?? 1,
+    ropeAttnFactor: float(k('rope.scaling.attn_factor'), 1, (v) => v > 0, 'a factor > 0'),
     ropeFactors: { long: f.tensor('rope_factors_long.weight') !== undefined, short: f.tensor('rope_factors_short.weight') !== undefined },
-    slidingWindow: f.optNumber(k('attention.sliding_window')),
-    vocabSize: embd ? embd.shape[1] ?? 0 : tokens,
-    tiedEmbeddings: embd !== undefined && f.tensor('output.weight') === undefined,
+    slidingWindow: f.has(k('attention.sliding_window')) ? int(k('attention.sliding_window'), 0, 2 ** 32) : undefined,
+    vocabSize,
+    tiedEmbeddings: !vocabOnly && f.tensor('output.weight') === undefined,
   };
 }
 
@@ -126,9 +226,17 @@ export function expectedTensors(c: Phi3Config): Map<string, number[]> {
   return m;
 }
 
-/** Check every tensor the forward pass needs: present, right shape, a type we can run. */
+/** tensors read as f32 vectors by every backend (ggml requires F32 for rope factors; norms are always F32 in real files) */
+const F32_ONLY = /(_norm|rope_factors_(long|short))\.weight$/;
+
+/**
+ * Check every tensor: each one the forward pass needs is present, has the right shape and a type its
+ * role allows; and the file holds no other tensor (llama.cpp refuses those files too: a tensor we did
+ * not expect is a feature we would silently ignore).
+ */
 export function validateTensors(f: GGUFFile, c: Phi3Config): void {
-  for (const [name, shape] of expectedTensors(c)) {
+  const expected = expectedTensors(c);
+  for (const [name, shape] of expected) {
     const t = f.tensor(name);
     if (!t) {
       if (name.startsWith('blk.') && name.includes('attn_qkv') && f.tensor(name.replace('attn_qkv', 'attn_q')))
@@ -137,11 +245,15 @@ export function validateTensors(f: GGUFFile, c: Phi3Config): void {
     }
     if (JSON.stringify(t.shape) !== JSON.stringify(shape))
       throw new UnsupportedModelError(`${f.path}: tensor '${name}' has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}`);
+    if (F32_ONLY.test(name) && t.type !== GGMLType.F32)
+      throw new UnsupportedModelError(`${f.path}: tensor '${name}' has ggml type ${ggmlTypeName(t.type)}; this tensor must be F32`);
     if (!canDequantize(t.type))
       throw new UnsupportedModelError(
         `${f.path}: tensor '${name}' has ggml type ${ggmlTypeName(t.type)}, which phi3-ts does not support (supported: ${supportedTypeNames().join(' ')})`,
       );
   }
+  for (const t of f.tensors)
+    if (!expected.has(t.name)) throw new UnsupportedModelError(`${f.path}: tensor '${t.name}' is not part of the ${c.arch} graph that phi3-ts (and llama.cpp) runs`);
 }
 
 export function supportedTypeNames(): string[] {

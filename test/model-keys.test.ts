@@ -1,0 +1,148 @@
+// Every phi3.* key llama.cpp reads is honoured or refused by name; tensors outside the graph, wrong
+// tensor types and hyper-parameters out of range are refused before anything is sized by them.
+import { describe, expect, it } from 'vitest';
+import * as path from 'node:path';
+import { GGUFFile } from '../src/gguf/reader.js';
+import { GgufError, GGUFValueType, type GGUFKV } from '../src/gguf/types.js';
+import { kv, writeGguf } from '../src/gguf/writer.js';
+import { GGMLType } from '../src/quant/ggml-type.js';
+import { configFromGguf, HONOURED_ARCH_KEYS, REFUSED_ARCH_KEYS, UnsupportedModelError, validateTensors } from '../src/model/config.js';
+import { synthSpec, PRESETS } from '../src/synth/synth.js';
+import { tmpDir } from './helpers.js';
+
+const dir = tmpDir();
+let n = 0;
+/** a tiny synthetic model with its metadata and tensors edited, opened */
+function edited(edit: (m: Map<string, GGUFKV>, t: ReturnType<typeof synthSpec>['tensors']) => void, preset = 'phi3.5-mini-tiny'): GGUFFile {
+  const spec = synthSpec({ shape: PRESETS[preset]!, type: 'F32', seed: 1 });
+  const m = new Map(spec.metadata);
+  edit(m, spec.tensors);
+  const file = path.join(dir, `m${n++}.gguf`);
+  writeGguf(file, { metadata: [...m], tensors: spec.tensors });
+  return GGUFFile.open(file);
+}
+const load = (f: GGUFFile) => {
+  const c = configFromGguf(f);
+  validateTensors(f, c);
+  return c;
+};
+
+describe('phi3.* keys', () => {
+  it('the honoured list covers every key the synthetic real-model presets write', () => {
+    for (const p of ['phi3-mini-4k-tiny', 'phi3.5-mini-tiny', 'phi4-mini-tiny', 'phi4-tiny']) {
+      const spec = synthSpec({ shape: PRESETS[p]!, type: 'F32', seed: 1 });
+      for (const [k] of spec.metadata) if (k.startsWith('phi3.')) expect(HONOURED_ARCH_KEYS, `${p}: ${k}`).toContain(k.slice(5));
+    }
+  });
+
+  // a value that each refused key may not take (refused keys with an allowed value load fine)
+  const badValue: Record<string, GGUFKV> = {
+    'attention.key_length': kv.u32(32),
+    'attention.value_length': kv.u32(32),
+    expert_count: kv.u32(16),
+    expert_used_count: kv.u32(2),
+    'attention.causal': kv.bool(false),
+    pooling_type: kv.u32(1),
+  };
+  for (const key of REFUSED_ARCH_KEYS) {
+    it(`refuses phi3.${key} by name`, () => {
+      const f = edited((m) => m.set(`phi3.${key}`, badValue[key] ?? kv.f32(2)));
+      expect(() => load(f)).toThrow(UnsupportedModelError);
+      expect(() => load(f)).toThrow(`phi3.${key}`);
+      f.close();
+    });
+  }
+  it('accepts the allowed values of the conditional keys (key/value length = head size, 0 experts, causal)', () => {
+    const f = edited((m) => {
+      m.set('phi3.attention.key_length', kv.u32(64));
+      m.set('phi3.attention.value_length', kv.u32(64));
+      m.set('phi3.expert_count', kv.u32(0));
+      m.set('phi3.attention.causal', kv.bool(true));
+    });
+    expect(load(f).headDim).toBe(64);
+    f.close();
+  });
+  it('refuses rope scaling types other than none, linear and longrope', () => {
+    const f = edited((m) => m.set('phi3.rope.scaling.type', kv.str('yarn')));
+    expect(() => load(f)).toThrow(/rope\.scaling\.type 'yarn' is not supported/);
+    f.close();
+    for (const t of ['none', 'linear', 'longrope']) {
+      const g = edited((m) => m.set('phi3.rope.scaling.type', kv.str(t)));
+      expect(load(g).ropeScalingType).toBe(t);
+      g.close();
+    }
+  });
+  it('honours linear rope scaling (freq_scale = 1/factor)', () => {
+    const f = edited((m) => m.set('phi3.rope.scaling.factor', kv.f32(4)));
+    expect(load(f).ropeFreqScale).toBe(0.25);
+    f.close();
+  });
+  it('warns about keys that neither llama.cpp nor phi3-ts reads', () => {
+    const f = edited((m) => m.set('phi3.made_up_key', kv.u32(1)));
+    const warnings: { key: string }[] = [];
+    configFromGguf(f, warnings);
+    expect(warnings.map((w) => w.key)).toEqual(['phi3.made_up_key']);
+    f.close();
+  });
+  it('refuses per-layer arrays of head counts', () => {
+    const f = edited((m) => m.set('phi3.attention.head_count', kv.arr(GGUFValueType.INT32, Int32Array.from([4, 4]))));
+    expect(() => load(f)).toThrow(/'phi3.attention.head_count' holds per-layer values/);
+    f.close();
+  });
+});
+
+describe('hyper-parameters are checked before anything is sized by them', () => {
+  const cases: [string, GGUFKV, RegExp][] = [
+    ['phi3.block_count', kv.i32(-1), /expected a whole number in \[1, 2\], found -1.*key 'phi3.block_count'/],
+    ['phi3.block_count', kv.u32(1_000_000), /found 1000000.*key 'phi3.block_count'/],
+    ['phi3.block_count', kv.f32(NaN), /found NaN.*key 'phi3.block_count'/],
+    ['phi3.embedding_length', kv.u32(0), /key 'phi3.embedding_length'/],
+    ['phi3.embedding_length', kv.u32(2 ** 31), /key 'phi3.embedding_length'/],
+    ['phi3.feed_forward_length', kv.f32(1.5), /found 1.5.*key 'phi3.feed_forward_length'/],
+    ['phi3.context_length', kv.i32(0), /key 'phi3.context_length'/],
+    ['phi3.attention.head_count', kv.u32(5), /not divisible by head_count 5.*key 'phi3.attention.head_count'/],
+    ['phi3.attention.head_count_kv', kv.u32(3), /key 'phi3.attention.head_count_kv'/],
+    ['phi3.rope.dimension_count', kv.u32(33), /key 'phi3.rope.dimension_count'/],
+    ['phi3.attention.layer_norm_rms_epsilon', kv.f32(-1), /key 'phi3.attention.layer_norm_rms_epsilon'/],
+    ['phi3.rope.freq_base', kv.f32(Infinity), /key 'phi3.rope.freq_base'/],
+  ];
+  for (const [key, value, re] of cases)
+    it(`${key} = ${JSON.stringify(value.value)} is a GgufError naming the key`, () => {
+      const f = edited((m) => m.set(key, value));
+      expect(() => load(f)).toThrow(GgufError);
+      expect(() => load(f)).toThrow(re);
+      f.close();
+    });
+  it('a vocabulary shorter than token_embd is refused at load, naming the key', () => {
+    const f = edited((m) => {
+      const t = m.get('tokenizer.ggml.tokens')!.value as { itemType: GGUFValueType; items: string[] };
+      m.set('tokenizer.ggml.tokens', kv.arr(GGUFValueType.STRING, t.items.slice(0, -1)));
+    });
+    expect(() => load(f)).toThrow(/vocabulary has 855 tokens but token_embd.weight has 856 rows.*tokenizer.ggml.tokens/);
+    f.close();
+  });
+});
+
+describe('tensors', () => {
+  it('a tensor outside the phi3 graph is refused by name (as llama.cpp does)', () => {
+    const f = edited((_, t) => t.push({ name: 'blk.0.attn_q_norm.weight', type: GGMLType.F32, shape: [64], data: () => new Uint8Array(256) }));
+    expect(() => load(f)).toThrow(/tensor 'blk.0.attn_q_norm.weight' is not part of the phi3 graph/);
+    f.close();
+  });
+  it('a norm stored as a quantized type is refused at load, naming the tensor', () => {
+    const f = edited((_, t) => {
+      const i = t.findIndex((x) => x.name === 'blk.1.ffn_norm.weight');
+      t[i] = { ...t[i]!, type: GGMLType.Q8_0, data: () => new Uint8Array((256 / 32) * 34) };
+    });
+    expect(() => load(f)).toThrow(/tensor 'blk.1.ffn_norm.weight' has ggml type Q8_0; this tensor must be F32/);
+    f.close();
+  });
+  it('rope factors of the wrong length are refused, naming the tensor', () => {
+    const f = edited((_, t) => {
+      const i = t.findIndex((x) => x.name === 'rope_factors_long.weight');
+      t[i] = { ...t[i]!, shape: [16], data: () => new Uint8Array(64) };
+    });
+    expect(() => load(f)).toThrow(/tensor 'rope_factors_long.weight' has shape \[16\], expected \[32\]/);
+    f.close();
+  });
+});
