@@ -1366,15 +1366,19 @@ export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: 
 }
 
 // causal attention for query heads [h0, h1) of T tokens at positions pos0…:
-// out[t, h·hd…] = Σ_{p ≤ pos0+t} softmax_p(q·k_p · scale) · v_p over one layer's f16 cache.
+// out[t, h·hd…] = Σ_{pos0+t-window < p ≤ pos0+t} softmax_p(q·k_p · scale) · v_p over one layer's f16 cache
+// (window 0: every p ≤ pos0+t).
 // attPtr: scratch of (pos0+T) f32 per thread. (twin: attentionRef)
 const ATT_FLOOR: f32 = reinterpret<f32>(<u32>0x0d800000); // 2^-100
-export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32): void {
+export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32): void {
   const group = nHeads / nKvHeads;
   const rowBytes = <usize>headDim << 1;
   let touched = i32x4.splat(0);
   for (let t = 0; t < T; t++) {
+    // causal, and with a sliding window only the last `window` positions (0: all): positions p0 … n-1
     const n = pos0 + t + 1;
+    const p0 = window > 0 && n > window ? n - window : 0;
+    const m = n - p0, skip = <usize>p0 * rowBytes;
     for (let h = h0; h < h1; h++) {
       const q = qkvPtr + (<usize>(t * qkvDim + h * headDim) << 2);
       const head = <usize>((h / group) * ctx) * rowBytes; // this head's [ctx][headDim] in K and V
@@ -1384,10 +1388,10 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
       // the next head's 7); the first head of the range touches its own v_p (for the pass over V
       // below) and its keys TOUCH_AHEAD bytes on (see the matmuls).
       let max: f32 = -Infinity;
-      let k = kPtr + head;
+      let k = kPtr + head + skip;
       const kLast = kPtr + head + <usize>ctx * rowBytes - rowBytes;
       const first = h == h0, next: usize = h + 1 < h1 && (h + 1) / group != h / group ? <usize>ctx * rowBytes : 0;
-      for (let p = 0, v = vPtr + head; p < n; p++, k += rowBytes, v += rowBytes) {
+      for (let p = 0, v = vPtr + head + skip; p < m; p++, k += rowBytes, v += rowBytes) {
         if (first) {
           const kt = k + TOUCH_AHEAD <= kLast ? k + TOUCH_AHEAD : k;
           for (let j: usize = 0; j < rowBytes; j += 64) {
@@ -1418,7 +1422,7 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
       // beside the max's 1 it is far below f32 resolution, and the pass over V would otherwise
       // multiply by subnormal floats, ~100 cycles each (peaked attention: 1+ ms a token on mini)
       let sum: f32 = 0;
-      for (let p = 0; p < n; p++) {
+      for (let p = 0; p < m; p++) {
         const x = Mathf.exp(load<f32>(attPtr + (<usize>p << 2)) - max);
         const e = select<f32>(x, 0, x >= ATT_FLOOR);
         store<f32>(attPtr + (<usize>p << 2), e);
@@ -1427,12 +1431,12 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
       const inv = f32x4.splat(<f32>1.0 / sum);
       // Σ_p e_p·v_p / sum, 32 dimensions per pass over the positions (one cache line of each v_p)
       const o = outPtr + (<usize>(t * nHeads * headDim + h * headDim) << 2);
-      const vh = vPtr + head;
+      const vh = vPtr + head + skip;
       let i = 0;
       for (; i + 32 <= headDim; i += 32) {
         let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
         let v = vh + (<usize>i << 1);
-        for (let p = 0; p < n; p++, v += rowBytes) {
+        for (let p = 0; p < m; p++, v += rowBytes) {
           const a = v128.load32_splat(attPtr + (<usize>p << 2));
           const v0 = v128.load(v), v1 = v128.load(v, 16), v2 = v128.load(v, 32), v3 = v128.load(v, 48);
           a0 = f32x4.add(a0, f32x4.mul(a, kv_f16x8_lo(v0)));
@@ -1457,7 +1461,7 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
       for (; i + 8 <= headDim; i += 8) {
         let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
         let v = vh + (<usize>i << 1);
-        for (let p = 0; p < n; p++, v += rowBytes) {
+        for (let p = 0; p < m; p++, v += rowBytes) {
           const a = v128.load32_splat(attPtr + (<usize>p << 2));
           const hv = v128.load(v);
           a0 = f32x4.add(a0, f32x4.mul(a, kv_f16x8_lo(hv)));
@@ -1469,7 +1473,7 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
       for (; i < headDim; i++) {
         let acc: f32 = 0;
         let v = vh + (<usize>i << 1);
-        for (let p = 0; p < n; p++, v += rowBytes) acc += load<f32>(attPtr + (<usize>p << 2)) * f16_to_f32(load<u16>(v));
+        for (let p = 0; p < m; p++, v += rowBytes) acc += load<f32>(attPtr + (<usize>p << 2)) * f16_to_f32(load<u16>(v));
         store<f32>(o + (<usize>i << 2), acc * f32x4.extract_lane(inv, 0));
       }
     }

@@ -1,26 +1,54 @@
 /**
  * The library API: loadModel() → a Model that tokenizes, computes logits and generates text.
  *
- * One Model owns one GGUF file, one backend and one KV cache; calls on it run one at a time
- * (a generation holds the model until it finishes or is aborted).
+ * One Model owns one GGUF file, one backend and one KV cache. Calls that use the KV cache (logits,
+ * generate, stream, chat) queue and run one at a time, in call order: a generation takes the model
+ * when it is first iterated and gives it back when it ends — done, aborted, `break` out of the loop,
+ * `return()`/`throw()` on the iterator, or, for one abandoned mid-way, when it is garbage-collected.
  */
 import { GGUFFile } from './gguf/reader.js';
 import * as os from 'node:os';
 import { RefOps } from './backend/ref/ops.js';
 import { WasmOps, planFor } from './backend/wasm/ops.js';
 import type { Ops } from './backend/ops.js';
-import { configFromGguf, estimateMemory, type Phi3Config } from './model/config.js';
+import { configFromGguf, estimateMemory, type ConfigWarning, type Phi3Config } from './model/config.js';
 import { Phi3, ContextLengthError } from './model/phi3.js';
 import { SpmTokenizer } from './tokenizer/spm.js';
-import { generate, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
+import { generate, validateGenerateOptions, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
 import { renderChat, type ChatMessage } from './generate/chat.js';
 
 export { ContextLengthError } from './model/phi3.js';
 export { GgufError } from './gguf/types.js';
-export { UnsupportedModelError } from './model/config.js';
+export { UnsupportedModelError, type Phi3Config, type ConfigWarning } from './model/config.js';
 export { TokenizerError } from './tokenizer/spm.js';
-export type { GenerateOptions, GenerationStats, GeneratedChunk } from './generate/generate.js';
+export { CrewError } from './backend/wasm/crew.js';
+export type { GenerateOptions, GenerationStats, GeneratedChunk, FinishReason } from './generate/generate.js';
+export type { SamplingOptions } from './generate/sampler.js';
 export type { ChatMessage } from './generate/chat.js';
+
+/** A FIFO lock: calls that use the KV cache take it in turn. */
+class Turns {
+  private held = false;
+  private readonly waiting: (() => void)[] = [];
+  async take(): Promise<() => void> {
+    if (this.held) await new Promise<void>((r) => this.waiting.push(r));
+    this.held = true;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next(); // handed straight to the next caller
+      else this.held = false;
+    };
+  }
+  get busy(): boolean {
+    return this.held;
+  }
+}
+
+/** a generation abandoned mid-way (never finished, never returned) gives the model back when collected */
+const abandoned = new FinalizationRegistry<{ release?: () => void }>((t) => t.release?.());
 
 export type BackendName = 'wasm' | 'ref';
 
@@ -30,9 +58,32 @@ export interface LoadOptions {
   backend?: BackendName;
   /** worker threads for the wasm backend (default: available cores) */
   threads?: number;
+  /** apply the file's attention.sliding_window (llama.cpp ignores it for Phi; so does the default) */
+  swa?: boolean;
   /** called as tensor bytes load */
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  /** called for each metadata key that neither llama.cpp nor phi3-ts reads (default: ignored) */
+  onWarning?: (w: ConfigWarning) => void;
   signal?: AbortSignal;
+}
+
+const LOAD_KEYS = new Set(['ctx', 'backend', 'threads', 'swa', 'onProgress', 'onWarning', 'signal']);
+
+function validateLoadOptions(o: LoadOptions): void {
+  if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
+  for (const k of Object.keys(o)) if (!LOAD_KEYS.has(k) && (o as Record<string, unknown>)[k] !== undefined) throw new TypeError(`unknown option '${k}'`);
+  const posInt = (k: 'ctx' | 'threads') => {
+    const v = o[k];
+    if (v === undefined) return;
+    if (typeof v !== 'number') throw new TypeError(`${k} must be a number, got ${typeof v} ${JSON.stringify(v)}`);
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${k} must be a positive integer, got ${v}`);
+  };
+  posInt('ctx');
+  posInt('threads');
+  if (o.backend !== undefined && o.backend !== 'wasm' && o.backend !== 'ref') throw new RangeError(`backend must be 'wasm' or 'ref', got ${JSON.stringify(o.backend)}`);
+  for (const k of ['onProgress', 'onWarning'] as const) if (o[k] !== undefined && typeof o[k] !== 'function') throw new TypeError(`${k} must be a function`);
+  if (o.swa !== undefined && typeof o.swa !== 'boolean') throw new TypeError(`swa must be a boolean`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
 }
 
 export interface LoadStats {
@@ -46,8 +97,10 @@ export interface Generation extends AsyncIterable<string> {
 }
 
 export class Model {
+  /** the tokens in the KV cache, in order */
   private history: number[] = [];
-  private busy = false;
+  private readonly turns = new Turns();
+  private closed = false;
 
   /** tokenizer.chat_template of the file, if any */
   readonly chatTemplate: string | undefined;
@@ -76,24 +129,28 @@ export class Model {
     return this.tokenizer.decode(ids, { special: opts.special });
   }
 
-  private claim(): void {
-    if (this.busy) throw new Error('the model is busy with another call; calls run one at a time');
-    this.busy = true;
+  private checkOpen(): void {
+    if (this.closed) throw new Error('the model is closed');
   }
 
-  /** logits after each token (all = every position, else only the last); starts a fresh cache */
-  logits(tokens: number[], opts: { all?: boolean } = {}): Float32Array[] {
-    if (tokens.length === 0) throw new RangeError('no tokens');
-    for (const id of tokens) if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+  private checkTokens(ids: readonly number[]): void {
+    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+  }
+
+  /** logits after each token (all = every position, else only the last); starts a fresh cache. Queues behind other calls. */
+  async logits(tokens: number[], opts: { all?: boolean } = {}): Promise<Float32Array[]> {
+    this.checkOpen();
+    if (!Array.isArray(tokens) || tokens.length === 0) throw new RangeError('no tokens');
+    this.checkTokens(tokens);
     if (tokens.length > this.ctx) throw new ContextLengthError(tokens.length, this.ctx, 'the tokens');
-    this.claim();
+    const release = await this.turns.take();
     try {
       this.phi3.reset();
       this.history = [];
       return this.phi3.forward(tokens, { allLogits: opts.all ?? false });
     } finally {
       this.phi3.reset();
-      this.busy = false;
+      release();
     }
   }
 
@@ -101,45 +158,52 @@ export class Model {
    * Stream generated tokens for a prompt (text or token ids), with their text and, when asked,
    * log-probabilities. Text prompts get BOS per the vocabulary and special tokens parsed (so chat
    * markup works). The KV cache is kept between calls: only tokens after the prefix shared with
-   * the previous call are computed.
+   * the previous call are computed. Options are checked now; the model is taken at the first `next()`.
    */
-  stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<GeneratedChunk, GenerationStats> {
+  stream(prompt: string | number[], opts: GenerateOptions = {}, onEnd?: (s: GenerationStats) => void): AsyncGenerator<GeneratedChunk, GenerationStats> {
+    this.checkOpen();
+    if (typeof prompt !== 'string' && !Array.isArray(prompt)) throw new TypeError('the prompt must be a string or an array of token ids');
+    validateGenerateOptions(opts, this.config.vocabSize);
     const ids = typeof prompt === 'string' ? this.tokenize(prompt, { special: true }) : prompt;
-    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
-    const maxTokens = opts.maxTokens ?? 256;
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RangeError(`max_tokens must be a positive integer, got ${maxTokens}`);
-    if (ids.length + maxTokens > this.ctx) throw new ContextLengthError(ids.length + maxTokens, this.ctx, `prompt (${ids.length} tokens) plus max_tokens (${maxTokens})`);
-    this.claim();
+    this.checkTokens(ids);
+    if (ids.length === 0) throw new RangeError('the prompt is empty');
+    const maxTokens = opts.maxTokens ?? this.ctx - ids.length;
+    if (ids.length >= this.ctx || ids.length + maxTokens > this.ctx)
+      throw new ContextLengthError(ids.length + Math.max(maxTokens, 1), this.ctx, `prompt (${ids.length} tokens) plus max_tokens (${Math.max(maxTokens, 1)})`);
     const self = this;
+    const token: { release?: () => void } = {};
     async function* run(): AsyncGenerator<GeneratedChunk, GenerationStats> {
+      const release = await self.turns.take();
+      token.release = release;
       try {
-        return yield* generate(self.phi3, self.tokenizer, ids, self.history, { ...opts, reuseCache: opts.reuseCache ?? true });
+        self.checkOpen();
+        return yield* generate(self.phi3, self.tokenizer, ids, self.history, { ...opts, reuseCache: opts.reuseCache ?? true }, onEnd);
       } catch (e) {
-        // a failed or interrupted step leaves the cache in an unknown state: start over next time
+        // a failed step leaves the cache in an unknown state: start over next time
         self.phi3.reset();
         self.history = [];
         throw e;
       } finally {
-        self.busy = false;
+        token.release = undefined;
+        release();
       }
     }
-    return run();
+    const g = run();
+    abandoned.register(g, token);
+    return g;
   }
 
-  /** Stream text (see stream()); `stats` resolves when generation ends. */
+  /** Stream text (see stream()); `stats` resolves when generation ends, however it ends. */
   generate(prompt: string | number[], opts: GenerateOptions = {}): Generation {
-    const it = this.stream(prompt, opts);
     let resolve!: (s: GenerationStats) => void, reject!: (e: unknown) => void;
     const stats = new Promise<GenerationStats>((res, rej) => ((resolve = res), (reject = rej)));
     stats.catch(() => {});
+    const it = this.stream(prompt, opts, (s) => resolve(s));
     async function* text(): AsyncGenerator<string> {
       try {
         for (;;) {
           const r = await it.next();
-          if (r.done) {
-            resolve(r.value);
-            return;
-          }
+          if (r.done) return;
           if (r.value.text) yield r.value.text;
         }
       } catch (e) {
@@ -147,6 +211,8 @@ export class Model {
         throw e;
       } finally {
         await it.return?.(undefined as never);
+        // never iterated at all: nothing ran
+        resolve({ promptTokens: 0, promptTokensEvaluated: 0, generatedTokens: 0, promptSeconds: 0, decodeSeconds: 0, promptTokPerSec: 0, decodeTokPerSec: 0, finishReason: 'abort' });
       }
     }
     const gen = text();
@@ -171,16 +237,25 @@ export class Model {
 
   /** release the weights, stop worker threads, close the file */
   dispose(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.phi3.ops.dispose();
     this.file.close();
   }
 
   /** dispose and wait until worker threads have exited */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     const ops = this.phi3.ops as { close?: () => Promise<void> };
     this.file.close();
     if (ops.close) await ops.close();
     else this.phi3.ops.dispose();
+  }
+
+  /** `await using model = await loadModel(…)` closes it at the end of the scope */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 }
 
@@ -204,10 +279,15 @@ export class OutOfMemoryError extends Error {
 }
 
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<Model> {
+  if (typeof path !== 'string') throw new TypeError('the model path must be a string');
+  validateLoadOptions(opts);
+  opts.signal?.throwIfAborted();
   const t0 = performance.now();
   const file = GGUFFile.open(path);
   try {
-    const config = configFromGguf(file);
+    const warnings: ConfigWarning[] = [];
+    const config = configFromGguf(file, warnings);
+    for (const w of warnings) opts.onWarning?.(w);
     const tokenizer = new SpmTokenizer(file);
     const ctx = opts.ctx ?? config.contextLength;
     if (!Number.isInteger(ctx) || ctx < 1) throw new RangeError(`ctx must be a positive integer, got ${ctx}`);
@@ -230,6 +310,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
       phi3 = Phi3.load(file, ops, {
         ctx,
         maxBatch: MAX_BATCH,
+        swa: opts.swa,
         onTensor: (b) => {
           loaded += b;
           opts.signal?.throwIfAborted();
@@ -269,7 +350,7 @@ export async function benchModel(path: string, o: { nPrompt: number; nGen: numbe
     const phi3 = model.phi3;
     phi3.reset();
     const t1 = performance.now();
-    let logits = phi3.forward(prompt)[0]!;
+    let logits = phi3.forward(prompt)[0]!; // the CLI's own measurement: the crew is the model's alone here
     const prefill_s = (performance.now() - t1) / 1000;
     const t2 = performance.now();
     for (let i = 0; i < o.nGen; i++) {

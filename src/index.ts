@@ -1,8 +1,11 @@
 /**
  * phi3-ts: a Phi-3 runtime in TypeScript. Library entry point.
  */
-export { loadModel, Model, ContextLengthError, GgufError, UnsupportedModelError, TokenizerError } from './api.js';
-export type { LoadOptions, Generation, GenerateOptions, GenerationStats, BackendName } from './api.js';
+export { loadModel, Model, ContextLengthError, GgufError, UnsupportedModelError, TokenizerError, OutOfMemoryError, CrewError } from './api.js';
+export type {
+  LoadOptions, LoadStats, Generation, GenerateOptions, GenerationStats, GeneratedChunk, FinishReason, SamplingOptions, ChatMessage,
+  BackendName, BenchResult, Phi3Config, ConfigWarning,
+} from './api.js';
 export { GGUFFile } from './gguf/reader.js';
 export { writeGguf, serializeGguf } from './gguf/writer.js';
 export { GGMLType, GGML_TYPES } from './quant/ggml-type.js';

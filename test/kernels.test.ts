@@ -8,6 +8,7 @@ import { dequantize } from '../src/quant/dequantize.js';
 import { randomTensor } from '../src/synth/synth.js';
 import { GGML_TYPES, GGMLType } from '../src/quant/ggml-type.js';
 import { Rng } from '../src/util/rng.js';
+import { fp16ToFp32 } from '../src/quant/fp16.js';
 import { repackQ4_0x4, q4_0x4Row, interleaveBlocks4, blocks4Row } from '../src/backend/wasm/layout.js';
 
 /** one instance over a fresh shared memory, with a bump allocator */
@@ -385,15 +386,16 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
         fc.integer({ min: 0, max: 9 }), // pos0
         fc.boolean(), // partial rope
         fc.boolean(), // LongRoPE factors and attn_factor
+        fc.integer({ min: 0, max: 6 }), // sliding window (0: none)
         fc.integer(),
-        (headDim, nKvHeads, group, T, pos0, partial, longRope, seed) => {
+        (headDim, nKvHeads, group, T, pos0, partial, longRope, window, seed) => {
           const nHeads = nKvHeads * group;
           const ropeDim = partial ? headDim / 2 : headDim;
           const rng = new Rng(seed);
           const ropeFreqFactors = longRope ? Float32Array.from({ length: ropeDim / 2 }, (_, i) => 1 + i * rng.next() * 3) : undefined;
           const s = {
             nHeads, nKvHeads, headDim, ropeDim, ropeFreqBase: 10000, ropeFreqScale: 1, ropeFreqFactors, ropeAttnFactor: longRope ? 1.190238 : 1,
-            qkvDim: (nHeads + 2 * nKvHeads) * headDim,
+            window, qkvDim: (nHeads + 2 * nKvHeads) * headDim,
           };
           const ctx = pos0 + T;
           const kvDim = nKvHeads * headDim;
@@ -422,13 +424,34 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
           roped.forEach((v, i) => expect(Math.abs(v - qkv[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(qkv[i]!))));
           h.k.kv_store(kp, vp, qp, T, pos0, nHeads * headDim, nKvHeads, headDim, s.qkvDim, ctx);
           const out = h.alloc(T * nHeads * headDim * 4), att = h.alloc(ctx * 4);
-          h.k.attention(out, qp, kp, vp, att, T, pos0, nHeads, nKvHeads, headDim, s.qkvDim, ctx, 0, nHeads, 1 / Math.sqrt(headDim));
+          h.k.attention(out, qp, kp, vp, att, T, pos0, nHeads, nKvHeads, headDim, s.qkvDim, ctx, 0, nHeads, 1 / Math.sqrt(headDim), window);
           const want = new Float32Array(T * nHeads * headDim);
           attentionRef(want, roped, cache as never, 0, T, pos0, s); // same roped input on both sides
           // K and V as stored: bit-identical f16 (same inputs, same ggml rounding)
           expect(new Uint16Array(h.memory.buffer, kp, ctx * kvDim)).toEqual(headMajor(cache.k[0]!));
           expect(new Uint16Array(h.memory.buffer, vp, ctx * kvDim)).toEqual(headMajor(cache.v[0]!));
           h.f32(out, want.length).forEach((v, i) => expect(Math.abs(v - want[i]!), `attention[${i}]`).toBeLessThanOrEqual(2e-5 * (1 + Math.abs(want[i]!))));
+          // and both against a brute-force masked softmax in f64 (mask[t][p] = -∞ where p is in the
+          // future or, with a window, window or more positions back)
+          const K = cache.k[0]!, V = cache.v[0]!;
+          for (let t = 0; t < T; t++)
+            for (let hh = 0; hh < nHeads; hh++) {
+              const kvh = Math.floor(hh / group) * headDim, q = t * s.qkvDim + hh * headDim;
+              const logit = Array.from({ length: ctx }, (_, p) => {
+                const masked = p > pos0 + t || (window > 0 && pos0 + t - p >= window);
+                if (masked) return -Infinity;
+                let d = 0;
+                for (let i = 0; i < headDim; i++) d += roped[q + i]! * fp16ToFp32(K[p * kvDim + kvh + i]!);
+                return d / Math.sqrt(headDim);
+              });
+              const mx = Math.max(...logit), e = logit.map((x) => Math.exp(x - mx)), z = e.reduce((a, b) => a + b, 0);
+              for (let i = 0; i < headDim; i++) {
+                let acc = 0;
+                for (let p = 0; p < ctx; p++) acc += (e[p]! / z) * fp16ToFp32(V[p * kvDim + kvh + i]!);
+                const got = want[t * nHeads * headDim + hh * headDim + i]!;
+                expect(Math.abs(got - acc), `masked softmax t ${t} head ${hh} dim ${i} window ${window}`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(acc)));
+              }
+            }
         },
       ),
       { numRuns: 100 },

@@ -33,6 +33,9 @@ export interface AttnShape {
   ropeFreqFactors: Float32Array | undefined;
   /** rope.scaling.attn_factor: cos and sin are both multiplied by it, so q·k grows by its square */
   ropeAttnFactor: number;
+  /** sliding-window attention: each token sees only the last `window` positions, itself included
+   *  (llama.cpp's standard SWA mask); 0 = full causal attention */
+  window: number;
   /** elements per token in the fused qkv buffer: q (nHeads·headDim) | k (kvDim) | v (kvDim) */
   qkvDim: number;
 }
@@ -65,7 +68,7 @@ export interface Ops<B> {
    *  (angles, LongRoPE factors and attn_factor as ggml_rope_ext: see ropeCacheRef) */
   rope(qkv: B, T: number, pos0: number, s: AttnShape): void;
   /** store k,v of T tokens at positions pos0… in layer l of the cache, then causal attention:
-   *  out[t, h·headDim…] = Σ_{p ≤ pos0+t} softmax_p(q_h · k_p / √headDim) v_p */
+   *  out[t, h·headDim…] = Σ_{p ≤ pos0+t, p > pos0+t-window} softmax_p(q_h · k_p / √headDim) v_p */
   attention(out: B, qkv: B, cache: KvCache, l: number, T: number, pos0: number, s: AttnShape): void;
   /** out[t,i] = silu(gu[t,i]) · gu[t, hiddenDim+i]   (gate rows first, then up, as ffn_up stores them) */
   swiglu(out: B, gu: B, T: number, hiddenDim: number): void;

@@ -288,7 +288,7 @@ const commands: Record<string, { usage: string; run: Handler }> = {
       const ids = tokenList(values.tokens);
       const model = await loadModel(positionals[0]!, { ctx: values.ctx ? num(values.ctx, 'ctx') : Math.max(ids.length, 1), backend: values.backend as BackendName, threads: values.threads ? num(values.threads, 'threads') : undefined, onProgress: progress() });
       try {
-        const rows = model.logits(ids, { all: values.all ?? false });
+        const rows = await model.logits(ids, { all: values.all ?? false });
         if (values.out) {
           const buf = Buffer.alloc(rows.length * model.config.vocabSize * 4);
           rows.forEach((r, i) => {

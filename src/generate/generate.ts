@@ -9,11 +9,13 @@ import type { Phi3 } from '../model/phi3.js';
 import { ContextLengthError } from '../model/phi3.js';
 import type { SpmTokenizer } from '../tokenizer/spm.js';
 import { StreamDecoder } from '../tokenizer/spm.js';
-import { Sampler, logSoftmax, type SamplingOptions } from './sampler.js';
+import { Sampler, logSoftmax, validateSampling, type OptionNames, type SamplingOptions } from './sampler.js';
 
 export interface GenerateOptions extends SamplingOptions {
+  /** tokens to generate at most (default: until the context is full or an end-of-generation token) */
   maxTokens?: number;
-  stop?: string[];
+  /** stop strings (one or several): generation ends before the first one, which is not output */
+  stop?: string | string[];
   /** stop at end-of-generation tokens (default true) */
   stopAtEog?: boolean;
   signal?: AbortSignal;
@@ -45,6 +47,33 @@ export interface GeneratedChunk {
   topLogprobs?: { token: number; logprob: number }[];
 }
 
+const GENERATE_KEYS = new Set([
+  'maxTokens', 'stop', 'stopAtEog', 'signal', 'topLogprobs', 'reuseCache',
+  'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'frequencyPenalty', 'presencePenalty', 'penaltyLastN', 'seed', 'logitBias',
+]);
+
+/**
+ * Check generation options before anything runs: unknown options, wrong types (TypeError) and values
+ * out of range (RangeError) are errors that name the option (as `name` spells it for the caller).
+ */
+export function validateGenerateOptions(o: GenerateOptions, vocabSize?: number, name: OptionNames = (k) => k): void {
+  if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
+  for (const k of Object.keys(o)) if (!GENERATE_KEYS.has(k) && (o as Record<string, unknown>)[k] !== undefined) throw new TypeError(`unknown option '${k}'`);
+  validateSampling(o, name, vocabSize);
+  if (o.maxTokens !== undefined && (typeof o.maxTokens !== 'number' || !Number.isInteger(o.maxTokens) || o.maxTokens < 1))
+    throw (typeof o.maxTokens !== 'number' ? TypeError : RangeError)(`${name('maxTokens')} must be a positive integer, got ${JSON.stringify(o.maxTokens)}`);
+  if (o.stop !== undefined && typeof o.stop !== 'string' && !(Array.isArray(o.stop) && o.stop.every((s) => typeof s === 'string')))
+    throw new TypeError(`${name('stop')} must be a string or an array of strings, got ${JSON.stringify(o.stop)}`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError(`${name('signal')} must be an AbortSignal`);
+  if (o.topLogprobs !== undefined && (!Number.isInteger(o.topLogprobs) || o.topLogprobs < 0 || o.topLogprobs > 20))
+    throw new RangeError(`${name('topLogprobs')} must be an integer in [0, 20], got ${JSON.stringify(o.topLogprobs)}`);
+  for (const k of ['stopAtEog', 'reuseCache'] as const)
+    if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new TypeError(`${name(k)} must be a boolean, got ${JSON.stringify(o[k])}`);
+}
+
+/** one turn of the event loop (timers, I/O, signals), between tokens and between prefill chunks */
+export const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 /** tokens in common at the start of two sequences */
 function sharedPrefix(a: readonly number[], b: readonly number[]): number {
   let n = 0;
@@ -62,90 +91,108 @@ export async function* generate(
   prompt: readonly number[],
   history: number[],
   o: GenerateOptions = {},
+  /** called once when generation ends, however it ends (done, error, break out of the loop) */
+  onEnd?: (stats: GenerationStats) => void,
 ): AsyncGenerator<GeneratedChunk, GenerationStats> {
-  const maxTokens = o.maxTokens ?? 256;
   if (prompt.length === 0) throw new RangeError('the prompt is empty');
+  if (prompt.length >= model.ctx) throw new ContextLengthError(prompt.length + 1, model.ctx, `the prompt (${prompt.length} tokens) plus one generated token`);
+  const maxTokens = o.maxTokens ?? model.ctx - prompt.length;
   if (prompt.length + maxTokens > model.ctx) throw new ContextLengthError(prompt.length + maxTokens, model.ctx, `prompt (${prompt.length} tokens) plus max_tokens (${maxTokens})`);
   const sampler = new Sampler(o);
+  const stops = (typeof o.stop === 'string' ? [o.stop] : (o.stop ?? [])).filter((s) => s.length > 0);
 
-  // prefill: reuse the cached prefix when asked (always recompute at least the last prompt token)
-  let keep = o.reuseCache ? Math.min(sharedPrefix(history, prompt), prompt.length - 1) : 0;
-  keep = Math.min(keep, model.nPast);
-  model.truncate(keep);
-  history.length = keep;
-  const t0 = performance.now();
-  let logits = model.forward(prompt.slice(keep))[0]!;
-  history.push(...prompt.slice(keep));
-  const t1 = performance.now();
-
-  const stops = (o.stop ?? []).filter((s) => s.length > 0);
-  const decoder = new StreamDecoder(tok);
-  let pending = ''; // text held back while it may begin a stop string
-  let generated = 0;
-  let finishReason: FinishReason = 'length';
+  let keep = 0, generated = 0;
+  let finishReason: FinishReason = 'abort'; // until the loop says otherwise (a break out of it is an abort)
   const generatedIds: number[] = [];
-
-  while (generated < maxTokens) {
-    if (o.signal?.aborted) {
-      finishReason = 'abort';
-      break;
-    }
-    const id = sampler.sample(logits, generatedIds);
-    generated++;
-    if ((o.stopAtEog ?? true) && tok.eog.has(id)) {
-      finishReason = 'stop';
-      break;
-    }
-    generatedIds.push(id);
-    let chunk: GeneratedChunk = { text: '', token: id };
-    if (o.topLogprobs !== undefined) {
-      const lp = logSoftmax(logits);
-      chunk.logprob = lp[id]!;
-      if (o.topLogprobs > 0) {
-        const top = Array.from(lp.keys()).sort((a, b) => lp[b]! - lp[a]!).slice(0, o.topLogprobs);
-        chunk.topLogprobs = top.map((t) => ({ token: t, logprob: lp[t]! }));
+  const t0 = performance.now();
+  let t1 = t0;
+  const stats = (): GenerationStats => {
+    const t2 = performance.now();
+    const promptSeconds = (t1 - t0) / 1000, decodeSeconds = (t2 - t1) / 1000;
+    return {
+      promptTokens: prompt.length,
+      promptTokensEvaluated: prompt.length - keep,
+      generatedTokens: generatedIds.length,
+      promptSeconds,
+      decodeSeconds,
+      promptTokPerSec: (prompt.length - keep) / Math.max(promptSeconds, 1e-9),
+      decodeTokPerSec: Math.max(generatedIds.length - 1, 0) / Math.max(decodeSeconds, 1e-9),
+      finishReason,
+    };
+  };
+  try {
+    if (o.signal?.aborted) return stats(); // an aborted signal runs nothing
+    // prefill: reuse the cached prefix when asked (always recompute at least the last prompt token),
+    // a chunk at a time with a turn of the event loop between chunks
+    keep = o.reuseCache ? Math.min(sharedPrefix(history, prompt), prompt.length - 1) : 0;
+    keep = Math.min(keep, model.nPast);
+    model.truncate(keep);
+    history.length = keep;
+    let logits: Float32Array | undefined;
+    for (let i = keep; i < prompt.length; i += model.maxBatch) {
+      const chunk = prompt.slice(i, Math.min(i + model.maxBatch, prompt.length));
+      logits = model.forward(chunk)[0];
+      history.push(...chunk);
+      if (i + model.maxBatch < prompt.length) {
+        await yieldToEventLoop();
+        if (o.signal?.aborted) return stats();
       }
     }
-    pending += decoder.push(id);
-    // a stop string anywhere in the pending text ends generation before it
-    const hit = stops.map((s) => pending.indexOf(s)).filter((i) => i >= 0);
-    if (hit.length) {
-      chunk = { ...chunk, text: pending.slice(0, Math.min(...hit)) };
-      yield chunk;
-      finishReason = 'stop';
-      pending = '';
-      break;
-    }
-    // emit all but the longest tail that is a proper prefix of some stop string
-    let hold = 0;
-    for (const s of stops) for (let k = Math.min(s.length - 1, pending.length); k > hold; k--) if (s.startsWith(pending.slice(-k))) hold = k;
-    chunk.text = pending.slice(0, pending.length - hold);
-    pending = pending.slice(pending.length - hold);
-    yield chunk;
+    t1 = performance.now();
 
-    if (generated >= maxTokens) break;
-    if (o.signal?.aborted) {
-      finishReason = 'abort';
-      break;
+    const decoder = new StreamDecoder(tok);
+    let pending = ''; // text held back while it may begin a stop string
+    let ended = false;
+    while (generated < maxTokens) {
+      if (o.signal?.aborted) break;
+      const id = sampler.sample(logits!, generatedIds);
+      generated++;
+      if ((o.stopAtEog ?? true) && tok.eog.has(id)) {
+        finishReason = 'stop';
+        ended = true;
+        break;
+      }
+      generatedIds.push(id);
+      let chunk: GeneratedChunk = { text: '', token: id };
+      if (o.topLogprobs !== undefined) {
+        const lp = logSoftmax(logits!);
+        chunk.logprob = lp[id]!;
+        if (o.topLogprobs > 0) {
+          const top = Array.from(lp.keys()).sort((a, b) => lp[b]! - lp[a]!).slice(0, o.topLogprobs);
+          chunk.topLogprobs = top.map((t) => ({ token: t, logprob: lp[t]! }));
+        }
+      }
+      pending += decoder.push(id);
+      // a stop string anywhere in the pending text ends generation before it
+      const hit = stops.map((s) => pending.indexOf(s)).filter((i) => i >= 0);
+      if (hit.length) {
+        chunk = { ...chunk, text: pending.slice(0, Math.min(...hit)) };
+        finishReason = 'stop';
+        ended = true;
+        pending = '';
+        yield chunk;
+        break;
+      }
+      // emit all but the longest tail that is a proper prefix of some stop string
+      let hold = 0;
+      for (const s of stops) for (let k = Math.min(s.length - 1, pending.length); k > hold; k--) if (s.startsWith(pending.slice(-k))) hold = k;
+      chunk.text = pending.slice(0, pending.length - hold);
+      pending = pending.slice(pending.length - hold);
+      yield chunk;
+
+      if (generated >= maxTokens) break;
+      await yieldToEventLoop(); // timers, signals and I/O run once per token
+      if (o.signal?.aborted) break;
+      logits = model.forward([id])[0]!;
+      history.push(id);
     }
-    logits = model.forward([id])[0]!;
-    history.push(id);
+    if (!ended) finishReason = o.signal?.aborted ? 'abort' : 'length';
+    if (finishReason !== 'stop') {
+      const rest = pending + decoder.flush();
+      if (rest) yield { text: rest, token: -1 };
+    }
+    return stats();
+  } finally {
+    onEnd?.(stats());
   }
-  if (finishReason !== 'stop') {
-    const rest = pending + decoder.flush();
-    if (rest) yield { text: rest, token: -1 };
-  }
-  const t2 = performance.now();
-  const promptSeconds = (t1 - t0) / 1000;
-  const decodeSeconds = (t2 - t1) / 1000;
-  return {
-    promptTokens: prompt.length,
-    promptTokensEvaluated: prompt.length - keep,
-    generatedTokens: generatedIds.length,
-    promptSeconds,
-    decodeSeconds,
-    promptTokPerSec: (prompt.length - keep) / Math.max(promptSeconds, 1e-9),
-    decodeTokPerSec: Math.max(generatedIds.length - 1, 0) / Math.max(decodeSeconds, 1e-9),
-    finishReason,
-  };
 }

@@ -20,6 +20,8 @@ export interface SamplingOptions {
   /** how many recent tokens the penalties look at (default 64) */
   penaltyLastN?: number;
   seed?: number;
+  /** added to the logit of each token id before sampling (OpenAI's logit_bias; -Infinity bans a token) */
+  logitBias?: Record<number, number> | Map<number, number>;
 }
 
 export function argmax(logits: ArrayLike<number>): number {
@@ -28,24 +30,45 @@ export function argmax(logits: ArrayLike<number>): number {
   return best;
 }
 
-export function validateSampling(o: SamplingOptions): void {
-  const bad = (name: string, v: number | undefined, ok: (v: number) => boolean, want: string) => {
-    if (v !== undefined && (!Number.isFinite(v) || !ok(v))) throw new RangeError(`${name} must be ${want}, got ${v}`);
+/** the names an option goes by in errors: the library's own by default (the CLI and server pass theirs) */
+export type OptionNames = (option: string) => string;
+
+/** Check sampling options up front: TypeError for a wrong type, RangeError for a value out of range, naming the option. */
+export function validateSampling(o: SamplingOptions, name: OptionNames = (k) => k, vocabSize?: number): void {
+  const check = (key: keyof SamplingOptions, ok: (v: number) => boolean, want: string, integer = false) => {
+    const v = o[key];
+    if (v === undefined) return;
+    if (typeof v !== 'number') throw new TypeError(`${name(key)} must be a number, got ${typeof v} ${JSON.stringify(v)}`);
+    if (!Number.isFinite(v) || (integer && !Number.isInteger(v)) || !ok(v)) throw new RangeError(`${name(key)} must be ${want}, got ${v}`);
   };
-  bad('temperature', o.temperature, (v) => v >= 0, '≥ 0');
-  bad('top_k', o.topK, (v) => v >= 0 && Number.isInteger(v), 'a non-negative integer');
-  bad('top_p', o.topP, (v) => v > 0 && v <= 1, 'in (0, 1]');
-  bad('min_p', o.minP, (v) => v >= 0 && v <= 1, 'in [0, 1]');
-  bad('repeat_penalty', o.repeatPenalty, (v) => v > 0, '> 0');
-  bad('frequency_penalty', o.frequencyPenalty, (v) => v >= -2 && v <= 2, 'in [-2, 2]');
-  bad('presence_penalty', o.presencePenalty, (v) => v >= -2 && v <= 2, 'in [-2, 2]');
+  check('temperature', (v) => v >= 0, '≥ 0');
+  check('topK', (v) => v >= 0, 'a non-negative integer', true);
+  check('topP', (v) => v > 0 && v <= 1, 'in (0, 1]');
+  check('minP', (v) => v >= 0 && v <= 1, 'in [0, 1]');
+  check('repeatPenalty', (v) => v > 0, '> 0');
+  check('frequencyPenalty', (v) => v >= -2 && v <= 2, 'in [-2, 2]');
+  check('presencePenalty', (v) => v >= -2 && v <= 2, 'in [-2, 2]');
+  check('penaltyLastN', (v) => v >= 0, 'a non-negative integer', true);
+  check('seed', (v) => Math.abs(v) <= Number.MAX_SAFE_INTEGER, 'an integer', true);
+  if (o.logitBias !== undefined) {
+    if (typeof o.logitBias !== 'object' || o.logitBias === null) throw new TypeError(`${name('logitBias')} must be an object of token id → bias`);
+    for (const [k, b] of o.logitBias instanceof Map ? o.logitBias : Object.entries(o.logitBias)) {
+      const id = Number(k);
+      if (!Number.isInteger(id) || id < 0 || (vocabSize !== undefined && id >= vocabSize))
+        throw new RangeError(`${name('logitBias')}: token id ${k} is outside the vocabulary${vocabSize ? ` (0..${vocabSize - 1})` : ''}`);
+      if (typeof b !== 'number' || Number.isNaN(b) || b === Infinity) throw new RangeError(`${name('logitBias')}: the bias of token ${k} must be a number (or -Infinity), got ${b}`);
+    }
+  }
 }
 
 export class Sampler {
   private readonly rng: Rng;
+  private readonly bias: [number, number][];
   constructor(readonly opts: SamplingOptions = {}) {
     validateSampling(opts);
     this.rng = new Rng(opts.seed ?? (Math.random() * 2 ** 32) >>> 0);
+    const b = opts.logitBias;
+    this.bias = b ? [...(b instanceof Map ? b : Object.entries(b))].map(([k, v]) => [Number(k), v]) : [];
   }
 
   /** pick the next token; `history` = tokens so far (for penalties). Does not modify `logits`. */
@@ -94,13 +117,18 @@ export class Sampler {
     return cand[cand.length - 1]!;
   }
 
+  /** logit bias (first in llama.cpp's chain), then the penalties; a copy when anything changes */
   private applyPenalties(logits: Float32Array, history: readonly number[]): Float32Array {
     const o = this.opts;
+    if (this.bias.length) {
+      logits = logits.slice();
+      for (const [t, b] of this.bias) if (t < logits.length) logits[t] = logits[t]! + b;
+    }
     const rp = o.repeatPenalty ?? 1, fp = o.frequencyPenalty ?? 0, pp = o.presencePenalty ?? 0;
     if ((rp === 1 && fp === 0 && pp === 0) || history.length === 0) return logits;
     const counts = new Map<number, number>();
     for (const t of history.slice(-(o.penaltyLastN ?? 64))) counts.set(t, (counts.get(t) ?? 0) + 1);
-    const l = logits.slice();
+    const l = this.bias.length ? logits : logits.slice();
     for (const [t, n] of counts) {
       if (t < 0 || t >= l.length) continue;
       let v = l[t]!;

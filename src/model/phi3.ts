@@ -116,6 +116,8 @@ export class Phi3<B = unknown> {
     readonly ctx: number,
     /** largest batch one forward() call processes at once; longer inputs are split */
     readonly maxBatch = 64,
+    /** apply phi3.attention.sliding_window (llama.cpp ignores it for Phi, and so do we by default) */
+    swa = false,
   ) {
     const c = config;
     this.attn = {
@@ -128,16 +130,17 @@ export class Phi3<B = unknown> {
       // LongRoPE: one factor set for the whole context, as llama.cpp
       ropeFreqFactors: { long: weights.ropeFactorsLong, short: weights.ropeFactorsShort, none: undefined }[ropeFactorSet(c, ctx)],
       ropeAttnFactor: c.ropeAttnFactor,
+      window: swa ? c.slidingWindow ?? 0 : 0,
       qkvDim: c.dim + 2 * c.kvDim,
     };
     this.cache = ops.kvCache(c.nLayers, ctx, c.kvDim);
     this.state = new RunState(ops, c, maxBatch);
   }
 
-  static load<B>(f: GGUFFile, ops: Ops<B>, opts: { ctx?: number; maxBatch?: number; onTensor?: (bytes: number) => void } = {}): Phi3<B> {
+  static load<B>(f: GGUFFile, ops: Ops<B>, opts: { ctx?: number; maxBatch?: number; swa?: boolean; onTensor?: (bytes: number) => void } = {}): Phi3<B> {
     const c = configFromGguf(f);
     const ctx = opts.ctx ?? c.contextLength;
-    return new Phi3(c, loadWeights(f, c, ops, opts.onTensor), ops, ctx, opts.maxBatch);
+    return new Phi3(c, loadWeights(f, c, ops, opts.onTensor), ops, ctx, opts.maxBatch, opts.swa);
   }
 
   /** forget the KV cache (the next forward starts at position 0) */

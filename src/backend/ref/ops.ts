@@ -129,18 +129,19 @@ export function attentionRef(out: Float32Array, qkv: Float32Array, c: RefKvCache
   const group = nHeads / nKvHeads;
   for (let t = 0; t < T; t++) {
     const n = pos0 + t + 1; // causal: positions 0..pos0+t
+    const p0 = s.window > 0 && n > s.window ? n - s.window : 0; // sliding window: only the last `window` of them
     for (let h = 0; h < nHeads; h++) {
       const q = t * qkvDim + h * headDim;
       const kvh = Math.floor(h / group) * headDim;
       let max = -Infinity;
-      for (let p = 0; p < n; p++) {
+      for (let p = p0; p < n; p++) {
         let d = 0;
         for (let i = 0; i < headDim; i++) d += qkv[q + i]! * fp16ToFp32(K[p * kvDim + kvh + i]!);
         att[p] = d * scale;
         if (att[p]! > max) max = att[p]!;
       }
       let sum = 0;
-      for (let p = 0; p < n; p++) {
+      for (let p = p0; p < n; p++) {
         const e = Math.exp(att[p]! - max);
         att[p] = e < ATT_FLOOR ? 0 : e; // a weight under 2^-100 counts as 0 (as the WASM kernel: no subnormal floats)
         sum += att[p]!;
@@ -148,7 +149,7 @@ export function attentionRef(out: Float32Array, qkv: Float32Array, c: RefKvCache
       const o = t * qDim + h * headDim;
       for (let i = 0; i < headDim; i++) {
         let acc = 0;
-        for (let p = 0; p < n; p++) acc += att[p]! * fp16ToFp32(V[p * kvDim + kvh + i]!);
+        for (let p = p0; p < n; p++) acc += att[p]! * fp16ToFp32(V[p * kvDim + kvh + i]!);
         out[o + i] = acc / sum;
       }
     }

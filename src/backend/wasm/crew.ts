@@ -54,20 +54,29 @@ export class Crew {
     module: WebAssembly.Module,
   ) {
     if (nThreads > 1) {
-      this.pool = new Piscina({ filename: workerFile(), minThreads: nThreads - 1, maxThreads: nThreads - 1, idleTimeout: Infinity });
+      this.pool = new Piscina({ filename: workerFile(), minThreads: nThreads - 1, maxThreads: nThreads - 1, idleTimeout: Infinity, atomics: 'disabled' });
       for (let i = 1; i < nThreads; i++) {
         const init: CrewInit = { control: this.control, memories, module, index: i, nThreads };
         this.tasks.push(
-          this.pool.run(init).catch((e: Error) => {
-            // a worker that dies outside its own try/catch: release anyone waiting and remember why
-            this.failure = e;
-            Atomics.store(this.ctl, ERROR, 1);
-            Atomics.add(this.ctl, DONE, 1);
-            Atomics.notify(this.ctl, DONE);
-          }),
+          this.pool.run(init).catch((e: Error) => this.fail(e)),
         );
       }
+      // the crew never keeps the process alive: a script that forgets close() still exits (ops run
+      // synchronously on the main thread, so no op can be cut short by that); a worker that exits
+      // before STOP has failed
+      for (const t of this.pool.threads) {
+        t.unref();
+        t.once('exit', (code) => Atomics.load(this.ctl, STOP) || this.fail(new Error(`a worker thread exited (code ${code})`)));
+      }
     }
+  }
+
+  /** a worker died outside its own try/catch: release anyone waiting and remember why */
+  private fail(e: Error): void {
+    this.failure ??= e;
+    Atomics.store(this.ctl, ERROR, 1);
+    Atomics.add(this.ctl, DONE, 1);
+    Atomics.notify(this.ctl, DONE);
   }
 
   /** resolves once every worker is in its loop (the hot path is synchronous and cannot wait for the event loop) */

@@ -39,7 +39,7 @@ export interface Kernels {
   kv_store(kPtr: number, vPtr: number, qkvPtr: number, T: number, pos0: number, qDim: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number): void;
   attention(
     outPtr: number, qkvPtr: number, kPtr: number, vPtr: number, attPtr: number, T: number, pos0: number,
-    nHeads: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number, h0: number, h1: number, scale: number,
+    nHeads: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number, h0: number, h1: number, scale: number, window: number,
   ): void;
   /** columns [i0, i1) of each token's silu(gate)·up */
   swiglu(outPtr: number, guPtr: number, T: number, hiddenDim: number, i0: number, i1: number): void;

@@ -367,7 +367,7 @@ export class WasmOps implements Ops<WasmBuf> {
     const b0 = this.banks[0]!;
     const qDim = s.nHeads * s.headDim;
     b0.k.kv_store(c.k[l]!, c.v[l]!, qkv.ptr, T, pos0, qDim, s.nKvHeads, s.headDim, s.qkvDim, c.ctx);
-    const args = [Op.ATTENTION, 0, out.ptr, qkv.ptr, c.k[l]!, c.v[l]!, this.att, T, pos0, s.nHeads, s.nKvHeads, s.headDim, s.qkvDim, 1 / Math.sqrt(s.headDim), this.attStride, c.ctx];
+    const args = [Op.ATTENTION, 0, out.ptr, qkv.ptr, c.k[l]!, c.v[l]!, this.att, T, pos0, s.nHeads, s.nKvHeads, s.headDim, s.qkvDim, 1 / Math.sqrt(s.headDim), this.attStride, c.ctx, s.window];
     const kernels = this.banks.map((b) => b.k);
     this.crew.run(args, (i, n) => runShare(kernels, args, i, n));
   }
