@@ -15,7 +15,7 @@ import { configFromGguf, estimateMemory, type ConfigWarning, type Phi3Config } f
 import { Phi3, ContextLengthError } from './model/phi3.js';
 import { SpmTokenizer } from './tokenizer/spm.js';
 import { generate, validateGenerateOptions, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
-import { renderChat, type ChatMessage } from './generate/chat.js';
+import { renderChat, renderChatSegments, type ChatMessage } from './generate/chat.js';
 
 export { ContextLengthError } from './model/phi3.js';
 export { GgufError } from './gguf/types.js';
@@ -219,20 +219,36 @@ export class Model {
     return { stats, [Symbol.asyncIterator]: () => gen };
   }
 
-  /** the chat prompt for messages: the file's chat template (or Phi-3's), ending with the assistant's turn */
-  chatPrompt(messages: ChatMessage[]): string {
+  private templateTokens(): { template: string | undefined; bosToken: string; eosToken: string; addGenerationPrompt: boolean } {
     const t = this.tokenizer;
-    return renderChat(messages, {
+    return {
       template: this.chatTemplate,
       bosToken: t.bos >= 0 ? t.decode([t.bos], { special: true }) : '',
       eosToken: t.eos >= 0 ? t.decode([t.eos], { special: true }) : '',
       addGenerationPrompt: true,
-    });
+    };
+  }
+
+  /** the chat prompt for messages: the file's chat template (or Phi-3's), ending with the assistant's turn */
+  chatPrompt(messages: ChatMessage[]): string {
+    return renderChat(messages, this.templateTokens());
+  }
+
+  /**
+   * The chat prompt's token ids. The template's markup is parsed for special tokens; message content
+   * is tokenized as text, so special-token text a user writes (`<|end|><|system|>`) stays text and
+   * cannot forge a turn — unless `parseSpecialInContent` asks for the old behaviour.
+   */
+  chatTokens(messages: ChatMessage[], opts: { parseSpecialInContent?: boolean } = {}): number[] {
+    if (opts.parseSpecialInContent) return this.tokenize(this.chatPrompt(messages), { special: true, addBos: false });
+    const segs = renderChatSegments(messages, this.templateTokens());
+    return this.tokenizer.encodeSegments(segs.map((s) => ({ text: s.text, parseSpecial: s.markup })), { addSpecial: false });
   }
 
   /** Stream an assistant reply to messages; `<|end|>` (an end-of-generation token) ends the turn. */
-  chat(messages: ChatMessage[], opts: GenerateOptions = {}): Generation {
-    return this.generate(this.tokenize(this.chatPrompt(messages), { special: true, addBos: false }), opts);
+  chat(messages: ChatMessage[], opts: GenerateOptions & { parseSpecialInContent?: boolean } = {}): Generation {
+    const { parseSpecialInContent, ...gen } = opts;
+    return this.generate(this.chatTokens(messages, { parseSpecialInContent }), gen);
   }
 
   /** release the weights, stop worker threads, close the file */

@@ -2,43 +2,103 @@
 /**
  * The `phi3` command line. Each subcommand's contract (flags, output format) is documented in the
  * README; other tools depend on them, so they change only on purpose.
+ *
+ * Conventions: every flag is checked before anything loads, and errors name the flag; llama.cpp's
+ * common aliases work (-m, -c/--ctx-size, -t, -p, -f, -n, --stop); `--help` on every subcommand;
+ * errors are one line on stderr (a stack trace only with --verbose); usage errors exit 2, others 1;
+ * a closed stdout (`| head`) ends the command quietly.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
 import { inspectGguf, formatInspect } from './inspect.js';
+import { parseFlags, usageOf, UsageError, HelpRequested, type FlagTable, type FlagValues } from './flags.js';
 import { PRESETS, SYNTH_TYPES, writeSynth } from '../synth/synth.js';
-import { GgufError } from '../gguf/types.js';
 import { GGUFFile } from '../gguf/reader.js';
 import { SpmTokenizer } from '../tokenizer/spm.js';
-import { loadModel, benchModel, ContextLengthError, type BackendName } from '../api.js';
-import { configFromGguf } from '../model/config.js';
-import * as fs from 'node:fs';
-import * as readline from 'node:readline';
-import { basename as pathBasename } from 'node:path';
+import { loadModel, benchModel, ContextLengthError, type BackendName, type LoadOptions, type Model } from '../api.js';
+import { configFromGguf, type ConfigWarning, type Phi3Config } from '../model/config.js';
 import { Phi3Server } from '../server/server.js';
+import { packageRoot } from '../backend/wasm/kernels.js';
 import type { ChatMessage } from '../generate/chat.js';
+import type { GenerateOptions } from '../generate/generate.js';
 
-type Handler = (argv: string[]) => Promise<void> | void;
+const warn = (msg: string) => process.stderr.write(`phi3: warning: ${msg}\n`);
 
-function args<T extends ParseArgsConfig['options']>(argv: string[], options: T, usage: string) {
+// ── flag groups ─────────────────────────────────────────────────────────────────────────────
+
+const MODEL = {
+  model: { type: 'string', short: 'm', help: 'the GGUF file (or give it as the first argument)' },
+  ctx: { type: 'int', short: 'c', aliases: ['ctx-size'], min: 1, help: 'context length in tokens (default: the trained one)' },
+  threads: { type: 'int', short: 't', min: 1, help: 'worker threads (default: the cores, at most)' },
+  backend: { type: 'string', choices: ['wasm', 'ref'], help: 'SIMD kernels (default) or the plain-TypeScript reference' },
+  swa: { type: 'bool', help: "apply the file's attention.sliding_window (llama.cpp ignores it for Phi)" },
+  force: { type: 'bool', help: 'allow --ctx above the trained context of a model without LongRoPE' },
+} as const satisfies FlagTable;
+
+const SAMPLING = {
+  temp: { type: 'number', min: 0, aliases: ['temperature'], help: 'temperature, 0 = greedy' },
+  'top-k': { type: 'int', min: 0, help: 'keep the k most likely tokens (0 = all)' },
+  'top-p': { type: 'number', min: 0, minExclusive: true, max: 1, help: 'nucleus sampling, in (0, 1]' },
+  'min-p': { type: 'number', min: 0, max: 1, help: 'drop tokens below p × the top probability' },
+  'repeat-penalty': { type: 'number', min: 0, minExclusive: true, help: 'penalise repeats of the last 64 tokens (1 = off)' },
+  seed: { type: 'int', special: -1, min: 0, max: 2 ** 32 - 1, help: 'sampling seed (-1: random)' },
+  stop: { type: 'string', multiple: true, help: 'stop before this text (repeatable)' },
+  n: { type: 'int', short: 'n', aliases: ['n-predict'], min: 1, special: -1, help: 'tokens to generate (-1: until the context is full)' },
+} as const satisfies FlagTable;
+
+type ModelFlags = FlagValues<typeof MODEL>;
+type SamplingFlags = FlagValues<typeof SAMPLING>;
+
+function modelPath(v: ModelFlags, positionals: string[], usage: string): string {
+  const p = v.model ?? positionals[0];
+  if (!p || positionals.length > (v.model ? 0 : 1)) throw new UsageError(`usage: ${usage}`);
+  return p;
+}
+
+/**
+ * Everything about the file that can be checked before loading its weights: the file parses, the
+ * context is within what the model was trained for (a LongRoPE model may go past it with a
+ * warning; another only with --force), the thread count is within the cores.
+ */
+function preflight(file: string, v: ModelFlags): { config: Phi3Config; tok: SpmTokenizer; load: LoadOptions } {
+  const f = GGUFFile.open(file);
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\nusage: ${usage}`);
+    const warnings: ConfigWarning[] = [];
+    const config = configFromGguf(f, warnings);
+    for (const w of warnings) warn(w.message);
+    const tok = new SpmTokenizer(f);
+    if (v.ctx !== undefined && v.ctx > config.contextLength) {
+      const longRope = config.ropeFactors.long;
+      if (!longRope && !v.force)
+        throw new UsageError(`--ctx ${v.ctx} is above the ${config.contextLength} tokens this model was trained for; add --force to run it anyway`);
+      warn(`--ctx ${v.ctx} is above the ${config.contextLength} tokens this model was trained for; expect degraded output`);
+    }
+    let threads = v.threads;
+    const cores = os.availableParallelism();
+    if (threads !== undefined && threads > cores) {
+      warn(`--threads ${threads} is more than the ${cores} cores here: using ${cores}`);
+      threads = cores;
+    }
+    if (v.swa && !config.slidingWindow) warn('--swa: the file has no sliding window; attention is full');
+    return { config, tok, load: { ctx: v.ctx, threads, backend: v.backend as BackendName | undefined, swa: v.swa, onProgress: progress() } };
+  } finally {
+    f.close();
   }
 }
 
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
-
-function num(v: string | undefined, name: string, dflt?: number): number {
-  if (v === undefined) {
-    if (dflt === undefined) throw new UsageError(`--${name} is required`);
-    return dflt;
-  }
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new UsageError(`--${name} expects a number, got '${v}'`);
-  return n;
+function samplingOf(v: SamplingFlags): GenerateOptions {
+  return {
+    maxTokens: v.n === undefined || v.n === -1 ? undefined : v.n,
+    temperature: v.temp,
+    topK: v['top-k'],
+    topP: v['top-p'],
+    minP: v['min-p'],
+    repeatPenalty: v['repeat-penalty'],
+    seed: v.seed === undefined || v.seed === -1 ? undefined : v.seed,
+    stop: v.stop,
+  };
 }
 
 function tokenList(s: string | undefined): number[] {
@@ -66,9 +126,19 @@ function readStdin(): Buffer {
   return Buffer.concat(chunks);
 }
 
+const utf8 = (b: Buffer) => new TextDecoder('utf-8', { ignoreBOM: true }).decode(b);
+
+function readFileArg(flag: string, file: string): string {
+  try {
+    return utf8(fs.readFileSync(file));
+  } catch (e) {
+    throw new UsageError(`${flag} ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+}
+
 /** the tokenizer of a GGUF without loading its weights */
-function openTokenizer(path: string): SpmTokenizer {
-  const f = GGUFFile.open(path);
+function openTokenizer(file: string): SpmTokenizer {
+  const f = GGUFFile.open(file);
   try {
     return new SpmTokenizer(f);
   } finally {
@@ -91,163 +161,141 @@ function progress(): ((done: number, total: number) => void) | undefined {
   };
 }
 
-const backendOpt = { backend: { type: 'string', default: 'wasm' }, threads: { type: 'string' } } as const;
+/** the system message is dropped by the template (Phi-3's own has no system role): say so */
+function warnIfSystemDropped(model: Model, system: string | undefined): void {
+  if (!system) return;
+  const probe: ChatMessage[] = [{ role: 'user', content: 'x' }];
+  if (model.chatPrompt([{ role: 'system', content: system }, ...probe]) === model.chatPrompt(probe))
+    warn("--system: this model's chat template has no system role, so the system message is dropped");
+}
 
-const commands: Record<string, { usage: string; run: Handler }> = {
+// ── commands ────────────────────────────────────────────────────────────────────────────────
+
+interface Command {
+  synopsis: string;
+  flags: FlagTable;
+  run(values: Record<string, unknown>, positionals: string[], usage: string): Promise<void> | void;
+}
+
+const RUN = {
+  ...MODEL,
+  prompt: { type: 'string', short: 'p', help: 'the prompt (or -f, or stdin)' },
+  file: { type: 'string', short: 'f', help: 'read the prompt from a file' },
+  system: { type: 'string', help: "a system message: the prompt becomes a chat turn in the file's template" },
+  ...SAMPLING,
+} as const satisfies FlagTable;
+
+const CHAT = { ...MODEL, system: { type: 'string', help: 'the system message' }, ...SAMPLING } as const satisfies FlagTable;
+
+const SERVE = {
+  ...MODEL,
+  host: { type: 'string', help: 'address to listen on (default 127.0.0.1)' },
+  port: { type: 'int', min: 0, max: 65535, help: 'port (default 8080; 0 = any free port)' },
+  'grace-ms': { type: 'int', min: 0, help: 'on SIGTERM/SIGINT, wait this long for running requests (default 10000)' },
+  'parse-special-content': { type: 'bool', help: 'parse special-token text inside chat message content (unsafe: users can forge turns)' },
+} as const satisfies FlagTable;
+
+const commands: Record<string, Command> = {
   run: {
-    usage: 'phi3 run <model.gguf> -p "…" [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx C] [--backend wasm|ref] [--threads N]',
-    async run(argv) {
-      const { values, positionals } = args(
-        argv,
-        {
-          prompt: { type: 'string', short: 'p' },
-          n: { type: 'string', short: 'n', default: '128' },
-          temp: { type: 'string', default: '0.8' },
-          'top-k': { type: 'string', default: '40' },
-          'top-p': { type: 'string', default: '0.95' },
-          'min-p': { type: 'string', default: '0.05' },
-          'repeat-penalty': { type: 'string', default: '1' },
-          seed: { type: 'string' },
-          ctx: { type: 'string' },
-          ...backendOpt,
-        },
-        this.usage,
-      );
-      if (positionals.length !== 1 || values.prompt === undefined) throw new UsageError(`usage: ${this.usage}`);
-      const path = positionals[0]!;
-      // check the context before loading any weights
-      const ctx = values.ctx ? num(values.ctx, 'ctx') : undefined;
-      const maxTokens = num(values.n, 'n');
-      {
-        const f = GGUFFile.open(path);
-        try {
-          const nPrompt = new SpmTokenizer(f).encode(values.prompt, { parseSpecial: true }).length;
-          const limit = ctx ?? configFromGguf(f).contextLength;
-          if (nPrompt + maxTokens > limit) throw new ContextLengthError(nPrompt + maxTokens, limit, `prompt (${nPrompt} tokens) plus -n (${maxTokens})`);
-        } finally {
-          f.close();
-        }
+    synopsis: 'phi3 run <model.gguf> -p "…" [flags]      generate text; stats on stderr',
+    flags: RUN,
+    async run(values, positionals, usage) {
+      const v = values as FlagValues<typeof RUN>;
+      const file = modelPath(v, positionals, usage);
+      let prompt = v.prompt ?? (v.file !== undefined ? readFileArg('--file', v.file) : undefined);
+      if (prompt === undefined) {
+        if (process.stdin.isTTY) throw new UsageError(`give a prompt with -p, -f or on stdin\nusage: ${usage}`);
+        prompt = utf8(readStdin());
       }
-      const model = await loadModel(path, { ctx, backend: values.backend as BackendName, threads: values.threads ? num(values.threads, 'threads') : undefined, onProgress: progress() });
+      const opts = samplingOf(v);
+      opts.temperature ??= 0.8;
+      opts.topK ??= 40;
+      opts.topP ??= 0.95;
+      opts.minP ??= 0.05;
+      const pre = preflight(file, v);
+      // check the context before loading any weights
+      const ctx = v.ctx ?? pre.config.contextLength;
+      const nPrompt = pre.tok.encode(prompt, { parseSpecial: true }).length;
+      if (nPrompt + (opts.maxTokens ?? 1) > ctx) throw new ContextLengthError(nPrompt + (opts.maxTokens ?? 1), ctx, `prompt (${nPrompt} tokens) plus -n (${opts.maxTokens ?? 1})`);
+      const model = await loadModel(file, pre.load);
       try {
-        const g = model.generate(values.prompt, {
-          maxTokens,
-          temperature: num(values.temp, 'temp'),
-          topK: num(values['top-k'], 'top-k'),
-          topP: num(values['top-p'], 'top-p'),
-          minP: num(values['min-p'], 'min-p'),
-          repeatPenalty: num(values['repeat-penalty'], 'repeat-penalty'),
-          seed: values.seed !== undefined ? num(values.seed, 'seed') : undefined,
-        });
+        const ac = new AbortController();
+        process.once('SIGINT', () => ac.abort());
+        let g;
+        if (v.system !== undefined) {
+          warnIfSystemDropped(model, v.system);
+          g = model.chat([{ role: 'system', content: v.system }, { role: 'user', content: prompt }], { ...opts, signal: ac.signal });
+        } else g = model.generate(prompt, { ...opts, signal: ac.signal });
         for await (const text of g) process.stdout.write(text);
         const s = await g.stats;
         process.stdout.write('\n');
         process.stderr.write(
-          `load ${model.loadStats.loadSeconds.toFixed(2)} s | prompt ${s.promptTokens} tok, ${s.promptTokPerSec.toFixed(2)} tok/s | decode ${s.generatedTokens} tok, ${s.decodeTokPerSec.toFixed(2)} tok/s | ${s.finishReason} | backend ${values.backend}\n`,
+          `load ${model.loadStats.loadSeconds.toFixed(2)} s | prompt ${s.promptTokens} tok, ${s.promptTokPerSec.toFixed(2)} tok/s | decode ${s.generatedTokens} tok, ${s.decodeTokPerSec.toFixed(2)} tok/s | ${s.finishReason} | backend ${v.backend ?? 'wasm'}\n`,
         );
       } finally {
         await model.close();
       }
     },
   },
-  bench: {
-    usage: 'phi3 bench <model.gguf> [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--backend wasm|ref] [--json]',
-    async run(argv) {
-      const { values, positionals } = args(
-        argv,
-        { 'prompt-tokens': { type: 'string', default: '128' }, 'gen-tokens': { type: 'string', default: '64' }, json: { type: 'boolean' }, ...backendOpt },
-        this.usage,
-      );
-      if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
-      const nPrompt = num(values['prompt-tokens'], 'prompt-tokens'), nGen = num(values['gen-tokens'], 'gen-tokens');
-      const r = await benchModel(positionals[0]!, { nPrompt, nGen, threads: values.threads ? num(values.threads, 'threads') : undefined, backend: values.backend as BackendName });
-      process.stdout.write(
-        values.json
-          ? JSON.stringify(r) + '\n'
-          : `load ${r.load_s.toFixed(2)} s | prefill ${r.prefill_tok_s.toFixed(2)} tok/s (${nPrompt} tokens) | decode ${r.decode_tok_s.toFixed(2)} tok/s (${nGen} tokens) | peak RSS ${r.peak_rss_mb.toFixed(0)} MB\n`,
-      );
-    },
-  },
-  serve: {
-    usage: 'phi3 serve <model.gguf> [--host 127.0.0.1] [--port 8080] [--ctx C] [--threads N] [--backend wasm|ref]',
-    async run(argv) {
-      const { values, positionals } = args(
-        argv,
-        { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8080' }, ctx: { type: 'string' }, ...backendOpt },
-        this.usage,
-      );
-      if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
-      const file = positionals[0]!;
-      const modelP = loadModel(file, {
-        ctx: values.ctx ? num(values.ctx, 'ctx') : undefined,
-        backend: values.backend as BackendName,
-        threads: values.threads ? num(values.threads, 'threads') : undefined,
-        onProgress: progress(),
-      });
-      // /health answers "loading" while the weights load
-      const server = new Phi3Server(modelP, { host: values.host, port: num(values.port, 'port'), modelId: pathBasename(file).replace(/\.gguf$/i, '') });
-      const addr = await server.listen();
-      process.stderr.write(`phi3 serve: listening on http://${addr.host}:${addr.port} (loading ${file})\n`);
-      const model = await modelP;
-      process.stderr.write(`phi3 serve: model loaded in ${model.loadStats.loadSeconds.toFixed(2)} s, ctx ${model.ctx}\n`);
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.stderr.write('phi3 serve: shutting down\n');
-          server.close().then(() => model.close()).then(resolve, resolve);
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
-    },
-  },
   chat: {
-    usage: 'phi3 chat <model.gguf> [--ctx C] [--temp T] [--seed S] [--system "…"] [--threads N] [--backend wasm|ref]   (/reset, /exit)',
-    async run(argv) {
-      const { values, positionals } = args(
-        argv,
-        { ctx: { type: 'string' }, temp: { type: 'string', default: '0.7' }, seed: { type: 'string' }, system: { type: 'string' }, n: { type: 'string', short: 'n', default: '512' }, ...backendOpt },
-        this.usage,
-      );
-      if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
-      const model = await loadModel(positionals[0]!, { ctx: values.ctx ? num(values.ctx, 'ctx') : undefined, backend: values.backend as BackendName, threads: values.threads ? num(values.threads, 'threads') : undefined, onProgress: progress() });
-      const rl = readline.createInterface({ input: process.stdin, terminal: false });
-      const messages: ChatMessage[] = values.system ? [{ role: 'system', content: values.system }] : [];
-      const reset = () => messages.splice(values.system ? 1 : 0);
-      process.stderr.write('phi3 chat: type a message; /reset starts over, /exit quits\n');
+    synopsis: 'phi3 chat <model.gguf> [flags]      a REPL that keeps the KV cache across turns (/reset, /exit; Ctrl-C stops a reply)',
+    flags: CHAT,
+    async run(values, positionals, usage) {
+      const v = values as FlagValues<typeof CHAT>;
+      const file = modelPath(v, positionals, usage);
+      const opts = samplingOf(v);
+      opts.temperature ??= 0.7;
+      const pre = preflight(file, v);
+      const model = await loadModel(file, pre.load);
+      warnIfSystemDropped(model, v.system);
+      const tty = process.stdin.isTTY && process.stdout.isTTY;
+      const rl = readline.createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty, historySize: 1000 });
+      const messages: ChatMessage[] = v.system ? [{ role: 'system', content: v.system }] : [];
+      const reset = () => messages.splice(v.system ? 1 : 0);
+      let replying: AbortController | undefined;
+      // Ctrl-C stops the reply; at the prompt it leaves
+      rl.on('SIGINT', () => (replying ? replying.abort() : rl.close()));
+      process.on('SIGINT', () => (replying ? replying.abort() : rl.close()));
+      process.stderr.write('phi3 chat: type a message; /reset starts over, /exit quits, Ctrl-C stops a reply\n');
       try {
-        const prompt = () => process.stdout.isTTY && process.stdout.write('> ');
-        prompt();
+        rl.setPrompt('> ');
+        if (tty) rl.prompt();
         for await (const line of rl) {
-          if (line.trim() === '/exit') break;
-          if (line.trim() === '/reset') {
-            reset();
-            process.stdout.write('(conversation reset)\n');
-            prompt();
-            continue;
-          }
-          if (!line.trim()) {
-            prompt();
+          const cmd = line.trim();
+          if (cmd === '/exit') break;
+          if (cmd === '/reset' || !cmd) {
+            if (cmd) {
+              reset();
+              process.stdout.write('(conversation reset)\n');
+            }
+            if (tty) rl.prompt();
             continue;
           }
           messages.push({ role: 'user', content: line });
           let reply = '';
-          // the KV cache keeps earlier turns: only the new turn's tokens are computed
+          replying = new AbortController();
           try {
-            const g = model.chat(messages, { maxTokens: num(values.n, 'n'), temperature: num(values.temp, 'temp'), seed: values.seed ? num(values.seed, 'seed') : undefined });
+            // the KV cache keeps earlier turns: only the new turn's tokens are computed; the reply may
+            // use what the context has left
+            const g = model.chat(messages, { ...opts, signal: replying.signal });
             for await (const t of g) {
               reply += t;
               process.stdout.write(t);
             }
             const s = await g.stats;
             process.stdout.write('\n');
-            process.stderr.write(`[${s.promptTokensEvaluated}/${s.promptTokens} prompt tokens computed, ${s.generatedTokens} generated, ${s.decodeTokPerSec.toFixed(1)} tok/s]\n`);
+            const left = model.ctx - s.promptTokens - s.generatedTokens;
+            process.stderr.write(`[${s.promptTokensEvaluated}/${s.promptTokens} prompt tokens computed, ${s.generatedTokens} generated, ${s.decodeTokPerSec.toFixed(1)} tok/s${s.finishReason === 'abort' ? ', stopped' : ''}; ${left} of ${model.ctx} context tokens left]\n`);
             messages.push({ role: 'assistant', content: reply });
+            if (s.finishReason === 'length' && left <= 0) process.stdout.write('(the context is full: /reset to start a new conversation, or restart with a larger --ctx)\n');
           } catch (e) {
             if ((e as Error).name !== 'ContextLengthError') throw e;
-            process.stdout.write(`\n(${(e as Error).message}; use /reset)\n`);
+            process.stdout.write(`(the context is full: ${(e as Error).message}; /reset to start over)\n`);
             messages.pop();
+          } finally {
+            replying = undefined;
           }
-          prompt();
+          if (tty) rl.prompt();
         }
       } finally {
         rl.close();
@@ -255,50 +303,120 @@ const commands: Record<string, { usage: string; run: Handler }> = {
       }
     },
   },
+  serve: {
+    synopsis: 'phi3 serve <model.gguf> [flags]      OpenAI-compatible HTTP server',
+    flags: SERVE,
+    async run(values, positionals, usage) {
+      const v = values as FlagValues<typeof SERVE>;
+      const file = modelPath(v, positionals, usage);
+      const pre = preflight(file, v);
+      const modelP = loadModel(file, pre.load);
+      // /health answers "loading" while the weights load
+      const server = new Phi3Server(modelP, { host: v.host ?? '127.0.0.1', port: v.port ?? 8080, modelId: path.basename(file).replace(/\.gguf$/i, ''), parseSpecialContent: v['parse-special-content'] });
+      let addr;
+      try {
+        addr = await server.listen();
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        modelP.then((m) => m.close(), () => {});
+        if (err.code === 'EADDRINUSE') throw new UsageError(`port ${v.port ?? 8080} on ${v.host ?? '127.0.0.1'} is already in use`, { cause: 1 });
+        if (err.code === 'EACCES') throw new UsageError(`no permission to listen on ${v.host ?? '127.0.0.1'}:${v.port ?? 8080}`, { cause: 1 });
+        throw e;
+      }
+      process.stderr.write(`phi3 serve: listening on http://${addr.host}:${addr.port} (loading ${file})\n`);
+      const stopped = new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (sig: string) => {
+          if (stopping) {
+            process.stderr.write(`phi3 serve: ${sig} again: exiting now\n`);
+            process.exit(1);
+          }
+          stopping = true;
+          process.stderr.write(`phi3 serve: ${sig}: no new requests; waiting up to ${(v['grace-ms'] ?? 10000) / 1000} s for running ones\n`);
+          server.shutdown(v['grace-ms'] ?? 10000).then(
+            () => modelP.then((m) => m.close(), () => {}),
+          ).then(resolve, resolve);
+        };
+        process.on('SIGINT', () => stop('SIGINT'));
+        process.on('SIGTERM', () => stop('SIGTERM'));
+      });
+      const model = await Promise.race([modelP, stopped.then(() => undefined)]);
+      if (model) process.stderr.write(`phi3 serve: model loaded in ${model.loadStats.loadSeconds.toFixed(2)} s, ctx ${model.ctx}\n`);
+      await stopped;
+      process.stderr.write('phi3 serve: stopped\n');
+    },
+  },
+  bench: {
+    synopsis: 'phi3 bench <model.gguf> [flags]      load, prefill and decode speed',
+    flags: {
+      ...MODEL,
+      'prompt-tokens': { type: 'int', min: 1, help: 'prompt length (default 128)' },
+      'gen-tokens': { type: 'int', min: 1, help: 'tokens to decode (default 64)' },
+      json: { type: 'bool', help: 'print {"load_s","prefill_tok_s","decode_tok_s","peak_rss_mb"}' },
+    },
+    async run(values, positionals, usage) {
+      const v = values as FlagValues<typeof MODEL> & { 'prompt-tokens'?: number; 'gen-tokens'?: number; json?: boolean };
+      const file = modelPath(v, positionals, usage);
+      const pre = preflight(file, v);
+      const nPrompt = v['prompt-tokens'] ?? 128, nGen = v['gen-tokens'] ?? 64;
+      const r = await benchModel(file, { nPrompt, nGen, threads: pre.load.threads, backend: pre.load.backend });
+      process.stdout.write(
+        v.json
+          ? JSON.stringify(r) + '\n'
+          : `load ${r.load_s.toFixed(2)} s | prefill ${r.prefill_tok_s.toFixed(2)} tok/s (${nPrompt} tokens) | decode ${r.decode_tok_s.toFixed(2)} tok/s (${nGen} tokens) | peak RSS ${r.peak_rss_mb.toFixed(0)} MB\n`,
+      );
+    },
+  },
   tokenize: {
-    usage: 'phi3 tokenize <model.gguf> [--text S] [--no-bos] [--special]   (text from stdin when --text is absent)',
-    run(argv) {
-      const { values, positionals } = args(argv, { text: { type: 'string' }, 'no-bos': { type: 'boolean' }, special: { type: 'boolean' } }, this.usage);
-      if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
-      const tok = openTokenizer(positionals[0]!);
-      const text = values.text ?? new TextDecoder('utf-8', { ignoreBOM: true }).decode(readStdin());
-      process.stdout.write(JSON.stringify(tok.encode(text, { addSpecial: !values['no-bos'], parseSpecial: values.special ?? false })) + '\n');
+    synopsis: 'phi3 tokenize <model.gguf> [--text S] [--no-bos] [--special]      one JSON array; text from stdin when --text is absent',
+    flags: { model: MODEL.model, text: { type: 'string', help: 'the text (default: all of stdin)' }, 'no-bos': { type: 'bool', help: 'no BOS token' }, special: { type: 'bool', help: 'parse special-token text' } },
+    run(values, positionals, usage) {
+      const v = values as { model?: string; text?: string; 'no-bos'?: boolean; special?: boolean };
+      const tok = openTokenizer(modelPath(v, positionals, usage));
+      const text = v.text ?? utf8(readStdin());
+      process.stdout.write(JSON.stringify(tok.encode(text, { addSpecial: !v['no-bos'], parseSpecial: v.special ?? false })) + '\n');
     },
   },
   detokenize: {
-    usage: 'phi3 detokenize <model.gguf> --tokens 1,2,3 [--special]',
-    run(argv) {
-      const { values, positionals } = args(argv, { tokens: { type: 'string' }, special: { type: 'boolean' } }, this.usage);
-      if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
-      const tok = openTokenizer(positionals[0]!);
-      const ids = tokenList(values.tokens);
-      for (const id of ids) if (id >= tok.vocabSize) throw new UsageError(`token id ${id} is outside the vocabulary (0..${tok.vocabSize - 1})`);
-      process.stdout.write(tok.decode(ids, { special: values.special ?? false }) + '\n');
+    synopsis: 'phi3 detokenize <model.gguf> --tokens 1,2,3 [--special]',
+    flags: { model: MODEL.model, tokens: { type: 'string', help: 'comma-separated token ids' }, special: { type: 'bool', help: 'print special tokens' } },
+    run(values, positionals, usage) {
+      const v = values as { model?: string; tokens?: string; special?: boolean };
+      const ids = tokenList(v.tokens);
+      const tok = openTokenizer(modelPath(v, positionals, usage));
+      for (const id of ids) if (id >= tok.vocabSize) throw new UsageError(`--tokens: id ${id} is outside the vocabulary (0..${tok.vocabSize - 1})`);
+      process.stdout.write(tok.decode(ids, { special: v.special ?? false }) + '\n');
     },
   },
   logits: {
-    usage: 'phi3 logits <model.gguf> --tokens 1,2,3 [--all] (--json | --out f.bin) [--backend wasm|ref] [--threads N]',
-    async run(argv) {
-      const { values, positionals } = args(
-        argv,
-        { tokens: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' }, ctx: { type: 'string' }, ...backendOpt },
-        this.usage,
-      );
-      if (positionals.length !== 1 || (!values.json && !values.out)) throw new UsageError(`usage: ${this.usage}`);
-      const ids = tokenList(values.tokens);
-      const model = await loadModel(positionals[0]!, { ctx: values.ctx ? num(values.ctx, 'ctx') : Math.max(ids.length, 1), backend: values.backend as BackendName, threads: values.threads ? num(values.threads, 'threads') : undefined, onProgress: progress() });
+    synopsis: 'phi3 logits <model.gguf> --tokens 1,2,3 [--all] (--json | --out f.bin) [flags]',
+    flags: {
+      ...MODEL,
+      tokens: { type: 'string', help: 'comma-separated token ids' },
+      all: { type: 'bool', help: 'every position (default: the last)' },
+      json: { type: 'bool', help: 'print {"n_vocab":N,"logits":[[…]]}' },
+      out: { type: 'string', help: 'write little-endian f32 rows' },
+    },
+    async run(values, positionals, usage) {
+      const v = values as FlagValues<typeof MODEL> & { tokens?: string; all?: boolean; json?: boolean; out?: string };
+      const file = modelPath(v, positionals, usage);
+      if (!v.json && !v.out) throw new UsageError(`give --json or --out\nusage: ${usage}`);
+      const ids = tokenList(v.tokens);
+      const pre = preflight(file, v);
+      for (const id of ids) if (id >= pre.config.vocabSize) throw new UsageError(`--tokens: id ${id} is outside the vocabulary (0..${pre.config.vocabSize - 1})`);
+      const model = await loadModel(file, { ...pre.load, ctx: v.ctx ?? Math.max(ids.length, 1) });
       try {
-        const rows = await model.logits(ids, { all: values.all ?? false });
-        if (values.out) {
+        const rows = await model.logits(ids, { all: v.all ?? false });
+        if (v.out) {
           const buf = Buffer.alloc(rows.length * model.config.vocabSize * 4);
           rows.forEach((r, i) => {
             for (let j = 0; j < r.length; j++) buf.writeFloatLE(r[j]!, (i * r.length + j) * 4);
           });
-          fs.writeFileSync(values.out, buf);
+          fs.writeFileSync(v.out, buf);
         }
-        if (values.json) {
+        if (v.json) {
           process.stdout.write(`{"n_vocab":${model.config.vocabSize},"logits":[`);
-          rows.forEach((r, i) => process.stdout.write((i ? ',' : '') + '[' + Array.from(r, (v) => (Number.isFinite(v) ? v : 0)).join(',') + ']'));
+          rows.forEach((r, i) => process.stdout.write((i ? ',' : '') + '[' + Array.from(r, (x) => (Number.isFinite(x) ? x : 0)).join(',') + ']'));
           process.stdout.write(']}\n');
         }
       } finally {
@@ -307,64 +425,83 @@ const commands: Record<string, { usage: string; run: Handler }> = {
     },
   },
   inspect: {
-    usage: 'phi3 inspect <file.gguf> [--json] [--ctx N]',
-    run(argv) {
-      const { values, positionals } = args(argv, { json: { type: 'boolean' }, ctx: { type: 'string' } }, this.usage);
-      if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
-      const r = inspectGguf(positionals[0]!, values.ctx ? num(values.ctx, 'ctx') : undefined);
-      process.stdout.write(values.json ? JSON.stringify(r, null, 2) + '\n' : formatInspect(r) + '\n');
+    synopsis: 'phi3 inspect <file.gguf> [--json] [--ctx N]      hyper-parameters, tokenizer, tensors, memory at --ctx',
+    flags: { model: MODEL.model, json: { type: 'bool', help: 'print JSON' }, ctx: MODEL.ctx },
+    run(values, positionals, usage) {
+      const v = values as { model?: string; json?: boolean; ctx?: number };
+      const r = inspectGguf(modelPath(v, positionals, usage), v.ctx);
+      process.stdout.write(v.json ? JSON.stringify(r, null, 2) + '\n' : formatInspect(r) + '\n');
     },
   },
   synth: {
-    usage: `phi3 synth --preset ${Object.keys(PRESETS).join('|')} --type ${SYNTH_TYPES.join('|')} --seed N [--vocab file.gguf] [--tied] [--dim D --hidden H --layers L --heads N --kv-heads K --ctx C --rope-dim R] --out x.gguf`,
-    run(argv) {
-      const { values } = args(
-        argv,
-        {
-          preset: { type: 'string', default: 'tiny' },
-          type: { type: 'string', default: 'F32' },
-          seed: { type: 'string', default: '1' },
-          vocab: { type: 'string' },
-          out: { type: 'string' },
-          tied: { type: 'boolean' },
-          dim: { type: 'string' },
-          hidden: { type: 'string' },
-          layers: { type: 'string' },
-          heads: { type: 'string' },
-          'kv-heads': { type: 'string' },
-          ctx: { type: 'string' },
-          'rope-dim': { type: 'string' },
-        },
-        this.usage,
-      );
-      const preset = PRESETS[values.preset!];
-      if (!preset) throw new UsageError(`unknown preset '${values.preset}' (one of ${Object.keys(PRESETS).join(', ')})`);
-      const opt = (v: string | undefined, name: string, d: number) => (v === undefined ? d : num(v, name));
-      const heads = opt(values.heads, 'heads', preset.nHeads);
+    synopsis: 'phi3 synth --preset P --type T --seed N --out x.gguf [shape flags]      a synthetic model (random weights, real shapes)',
+    flags: {
+      preset: { type: 'string', choices: Object.keys(PRESETS), help: 'the shape (default tiny)' },
+      type: { type: 'string', help: `weight type: ${SYNTH_TYPES.join(' ')} (default F32)` },
+      seed: { type: 'int', min: 0, max: 2 ** 31, help: 'same seed → same bytes (default 1)' },
+      vocab: { type: 'string', help: "copy this GGUF's tokenizer (e.g. ../shared/models/ggml-vocab-phi-3.gguf)" },
+      out: { type: 'string', help: 'the file to write' },
+      tied: { type: 'bool', help: 'no output.weight (logits from token_embd)' },
+      dim: { type: 'int', min: 1, max: 1 << 16, help: 'embedding size' },
+      hidden: { type: 'int', min: 1, max: 1 << 18, help: 'feed-forward size' },
+      layers: { type: 'int', min: 1, max: 1024, help: 'layers' },
+      heads: { type: 'int', min: 1, help: 'attention heads' },
+      'kv-heads': { type: 'int', min: 1, help: 'KV heads' },
+      ctx: { type: 'int', min: 1, max: 1 << 24, help: 'trained context length' },
+      'rope-dim': { type: 'int', min: 2, help: 'rotary dims per head' },
+    },
+    run(values) {
+      const v = values as Record<string, string | number | boolean | undefined>;
+      const preset = PRESETS[(v.preset as string | undefined) ?? 'tiny']!;
+      if (!v.out) throw new UsageError(`--out is required`);
+      const type = ((v.type as string | undefined) ?? 'F32').toUpperCase();
+      if (!SYNTH_TYPES.includes(type)) throw new UsageError(`unknown --type '${v.type}' (one of ${SYNTH_TYPES.join(', ')})`);
+      const nHeads = (v.heads as number | undefined) ?? preset.nHeads;
       const shape = {
         ...preset,
-        dim: opt(values.dim, 'dim', preset.dim),
-        hiddenDim: opt(values.hidden, 'hidden', preset.hiddenDim),
-        nLayers: opt(values.layers, 'layers', preset.nLayers),
-        nHeads: heads,
-        nKvHeads: opt(values['kv-heads'], 'kv-heads', values.heads ? heads : preset.nKvHeads),
-        contextLength: opt(values.ctx, 'ctx', preset.contextLength),
-        ropeDim: values['rope-dim'] ? num(values['rope-dim'], 'rope-dim') : values.dim || values.heads ? undefined : preset.ropeDim,
+        dim: (v.dim as number | undefined) ?? preset.dim,
+        hiddenDim: (v.hidden as number | undefined) ?? preset.hiddenDim,
+        nLayers: (v.layers as number | undefined) ?? preset.nLayers,
+        nHeads,
+        nKvHeads: (v['kv-heads'] as number | undefined) ?? (v.heads !== undefined ? nHeads : preset.nKvHeads),
+        contextLength: (v.ctx as number | undefined) ?? preset.contextLength,
+        ropeDim: (v['rope-dim'] as number | undefined) ?? (v.dim !== undefined || v.heads !== undefined ? undefined : preset.ropeDim),
+        tiedEmbeddings: (v.tied as boolean | undefined) || preset.tiedEmbeddings,
       };
-      if (!values.out) throw new UsageError(`--out is required\nusage: ${this.usage}`);
-      const type = values.type!.toUpperCase();
-      if (!SYNTH_TYPES.includes(type)) throw new UsageError(`unknown --type '${values.type}' (one of ${SYNTH_TYPES.join(', ')})`);
+      if (shape.dim % shape.nHeads !== 0) throw new UsageError(`--dim ${shape.dim} is not divisible by --heads ${shape.nHeads}`);
+      if (shape.nHeads % shape.nKvHeads !== 0) throw new UsageError(`--heads ${shape.nHeads} is not a multiple of --kv-heads ${shape.nKvHeads}`);
+      const out = v.out as string;
+      const dir = path.dirname(path.resolve(out));
+      if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`--out ${out}: the folder ${dir} does not exist`);
       const t0 = performance.now();
-      writeSynth(values.out, { shape: { ...shape, tiedEmbeddings: values.tied || preset.tiedEmbeddings }, type, seed: num(values.seed, 'seed'), vocabFile: values.vocab });
-      process.stderr.write(`wrote ${values.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+      try {
+        writeSynth(out, { shape, type, seed: (v.seed as number | undefined) ?? 1, vocabFile: v.vocab as string | undefined });
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err.code) throw new Error(`cannot write ${out}: ${err.message}`);
+        throw new UsageError(err.message.replace(/^synth: /, ''));
+      }
+      process.stderr.write(`wrote ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
     },
   },
 };
 
+function version(): string {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')).version as string;
+  } catch {
+    return 'unknown';
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === '--version' || cmd === '-V') {
+    process.stdout.write(`phi3-ts ${version()}\n`);
+    return 0;
+  }
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    process.stdout.write(`phi3 — a Phi-3 runtime in TypeScript + WebAssembly\n\n${Object.values(commands).map((c) => '  ' + c.usage).join('\n')}\n`);
+    process.stdout.write(`phi3-ts ${version()} — a Phi-3 runtime in TypeScript + WebAssembly\n\n${Object.values(commands).map((c) => '  ' + c.synopsis).join('\n')}\n\n\`phi3 <command> --help\` lists a command's flags.\n`);
     return 0;
   }
   const c = commands[cmd];
@@ -372,27 +509,42 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`phi3: unknown command '${cmd}' (one of ${Object.keys(commands).join(', ')})\n`);
     return 2;
   }
+  const usage = usageOf(c.synopsis, c.flags);
+  const verbose = rest.includes('--verbose');
   try {
-    await c.run(rest);
+    const { values, positionals } = parseFlags(rest, c.flags, usage);
+    await c.run(values, positionals, usage);
     return 0;
   } catch (e) {
     const err = e as Error;
-    if (err instanceof UsageError) {
-      process.stderr.write(`phi3 ${cmd}: ${err.message}\n`);
-      return 2;
+    if (err instanceof HelpRequested) {
+      process.stdout.write(usage + '\n');
+      return 0;
     }
-    const known = err instanceof GgufError || ['UnsupportedModelError', 'ContextLengthError', 'TokenizerError', 'OutOfMemoryError', 'CrewError'].includes(err.name);
-    process.stderr.write(`phi3 ${cmd}: ${known ? `${err.name}: ${err.message}` : err.stack ?? String(err)}\n`);
+    if (err instanceof UsageError) {
+      process.stderr.write(`phi3 ${cmd}: ${verbose ? err.stack : err.message}\n`);
+      return err.cause === 1 ? 1 : 2;
+    }
+    // one line: the error's name and the first line of its message (the stack only with --verbose)
+    const msg = err instanceof Error ? `${err.name}: ${err.message.split('\n')[0]}` : String(e);
+    process.stderr.write(`phi3 ${cmd}: ${verbose && err instanceof Error ? err.stack : msg}\n`);
     return 1;
   }
 }
+
+// a reader that went away (`phi3 … | head`) ends the command quietly
+for (const s of [process.stdout, process.stderr])
+  s.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (e) => {
-    process.stderr.write(String(e?.stack ?? e) + '\n');
+    process.stderr.write(`phi3: ${(e as Error)?.message ?? e}\n`);
     process.exitCode = 1;
   },
 );

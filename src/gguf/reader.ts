@@ -37,7 +37,12 @@ export class FileSource implements ByteSource {
   fd: number;
   constructor(readonly name: string) {
     this.fd = fs.openSync(name, 'r');
-    this.size = fs.fstatSync(this.fd).size;
+    const st = fs.fstatSync(this.fd);
+    if (!st.isFile()) {
+      fs.closeSync(this.fd);
+      throw new Error(st.isDirectory() ? 'it is a directory, not a GGUF file' : 'it is not a regular file');
+    }
+    this.size = st.size;
   }
   readInto(dst: Uint8Array, position: number): number {
     let done = 0;

@@ -9,13 +9,17 @@
  * Scheduling: one model, one KV cache, so requests queue and one generation runs at a time
  * (first come, first served); the queue depth is exported in /metrics. A client that disconnects,
  * whether queued or generating, is dropped and its generation aborted within one token.
+ *
+ * Every request parameter is either honoured or refused with a 400 that names it; message content
+ * is tokenized as text (only the template's markup parses control tokens). shutdown() stops
+ * accepting, lets running requests finish within a grace period, then ends them cleanly.
  */
 import * as http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Model } from '../api.js';
 import { ContextLengthError } from '../model/phi3.js';
 import type { ChatMessage } from '../generate/chat.js';
-import type { GeneratedChunk, GenerateOptions, GenerationStats } from '../generate/generate.js';
+import { yieldToEventLoop, type GeneratedChunk, type GenerateOptions, type GenerationStats } from '../generate/generate.js';
 
 export class HttpError extends Error {
   constructor(
@@ -84,6 +88,34 @@ function num(b: Body, key: string, o: { min?: number; max?: number; int?: boolea
   return v;
 }
 
+/** the parameters each route takes; any other is refused by name (not implemented ones with a note) */
+const COMMON_PARAMS = [
+  'model', 'stream', 'stream_options', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'presence_penalty', 'frequency_penalty',
+  'repeat_penalty', 'seed', 'stop', 'n', 'logprobs', 'logit_bias', 'user', 'ignore_eos',
+];
+const CHAT_PARAMS = new Set([...COMMON_PARAMS, 'messages', 'max_completion_tokens', 'top_logprobs']);
+const COMPLETION_PARAMS = new Set([...COMMON_PARAMS, 'prompt']);
+const NOT_YET: Record<string, string> = {
+  tools: 'tool calls are not implemented yet',
+  tool_choice: 'tool calls are not implemented yet',
+  parallel_tool_calls: 'tool calls are not implemented yet',
+  functions: 'function calls are not implemented',
+  function_call: 'function calls are not implemented',
+  response_format: 'structured output (response_format) is not implemented yet',
+  grammar: 'grammars are not implemented yet',
+  json_schema: 'structured output is not implemented yet',
+  echo: "'echo' is not implemented",
+  best_of: "'best_of' is not implemented",
+  suffix: "'suffix' (insertion) is not implemented",
+};
+
+function checkParams(b: Body, allowed: Set<string>): void {
+  for (const k of Object.keys(b)) {
+    if (allowed.has(k)) continue;
+    throw new HttpError(400, NOT_YET[k] ? `${NOT_YET[k]}: remove '${k}'` : `unknown parameter '${k}'`, k, 'unsupported_parameter');
+  }
+}
+
 function samplingOptions(b: Body): GenerateOptions {
   const stop = b.stop;
   let stops: string[] | undefined;
@@ -93,32 +125,68 @@ function samplingOptions(b: Body): GenerateOptions {
     stops = stop as string[];
   } else if (stop !== undefined && stop !== null) throw new HttpError(400, "'stop' must be a string or an array of strings", 'stop');
   if (b.n !== undefined && b.n !== null && b.n !== 1) throw new HttpError(400, "only 'n': 1 is supported", 'n');
+  if (b.ignore_eos !== undefined && typeof b.ignore_eos !== 'boolean') throw new HttpError(400, "'ignore_eos' must be a boolean", 'ignore_eos');
+  let logitBias: Record<number, number> | undefined;
+  if (b.logit_bias !== undefined && b.logit_bias !== null) {
+    if (typeof b.logit_bias !== 'object' || Array.isArray(b.logit_bias)) throw new HttpError(400, "'logit_bias' must be an object of token id → bias", 'logit_bias');
+    logitBias = {};
+    for (const [k, v] of Object.entries(b.logit_bias as Body)) {
+      if (!/^\d+$/.test(k)) throw new HttpError(400, `'logit_bias': '${k}' is not a token id`, 'logit_bias');
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < -100 || v > 100) throw new HttpError(400, `'logit_bias': the bias of token ${k} must be a number in [-100, 100]`, 'logit_bias');
+      logitBias[Number(k)] = v === -100 ? -Infinity : v; // OpenAI: -100 bans the token
+    }
+  }
+  const topP = num(b, 'top_p', { min: 0, max: 1 });
   return {
-    maxTokens: num(b, 'max_tokens', { min: 1, int: true }) ?? num(b, 'max_completion_tokens', { min: 1, int: true }) ?? 256,
+    // default: until the context is full or an end-of-generation token, as llama-server
+    maxTokens: num(b, 'max_tokens', { min: 1, int: true }) ?? num(b, 'max_completion_tokens', { min: 1, int: true }),
     temperature: num(b, 'temperature', { min: 0, max: 2 }) ?? 1,
-    topP: num(b, 'top_p', { min: 0, max: 1 }) || undefined,
-    topK: num(b, 'top_k', { min: 0, int: true }),
+    // top_p 0 keeps the smallest nucleus there is: the most likely token (as top_k 1)
+    topP: topP === 0 ? undefined : topP,
+    topK: topP === 0 ? 1 : num(b, 'top_k', { min: 0, int: true }),
     minP: num(b, 'min_p', { min: 0, max: 1 }),
     presencePenalty: num(b, 'presence_penalty', { min: -2, max: 2 }),
     frequencyPenalty: num(b, 'frequency_penalty', { min: -2, max: 2 }),
     repeatPenalty: num(b, 'repeat_penalty', { min: 0 }),
     seed: num(b, 'seed', { int: true }),
     stop: stops,
+    logitBias,
     // llama.cpp server's extension: keep going past end-of-generation tokens
     stopAtEog: b.ignore_eos === true ? false : undefined,
   };
 }
 
+/** OpenAI messages → the template's: `developer` is a system message; an assistant turn of tool calls keeps them as text */
 function messagesOf(b: Body): ChatMessage[] {
   const m = b.messages;
   if (!Array.isArray(m) || m.length === 0) throw new HttpError(400, "'messages' must be a non-empty array", 'messages');
   return m.map((x, i) => {
-    if (!x || typeof x !== 'object') throw new HttpError(400, `messages[${i}] must be an object`, 'messages');
-    const role = (x as Body).role;
-    let content = (x as Body).content;
-    if (role !== 'system' && role !== 'user' && role !== 'assistant') throw new HttpError(400, `messages[${i}].role must be system, user or assistant`, 'messages');
-    if (Array.isArray(content)) content = content.map((p: Body) => (p && p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('');
+    if (!x || typeof x !== 'object' || Array.isArray(x)) throw new HttpError(400, `messages[${i}] must be an object`, 'messages');
+    const msg = x as Body;
+    for (const k of Object.keys(msg))
+      if (!['role', 'content', 'name', 'tool_calls', 'refusal'].includes(k)) throw new HttpError(400, `messages[${i}]: unknown field '${k}'`, 'messages');
+    let role = msg.role;
+    if (role === 'developer') role = 'system';
+    if (role === 'tool') throw new HttpError(400, `messages[${i}]: role 'tool' needs tool calls, which are not implemented yet`, 'messages');
+    if (role !== 'system' && role !== 'user' && role !== 'assistant') throw new HttpError(400, `messages[${i}].role must be system, developer, user or assistant`, 'messages');
+    let content = msg.content;
+    if (Array.isArray(content))
+      content = content
+        .map((p: Body, j) => {
+          if (p && p.type === 'text' && typeof p.text === 'string') return p.text;
+          throw new HttpError(400, `messages[${i}].content[${j}]: only text parts are supported${p && typeof p.type === 'string' ? ` (got '${p.type}')` : ''}`, 'messages');
+        })
+        .join('');
+    if (content === null || content === undefined) {
+      if (role !== 'assistant' || msg.tool_calls === undefined) throw new HttpError(400, `messages[${i}].content must be a string`, 'messages');
+      content = '';
+    }
     if (typeof content !== 'string') throw new HttpError(400, `messages[${i}].content must be a string`, 'messages');
+    if (msg.tool_calls !== undefined) {
+      // earlier tool calls stay in the conversation as the JSON the model wrote
+      if (role !== 'assistant' || !Array.isArray(msg.tool_calls)) throw new HttpError(400, `messages[${i}].tool_calls must be an array on an assistant message`, 'messages');
+      content += JSON.stringify(msg.tool_calls.map((c: Body) => c?.function ?? c));
+    }
     return { role, content };
   });
 }
@@ -130,12 +198,19 @@ export interface ServeOptions {
   port?: number;
   /** model id reported by /v1/models and in responses */
   modelId?: string;
+  /** Access-Control-Allow-Origin for browsers (default '*') */
+  cors?: string;
+  /** parse special-token text inside message content (the old, unsafe behaviour: users can forge turns) */
+  parseSpecialContent?: boolean;
 }
 
 export class Phi3Server {
   readonly metrics = new Metrics();
   private model: Model | undefined;
   private tail: Promise<void> = Promise.resolve();
+  /** requests being served, with the controller that ends them */
+  private readonly inflight = new Set<{ ac: AbortController; done: Promise<void> }>();
+  private stopping = false;
   readonly http: http.Server;
   readonly modelId: string;
 
@@ -144,7 +219,10 @@ export class Phi3Server {
     readonly opts: ServeOptions = {},
   ) {
     this.modelId = opts.modelId ?? 'phi3';
-    Promise.resolve(model).then((m) => (this.model = m));
+    Promise.resolve(model).then(
+      (m) => (this.model = m),
+      () => {}, // a load failure is the caller's to report
+    );
     this.http = http.createServer((req, res) => void this.handle(req, res));
     this.http.keepAliveTimeout = 5000;
   }
@@ -160,8 +238,28 @@ export class Phi3Server {
   }
 
   async close(): Promise<void> {
+    this.stopping = true;
+    for (const r of this.inflight) r.ac.abort();
     this.http.closeAllConnections?.();
     await new Promise<void>((r) => this.http.close(() => r()));
+  }
+
+  /**
+   * Stop accepting, let running requests finish for up to `graceMs`, then end the rest (streams get
+   * a final chunk with a finish_reason, then [DONE]) and close every connection.
+   */
+  async shutdown(graceMs = 10_000): Promise<void> {
+    this.stopping = true;
+    const closed = new Promise<void>((r) => this.http.close(() => r()));
+    this.http.closeIdleConnections?.();
+    const all = Promise.all([...this.inflight].map((r) => r.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    for (const r of this.inflight) r.ac.abort('shutdown');
+    await all;
+    this.http.closeAllConnections?.();
+    await closed;
   }
 
   /** run `f` when the model is free (one generation at a time, in arrival order) */
@@ -192,10 +290,15 @@ export class Phi3Server {
     const route = `${req.method} ${url.pathname}`;
     const ac = new AbortController();
     res.on('close', () => {
-      if (!res.writableFinished) ac.abort();
+      if (!res.writableFinished) ac.abort('client');
     });
+    res.setHeader('access-control-allow-origin', this.opts.cors ?? '*');
     let status = 200;
+    let finished!: () => void;
+    const entry = { ac, done: new Promise<void>((r) => (finished = r)) };
+    this.inflight.add(entry);
     try {
+      if (this.stopping) throw new HttpError(503, 'the server is shutting down');
       status = await this.route(route, req, res, ac.signal);
     } catch (e) {
       const err =
@@ -214,6 +317,9 @@ export class Phi3Server {
         // mid-stream: report in the stream, then end it
         res.end(`data: ${JSON.stringify({ error: { message: err.message, type: err.type, param: err.param, code: err.code } })}\n\n`);
       }
+    } finally {
+      this.inflight.delete(entry);
+      finished();
     }
     this.metrics.request(url.pathname, status, (performance.now() - t0) / 1000);
   }
@@ -243,6 +349,16 @@ export class Phi3Server {
   }
 
   private async route(route: string, req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<number> {
+    if (req.method === 'OPTIONS') {
+      // CORS preflight
+      res.writeHead(204, {
+        'access-control-allow-methods': 'GET, POST, OPTIONS',
+        'access-control-allow-headers': req.headers['access-control-request-headers'] ?? 'content-type, authorization',
+        'access-control-max-age': '86400',
+      });
+      res.end();
+      return 204;
+    }
     switch (route) {
       case 'GET /health':
         return this.model ? this.json(res, 200, { status: 'ok' }) : this.json(res, 503, { status: 'loading' });
@@ -267,13 +383,14 @@ export class Phi3Server {
       case 'POST /v1/completions': {
         const b = await this.readJson(req);
         const chat = route.endsWith('chat/completions');
+        checkParams(b, chat ? CHAT_PARAMS : COMPLETION_PARAMS);
         const opts = samplingOptions(b);
         const logprobs = chat ? b.logprobs === true : typeof b.logprobs === 'number';
         const topLogprobs = chat ? (num(b, 'top_logprobs', { min: 0, max: 20, int: true }) ?? 0) : ((b.logprobs as number | undefined) ?? 0);
         if (!chat && typeof b.logprobs === 'number' && (b.logprobs < 0 || b.logprobs > 20)) throw new HttpError(400, "'logprobs' must be 0..20", 'logprobs');
         let prompt: string | number[];
         const m0 = this.ready();
-        if (chat) prompt = m0.tokenize(m0.chatPrompt(messagesOf(b)), { special: true, addBos: false });
+        if (chat) prompt = m0.chatTokens(messagesOf(b), { parseSpecialInContent: this.opts.parseSpecialContent });
         else {
           const p = b.prompt;
           if (typeof p === 'string') prompt = p;
@@ -282,8 +399,9 @@ export class Phi3Server {
           else throw new HttpError(400, "'prompt' must be a string or an array of token ids", 'prompt');
         }
         const ids = typeof prompt === 'string' ? m0.tokenize(prompt, { special: true }) : prompt;
-        if (ids.length + opts.maxTokens! > m0.ctx)
-          throw new HttpError(400, `this model's context holds ${m0.ctx} tokens, but the prompt (${ids.length} tokens) plus max_tokens (${opts.maxTokens}) needs ${ids.length + opts.maxTokens!}`, chat ? 'messages' : 'prompt', 'context_length_exceeded');
+        const want = ids.length + (opts.maxTokens ?? 1);
+        if (want > m0.ctx)
+          throw new HttpError(400, `this model's context holds ${m0.ctx} tokens, but the prompt (${ids.length} tokens) plus ${opts.maxTokens ? `max_tokens (${opts.maxTokens})` : 'one generated token'} needs ${want}`, chat ? 'messages' : 'prompt', 'context_length_exceeded');
         const stream = b.stream === true;
         const includeUsage = stream && (b.stream_options as Body | undefined)?.include_usage === true;
         return this.exclusive(signal, (m) => this.complete(m, res, { chat, ids, opts: { ...opts, signal, topLogprobs: logprobs ? topLogprobs : undefined }, stream, includeUsage }));
@@ -319,11 +437,23 @@ export class Phi3Server {
     if (o.stream) {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       // after each event, let the event loop run (so a hang-up is seen within one token) and
-      // respect back-pressure from slow clients
+      // respect back-pressure from slow clients. Every path settles: a socket that is already gone
+      // is not written (its 'close' has fired, and will not fire again); one that goes while we
+      // wait for 'drain' ends the wait by 'close' or 'error'.
       const send = async (x: unknown) => {
-        if (!res.write(`data: ${JSON.stringify(x)}\n\n`)) await new Promise((r) => res.once('drain', r).once('close', r));
-        await new Promise((r) => setImmediate(r));
+        if (res.destroyed || res.writableEnded) return;
+        if (!res.write(`data: ${JSON.stringify(x)}\n\n`) && !res.destroyed)
+          await new Promise<void>((r) => {
+            const done = () => {
+              res.off('drain', done).off('close', done).off('error', done);
+              r();
+            };
+            res.on('drain', done).on('close', done).on('error', done);
+          });
+        await yieldToEventLoop();
       };
+      const signal = o.opts.signal!;
+      const clientGone = () => signal.aborted && signal.reason === 'client';
       if (o.chat) await send({ id, object, created, model: this.modelId, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
       let stats: GenerationStats;
       for (;;) {
@@ -344,12 +474,13 @@ export class Phi3Server {
           });
       }
       this.metrics.promptTokens += stats.promptTokens;
-      const finish = stats.finishReason === 'length' ? 'length' : 'stop';
-      if (stats.finishReason === 'abort') {
+      if (clientGone()) {
         this.metrics.aborted++;
         res.end();
         return 499;
       }
+      // ended by shutdown: a clean end, cut short (as by a length limit)
+      const finish = stats.finishReason === 'stop' ? 'stop' : 'length';
       if (o.chat) await send({ id, object, created, model: this.modelId, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finish }] });
       else await send({ id, object, created, model: this.modelId, choices: [{ index: 0, text: '', logprobs: null, finish_reason: finish }] });
       if (o.includeUsage) await send({ id, object, created, model: this.modelId, choices: [], usage: usage(stats) });
@@ -366,18 +497,17 @@ export class Phi3Server {
         break;
       }
       text += r.value.text;
-      await new Promise((r) => setImmediate(r)); // a hang-up is seen within one token
       if (r.value.token >= 0) {
         this.metrics.generatedTokens++;
         if (r.value.logprob !== undefined) chunks.push(r.value);
       }
     }
     this.metrics.promptTokens += stats.promptTokens;
-    if (stats.finishReason === 'abort') {
+    if (o.opts.signal?.aborted && o.opts.signal.reason === 'client') {
       this.metrics.aborted++;
       return 499;
     }
-    const finish = stats.finishReason === 'length' ? 'length' : 'stop';
+    const finish = stats.finishReason === 'stop' ? 'stop' : 'length';
     if (o.chat)
       return this.json(res, 200, {
         id, object, created, model: this.modelId,

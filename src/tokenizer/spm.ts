@@ -258,15 +258,45 @@ export class SpmTokenizer {
 
   /** text → ids exactly as llama_tokenize(vocab, text, add_special, parse_special) */
   encode(text: string, opts: TokenizeOptions = {}): number[] {
+    return this.encodeSegments([{ text, parseSpecial: opts.parseSpecial ?? false }], opts);
+  }
+
+  /**
+   * Several texts tokenized as their concatenation would be, except that special-token text is
+   * parsed only in the segments that allow it: a chat prompt's template markup parses its control
+   * tokens while message content stays text (no forged turns). With one segment this is encode().
+   */
+  encodeSegments(segments: { text: string; parseSpecial: boolean }[], opts: { addSpecial?: boolean } = {}): number[] {
     const addSpecial = opts.addSpecial ?? true;
-    const raw = toBinary(text);
     const out: number[] = [];
     if (addSpecial && this.addBos) {
       if (this.bos < 0) throw new TokenizerError('the vocabulary has no BOS token but add_bos_token is set');
       out.push(this.bos);
     }
+    // each segment split at its special tokens; adjacent text of neighbouring segments joined
+    const frags: (string | number)[] = [];
+    for (const seg of segments)
+      for (const f of this.partition(toBinary(seg.text), seg.parseSpecial)) {
+        const last = frags.length - 1;
+        if (typeof f === 'string' && typeof frags[last] === 'string') frags[last] += f;
+        else frags.push(f);
+      }
+    // a special token's lstrip/rstrip reaches across segment boundaries, as in the joined text
+    for (let i = 0; i < frags.length; i++) {
+      const f = frags[i]!;
+      if (typeof f !== 'number') continue;
+      const attr = this.attrs[f]!;
+      if (attr & TokenAttr.LSTRIP && typeof frags[i - 1] === 'string') frags[i - 1] = (frags[i - 1] as string).replace(/[ \t\n\v\f\r]+$/, '');
+      if (attr & TokenAttr.RSTRIP && typeof frags[i + 1] === 'string') {
+        const next = frags[i + 1] as string;
+        let k = 0;
+        while (k < next.length && isCSpace(next.charCodeAt(k))) k++;
+        frags[i + 1] = next.slice(k);
+      }
+    }
     let isPrevSpecial = true; // prefix with space if first token
-    for (const frag of this.partition(raw, opts.parseSpecial ?? false)) {
+    for (const frag of frags) {
+      if (frag === '') continue;
       if (typeof frag === 'number') {
         out.push(frag);
         isPrevSpecial = true;
