@@ -5,9 +5,11 @@ import { GGUFFile } from '../src/gguf/reader.js';
 import { SpmTokenizer, StreamDecoder } from '../src/tokenizer/spm.js';
 import { writeSynth, PRESETS } from '../src/synth/synth.js';
 import { golden, LLAMA_VOCAB, PHI3_VOCAB, tmpDir } from './helpers.js';
+import { writeGguf, kv } from '../src/gguf/writer.js';
+import { bpeVocabMetadata } from '../src/synth/bpe-vocab.js';
 
 interface TokGolden {
-  vocab: string | { preset: string; type: string; seed: number };
+  vocab: string | { preset: string; type: string; seed: number } | { bpeFrom: string; pre: string };
   cases: { text: string; ids: number[]; idsSpecial: number[]; detok: string; detokSpecial: string }[];
 }
 
@@ -16,6 +18,13 @@ function vocabFile(g: TokGolden): string | undefined {
     const p = path.resolve(import.meta.dirname, '..', g.vocab.replace('../shared', '../../shared'));
     const q = path.resolve(path.dirname(PHI3_VOCAB), path.basename(g.vocab));
     return fs.existsSync(q) ? q : fs.existsSync(p) ? p : undefined;
+  }
+  if ('bpeFrom' in g.vocab) {
+    const from = path.resolve(path.dirname(PHI3_VOCAB), g.vocab.bpeFrom);
+    if (!fs.existsSync(from)) return undefined;
+    const p = path.join(tmpDir(), `bpe-${g.vocab.pre}.gguf`);
+    writeGguf(p, { metadata: [['general.name', kv.str(`gpt-2 tokens, ${g.vocab.pre} pre-tokenizer`)], ...bpeVocabMetadata(from, g.vocab.pre)], tensors: [] });
+    return p;
   }
   const p = path.join(tmpDir(), 'synth.gguf');
   writeSynth(p, { shape: PRESETS[g.vocab.preset]!, type: g.vocab.type, seed: g.vocab.seed });
@@ -28,10 +37,10 @@ function firstDiff(a: number[], b: number[]): string {
   return `first difference at index ${at}: ours ${JSON.stringify(a.slice(at, at + 5))} llama.cpp ${JSON.stringify(b.slice(at, at + 5))}`;
 }
 
-for (const name of ['phi-3', 'llama-spm', 'synthetic']) {
+for (const name of ['phi-3', 'llama-spm', 'synthetic', 'gpt2', 'gpt2-dbrx', 'gpt2-gpt-4o']) {
   const g = golden<TokGolden>(`tokenizer-${name}.json`);
   const file = vocabFile(g);
-  describe.runIf(file !== undefined)(`SPM tokenizer = llama.cpp on the ${name} vocab (${g.cases.length} strings)`, () => {
+  describe.runIf(file !== undefined)(`tokenizer = llama.cpp on the ${name} vocab (${g.cases.length} strings)`, () => {
     if (file === undefined) return; // ../shared/models absent: skipped
     const f = GGUFFile.open(file);
     const tok = new SpmTokenizer(f);
@@ -48,9 +57,11 @@ for (const name of ['phi-3', 'llama-spm', 'synthetic']) {
         expect(ids, `${JSON.stringify(c.text)}: ${firstDiff(ids, c.idsSpecial)}`).toEqual(c.idsSpecial);
       }
     });
-    it('BOS per add_bos_token', () => {
-      expect(tok.encode('Hello')).toEqual([tok.bos, ...tok.encode('Hello', { addSpecial: false })]);
-      expect(tok.encode('')).toEqual([tok.bos]);
+    it('BOS per add_bos_token (llama.cpp: on for SPM, off for these gpt2 vocabularies)', () => {
+      expect(tok.addBos).toBe(tok.kind === 'spm');
+      const bos = tok.addBos ? [tok.bos] : [];
+      expect(tok.encode('Hello')).toEqual([...bos, ...tok.encode('Hello', { addSpecial: false })]);
+      expect(tok.encode('')).toEqual(bos);
     });
     it('detokenize', () => {
       for (const c of g.cases) {

@@ -40,6 +40,8 @@ export const TOKENIZER_CASES = [
   '3333333', '33333333', '333333333', 'Cửa Việt', ' discards',
   "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶‍🌫️ (multiple emojis concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL",
   '<|user|>\nHello<|end|>\n<|assistant|>\n', '<s><|system|>\nYou are helpful.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>',
+  '<|system|>You are helpful.<|end|><|user|>Hi<|end|><|assistant|>', '<|im_start|>user<|im_sep|>Hello<|im_end|><|im_start|>assistant<|im_sep|>',
+  "I'VE been TOLD it's FINE, can't you 'd?", 'camelCaseWordsAndHTTPServer', 'x = 12345678 + 3.14159;', '\r\n\r\n  \n\t end',
   '</s> after', 'a</s>b', '<unk>', '<0x41>', '▁▁x', '[PAD32011]', '<|endoftext|>  x', '<|end|>   \n y', '<|use', 'x<|user|>y',
 ];
 

@@ -6,10 +6,13 @@
  * (special tokens split out first, user-defined ones always, control ones only when asked; Phi-3's
  * rstrip rule), impl::tokenize (leading-space rule, BOS) and token_to_piece / detokenize.
  * Text is handled as UTF-8 bytes throughout (a JS string per byte, "binary" keys), as C++ std::string is.
- * Not a SentencePiece trainer, and not the GPT-2 BPE tokenizer (Phi-4-mini; later).
+ * The same class runs GPT-2 byte-level BPE vocabularies (tokenizer.ggml.model = "gpt2": Phi-4-mini,
+ * Phi-4) through bpe.ts: special-token partition, BOS/EOS and detokenization are shared; only the
+ * splitting of plain text differs. Not a SentencePiece trainer.
  */
 import type { GGUFFile } from '../gguf/reader.js';
 import { GGUFValueType } from '../gguf/types.js';
+import { BPE_PRE_TOKENIZERS, bpeDecodeText, bpeMerge, byteEncode, preTokenize, type BpePre } from './bpe.js';
 
 /** llama_token_type values in tokenizer.ggml.token_type */
 export enum TokenType {
@@ -167,11 +170,35 @@ export class SpmTokenizer {
   readonly eog: Set<number>;
   private readonly toId = new Map<string, number>();
   private readonly special: number[]; // cache_special_tokens: longest text first
+  /** 'spm' (tokenizer.ggml.model = llama) or 'bpe' (gpt2) */
+  readonly kind: 'spm' | 'bpe';
+  /** BPE: the pre-tokenizer, token texts as JS strings, and merge ranks keyed "left right" */
+  readonly pre: BpePre | undefined;
+  private readonly texts: string[] = [];
+  private readonly ranks = new Map<string, number>();
+  private readonly ignoreMerges: boolean = false;
 
   constructor(f: GGUFFile) {
     const model = f.getString('tokenizer.ggml.model');
-    if (model !== 'llama') throw new TokenizerError(`${f.path}: tokenizer model '${model}' is not supported (expected 'llama' SPM)`);
-    this.pieces = f.getStringArray('tokenizer.ggml.tokens').map((t, i) => toBinary(t === '' ? `[EMPTY_${i}]` : t));
+    if (model !== 'llama' && model !== 'gpt2') throw new TokenizerError(`${f.path}: tokenizer model '${model}' is not supported (phi3-ts runs 'llama' SPM and 'gpt2' BPE)`);
+    this.kind = model === 'llama' ? 'spm' : 'bpe';
+    const bpe = this.kind === 'bpe';
+    if (bpe) {
+      const pre = f.optString('tokenizer.ggml.pre') ?? 'default';
+      if (!(BPE_PRE_TOKENIZERS as readonly string[]).includes(pre))
+        throw new TokenizerError(`${f.path}: pre-tokenizer tokenizer.ggml.pre = '${pre}' is not supported (phi3-ts runs ${BPE_PRE_TOKENIZERS.join(', ')})`);
+      this.pre = pre as BpePre;
+      if (!f.has('tokenizer.ggml.merges')) throw new TokenizerError(`${f.path}: a gpt2 (BPE) vocabulary needs tokenizer.ggml.merges`);
+      f.getStringArray('tokenizer.ggml.merges').forEach((m, rank) => {
+        const at = m.indexOf(' ', 1); // llama.cpp splits at the first space after the first character
+        if (at < 0) throw new TokenizerError(`${f.path}: tokenizer.ggml.merges[${rank}] = ${JSON.stringify(m)} is not two pieces`);
+        const key = `${m.slice(0, at)} ${m.slice(at + 1)}`;
+        if (!this.ranks.has(key)) this.ranks.set(key, rank);
+      });
+    }
+    const raw = f.getStringArray('tokenizer.ggml.tokens').map((t, i) => (t === '' ? `[EMPTY_${i}]` : t));
+    if (bpe) this.texts = raw;
+    this.pieces = raw.map(toBinary);
     const n = this.pieces.length;
     const scores = f.has('tokenizer.ggml.scores') ? f.getArray('tokenizer.ggml.scores') : undefined;
     const types = f.has('tokenizer.ggml.token_type') ? f.getArray('tokenizer.ggml.token_type') : undefined;
@@ -188,14 +215,15 @@ export class SpmTokenizer {
       const v = f.optNumber(key);
       return v !== undefined && v >= 0 && v < n ? v : dflt;
     };
-    this.bos = id('tokenizer.ggml.bos_token_id', 1);
-    this.eos = id('tokenizer.ggml.eos_token_id', 2);
-    this.unk = id('tokenizer.ggml.unknown_token_id', 0);
+    // llama.cpp's defaults per vocabulary type, then the file's keys
+    this.bos = id('tokenizer.ggml.bos_token_id', bpe ? 11 : 1);
+    this.eos = id('tokenizer.ggml.eos_token_id', bpe ? 11 : 2);
+    this.unk = id('tokenizer.ggml.unknown_token_id', bpe ? -1 : 0);
     const eot = id('tokenizer.ggml.eot_token_id', -1);
     const eom = id('tokenizer.ggml.eom_token_id', -1);
-    this.addBos = f.optBool('tokenizer.ggml.add_bos_token') ?? true;
+    this.addBos = f.optBool('tokenizer.ggml.add_bos_token') ?? !bpe;
     this.addEos = f.optBool('tokenizer.ggml.add_eos_token') ?? false;
-    this.addSpacePrefix = f.optBool('tokenizer.ggml.add_space_prefix') ?? true;
+    this.addSpacePrefix = f.optBool('tokenizer.ggml.add_space_prefix') ?? !bpe;
 
     // auto-detect special tokens by text, as llama-vocab.cpp load() does: the first EOT/EOM/FIM
     // candidate (when the file names none) and every end-of-generation text become CONTROL
@@ -302,6 +330,10 @@ export class SpmTokenizer {
         isPrevSpecial = true;
         continue;
       }
+      if (this.kind === 'bpe') {
+        this.bpe(frag, out);
+        continue;
+      }
       let t = this.addSpacePrefix && isPrevSpecial ? SPACE + frag : frag;
       t = t.split(SPACE).join(ESCAPED_SPACE); // llama_escape_whitespace
       this.spm(t, out);
@@ -399,6 +431,26 @@ export class SpmTokenizer {
     for (let i = symbols.length ? 0 : -1; i !== -1; i = symbols[i]!.next) resegment(symbols[i]!);
   }
 
+  /** llm_tokenizer_bpe_session::tokenize over one text fragment (binary string) */
+  private bpe(frag: string, out: number[]): void {
+    const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(binaryToBytes(frag));
+    const isToken = (s: string) => this.toId.has(toBinary(s));
+    for (const word of preTokenize(text, this.pre!)) {
+      for (const piece of bpeMerge(byteEncode(word), this.ranks, isToken, this.ignoreMerges)) {
+        const id = this.toId.get(toBinary(piece));
+        if (id !== undefined) {
+          out.push(id);
+          continue;
+        }
+        // not a token: its single bytes, where those are tokens (llama.cpp drops the rest)
+        for (const b of toBinary(piece)) {
+          const bid = this.toId.get(b);
+          if (bid !== undefined) out.push(bid);
+        }
+      }
+    }
+  }
+
   private byteToken(b: number): number {
     const id = this.toId.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
     if (id === undefined) {
@@ -415,7 +467,7 @@ export class SpmTokenizer {
     if (!special && attr & (TokenAttr.CONTROL | TokenAttr.UNKNOWN)) return '';
     const text = this.pieces[id]!;
     if (attr & (TokenAttr.CONTROL | TokenAttr.UNKNOWN | TokenAttr.USER_DEFINED)) return text;
-    if (attr & TokenAttr.NORMAL) return text.split(ESCAPED_SPACE).join(SPACE);
+    if (attr & TokenAttr.NORMAL) return this.kind === 'bpe' ? bpeDecodeText(this.texts[id]!) : text.split(ESCAPED_SPACE).join(SPACE);
     if (attr & TokenAttr.BYTE) return String.fromCharCode(parseInt(text.slice(3, 5), 16));
     return ''; // UNDEFINED / UNUSED print nothing, as in llama.cpp
   }
@@ -436,6 +488,9 @@ export class SpmTokenizer {
       removeSpace = false;
       out += p;
     }
+    // BPE vocabularies clean up spaces as llama.cpp's detokenize does (tokenizer_clean_spaces; not gpt-4o's):
+    // no space before ? ! . ,; " ' " loses both spaces; none before the contractions 's 'm 're 've
+    if (this.kind === 'bpe' && this.pre !== 'gpt-4o') out = out.replace(/ ([?!.,])/g, '$1').replace(/ ' /g, "'").replace(/ '(?=s|m|re|ve)/g, "'");
     return out;
   }
 
