@@ -20,7 +20,10 @@ for (const r of MODEL_RECIPES) {
   const file = path.join(here, '.cache', `${r.id}.gguf`);
   writeSynth(file, { shape: { ...PRESETS[r.preset], tiedEmbeddings: r.tied ?? PRESETS[r.preset].tiedEmbeddings }, type: r.type, seed: r.seed, vocabFile: r.vocab ? path.join(SHARED, r.vocab) : undefined });
   const model = await loadModel(file);
-  const tokens = [1, ...tokenize(model, r.prompt, true)];
+  // BOS as the vocabulary asks (llama.cpp's defaults: on for SPM, off for gpt2 BPE)
+  const tk = model.fileInfo.metadata.tokenizer.ggml;
+  const addBos = tk.add_bos_token ?? tk.model === 'llama';
+  const tokens = [...(addBos ? [tk.bos_token_id ?? 1] : []), ...tokenize(model, r.prompt, true)];
   const rows = await evalLogits(model, tokens, { all: true, contextSize: r.ctx });
   const nVocab = vocabSize(model);
   // large vocabularies: keep llama.cpp's top 64 ids and 448 seeded random ids per position

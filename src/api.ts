@@ -16,6 +16,7 @@ import { Phi3, ContextLengthError } from './model/phi3.js';
 import { SpmTokenizer } from './tokenizer/spm.js';
 import { generate, validateGenerateOptions, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
 import { renderChat, renderChatSegments, type ChatMessage } from './generate/chat.js';
+import { PHI4_CHAT_TEMPLATE } from './generate/phi3-template.js';
 
 export { ContextLengthError } from './model/phi3.js';
 export { GgufError } from './gguf/types.js';
@@ -102,7 +103,7 @@ export class Model {
   private readonly turns = new Turns();
   private closed = false;
 
-  /** tokenizer.chat_template of the file, if any */
+  /** the chat template in use: tokenizer.chat_template of the file, or Phi-4's format (undefined: Phi-3's) */
   readonly chatTemplate: string | undefined;
 
   constructor(
@@ -113,7 +114,10 @@ export class Model {
     readonly loadStats: LoadStats,
     private readonly file: GGUFFile,
   ) {
-    this.chatTemplate = file.optString('tokenizer.chat_template');
+    // the file's template; without one, Phi-4's format where the vocabulary has its tokens, else Phi-3's
+    this.chatTemplate =
+      file.optString('tokenizer.chat_template') ??
+      (tokenizer.tokenId('<|im_start|>') !== undefined && tokenizer.tokenId('<|im_sep|>') !== undefined ? PHI4_CHAT_TEMPLATE : undefined);
   }
 
   get ctx(): number {

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as lib from '../src/index.js';
 import { loadModel, OutOfMemoryError, UnsupportedModelError, ContextLengthError, CrewError, type Model } from '../src/index.js';
 import { writeSynth, PRESETS } from '../src/synth/synth.js';
@@ -187,5 +188,23 @@ describe('exports', () => {
       expect(typeof E).toBe('function');
       expect(new (E as new (...a: unknown[]) => Error)('x', 1, 2)).toBeInstanceOf(Error);
     }
+  });
+});
+
+describe('Phi-4 family chat (BPE vocabulary, no template in the file)', () => {
+  const GPT2 = path.join(ROOT, '..', 'shared', 'models', 'ggml-vocab-gpt-2.gguf');
+  it.runIf(fs.existsSync(GPT2))("uses Phi-4's <|im_start|>…<|im_sep|> format and ends the turn at <|im_end|>", async () => {
+    const file = path.join(dir, 'phi4.gguf');
+    writeSynth(file, { shape: PRESETS['phi4-tiny']!, type: 'Q8_0', seed: 2, vocabFile: GPT2 });
+    const m = await loadModel(file, { ctx: 256, threads: 1 });
+    expect(m.chatPrompt([{ role: 'system', content: 'S' }, { role: 'user', content: 'Hi' }])).toBe('<|im_start|>system<|im_sep|>S<|im_end|><|im_start|>user<|im_sep|>Hi<|im_end|><|im_start|>assistant<|im_sep|>');
+    const t = m.tokenizer;
+    for (const s of ['<|im_end|>', '<|endoftext|>', '<|end|>']) expect(t.eog.has(t.tokenId(s)!), s).toBe(true);
+    // a reply forced to <|im_end|> ends there, with finish reason stop
+    const g = m.chat([{ role: 'user', content: 'Hi' }], { temperature: 0, logitBias: { [t.tokenId('<|im_end|>')!]: 1000 } });
+    for await (const _ of g) void _;
+    expect((await g.stats).finishReason).toBe('stop');
+    expect(m.tokenize('Hello world', { addBos: true })[0]).not.toBe(t.bos); // gpt2 vocabularies add no BOS
+    await m.close();
   });
 });

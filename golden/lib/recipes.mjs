@@ -73,6 +73,8 @@ export function randomText(rng) {
 // ── model recipes: synthetic models (our writer, fixed seeds) and prompts ───────────────────────
 const P1 = 'The quick brown fox jumps over the lazy dog. Hello world, this is a test of the model';
 const P2 = '<|user|>\nWhat is the capital of France?<|end|>\n<|assistant|>\n';
+const P4 = "<|im_start|>user<|im_sep|>What's the capital of France? I've been TOLD it's Paris, 12345 km away.<|im_end|><|im_start|>assistant<|im_sep|>";
+const P4MINI = "<|system|>You are helpful.<|end|><|user|>What's the capital of France? I've been TOLD it's Paris.<|end|><|assistant|>";
 export const MODEL_RECIPES = [
   { id: 'tiny-F32', preset: 'tiny', type: 'F32', seed: 11, prompt: P1, greedy: 64 },
   { id: 'tiny-F16', preset: 'tiny', type: 'F16', seed: 12, prompt: P1, greedy: 64 },
@@ -110,4 +112,8 @@ export const MODEL_RECIPES = [
   // Phi-4: rope base 250000, sliding_window 0, GQA 4:1
   { id: 'phi4-tiny-F32', preset: 'phi4-tiny', type: 'F32', seed: 58, prompt: P1, ctx: 512, greedy: 32 },
   { id: 'phi4-tiny-Q4_K_M', preset: 'phi4-tiny', type: 'Q4_K_M', seed: 59, prompt: P1, ctx: 512 },
+  // the Phi-4 family's BPE tokenizers: GPT-2's tokens and merges with Phi-4's pre-tokenizer (dbrx) and
+  // Phi-4-mini's (gpt-4o) plus Phi-4's special tokens, in Phi-4's chat format
+  { id: 'phi4-tiny-F32-bpe', preset: 'phi4-tiny', type: 'F32', seed: 60, prompt: P4, vocab: 'ggml-vocab-gpt-2.gguf', ctx: 512, greedy: 32 },
+  { id: 'phi4-mini-tiny-Q8_0-bpe', preset: 'phi4-mini-tiny', type: 'Q8_0', seed: 61, prompt: P4MINI, vocab: 'ggml-vocab-gpt-2.gguf', ctx: 8192 },
 ];

@@ -18,6 +18,9 @@ export interface InspectReport {
   hyperParameters: Phi3Config | undefined;
   tokenizer: {
     model: string | undefined;
+    pre: string | undefined;
+    /** the vocabulary has <|im_start|> and <|im_sep|>: without a template, Phi-4's chat format is used */
+    hasPhi4Chat: boolean;
     nTokens: number;
     bos: number | undefined;
     eos: number | undefined;
@@ -57,6 +60,8 @@ export function inspectGguf(path: string, ctx?: number): InspectReport {
       const count = (v: number) => (types && types.itemType === GGUFValueType.INT32 ? (types.items as Int32Array).filter((x) => x === v).length : 0);
       tokenizer = {
         model: f.optString('tokenizer.ggml.model'),
+        pre: f.optString('tokenizer.ggml.pre'),
+        hasPhi4Chat: ['<|im_start|>', '<|im_sep|>'].every((x) => f.getStringArray('tokenizer.ggml.tokens').includes(x)),
         nTokens: f.getArray('tokenizer.ggml.tokens').items.length,
         bos: f.optNumber('tokenizer.ggml.bos_token_id'),
         eos: f.optNumber('tokenizer.ggml.eos_token_id'),
@@ -106,8 +111,8 @@ export function formatInspect(r: InspectReport): string {
       L.push(`sliding window ${h.slidingWindow}${h.slidingWindow ? ': ignored, as llama.cpp does for Phi (full attention)' : ' (none)'}`);
   }
   const t = r.tokenizer;
-  if (t) L.push(`tokenizer     ${t.model} with ${t.nTokens} tokens (${t.nControl} control, ${t.nByte} byte); bos ${t.bos}, eos ${t.eos}, add_bos ${t.addBos}`);
-  L.push(`chat template ${r.chatTemplate ? `${r.chatTemplate.length} chars: ${JSON.stringify(r.chatTemplate.slice(0, 60))}…` : 'none (the Phi-3 format is used)'}`);
+  if (t) L.push(`tokenizer     ${t.model}${t.pre && t.model === 'gpt2' ? ` (pre-tokenizer ${t.pre})` : ''} with ${t.nTokens} tokens (${t.nControl} control, ${t.nByte} byte); bos ${t.bos}, eos ${t.eos}, add_bos ${t.addBos}`);
+  L.push(`chat template ${r.chatTemplate ? `${r.chatTemplate.length} chars: ${JSON.stringify(r.chatTemplate.slice(0, 60))}…` : r.tokenizer && r.tokenizer.hasPhi4Chat ? 'none (the Phi-4 <|im_start|>…<|im_sep|> format is used)' : 'none (the Phi-3 format is used)'}`);
   L.push(`tensors       ${r.tensors.count}, ${mib(r.tensors.bytes)}`);
   for (const [n, v] of Object.entries(r.tensors.byType).sort((a, b) => b[1].bytes - a[1].bytes))
     L.push(`  ${n.padEnd(6)} ${String(v.count).padStart(5)} tensors  ${mib(v.bytes).padStart(12)}`);

@@ -440,6 +440,7 @@ const commands: Record<string, Command> = {
       type: { type: 'string', help: `weight type: ${SYNTH_TYPES.join(' ')} (default F32)` },
       seed: { type: 'int', min: 0, max: 2 ** 31, help: 'same seed → same bytes (default 1)' },
       vocab: { type: 'string', help: "copy this GGUF's tokenizer (e.g. ../shared/models/ggml-vocab-phi-3.gguf)" },
+      pre: { type: 'string', choices: ['gpt-2', 'dbrx', 'gpt-4o'], help: "with a gpt2 --vocab: this pre-tokenizer and Phi-4's special tokens (default: the preset's)" },
       out: { type: 'string', help: 'the file to write' },
       tied: { type: 'bool', help: 'no output.weight (logits from token_embd)' },
       dim: { type: 'int', min: 1, max: 1 << 16, help: 'embedding size' },
@@ -475,7 +476,7 @@ const commands: Record<string, Command> = {
       if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`--out ${out}: the folder ${dir} does not exist`);
       const t0 = performance.now();
       try {
-        writeSynth(out, { shape, type, seed: (v.seed as number | undefined) ?? 1, vocabFile: v.vocab as string | undefined });
+        writeSynth(out, { shape, type, seed: (v.seed as number | undefined) ?? 1, vocabFile: v.vocab as string | undefined, pre: v.pre as string | undefined });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (err.code) throw new Error(`cannot write ${out}: ${err.message}`);

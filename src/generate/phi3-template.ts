@@ -4,3 +4,10 @@
  */
 export const PHI3_CHAT_TEMPLATE =
   "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif %}{% endfor %}";
+
+/**
+ * Phi-4's chat format (microsoft/phi-4 tokenizer_config.json): `<|im_start|>role<|im_sep|>…<|im_end|>`,
+ * used when a file has no template but its vocabulary has those tokens.
+ */
+export const PHI4_CHAT_TEMPLATE =
+  "{% for message in messages %}{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant<|im_sep|>'}}{% endif %}";

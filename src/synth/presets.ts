@@ -28,13 +28,15 @@ export interface SynthShape {
   originalContextLength?: number;
   /** phi3.attention.sliding_window, when the real files write it */
   slidingWindow?: number;
+  /** the model's BPE pre-tokenizer (tokenizer.ggml.pre), used with a gpt2 --vocab: gpt-4o (Phi-4-mini), dbrx (Phi-4) */
+  tokenizerPre?: string;
 }
 
 const mini4k = { dim: 3072, hiddenDim: 8192, nLayers: 32, nHeads: 32, nKvHeads: 32, contextLength: 4096, slidingWindow: 2047 };
 const mini128k = { ...mini4k, contextLength: 131072, originalContextLength: 4096, slidingWindow: 262144 };
 const medium128k = { dim: 5120, hiddenDim: 17920, nLayers: 40, nHeads: 40, nKvHeads: 10, contextLength: 131072, originalContextLength: 4096, slidingWindow: 131072 };
-const phi4mini = { dim: 3072, hiddenDim: 8192, nLayers: 32, nHeads: 24, nKvHeads: 8, ropeDim: 96, contextLength: 131072, originalContextLength: 4096, tiedEmbeddings: true, slidingWindow: 262144 };
-const phi4 = { dim: 5120, hiddenDim: 17920, nLayers: 40, nHeads: 40, nKvHeads: 10, ropeFreqBase: 250000, contextLength: 16384, slidingWindow: 0 };
+const phi4mini = { dim: 3072, hiddenDim: 8192, nLayers: 32, nHeads: 24, nKvHeads: 8, ropeDim: 96, contextLength: 131072, originalContextLength: 4096, tiedEmbeddings: true, slidingWindow: 262144, tokenizerPre: 'gpt-4o' };
+const phi4 = { dim: 5120, hiddenDim: 17920, nLayers: 40, nHeads: 40, nKvHeads: 10, ropeFreqBase: 250000, contextLength: 16384, slidingWindow: 0, tokenizerPre: 'dbrx' };
 
 /** small dims, same features: head 64 (Phi-4-mini-tiny: GQA 3:1, head 64 with 48 rotating, as 96 of 128) */
 const tiny = { dim: 256, hiddenDim: 512, nLayers: 2 };

@@ -21,6 +21,16 @@ import { GGUFValueType, type GGUFKV } from '../gguf/types.js';
 import { Rng } from '../util/rng.js';
 import { PHI3_CHAT_TEMPLATE } from '../generate/phi3-template.js';
 import { longRopeAttnFactor, type SynthShape } from './presets.js';
+import { bpeVocabMetadata } from './bpe-vocab.js';
+
+function isBpeVocab(file: string): boolean {
+  const f = GGUFFile.open(file);
+  try {
+    return f.optString('tokenizer.ggml.model') === 'gpt2';
+  } finally {
+    f.close();
+  }
+}
 
 export { PRESETS, type SynthShape } from './presets.js';
 
@@ -38,6 +48,8 @@ export interface SynthOptions {
   seed: number;
   /** GGUF whose tokenizer.* keys are copied (e.g. ../shared/models/ggml-vocab-phi-3.gguf) */
   vocabFile?: string;
+  /** with a gpt2 (BPE) vocabFile: this pre-tokenizer and Phi-4's special tokens (default: the shape's) */
+  pre?: string;
   name?: string;
 }
 
@@ -278,7 +290,12 @@ export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tens
 
   let vocabKv: [string, GGUFKV][];
   let vocabSize: number;
-  if (o.vocabFile) {
+  const vocabPre = o.pre ?? s.tokenizerPre;
+  const bpeVocab = o.vocabFile !== undefined && vocabPre !== undefined && isBpeVocab(o.vocabFile);
+  if (bpeVocab) {
+    vocabKv = bpeVocabMetadata(o.vocabFile!, vocabPre!).filter(([k]) => k.startsWith('tokenizer.'));
+    vocabSize = (vocabKv.find(([k]) => k === 'tokenizer.ggml.tokens')![1].value as { items: string[] }).items.length;
+  } else if (o.vocabFile) {
     const f = GGUFFile.open(o.vocabFile);
     vocabKv = [...f.metadata].filter(([k]) => k.startsWith('tokenizer.'));
     vocabSize = f.getStringArray('tokenizer.ggml.tokens').length;
@@ -291,7 +308,10 @@ export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tens
 
   const metadata: [string, GGUFKV][] = [
     ['general.architecture', kv.str('phi3')],
-    ['general.name', kv.str(o.name ?? `phi3-ts synthetic ${o.type} seed ${o.seed}`)],
+    // llama.cpp gives Phi-3 files (general.name containing "phi3"/"phi-3") special-token rstrip rules
+    // and looks up '</s>' doing so, which a BPE vocabulary lacks: a BPE model's name avoids both, as
+    // real Phi-4 names ("Phi 4 Mini Instruct") do
+    ['general.name', kv.str(o.name ?? (bpeVocab ? `synthetic Phi-4-family model (BPE ${vocabPre}) ${o.type} seed ${o.seed}` : `phi3-ts synthetic ${o.type} seed ${o.seed}`))],
     ['phi3.context_length', kv.u32(s.contextLength)],
     ['phi3.rope.scaling.original_context_length', kv.u32(original)],
     ...(longRope ? [['phi3.rope.scaling.attn_factor', kv.f32(longRopeAttnFactor(s.contextLength, original))] as [string, GGUFKV]] : []),
