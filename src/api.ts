@@ -17,6 +17,8 @@ import { SpmTokenizer } from './tokenizer/spm.js';
 import { generate, validateGenerateOptions, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
 import { renderChat, renderChatSegments, type ChatMessage } from './generate/chat.js';
 import { PHI4_CHAT_TEMPLATE } from './generate/phi3-template.js';
+import { TemplateRunner } from './generate/template-runner.js';
+export { TemplateError } from './generate/template-runner.js';
 
 export { ContextLengthError } from './model/phi3.js';
 export { GgufError } from './gguf/types.js';
@@ -104,7 +106,9 @@ export class Model {
   private closed = false;
 
   /** the chat template in use: tokenizer.chat_template of the file, or Phi-4's format (undefined: Phi-3's) */
-  readonly chatTemplate: string | undefined;
+  chatTemplate: string | undefined;
+  /** renders templates for requests in a worker, under time, heap and size limits */
+  readonly templates = new TemplateRunner();
 
   constructor(
     readonly path: string,
@@ -249,6 +253,38 @@ export class Model {
     return this.tokenizer.encodeSegments(segs.map((s) => ({ text: s.text, parseSpecial: s.markup })), { addSpecial: false });
   }
 
+  /**
+   * chatTokens with the template run in a worker under limits (TemplateRunner): what a server uses,
+   * since a template is code from the model file. A template past its limits is a TemplateError.
+   */
+  async chatTokensLimited(messages: ChatMessage[], opts: { parseSpecialInContent?: boolean } = {}): Promise<number[]> {
+    const task = { messages, ...this.templateTokens() };
+    if (opts.parseSpecialInContent) return this.tokenize(await this.templates.render({ ...task, mode: 'text' }), { special: true, addBos: false });
+    const segs = await this.templates.render({ ...task, mode: 'segments' });
+    return this.tokenizer.encodeSegments(segs.map((s) => ({ text: s.text, parseSpecial: s.markup })), { addSpecial: false });
+  }
+
+  /**
+   * Render the file's template on a probe conversation in the worker; a template that fails or goes
+   * past the limits is replaced by the built-in one (returned: why, or undefined when it is fine).
+   */
+  async probeTemplate(): Promise<string | undefined> {
+    if (this.chatTemplate === undefined) return undefined;
+    const probe: ChatMessage[] = [
+      { role: 'system', content: 'You are a helpful assistant.' },
+      { role: 'user', content: 'Hello!' },
+      { role: 'assistant', content: 'Hi. How can I help?' },
+      { role: 'user', content: 'Tell me a story.' },
+    ];
+    try {
+      await this.templates.render({ messages: probe, ...this.templateTokens(), mode: 'segments' });
+      return undefined;
+    } catch (e) {
+      this.chatTemplate = undefined;
+      return (e as Error).message;
+    }
+  }
+
   /** Stream an assistant reply to messages; `<|end|>` (an end-of-generation token) ends the turn. */
   chat(messages: ChatMessage[], opts: GenerateOptions & { parseSpecialInContent?: boolean } = {}): Generation {
     const { parseSpecialInContent, ...gen } = opts;
@@ -259,6 +295,7 @@ export class Model {
   dispose(): void {
     if (this.closed) return;
     this.closed = true;
+    void this.templates.close();
     this.phi3.ops.dispose();
     this.file.close();
   }
@@ -267,6 +304,7 @@ export class Model {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.templates.close();
     const ops = this.phi3.ops as { close?: () => Promise<void> };
     this.file.close();
     if (ops.close) await ops.close();
@@ -342,7 +380,10 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
       ops.dispose();
       throw e;
     }
-    return new Model(path, config, tokenizer, phi3, { loadSeconds: (performance.now() - t0) / 1000, weightsBytes: total }, file);
+    const model = new Model(path, config, tokenizer, phi3, { loadSeconds: (performance.now() - t0) / 1000, weightsBytes: total }, file);
+    const why = await model.probeTemplate();
+    if (why) opts.onWarning?.({ key: 'tokenizer.chat_template', message: `the file's chat template cannot be used (${why}); using the built-in Phi-3 template` });
+    return model;
   } catch (e) {
     file.close();
     throw e;

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import * as http from 'node:http';
 import OpenAI from 'openai';
-import { writeSynth, PRESETS } from '../src/synth/synth.js';
+import { writeSynth, synthSpec, PRESETS } from '../src/synth/synth.js';
+import { writeGguf, kv } from '../src/gguf/writer.js';
 import { loadModel, type Model } from '../src/api.js';
 import { Phi3Server } from '../src/server/server.js';
 import { tmpDir } from './helpers.js';
@@ -261,4 +262,43 @@ describe('the server never wedges', () => {
     expect(m).toMatch(/phi3_active_generations 0/);
     expect(m).toMatch(/phi3_queue_depth 0/);
   });
+});
+
+describe('chat templates from the file run under limits', () => {
+  const PHI3 = "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + '\\n' + message['content'] + '<|end|>' + '\\n' + '<|assistant|>' + '\\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\\n'}}{% endif %}{% endfor %}";
+  const withTemplate = (template: string) => {
+    const file = path.join(tmpDir(), 'tpl.gguf');
+    const spec = synthSpec({ shape: PRESETS.tiny!, type: 'Q8_0', seed: 21 });
+    writeGguf(file, { metadata: spec.metadata.map(([k, v]) => [k, k === 'tokenizer.chat_template' ? kv.str(template) : v]), tensors: spec.tensors });
+    return file;
+  };
+  it('a template that loops 10^8 times at load falls back to the built-in one, with a warning', async () => {
+    const warnings: string[] = [];
+    const m = await loadModel(withTemplate('{% for i in range(100000000) %}x{% endfor %}'), { ctx: 128, threads: 1, onWarning: (w) => warnings.push(w.message) });
+    expect(warnings.join("\n")).toMatch(/chat template cannot be used \(the chat template (took more than 2000 ms to render|used more than 256 MB while rendering)\); using the built-in Phi-3 template/);
+    expect(m.chatTemplate).toBeUndefined();
+    expect(m.chatPrompt([{ role: 'user', content: 'Hi' }])).toContain('<|user|>');
+    await m.close();
+  }, 30_000);
+  it('a template that blows up on some content gives that request a 500, and the server keeps serving', async () => {
+    const tpl = "{% if messages[-1]['content'] == 'boom' %}{% for i in range(100000000) %}x{% endfor %}{% endif %}" + PHI3;
+    const m = await loadModel(withTemplate(tpl), { ctx: 128, threads: 1 });
+    expect(m.chatTemplate).toBe(tpl); // the probe passed
+    const s = new Phi3Server(m, { port: 0 });
+    const a = await s.listen();
+    const post = (content: string) => fetch(`http://127.0.0.1:${a.port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content }], max_tokens: 2 }) });
+    const bad = await post('boom');
+    expect(bad.status).toBe(500);
+    expect((await bad.json()).error.code).toBe('chat_template_failed');
+    expect((await post('fine')).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${a.port}/health`)).status).toBe(200);
+    await s.close();
+    await m.close();
+  }, 30_000);
+  it('a template whose output is huge is refused (output cap), not rendered into the heap', async () => {
+    const m = await loadModel(withTemplate(PHI3), { ctx: 128, threads: 1 });
+    m.chatTemplate = "{% for i in range(200000) %}{{ messages[0]['content'] }}{% endfor %}";
+    await expect(m.chatTokensLimited([{ role: 'user', content: 'abcdefghij' }])).rejects.toThrow(/rendered \d+ characters|took more than|more than 256 MB/);
+    await m.close();
+  }, 30_000);
 });

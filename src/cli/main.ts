@@ -18,7 +18,7 @@ import { PRESETS, SYNTH_TYPES, writeSynth } from '../synth/synth.js';
 import { GGUFFile } from '../gguf/reader.js';
 import { SpmTokenizer } from '../tokenizer/spm.js';
 import { loadModel, benchModel, ContextLengthError, type BackendName, type LoadOptions, type Model } from '../api.js';
-import { configFromGguf, type ConfigWarning, type Phi3Config } from '../model/config.js';
+import { configFromGguf, type Phi3Config } from '../model/config.js';
 import { Phi3Server } from '../server/server.js';
 import { packageRoot } from '../backend/wasm/kernels.js';
 import type { ChatMessage } from '../generate/chat.js';
@@ -65,9 +65,7 @@ function modelPath(v: ModelFlags, positionals: string[], usage: string): string 
 function preflight(file: string, v: ModelFlags): { config: Phi3Config; tok: SpmTokenizer; load: LoadOptions } {
   const f = GGUFFile.open(file);
   try {
-    const warnings: ConfigWarning[] = [];
-    const config = configFromGguf(f, warnings);
-    for (const w of warnings) warn(w.message);
+    const config = configFromGguf(f); // its warnings come from loadModel's onWarning
     const tok = new SpmTokenizer(f);
     if (v.ctx !== undefined && v.ctx > config.contextLength) {
       const longRope = config.ropeFactors.long;
@@ -82,7 +80,7 @@ function preflight(file: string, v: ModelFlags): { config: Phi3Config; tok: SpmT
       threads = cores;
     }
     if (v.swa && !config.slidingWindow) warn('--swa: the file has no sliding window; attention is full');
-    return { config, tok, load: { ctx: v.ctx, threads, backend: v.backend as BackendName | undefined, swa: v.swa, onProgress: progress() } };
+    return { config, tok, load: { ctx: v.ctx, threads, backend: v.backend as BackendName | undefined, swa: v.swa, onProgress: progress(), onWarning: (w) => warn(w.message) } };
   } finally {
     f.close();
   }

@@ -308,6 +308,8 @@ export class Phi3Server {
             ? new HttpError(400, e.message, 'messages', 'context_length_exceeded')
             : e instanceof RangeError || e instanceof TypeError
               ? new HttpError(400, e.message)
+              : (e as Error)?.name === 'TemplateError'
+                ? new HttpError(500, (e as Error).message, 'messages', 'chat_template_failed')
               : new HttpError(500, (e as Error)?.message ?? String(e));
       status = err.status;
       if (!res.headersSent) {
@@ -390,7 +392,7 @@ export class Phi3Server {
         if (!chat && typeof b.logprobs === 'number' && (b.logprobs < 0 || b.logprobs > 20)) throw new HttpError(400, "'logprobs' must be 0..20", 'logprobs');
         let prompt: string | number[];
         const m0 = this.ready();
-        if (chat) prompt = m0.chatTokens(messagesOf(b), { parseSpecialInContent: this.opts.parseSpecialContent });
+        if (chat) prompt = await m0.chatTokensLimited(messagesOf(b), { parseSpecialInContent: this.opts.parseSpecialContent });
         else {
           const p = b.prompt;
           if (typeof p === 'string') prompt = p;
