@@ -355,8 +355,11 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
       throw new OutOfMemoryError(
         `${path}: running at ctx ${ctx} needs about ${(est.totalBytes / 2 ** 30).toFixed(2)} GiB (weights ${(est.weightsBytes / 2 ** 30).toFixed(2)} + KV cache ${(est.kvCacheBytes / 2 ** 30).toFixed(2)} + scratch), but this machine has ${(os.totalmem() / 2 ** 30).toFixed(2)} GiB; try a smaller --ctx or a smaller quantization`,
       );
-    const threads = opts.threads ?? os.availableParallelism();
-    if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
+    let threads = opts.threads ?? os.availableParallelism();
+    if (threads > os.availableParallelism()) {
+      opts.onWarning?.({ key: 'threads', message: `threads ${threads} is more than the ${os.availableParallelism()} cores here: using ${os.availableParallelism()}` });
+      threads = os.availableParallelism();
+    }
     let loaded = 0;
     const backend = opts.backend ?? 'wasm';
     const ops = makeOps(backend, config, ctx, threads);

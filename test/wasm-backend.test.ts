@@ -20,13 +20,16 @@ const dir = tmpDir();
 
 // crewLoad: the crew is started first and reads the weights with the main thread (as loadModel
 // does); otherwise the main thread reads them alone
-async function logitsWith(file: string, threads: number, bankBytes?: number, crewLoad = false): Promise<Float32Array[]> {
+// solo: the crew is judged slower than the main thread alone (as on a busy machine), so every op
+// runs on the main thread, its workers asleep
+async function logitsWith(file: string, threads: number, bankBytes?: number, crewLoad = false, solo = false): Promise<Float32Array[]> {
   const f = GGUFFile.open(file);
   const c = configFromGguf(f);
   const ops = new WasmOps({ ...planFor(c, 64, 16, threads), bankBytes });
   if (crewLoad) await ops.start();
   const m = Phi3.load(f, ops, { ctx: 64, maxBatch: 16 });
   await ops.start();
+  if (solo) Object.assign((ops as unknown as { crewInstance: object }).crewInstance, { solo: true, soloUntil: Infinity });
   try {
     const tokens = Array.from({ length: 20 }, (_, i) => 1 + ((i * 37) % 800));
     const rows = m.forward(tokens, { allLogits: true }); // two batches of 16 + 4
@@ -50,6 +53,8 @@ describe('WASM backend', () => {
       expect(bits(await logitsWith(file, 3))).toEqual(one);
       // weights read by 1, 2 and 3 threads (Q4_0: interleaved by each thread in pieces)
       for (const threads of [1, 2, 3]) expect(bits(await logitsWith(file, threads, undefined, true))).toEqual(one);
+      // and a crew that runs alone (a busy machine) reads and computes the same bits
+      expect(bits(await logitsWith(file, 2, undefined, true, true))).toEqual(one);
     });
   }
 
@@ -119,9 +124,9 @@ describe('WASM backend', () => {
     const file = path.join(dir, 'err.gguf');
     writeSynth(file, { shape: PRESETS.tiny!, type: 'Q4_0', seed: 5 });
     const m = await loadModel(file, { ctx: 32, threads: 2 });
-    const ops = m.phi3.ops as unknown as { crew: { run: (a: number[], mine: () => void) => void } };
+    const ops = m.phi3.ops as unknown as { crew: { run: (a: number[], mine: () => void, judge: boolean) => void } };
     // an op code no worker knows: the worker reports it, the main thread throws
-    expect(() => ops.crew.run([99, 0], () => {})).toThrow(/worker thread failed: .*unknown op 99/);
+    expect(() => ops.crew.run([99, 0], () => {}, false)).toThrow(/worker thread failed: .*unknown op 99/);
     await m.close();
   });
 });

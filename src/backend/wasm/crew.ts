@@ -90,11 +90,40 @@ export class Crew {
   }
 
   /**
-   * Run one op on every thread: `mine(0, n)` here, the workers their own index, then wait.
-   * `args` go to the workers (args[0] = opcode).
+   * Whether the crew pays for itself, measured as it runs. On a machine whose cores are busy with
+   * other work, a worker may be descheduled mid-op and the main thread then waits a whole time slice
+   * for it. Per window of ops: the main thread's own share took `own`, its wait for the workers
+   * `wait`; alone it would have taken ≈ n·own, so the crew is slower once wait > (n−1)·own. Past twice
+   * that (a margin for jitter: one descheduled slice must not send a fast crew to sleep; measured on
+   * mini Q4_0, a margin of 1 with 16-op windows cost a quarter of its decode speed) the main thread
+   * runs the ops alone for a second (its workers sleep), then tries the crew again. Results are the same
+   * either way: every split of an op gives bit-identical output.
    */
-  run(args: number[], mine: (index: number, n: number) => void): void {
+  private solo = false;
+  private windowOps = 0;
+  private own = 0;
+  private wait = 0;
+  private soloUntil = 0;
+  /** ops per measuring window (judged from its 8th op on), and how long the main thread then runs alone (ms) */
+  static readonly WINDOW = 64;
+  static readonly MIN_OPS = 4;
+  static readonly SOLO_MS = 1000;
+  /** times the crew was judged slower than the main thread alone (for tests and the profile) */
+  soloSwitches = 0;
+
+  /**
+   * Run one op on every thread: `mine(0, n)` here, the workers their own index, then wait.
+   * `args` go to the workers (args[0] = opcode). `judge` false: always the whole crew, not timed (loads:
+   * page faults and I/O say nothing about how the compute ops share the cores).
+   */
+  run(args: number[], mine: (index: number, n: number) => void, judge = true): void {
     const workers = this.nThreads - 1;
+    if (workers > 0 && this.solo && judge) {
+      mine(0, 1);
+      if (performance.now() > this.soloUntil) this.solo = false;
+      return;
+    }
+    const t0op = workers > 0 ? performance.now() : 0;
     if (workers > 0) {
       this.checkFailure();
       for (let i = 0; i < args.length; i++) this.args[i] = args[i]!;
@@ -104,6 +133,7 @@ export class Crew {
     }
     mine(0, this.nThreads);
     if (workers === 0) return;
+    const t1op = performance.now();
     const t0 = Date.now();
     let spins = 0;
     while (Atomics.load(this.ctl, DONE) < workers) {
@@ -113,6 +143,19 @@ export class Crew {
       }
     }
     this.checkFailure();
+    if (!judge) return;
+    this.own += t1op - t0op;
+    this.wait += performance.now() - t1op;
+    const slow = ++this.windowOps >= Crew.MIN_OPS && this.wait > 2 * workers * this.own;
+    if (slow) {
+      this.solo = true;
+      this.soloUntil = performance.now() + Crew.SOLO_MS;
+      this.soloSwitches++;
+    }
+    if (slow || this.windowOps >= Crew.WINDOW) {
+      this.windowOps = 0;
+      this.own = this.wait = 0;
+    }
   }
 
   private checkFailure(): void {

@@ -241,7 +241,8 @@ export class WasmOps implements Ops<WasmBuf> {
     if (this.crewInstance && bank === 0 && where && (layout === Layout.ROWS || stagingPerThread >= 4 * rowBytes)) {
       // the crew reads it (share.ts, Op.LOAD): the copy and the page faults on two cores
       const args = [Op.LOAD, 0, where.fd, where.position, ptr, rows, rowBytes, cols, layout, info.typeSize, this.xh, stagingPerThread, this.loadResults];
-      this.crewInstance.run(args, (i, n) => runShare([b.k], args, i, n));
+      b.f64(this.loadResults, 2 * this.plan.threads).fill(0);
+      this.crewInstance.run(args, (i, n) => runShare([b.k], args, i, n), false);
       const res = b.f64(this.loadResults, 2 * this.plan.threads);
       let got = 0;
       for (let i = 0; i < this.plan.threads; i++) (got += res[2 * i]!), (subnormalScales += res[2 * i + 1]!);
