@@ -257,3 +257,18 @@ describe('GGUF writer, large headers', () => {
     expect(f.getNumber('n')).toBe(7);
   });
 });
+
+describe('tensor names', () => {
+  const withName = (name: string) => serializeGguf({ metadata: [['general.architecture', kv.str('phi3')]], tensors: [{ name, type: GGMLType.F32, shape: [4], data: () => new Uint8Array(16) }] });
+  it('must be valid UTF-8: a broken byte is a GgufError naming the offset, not a silent U+FFFD', () => {
+    const b = withName('blk.0.XYZ.weight');
+    const at = Buffer.from(b).indexOf('XYZ');
+    b[at] = 0xff; // an invalid UTF-8 lead byte
+    expect(() => parseGguf(new BufferSource(b, 'x.gguf'))).toThrow(GgufError);
+    expect(() => parseGguf(new BufferSource(b, 'x.gguf'))).toThrow(/tensor name is not valid UTF-8/);
+  });
+  it("are bounded in bytes, not UTF-16 units (ggml's 63)", () => {
+    expect(() => parseGguf(new BufferSource(withName('é'.repeat(32)), 'x.gguf'))).toThrow(/tensor name is 64 bytes/); // 32 chars, 64 bytes
+    expect(parseGguf(new BufferSource(withName('é'.repeat(31)), 'x.gguf')).tensors[0]!.name).toBe('é'.repeat(31));
+  });
+});

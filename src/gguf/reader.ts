@@ -101,6 +101,7 @@ class Cursor {
   private view = new DataView(this.buf.buffer);
   private bufStart = 0;
   private readonly utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+  private readonly utf8Strict = new TextDecoder('utf-8', { ignoreBOM: true, fatal: true });
   key: string | undefined;
   tensor: string | undefined;
 
@@ -157,6 +158,17 @@ class Cursor {
   string(what = 'string'): string {
     const n = this.u64Bounded(`${what} length`, this.remaining - 8);
     return this.utf8.decode(this.bytes(n, what));
+  }
+  /** a string that must be valid UTF-8 (tensor names: ggml compares their bytes), with its byte length */
+  strictString(what: string): { text: string; bytes: number } {
+    const at = this.pos;
+    const n = this.u64Bounded(`${what} length`, this.remaining - 8);
+    const b = this.bytes(n, what);
+    try {
+      return { text: this.utf8Strict.decode(b), bytes: n };
+    } catch {
+      return this.fail(`${what} is not valid UTF-8`, at);
+    }
   }
 
   scalar(type: GGUFValueType): number | bigint | boolean | string {
@@ -347,9 +359,9 @@ export function parseGguf(src: ByteSource): GGUFHeader {
   for (let i = 0; i < nTensors; i++) {
     c.tensor = undefined;
     const at = c.pos;
-    const name = c.string('tensor name');
+    const { text: name, bytes } = c.strictString('tensor name');
     c.tensor = name;
-    if (name.length >= 64) c.fail(`tensor name is ${name.length} bytes (ggml's limit is 63)`, at);
+    if (bytes >= 64) c.fail(`tensor name is ${bytes} bytes (ggml's limit is 63)`, at);
     if (names.has(name)) c.fail('duplicate tensor name', at);
     names.add(name);
     const dimsAt = c.pos;
