@@ -137,6 +137,32 @@ export class Model {
     return this.tokenizer.decode(ids, { special: opts.special });
   }
 
+  private restarting: Promise<void> | undefined;
+  /** crew restarts after a failure, since load */
+  crewRestarts = 0;
+
+  /** whether the model can run: false while a failed worker crew is being replaced */
+  get healthy(): boolean {
+    const ops = this.phi3.ops;
+    return !(ops instanceof WasmOps && ops.crewFailed) && !this.restarting;
+  }
+
+  /**
+   * A failed worker crew is torn down and a fresh one started on the same weights; the KV cache
+   * (in an unknown state after a failed op) starts over. Called after a failure and before each call.
+   */
+  private recover(): Promise<void> {
+    const ops = this.phi3.ops;
+    if (this.restarting || !(ops instanceof WasmOps) || !ops.crewFailed || this.closed) return this.restarting ?? Promise.resolve();
+    this.restarting = ops.restartCrew().then(() => {
+      this.crewRestarts++;
+      this.phi3.reset();
+      this.history = [];
+      this.restarting = undefined;
+    });
+    return this.restarting;
+  }
+
   private checkOpen(): void {
     if (this.closed) throw new Error('the model is closed');
   }
@@ -153,11 +179,13 @@ export class Model {
     if (tokens.length > this.ctx) throw new ContextLengthError(tokens.length, this.ctx, 'the tokens');
     const release = await this.turns.take();
     try {
+      await this.recover();
       this.phi3.reset();
       this.history = [];
       return this.phi3.forward(tokens, { allLogits: opts.all ?? false });
     } finally {
       this.phi3.reset();
+      void this.recover();
       release();
     }
   }
@@ -184,12 +212,15 @@ export class Model {
       const release = await self.turns.take();
       token.release = release;
       try {
+        await self.recover();
         self.checkOpen();
         return yield* generate(self.phi3, self.tokenizer, ids, self.history, { ...opts, reuseCache: opts.reuseCache ?? true }, onEnd);
       } catch (e) {
-        // a failed step leaves the cache in an unknown state: start over next time
+        // a failed step leaves the cache in an unknown state: start over next time (and a failed
+        // crew is replaced now, so that the next call finds a working one)
         self.phi3.reset();
         self.history = [];
+        void self.recover();
         throw e;
       } finally {
         token.release = undefined;

@@ -129,4 +129,21 @@ describe('WASM backend', () => {
     expect(() => ops.crew.run([99, 0], () => {}, false)).toThrow(/worker thread failed: .*unknown op 99/);
     await m.close();
   });
+
+  it('a failed crew is torn down and a fresh one started on the same weights: the next call works, same logits', async () => {
+    const file = path.join(dir, 'err2.gguf');
+    writeSynth(file, { shape: PRESETS.tiny!, type: 'Q4_0', seed: 5 });
+    const m = await loadModel(file, { ctx: 32, threads: 2 });
+    const before = bits(await m.logits([1, 5, 9, 13], { all: true }));
+    const ops = m.phi3.ops as unknown as { crew: { run: (a: number[], mine: () => void, judge: boolean) => void } };
+    expect(() => ops.crew.run([99, 0], () => {}, false)).toThrow(/worker thread failed/);
+    expect(m.healthy).toBe(false);
+    expect(bits(await m.logits([1, 5, 9, 13], { all: true }))).toEqual(before);
+    expect(m.crewRestarts).toBe(1);
+    expect(m.healthy).toBe(true);
+    let text = '';
+    for await (const t of m.generate('Hello', { maxTokens: 4, temperature: 0 })) text += t;
+    expect(text.length).toBeGreaterThanOrEqual(0);
+    await m.close();
+  });
 });

@@ -363,7 +363,10 @@ export class Phi3Server {
     }
     switch (route) {
       case 'GET /health':
-        return this.model ? this.json(res, 200, { status: 'ok' }) : this.json(res, 503, { status: 'loading' });
+        if (!this.model) return this.json(res, 503, { status: 'loading' });
+        // a failed worker crew is being replaced (requests that were running got a 500)
+        if (!this.model.healthy) return this.json(res, 503, { status: 'error', reason: 'the worker crew failed and is restarting' });
+        return this.json(res, 200, { status: 'ok' });
       case 'GET /metrics':
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
         res.end(this.metrics.text(this.model));

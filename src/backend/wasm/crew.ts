@@ -71,6 +71,11 @@ export class Crew {
     }
   }
 
+  /** a worker failed (an error in an op, or it died): this crew cannot run ops any more */
+  get failed(): boolean {
+    return Atomics.load(this.ctl, ERROR) !== 0 || this.failure !== undefined;
+  }
+
   /** a worker died outside its own try/catch: release anyone waiting and remember why */
   private fail(e: Error): void {
     this.failure ??= e;

@@ -388,6 +388,19 @@ export class WasmOps implements Ops<WasmBuf> {
     this.crewInstance = undefined;
   }
 
+  /** the worker crew has failed (see restartCrew) */
+  get crewFailed(): boolean {
+    return this.crewInstance?.failed ?? false;
+  }
+
+  /** tear a failed crew down and start a fresh one over the same memories (the weights stay) */
+  async restartCrew(): Promise<void> {
+    const old = this.crewInstance;
+    this.crewInstance = undefined;
+    await old?.close().catch(() => {});
+    await this.start();
+  }
+
   /** stop the worker crew and wait for it */
   async close(): Promise<void> {
     await this.crewInstance?.close();
