@@ -434,21 +434,36 @@ export class SpmTokenizer {
   /** llm_tokenizer_bpe_session::tokenize over one text fragment (binary string) */
   private bpe(frag: string, out: number[]): void {
     const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(binaryToBytes(frag));
-    const isToken = (s: string) => this.toId.has(toBinary(s));
     for (const word of preTokenize(text, this.pre!)) {
-      for (const piece of bpeMerge(byteEncode(word), this.ranks, isToken, this.ignoreMerges)) {
-        const id = this.toId.get(toBinary(piece));
-        if (id !== undefined) {
-          out.push(id);
-          continue;
-        }
-        // not a token: its single bytes, where those are tokens (llama.cpp drops the rest)
-        for (const b of toBinary(piece)) {
-          const bid = this.toId.get(b);
-          if (bid !== undefined) out.push(bid);
-        }
+      let ids = this.wordCache.get(word);
+      if (!ids) {
+        ids = this.bpeWord(word);
+        if (this.wordCache.size >= 65536) this.wordCache.clear(); // bounded: a word's ids never change
+        this.wordCache.set(word, ids);
+      }
+      for (const id of ids) out.push(id);
+    }
+  }
+
+  /** words seen before → their ids (natural text repeats its words; the result is the same either way) */
+  private readonly wordCache = new Map<string, number[]>();
+
+  private bpeWord(word: string): number[] {
+    const out: number[] = [];
+    const isToken = (s: string) => this.toId.has(toBinary(s));
+    for (const piece of bpeMerge(byteEncode(word), this.ranks, isToken, this.ignoreMerges)) {
+      const id = this.toId.get(toBinary(piece));
+      if (id !== undefined) {
+        out.push(id);
+        continue;
+      }
+      // not a token: its single bytes, where those are tokens (llama.cpp drops the rest)
+      for (const b of toBinary(piece)) {
+        const bid = this.toId.get(b);
+        if (bid !== undefined) out.push(bid);
       }
     }
+    return out;
   }
 
   private byteToken(b: number): number {
