@@ -367,6 +367,14 @@ export class OutOfMemoryError extends Error {
   override name = 'OutOfMemoryError';
 }
 
+/** a memory the engine refused (WebAssembly.Memory beyond its limits, a bank's reserve) as an OutOfMemoryError */
+function asOutOfMemory(e: unknown, path: string, ctx: number): unknown {
+  const m = (e as Error)?.message ?? '';
+  if (e instanceof RangeError && /WebAssembly\.Memory|Array buffer allocation|reserve exhausted|does not fit in a 4 GiB|more than one 4 GiB/.test(m))
+    return new OutOfMemoryError(`${path}: the activations, KV cache or a tensor at ctx ${ctx} do not fit in WebAssembly memory (${m}); try a smaller --ctx`);
+  return e;
+}
+
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<Model> {
   if (typeof path !== 'string') throw new TypeError('the model path must be a string');
   validateLoadOptions(opts);
@@ -393,7 +401,12 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     }
     let loaded = 0;
     const backend = opts.backend ?? 'wasm';
-    const ops = makeOps(backend, config, ctx, threads);
+    let ops: Ops<unknown>;
+    try {
+      ops = makeOps(backend, config, ctx, threads);
+    } catch (e) {
+      throw asOutOfMemory(e, path, ctx);
+    }
     let phi3: Phi3<unknown>;
     try {
       // the crew starts first and reads the weights with the main thread; starting it again after
@@ -412,7 +425,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
       if (ops instanceof WasmOps) await ops.start();
     } catch (e) {
       ops.dispose();
-      throw e;
+      throw asOutOfMemory(e, path, ctx);
     }
     const model = new Model(path, config, tokenizer, phi3, { loadSeconds: (performance.now() - t0) / 1000, weightsBytes: total }, file);
     const why = await model.probeTemplate();

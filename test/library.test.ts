@@ -208,3 +208,13 @@ describe('Phi-4 family chat (BPE vocabulary, no template in the file)', () => {
     await m.close();
   });
 });
+
+describe('memory the engine refuses', () => {
+  it('a context whose KV cache cannot fit in a WebAssembly memory is an OutOfMemoryError with the clear message', async () => {
+    const file = path.join(dir, 'tiny-oom.gguf');
+    writeSynth(file, { shape: PRESETS.tiny!, type: 'Q8_0', seed: 1 });
+    const e = await loadModel(file, { ctx: 1 << 22, threads: 1 }).catch((x) => x);
+    expect(e).toBeInstanceOf(OutOfMemoryError);
+    expect(String(e.message)).toMatch(/do not fit in WebAssembly memory .*try a smaller --ctx/);
+  });
+});

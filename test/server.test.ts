@@ -302,3 +302,36 @@ describe('chat templates from the file run under limits', () => {
     await m.close();
   }, 30_000);
 });
+
+describe('request limits', () => {
+  it('--max-prompt-tokens and --max-messages refuse by name', async () => {
+    const s = new Phi3Server(model, { port: 0, maxPromptTokens: 20, maxMessages: 3 });
+    const a = await s.listen();
+    const post = (p: string, body: object) => fetch(`http://127.0.0.1:${a.port}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const long = await post('/v1/completions', { prompt: 'word '.repeat(40), max_tokens: 1 });
+    expect(long.status).toBe(400);
+    expect((await long.json()).error.code).toBe('prompt_too_long');
+    const many = await post('/v1/chat/completions', { messages: Array.from({ length: 4 }, () => ({ role: 'user', content: 'a' })), max_tokens: 1 });
+    expect(many.status).toBe(400);
+    expect((await many.json()).error.code).toBe('too_many_messages');
+    expect((await post('/v1/completions', { prompt: 'hi', max_tokens: 1 })).status).toBe(200);
+    await s.close();
+  });
+});
+
+describe('the scheduler watchdog', () => {
+  it('a generation with no progress for stallMs is stopped (its iterator returned) and the queue moves on', async () => {
+    const s = new Phi3Server(model, { port: 0, stallMs: 200 });
+    const ex = (s as unknown as { exclusive: (sig: AbortSignal, f: (m: Model, w: { last: number; cancel?: () => void }) => Promise<unknown>) => Promise<unknown> }).exclusive.bind(s);
+    let cancelled = false;
+    const stuck = ex(new AbortController().signal, (_m, w) => {
+      w.cancel = () => void (cancelled = true);
+      return new Promise(() => {}); // e.g. a write waiting for a 'drain' that never comes
+    });
+    const next = ex(new AbortController().signal, async () => 'ran');
+    await expect(stuck).rejects.toThrow(/made no progress for 0.2 s/);
+    expect(cancelled).toBe(true);
+    expect(await next).toBe('ran');
+    expect(s.metrics.stalled).toBe(1);
+  });
+});

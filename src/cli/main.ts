@@ -191,6 +191,8 @@ const SERVE = {
   port: { type: 'int', min: 0, max: 65535, help: 'port (default 8080; 0 = any free port)' },
   'grace-ms': { type: 'int', min: 0, help: 'on SIGTERM/SIGINT, wait this long for running requests (default 10000)' },
   'parse-special-content': { type: 'bool', help: 'parse special-token text inside chat message content (unsafe: users can forge turns)' },
+  'max-prompt-tokens': { type: 'int', min: 1, help: 'refuse requests with more prompt tokens (default: the context)' },
+  'max-messages': { type: 'int', min: 1, help: 'refuse chat requests with more messages (default 1024)' },
 } as const satisfies FlagTable;
 
 const commands: Record<string, Command> = {
@@ -310,7 +312,7 @@ const commands: Record<string, Command> = {
       const pre = preflight(file, v);
       const modelP = loadModel(file, pre.load);
       // /health answers "loading" while the weights load
-      const server = new Phi3Server(modelP, { host: v.host ?? '127.0.0.1', port: v.port ?? 8080, modelId: path.basename(file).replace(/\.gguf$/i, ''), parseSpecialContent: v['parse-special-content'] });
+      const server = new Phi3Server(modelP, { host: v.host ?? '127.0.0.1', port: v.port ?? 8080, modelId: path.basename(file).replace(/\.gguf$/i, ''), parseSpecialContent: v['parse-special-content'], maxPromptTokens: v['max-prompt-tokens'], maxMessages: v['max-messages'] });
       let addr;
       try {
         addr = await server.listen();

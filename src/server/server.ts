@@ -44,6 +44,7 @@ class Metrics {
   queue = 0;
   active = 0;
   aborted = 0;
+  stalled = 0;
   request(route: string, status: number, seconds: number): void {
     const k = `${route}|${status}`;
     this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
@@ -67,6 +68,7 @@ class Metrics {
     L.push('# HELP phi3_prompt_tokens_total Prompt tokens processed.', '# TYPE phi3_prompt_tokens_total counter', `phi3_prompt_tokens_total ${this.promptTokens}`);
     L.push('# HELP phi3_generated_tokens_total Tokens generated.', '# TYPE phi3_generated_tokens_total counter', `phi3_generated_tokens_total ${this.generatedTokens}`);
     L.push('# HELP phi3_aborted_generations_total Generations stopped because the client went away.', '# TYPE phi3_aborted_generations_total counter', `phi3_aborted_generations_total ${this.aborted}`);
+    L.push('# HELP phi3_stalled_generations_total Generations stopped by the watchdog (no progress).', '# TYPE phi3_stalled_generations_total counter', `phi3_stalled_generations_total ${this.stalled}`);
     L.push('# HELP phi3_queue_depth Requests waiting for the model.', '# TYPE phi3_queue_depth gauge', `phi3_queue_depth ${this.queue}`);
     L.push('# HELP phi3_active_generations Generations running.', '# TYPE phi3_active_generations gauge', `phi3_active_generations ${this.active}`);
     L.push('# HELP phi3_model_loaded 1 once the model is loaded.', '# TYPE phi3_model_loaded gauge', `phi3_model_loaded ${model ? 1 : 0}`);
@@ -202,6 +204,18 @@ export interface ServeOptions {
   cors?: string;
   /** parse special-token text inside message content (the old, unsafe behaviour: users can forge turns) */
   parseSpecialContent?: boolean;
+  /** most prompt tokens one request may send (default: the context) */
+  maxPromptTokens?: number;
+  /** most messages one chat request may send (default 1024) */
+  maxMessages?: number;
+  /** a generation with no progress (token or write) for this long is stopped (default 60 s) */
+  stallMs?: number;
+}
+
+/** a running generation's last sign of progress, and how to stop it (the scheduler's watchdog) */
+interface Watch {
+  last: number;
+  cancel?: () => Promise<unknown> | void;
 }
 
 export class Phi3Server {
@@ -263,7 +277,13 @@ export class Phi3Server {
   }
 
   /** run `f` when the model is free (one generation at a time, in arrival order) */
-  private exclusive<T>(signal: AbortSignal, f: (m: Model) => Promise<T>): Promise<T> {
+  /**
+   * Run `f` when the model is free (one generation at a time, in arrival order), under a watchdog:
+   * a generation that reports no progress (a token, a write) for `stallMs` is ended — its iterator
+   * returned, so the model is given back — and the request fails with a 500; the queue moves on
+   * whatever `f` is stuck on.
+   */
+  private exclusive<T>(signal: AbortSignal, f: (m: Model, w: Watch) => Promise<T>): Promise<T> {
     this.metrics.queue++;
     const run = this.tail.then(async () => {
       this.metrics.queue--;
@@ -271,9 +291,21 @@ export class Phi3Server {
       const m = this.model;
       if (!m) throw new HttpError(503, 'the model is still loading');
       this.metrics.active++;
+      const stallMs = this.opts.stallMs ?? 60_000;
+      const w: Watch = { last: Date.now() };
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setInterval(() => {
+          if (Date.now() - w.last < stallMs) return;
+          this.metrics.stalled++;
+          void w.cancel?.();
+          reject(new HttpError(500, `the generation made no progress for ${stallMs / 1000} s and was stopped`, null, 'generation_stalled'));
+        }, Math.min(1000, stallMs / 4));
+      });
       try {
-        return await f(m);
+        return await Promise.race([f(m, w), stalled]);
       } finally {
+        clearInterval(timer);
         this.metrics.active--;
       }
     });
@@ -395,7 +427,12 @@ export class Phi3Server {
         if (!chat && typeof b.logprobs === 'number' && (b.logprobs < 0 || b.logprobs > 20)) throw new HttpError(400, "'logprobs' must be 0..20", 'logprobs');
         let prompt: string | number[];
         const m0 = this.ready();
-        if (chat) prompt = await m0.chatTokensLimited(messagesOf(b), { parseSpecialInContent: this.opts.parseSpecialContent });
+        if (chat) {
+          const msgs = messagesOf(b);
+          const maxMessages = this.opts.maxMessages ?? 1024;
+          if (msgs.length > maxMessages) throw new HttpError(400, `${msgs.length} messages are more than this server's limit of ${maxMessages}`, 'messages', 'too_many_messages');
+          prompt = await m0.chatTokensLimited(msgs, { parseSpecialInContent: this.opts.parseSpecialContent });
+        }
         else {
           const p = b.prompt;
           if (typeof p === 'string') prompt = p;
@@ -404,12 +441,15 @@ export class Phi3Server {
           else throw new HttpError(400, "'prompt' must be a string or an array of token ids", 'prompt');
         }
         const ids = typeof prompt === 'string' ? m0.tokenize(prompt, { special: true }) : prompt;
+        const maxPrompt = this.opts.maxPromptTokens;
+        if (maxPrompt !== undefined && ids.length > maxPrompt)
+          throw new HttpError(400, `the prompt has ${ids.length} tokens, more than this server's limit of ${maxPrompt}`, chat ? 'messages' : 'prompt', 'prompt_too_long');
         const want = ids.length + (opts.maxTokens ?? 1);
         if (want > m0.ctx)
           throw new HttpError(400, `this model's context holds ${m0.ctx} tokens, but the prompt (${ids.length} tokens) plus ${opts.maxTokens ? `max_tokens (${opts.maxTokens})` : 'one generated token'} needs ${want}`, chat ? 'messages' : 'prompt', 'context_length_exceeded');
         const stream = b.stream === true;
         const includeUsage = stream && (b.stream_options as Body | undefined)?.include_usage === true;
-        return this.exclusive(signal, (m) => this.complete(m, res, { chat, ids, opts: { ...opts, signal, topLogprobs: logprobs ? topLogprobs : undefined }, stream, includeUsage }));
+        return this.exclusive(signal, (m, w) => this.complete(m, res, w, { chat, ids, opts: { ...opts, signal, topLogprobs: logprobs ? topLogprobs : undefined }, stream, includeUsage }));
       }
       default:
         if (['/health', '/metrics', '/v1/models', '/tokenize', '/detokenize', '/v1/chat/completions', '/v1/completions'].includes(route.split(' ')[1]!))
@@ -426,6 +466,7 @@ export class Phi3Server {
   private async complete(
     m: Model,
     res: http.ServerResponse,
+    w: Watch,
     o: { chat: boolean; ids: number[]; opts: GenerateOptions; stream: boolean; includeUsage: boolean },
   ): Promise<number> {
     const id = (o.chat ? 'chatcmpl-' : 'cmpl-') + randomUUID();
@@ -439,6 +480,7 @@ export class Phi3Server {
       top_logprobs: (c.topLogprobs ?? []).map((t) => ({ token: m.tokenizer.decode([t.token], { special: true }), logprob: t.logprob, bytes: [...Buffer.from(m.tokenizer.decode([t.token], { special: true }))] })),
     });
     const it = m.stream(o.ids, o.opts);
+    w.cancel = () => it.return(undefined as never).catch(() => {});
     if (o.stream) {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       // after each event, let the event loop run (so a hang-up is seen within one token) and
@@ -455,6 +497,7 @@ export class Phi3Server {
             };
             res.on('drain', done).on('close', done).on('error', done);
           });
+        w.last = Date.now();
         await yieldToEventLoop();
       };
       const signal = o.opts.signal!;
@@ -463,6 +506,7 @@ export class Phi3Server {
       let stats: GenerationStats;
       for (;;) {
         const r = await it.next();
+        w.last = Date.now();
         if (r.done) {
           stats = r.value;
           break;
@@ -497,6 +541,7 @@ export class Phi3Server {
     let stats: GenerationStats;
     for (;;) {
       const r = await it.next();
+      w.last = Date.now();
       if (r.done) {
         stats = r.value;
         break;
