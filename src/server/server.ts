@@ -482,7 +482,7 @@ export class Phi3Server {
     const it = m.stream(o.ids, o.opts);
     w.cancel = () => it.return(undefined as never).catch(() => {});
     if (o.stream) {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }); // keep-alive as the client asks (node:http)
       // after each event, let the event loop run (so a hang-up is seen within one token) and
       // respect back-pressure from slow clients. Every path settles: a socket that is already gone
       // is not written (its 'close' has fired, and will not fire again); one that goes while we
