@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import { RefOps } from './backend/ref/ops.js';
 import { WasmOps, planFor } from './backend/wasm/ops.js';
 import type { Ops } from './backend/ops.js';
-import { configFromGguf, estimateMemory, type ConfigWarning, type Phi3Config } from './model/config.js';
+import { checkWeights, configFromGguf, estimateMemory, validateTensors, type ConfigWarning, type Phi3Config } from './model/config.js';
 import { Phi3, ContextLengthError } from './model/phi3.js';
 import { SpmTokenizer } from './tokenizer/spm.js';
 import { generate, validateGenerateOptions, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
@@ -65,12 +65,14 @@ export interface LoadOptions {
   swa?: boolean;
   /** called as tensor bytes load */
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  /** scan the weights for Inf/NaN before loading (default: files up to 1 GiB; bigger ones on request) */
+  checkWeights?: boolean;
   /** called for each metadata key that neither llama.cpp nor phi3-ts reads (default: ignored) */
   onWarning?: (w: ConfigWarning) => void;
   signal?: AbortSignal;
 }
 
-const LOAD_KEYS = new Set(['ctx', 'backend', 'threads', 'swa', 'onProgress', 'onWarning', 'signal']);
+const LOAD_KEYS = new Set(['ctx', 'backend', 'threads', 'swa', 'checkWeights', 'onProgress', 'onWarning', 'signal']);
 
 function validateLoadOptions(o: LoadOptions): void {
   if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
@@ -85,7 +87,7 @@ function validateLoadOptions(o: LoadOptions): void {
   posInt('threads');
   if (o.backend !== undefined && o.backend !== 'wasm' && o.backend !== 'ref') throw new RangeError(`backend must be 'wasm' or 'ref', got ${JSON.stringify(o.backend)}`);
   for (const k of ['onProgress', 'onWarning'] as const) if (o[k] !== undefined && typeof o[k] !== 'function') throw new TypeError(`${k} must be a function`);
-  if (o.swa !== undefined && typeof o.swa !== 'boolean') throw new TypeError(`swa must be a boolean`);
+  for (const k of ['swa', 'checkWeights'] as const) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new TypeError(`${k} must be a boolean`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
 }
 
@@ -389,6 +391,10 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     const ctx = opts.ctx ?? config.contextLength;
     if (!Number.isInteger(ctx) || ctx < 1) throw new RangeError(`ctx must be a positive integer, got ${ctx}`);
     const total = file.tensors.reduce((a, t) => a + t.byteSize, 0);
+    if (opts.checkWeights ?? total <= 2 ** 30) {
+      validateTensors(file, config);
+      checkWeights(file);
+    }
     const est = estimateMemory(config, total, ctx);
     if (est.totalBytes > os.totalmem())
       throw new OutOfMemoryError(

@@ -8,6 +8,7 @@ import { kv, writeGguf } from '../src/gguf/writer.js';
 import { GGMLType } from '../src/quant/ggml-type.js';
 import { configFromGguf, HONOURED_ARCH_KEYS, REFUSED_ARCH_KEYS, UnsupportedModelError, validateTensors } from '../src/model/config.js';
 import { synthSpec, PRESETS } from '../src/synth/synth.js';
+import { loadModel } from '../src/api.js';
 import { tmpDir } from './helpers.js';
 
 const dir = tmpDir();
@@ -144,5 +145,36 @@ describe('tensors', () => {
     });
     expect(() => load(f)).toThrow(/tensor 'rope_factors_long.weight' has shape \[16\], expected \[32\]/);
     f.close();
+  });
+});
+
+describe('Inf and NaN in the weights are found at load, naming the tensor', () => {
+  const poisoned = (type: string, tensor: string, poison: (b: Uint8Array) => void) => {
+    const spec = synthSpec({ shape: PRESETS.tiny!, type, seed: 2 });
+    const i = spec.tensors.findIndex((t) => t.name === tensor);
+    const data = spec.tensors[i]!.data;
+    spec.tensors[i] = { ...spec.tensors[i]!, data: () => {
+      const b = new Uint8Array(data());
+      poison(b);
+      return b;
+    } };
+    const file = path.join(dir, `poison-${type}-${n++}.gguf`);
+    writeGguf(file, spec);
+    return file;
+  };
+  it('F32: a NaN element', async () => {
+    const file = poisoned('F32', 'blk.1.ffn_down.weight', (b) => new DataView(b.buffer).setFloat32(4 * 1000, NaN, true));
+    await expect(loadModel(file, { ctx: 32, backend: 'ref' })).rejects.toThrow(/tensor 'blk.1.ffn_down.weight' holds Inf or NaN at element 1000/);
+    // and without the scan it loads (the check can be turned off)
+    const m = await loadModel(file, { ctx: 32, backend: 'ref', checkWeights: false });
+    await m.close();
+  });
+  it('F16: an Inf element', async () => {
+    const file = poisoned('F16', 'output.weight', (b) => new DataView(b.buffer).setUint16(2 * 77, 0x7c00, true));
+    await expect(loadModel(file, { ctx: 32, backend: 'ref' })).rejects.toThrow(/tensor 'output.weight' holds Inf or NaN at element 77/);
+  });
+  it('Q8_0: a block whose f16 scale is Inf', async () => {
+    const file = poisoned('Q8_0', 'blk.0.attn_qkv.weight', (b) => new DataView(b.buffer).setUint16(34 * 5, 0x7c00, true));
+    await expect(loadModel(file, { ctx: 32, backend: 'ref' })).rejects.toThrow(/tensor 'blk.0.attn_qkv.weight' holds Inf or NaN at block 5 \(a scale\)/);
   });
 });

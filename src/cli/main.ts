@@ -35,6 +35,7 @@ const MODEL = {
   backend: { type: 'string', choices: ['wasm', 'ref'], help: 'SIMD kernels (default) or the plain-TypeScript reference' },
   swa: { type: 'bool', help: "apply the file's attention.sliding_window (llama.cpp ignores it for Phi)" },
   force: { type: 'bool', help: 'allow --ctx above the trained context of a model without LongRoPE' },
+  'check-weights': { type: 'bool', help: 'scan the weights for Inf/NaN before loading (default: files up to 1 GiB)' },
 } as const satisfies FlagTable;
 
 const SAMPLING = {
@@ -80,7 +81,7 @@ function preflight(file: string, v: ModelFlags): { config: Phi3Config; tok: SpmT
       threads = cores;
     }
     if (v.swa && !config.slidingWindow) warn('--swa: the file has no sliding window; attention is full');
-    return { config, tok, load: { ctx: v.ctx, threads, backend: v.backend as BackendName | undefined, swa: v.swa, onProgress: progress(), onWarning: (w) => warn(w.message) } };
+    return { config, tok, load: { ctx: v.ctx, threads, backend: v.backend as BackendName | undefined, swa: v.swa, checkWeights: v['check-weights'], onProgress: progress(), onWarning: (w) => warn(w.message) } };
   } finally {
     f.close();
   }

@@ -9,6 +9,7 @@ import type { GGUFFile } from '../gguf/reader.js';
 import { GgufError, GGUFValueType } from '../gguf/types.js';
 import { GGMLType, GGML_TYPES, ggmlTypeName } from '../quant/ggml-type.js';
 import { canDequantize } from '../quant/dequantize.js';
+import { firstNonFinite } from '../quant/check.js';
 
 export interface Phi3Config {
   arch: string;
@@ -254,6 +255,30 @@ export function validateTensors(f: GGUFFile, c: Phi3Config): void {
   }
   for (const t of f.tensors)
     if (!expected.has(t.name)) throw new UnsupportedModelError(`${f.path}: tensor '${t.name}' is not part of the ${c.arch} graph that phi3-ts (and llama.cpp) runs`);
+}
+
+/**
+ * Scan every tensor's data for Inf/NaN (firstNonFinite), reading the file a piece at a time; an error
+ * names the tensor and the element or block.
+ */
+export function checkWeights(f: GGUFFile): void {
+  const PIECE = 16 << 20;
+  const buf = new Uint8Array(PIECE);
+  for (const t of f.tensors) {
+    const info = GGML_TYPES.get(t.type)!;
+    const unit = info.typeSize; // whole blocks (or elements) per piece
+    const step = Math.floor(PIECE / unit) * unit;
+    for (let at = 0; at < t.byteSize; at += step) {
+      const n = Math.min(step, t.byteSize - at);
+      const part = buf.subarray(0, n);
+      f.readTensorRange(t, at, part);
+      const i = firstNonFinite(t.type, part);
+      if (i >= 0) {
+        const what = t.type === GGMLType.F32 || t.type === GGMLType.F16 || t.type === GGMLType.BF16 ? `element ${at / unit + i}` : `block ${at / unit + i} (a scale)`;
+        throw new UnsupportedModelError(`${f.path}: tensor '${t.name}' holds Inf or NaN at ${what}; the file is damaged`);
+      }
+    }
+  }
 }
 
 export function supportedTypeNames(): string[] {
