@@ -12,6 +12,7 @@
  * generated tables; they agree except on code points assigned in different Unicode versions.
  * Not implemented: other pre-tokenizers (refused by name), and tiktoken's own regex semantics.
  */
+import { Heap } from './heap.js';
 
 /** llama.cpp's code point flags (unicode_cpt_flags): one category bit, plus whitespace */
 export const enum CptFlag {
@@ -78,17 +79,27 @@ function contraction(cp: (i: number) => number, i: number, end: number, fold: bo
   return (a === 0x72 && b === 0x65) || (a === 0x76 && b === 0x65) || (a === 0x6c && b === 0x6c) ? 3 : 0; // re ve ll
 }
 
-/** 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ — llama.cpp's hand-written form */
-function splitGpt2(cpts: number[]): number[] {
+/** what llama.cpp's hand-written splitters share: code points and flags by position (OUT / 0 past the
+ *  end), and `cut(to)`: the text since the last cut becomes a word */
+function scanner(cpts: number[]) {
   const end = cpts.length;
-  const cp = (i: number) => (i >= 0 && i < end ? cpts[i]! : OUT);
-  const fl = (i: number) => (i >= 0 && i < end ? cptFlags(cpts[i]!) : 0);
   const out: number[] = [];
   let prev = 0;
-  const cut = (to: number) => {
-    if (to > prev) out.push(to - prev);
-    prev = to;
+  return {
+    end,
+    out,
+    cp: (i: number) => (i >= 0 && i < end ? cpts[i]! : OUT),
+    fl: (i: number) => (i >= 0 && i < end ? cptFlags(cpts[i]!) : 0),
+    cut: (to: number) => {
+      if (to > prev) out.push(to - prev);
+      prev = to;
+    },
   };
+}
+
+/** 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ — llama.cpp's hand-written form */
+function splitGpt2(cpts: number[]): number[] {
+  const { end, cp, fl, cut, out } = scanner(cpts);
   for (let pos = 0; pos < end; ) {
     const c = cp(pos);
     const k = contraction(cp, pos, end, false);
@@ -132,15 +143,7 @@ function splitGpt2(cpts: number[]): number[] {
 
 /** (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ (llama3, dbrx) */
 function splitLlama3(cpts: number[]): number[] {
-  const end = cpts.length;
-  const cp = (i: number) => (i >= 0 && i < end ? cpts[i]! : OUT);
-  const fl = (i: number) => (i >= 0 && i < end ? cptFlags(cpts[i]!) : 0);
-  const out: number[] = [];
-  let prev = 0;
-  const cut = (to: number) => {
-    if (to > prev) out.push(to - prev);
-    prev = to;
-  };
+  const { end, cp, fl, cut, out } = scanner(cpts);
   for (let pos = 0; pos < end; ) {
     const c = cp(pos), f = fl(pos);
     const k = contraction(cp, pos, end, true);
@@ -281,44 +284,8 @@ interface Pair {
   text: string;
 }
 
-/** min-heap on (rank, left), llm_bigram_bpe's order */
-class PairQueue {
-  private h: Pair[] = [];
-  private static before(a: Pair, b: Pair): boolean {
-    return a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
-  }
-  get size(): number {
-    return this.h.length;
-  }
-  push(x: Pair): void {
-    const h = this.h;
-    h.push(x);
-    for (let i = h.length - 1; i > 0; ) {
-      const p = (i - 1) >> 1;
-      if (!PairQueue.before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-  pop(): Pair {
-    const h = this.h;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length) {
-      h[0] = last;
-      for (let i = 0; ; ) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < h.length && PairQueue.before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && PairQueue.before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
+/** llm_bigram_bpe's order: lowest rank first, then leftmost */
+const pairFirst = (a: Pair, b: Pair) => a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
 
 /**
  * The pieces of one byte-encoded word after its merges: each character starts as a symbol; the
@@ -335,7 +302,7 @@ export function bpeMerge(word: string, ranks: Map<string, number>, isToken: (s: 
     at += c.length;
   });
   const text = (s: Sym) => word.substr(s.start, s.n);
-  const q = new PairQueue();
+  const q = new Heap<Pair>(pairFirst);
   const add = (l: number, r: number) => {
     if (l < 0 || r < 0) return;
     const a = text(syms[l]!), b = text(syms[r]!);

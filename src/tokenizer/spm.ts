@@ -12,6 +12,7 @@
  */
 import type { GGUFFile } from '../gguf/reader.js';
 import { GGUFValueType } from '../gguf/types.js';
+import { Heap } from './heap.js';
 import { BPE_PRE_TOKENIZERS, bpeDecodeText, bpeMerge, byteEncode, preTokenize, type BpePre } from './bpe.js';
 
 /** llama_token_type values in tokenizer.ggml.token_type */
@@ -106,46 +107,8 @@ interface Bigram {
   size: number;
 }
 
-/** max-heap on (score, then smaller left), as llm_bigram_spm::comparator */
-class BigramQueue {
-  private h: Bigram[] = [];
-  private static before(a: Bigram, b: Bigram): boolean {
-    return a.score > b.score || (a.score === b.score && a.left < b.left);
-  }
-  get size(): number {
-    return this.h.length;
-  }
-  push(x: Bigram): void {
-    const h = this.h;
-    h.push(x);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!BigramQueue.before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-  pop(): Bigram {
-    const h = this.h;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < h.length && BigramQueue.before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && BigramQueue.before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
+/** llm_bigram_spm::comparator's order: highest score first, then leftmost */
+const bigramFirst = (a: Bigram, b: Bigram) => a.score > b.score || (a.score === b.score && a.left < b.left);
 
 export interface TokenizeOptions {
   /** add BOS when the vocab says so (tokenizer.ggml.add_bos_token); default true */
@@ -390,7 +353,7 @@ export class SpmTokenizer {
       symbols.push({ text: offs, n: len, prev: index - 1, next: next === text.length ? -1 : index + 1 });
       offs = next;
     }
-    const queue = new BigramQueue();
+    const queue = new Heap<Bigram>(bigramFirst);
     const revMerge = new Map<string, [number, number]>();
     const tryAddBigram = (left: number, right: number) => {
       if (left === -1 || right === -1) return;
