@@ -30,6 +30,20 @@ function compare(ours, theirs) {
   return { maxAbs, scale, rel: maxAbs / scale, top1 };
 }
 
+/** phi3 logits --all on `file` (extra CLI args) against llama.cpp's rows: F32 budget 1e-3 × scale, top-1 everywhere; cleans up */
+async function checkF32(model, file, tokens, theirs, label, extra = []) {
+  const out = file.replace(/\.gguf$/, '.bin');
+  phi3('logits', file, '--tokens', tokens.join(','), '--all', '--out', out, ...extra);
+  const d = compare(readRows(out, vocabSize(model)), theirs);
+  const what = `${label}: max |Δ| ${d.maxAbs} scale ${d.scale} rel ${d.rel}, top-1 mismatches ${JSON.stringify(d.top1)}`;
+  console.log(what);
+  assert.ok(d.rel <= 1e-3, what);
+  assert.deepEqual(d.top1, [], what);
+  await model.dispose();
+  fs.rmSync(file);
+  fs.rmSync(out);
+}
+
 function readRows(file, nVocab) {
   const b = fs.readFileSync(file);
   const f = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
@@ -48,16 +62,7 @@ test('phi3 logits --all on an F32 model of a fresh random shape and seed matches
   const model = await loadModel(file);
   const tokens = [1, ...tokenize(model, `seed ${seed}: the model is a test of the language and the code`)];
   const theirs = (await evalLogits(model, tokens)).map((x) => x.logits);
-  const out = path.join(CACHE, `unseen-${seed}.bin`);
-  phi3('logits', file, '--tokens', tokens.join(','), '--all', '--out', out);
-  const d = compare(readRows(out, vocabSize(model)), theirs);
-  const what = `seed ${seed} shape ${JSON.stringify(shape)}: max |Δ| ${d.maxAbs} scale ${d.scale} rel ${d.rel}, top-1 mismatches ${JSON.stringify(d.top1)}`;
-  console.log(what);
-  assert.ok(d.rel <= 1e-3, what);
-  assert.deepEqual(d.top1, [], what);
-  await model.dispose();
-  fs.rmSync(file);
-  fs.rmSync(out);
+  await checkF32(model, file, tokens, theirs, `seed ${seed} shape ${JSON.stringify(shape)}`);
 });
 
 // Every real-model tiny preset (LongRoPE, partial rotary, tied, GQA, rope base 250000), a fresh seed
@@ -71,16 +76,8 @@ for (const preset of ['phi3-mini-4k-tiny', 'phi3-mini-128k-tiny', 'phi3.5-mini-t
       const model = await loadModel(file);
       const tokens = [1, ...tokenize(model, `seed ${seed}: the model is a test of the language and the code, and more words`)];
       const theirs = (await evalLogits(model, tokens, { contextSize: ctx })).map((x) => x.logits);
-      const out = path.join(CACHE, `${preset}-${seed}.bin`);
-      phi3('logits', file, '--tokens', tokens.join(','), '--all', '--out', out, '--ctx', String(ctx), '--force'); // --force: mini-4k's 4096 < 8192
-      const d = compare(readRows(out, vocabSize(model)), theirs);
-      const what = `${preset} seed ${seed} ctx ${ctx}: max |Δ| ${d.maxAbs} scale ${d.scale} rel ${d.rel}, top-1 mismatches ${JSON.stringify(d.top1)}`;
-      console.log(what);
-      assert.ok(d.rel <= 1e-3, what);
-      assert.deepEqual(d.top1, [], what);
-      await model.dispose();
-      fs.rmSync(file);
-      fs.rmSync(out);
+      // --force: mini-4k's trained 4096 < 8192
+      await checkF32(model, file, tokens, theirs, `${preset} seed ${seed} ctx ${ctx}`, ['--ctx', String(ctx), '--force']);
     });
   }
 }
