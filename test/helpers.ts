@@ -5,6 +5,7 @@ export const ROOT = path.resolve(import.meta.dirname, '..');
 export const SHARED_MODELS = path.resolve(ROOT, '..', 'shared', 'models');
 export const PHI3_VOCAB = path.join(SHARED_MODELS, 'ggml-vocab-phi-3.gguf');
 export const LLAMA_VOCAB = path.join(SHARED_MODELS, 'ggml-vocab-llama-spm.gguf');
+export const GPT2_VOCAB = path.join(SHARED_MODELS, 'ggml-vocab-gpt-2.gguf');
 
 export function golden<T = unknown>(name: string): T {
   return JSON.parse(fs.readFileSync(path.join(ROOT, 'golden', 'data', name), 'utf8')) as T;

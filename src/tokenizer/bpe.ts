@@ -32,17 +32,29 @@ const RE = {
   C: /[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u, // unassigned code points (Cn) have no category, as in llama.cpp's tables
   WS: /\p{White_Space}/u,
 };
-const flagCache = new Map<number, number>();
+const flagCache = new Map<number, number>(); // above the BMP
+const bmpFlags = new Uint16Array(0x10000); // flags + 1 once known (0: not looked up yet)
 
 /** the flags of a code point (0: unassigned) */
 export function cptFlags(cp: number): number {
+  if (cp < 0x10000) {
+    const known = bmpFlags[cp]!;
+    if (known) return known - 1;
+  }
   let f = flagCache.get(cp);
   if (f !== undefined) return f;
+  f = lookUpFlags(cp);
+  if (cp < 0x10000) bmpFlags[cp] = f + 1;
+  else flagCache.set(cp, f);
+  return f;
+}
+
+function lookUpFlags(cp: number): number {
+  let f: number;
   const c = String.fromCodePoint(cp);
   f = RE.N.test(c) ? CptFlag.NUMBER : RE.L.test(c) ? CptFlag.LETTER : RE.Z.test(c) ? CptFlag.SEPARATOR : RE.M.test(c) ? CptFlag.ACCENT_MARK
     : RE.P.test(c) ? CptFlag.PUNCTUATION : RE.S.test(c) ? CptFlag.SYMBOL : RE.C.test(c) ? CptFlag.CONTROL : 0;
   if (RE.WS.test(c)) f |= CptFlag.WHITESPACE;
-  flagCache.set(cp, f);
   return f;
 }
 
@@ -53,15 +65,49 @@ export type BpePre = (typeof BPE_PRE_TOKENIZERS)[number];
 
 /** words of `text` (code points in, strings out) */
 export function preTokenize(text: string, pre: BpePre): string[] {
-  const cpts = Array.from(text, (c) => c.codePointAt(0)!);
+  // code points (a lone surrogate stands for itself), and where each starts in the string
+  const all = new Int32Array(text.length), u16 = new Int32Array(text.length + 1);
+  let k = 0;
+  for (let i = 0; i < text.length; k++) {
+    const c = text.codePointAt(i)!;
+    all[k] = c;
+    u16[k] = i;
+    i += c > 0xffff ? 2 : 1;
+  }
+  u16[k] = text.length;
+  const cpts = all.subarray(0, k);
   const lens = pre === 'gpt-2' ? splitGpt2(cpts) : pre === 'dbrx' ? splitLlama3(cpts) : splitCollapsed(cpts, GPT4O_COLLAPSED);
   const words: string[] = [];
   let at = 0;
   for (const n of lens) {
-    words.push(String.fromCodePoint(...cpts.slice(at, at + n)));
+    words.push(text.slice(u16[at], u16[at + n]));
     at += n;
   }
   return words;
+}
+
+const isAsciiAlnum = (c: number) => (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39);
+
+/**
+ * `text` in pieces of about `size` UTF-16 units whose words are the words of the whole: cut only
+ * before a " " or "\n" that has an ASCII letter or digit on both sides. Every pre-tokenizer here
+ * ends a word there (letter and digit runs stop at the space; the space starts the next word, and no
+ * rule reaches back over a letter or digit), and none looks ahead past such a run, so the words on
+ * either side do not depend on the other side. A text without such places stays whole.
+ */
+export function* preTokenChunks(text: string, size = 65536): Generator<string> {
+  let start = 0;
+  while (text.length - start > size) {
+    let cut = -1;
+    for (let i = start + size; i < text.length - 1 && cut < 0; i++) {
+      const c = text.charCodeAt(i);
+      if ((c === 0x20 || c === 0x0a) && isAsciiAlnum(text.charCodeAt(i - 1)) && isAsciiAlnum(text.charCodeAt(i + 1))) cut = i;
+    }
+    if (cut < 0) break;
+    yield text.slice(start, cut);
+    start = cut;
+  }
+  yield start ? text.slice(start) : text;
 }
 
 const OUT = -1;
@@ -81,15 +127,17 @@ function contraction(cp: (i: number) => number, i: number, end: number, fold: bo
 
 /** what llama.cpp's hand-written splitters share: code points and flags by position (OUT / 0 past the
  *  end), and `cut(to)`: the text since the last cut becomes a word */
-function scanner(cpts: number[]) {
+function scanner(cpts: Int32Array) {
   const end = cpts.length;
   const out: number[] = [];
+  const flags = new Uint16Array(end);
+  for (let i = 0; i < end; i++) flags[i] = cptFlags(cpts[i]!);
   let prev = 0;
   return {
     end,
     out,
     cp: (i: number) => (i >= 0 && i < end ? cpts[i]! : OUT),
-    fl: (i: number) => (i >= 0 && i < end ? cptFlags(cpts[i]!) : 0),
+    fl: (i: number) => (i >= 0 && i < end ? flags[i]! : 0),
     cut: (to: number) => {
       if (to > prev) out.push(to - prev);
       prev = to;
@@ -98,7 +146,7 @@ function scanner(cpts: number[]) {
 }
 
 /** 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ — llama.cpp's hand-written form */
-function splitGpt2(cpts: number[]): number[] {
+function splitGpt2(cpts: Int32Array): number[] {
   const { end, cp, fl, cut, out } = scanner(cpts);
   for (let pos = 0; pos < end; ) {
     const c = cp(pos);
@@ -142,7 +190,7 @@ function splitGpt2(cpts: number[]): number[] {
 }
 
 /** (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ (llama3, dbrx) */
-function splitLlama3(cpts: number[]): number[] {
+function splitLlama3(cpts: Int32Array): number[] {
   const { end, cp, fl, cut, out } = scanner(cpts);
   for (let pos = 0; pos < end; ) {
     const c = cp(pos), f = fl(pos);
@@ -201,23 +249,25 @@ function splitLlama3(cpts: number[]): number[] {
  * between matches is a word of its own.
  */
 const COLLAPSE: Record<number, number> = { [CptFlag.NUMBER]: 0xd1, [CptFlag.LETTER]: 0xd2, [CptFlag.PUNCTUATION]: 0xd3, [CptFlag.ACCENT_MARK]: 0xd4, [CptFlag.SYMBOL]: 0xd5 };
-function collapse(cpts: number[]): string {
-  let s = '';
-  for (const c of cpts) {
-    if (c < 128) s += String.fromCharCode(c);
+function collapse(cpts: Int32Array): string {
+  const codes = new Uint8Array(cpts.length);
+  for (let i = 0; i < cpts.length; i++) {
+    const c = cpts[i]!;
+    if (c < 128) codes[i] = c;
     else {
       const f = cptFlags(c);
-      s += String.fromCharCode(f & CptFlag.WHITESPACE ? 0x0b : (COLLAPSE[f & CATEGORY] ?? 0xd0));
+      codes[i] = f & CptFlag.WHITESPACE ? 0x0b : (COLLAPSE[f & CATEGORY] ?? 0xd0);
     }
   }
-  return s;
+  return LATIN1.decode(codes); // (windows-1252 differs from Latin-1 only at 0x80–0x9F, never used here)
 }
+const LATIN1 = new TextDecoder('latin1');
 
 // gpt-4o (o200k) as llama.cpp writes it for std::regex: upper/lower letter classes by lookahead,
 // contractions spelled out, then \p{L} → [\xD2A-Za-z] and \p{N} → [\xD10-9]
 const L = '\\xD2A-Za-z', N = '\\xD10-9';
 const CONTRACTION = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?";
-const UPPER = `((?=[${L}])([^a-z]))`, LOWER = `((?=[${L}])([^A-Z]))`;
+const UPPER = `(?:(?=[${L}])[^a-z])`, LOWER = `(?:(?=[${L}])[^A-Z])`;
 const GPT4O_COLLAPSED = new RegExp(
   [
     `[^\\r\\n${L}${N}]?${UPPER}*${LOWER}+${CONTRACTION}`,
@@ -231,16 +281,30 @@ const GPT4O_COLLAPSED = new RegExp(
   'g',
 );
 
-function splitCollapsed(cpts: number[], re: RegExp): number[] {
+const stickies = new Map<RegExp, RegExp>();
+const stickyOf = (re: RegExp) => stickies.get(re) ?? stickies.set(re, new RegExp(re.source, 'y')).get(re)!;
+
+function splitCollapsed(cpts: Int32Array, re: RegExp): number[] {
   const text = collapse(cpts);
   const out: number[] = [];
+  // where a match starts right at the last one's end (nearly always), a sticky test() finds it
+  // without building a match array; elsewhere exec() searches on, and the skipped text is a word
+  const sticky = stickyOf(re);
   let at = 0;
-  re.lastIndex = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    if (m[0].length === 0) {
-      re.lastIndex++;
+  while (at < text.length) {
+    sticky.lastIndex = at;
+    if (sticky.test(text) && sticky.lastIndex > at) {
+      out.push(sticky.lastIndex - at);
+      at = sticky.lastIndex;
       continue;
     }
+    re.lastIndex = at;
+    let m = re.exec(text);
+    while (m && m[0].length === 0) {
+      re.lastIndex = m.index + 1;
+      m = re.exec(text);
+    }
+    if (!m) break;
     if (m.index > at) out.push(m.index - at);
     out.push(m[0].length);
     at = m.index + m[0].length;

@@ -13,7 +13,7 @@
 import type { GGUFFile } from '../gguf/reader.js';
 import { GGUFValueType } from '../gguf/types.js';
 import { Heap } from './heap.js';
-import { BPE_PRE_TOKENIZERS, bpeDecodeText, bpeMerge, byteEncode, preTokenize, type BpePre } from './bpe.js';
+import { BPE_PRE_TOKENIZERS, bpeDecodeText, bpeMerge, byteEncode, preTokenChunks, preTokenize, type BpePre } from './bpe.js';
 
 /** llama_token_type values in tokenizer.ggml.token_type */
 export enum TokenType {
@@ -71,12 +71,20 @@ export class TokenizerError extends Error {
 }
 
 const utf8Encoder = new TextEncoder();
+/** Node's Buffer where there is one (not in browsers): latin1 is exactly one char per byte */
+const NodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
 /** UTF-8 bytes of a JS string, as a binary string (one char per byte) */
 export function toBinary(s: string): string {
+  if (NodeBuffer) return NodeBuffer.from(s, 'utf8').toString('latin1'); // native, ≈ 10× the loop below
   const b = utf8Encoder.encode(s);
   let out = '';
   for (let i = 0; i < b.length; i += 8192) out += String.fromCharCode(...b.subarray(i, i + 8192));
   return out;
+}
+/** a binary string's UTF-8 → JS string (malformed sequences → U+FFFD, as TextDecoder) */
+export function fromBinary(s: string): string {
+  if (NodeBuffer) return NodeBuffer.from(s, 'latin1').toString('utf8');
+  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(binaryToBytes(s));
 }
 export function binaryToBytes(s: string): Uint8Array {
   const b = new Uint8Array(s.length);
@@ -91,6 +99,12 @@ const ESCAPED_SPACE = toBinary('▁'); // U+2581 "▁", 3 bytes
 
 function isCSpace(c: number): boolean {
   return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+/** s without its trailing C whitespace (a loop: a regex anchored at $ is quadratic on long runs) */
+function trimEndCSpace(s: string): string {
+  let e = s.length;
+  while (e > 0 && isCSpace(s.charCodeAt(e - 1))) e--;
+  return e === s.length ? s : s.slice(0, e);
 }
 
 interface Symbol_ {
@@ -140,6 +154,8 @@ export class SpmTokenizer {
   private readonly texts: string[] = [];
   private readonly ranks = new Map<string, number>();
   private readonly ignoreMerges: boolean = false;
+  /** SPM: the characters x (binary) for which some token contains "x▁" with x not "▁": no cut after them */
+  private readonly joinsSpace = new Set<string>();
 
   constructor(f: GGUFFile) {
     const model = f.getString('tokenizer.ggml.model');
@@ -173,6 +189,14 @@ export class SpmTokenizer {
     const tt = types ? (types.items as Int32Array) : undefined;
     this.attrs = new Uint32Array(n).map((_, i) => (tt ? (TYPE_TO_ATTR[tt[i]!] ?? TokenAttr.UNDEFINED) : TokenAttr.NORMAL));
     for (let i = 0; i < n; i++) this.toId.set(this.pieces[i]!, i);
+    if (!bpe)
+      for (const p of this.pieces)
+        for (let k = p.indexOf(ESCAPED_SPACE, 1); k > 0; k = p.indexOf(ESCAPED_SPACE, k + 1)) {
+          let c = k - 1;
+          while (c > 0 && (p.charCodeAt(c) & 0xc0) === 0x80) c--;
+          const x = p.slice(c, k);
+          if (x !== ESCAPED_SPACE) this.joinsSpace.add(x);
+        }
     const byText = (t: string) => this.toId.get(toBinary(t));
     const id = (key: string, dflt: number) => {
       const v = f.optNumber(key);
@@ -258,8 +282,35 @@ export class SpmTokenizer {
    * tokens while message content stays text (no forged turns). With one segment this is encode().
    */
   encodeSegments(segments: { text: string; parseSpecial: boolean }[], opts: { addSpecial?: boolean } = {}): number[] {
-    const addSpecial = opts.addSpecial ?? true;
     const out: number[] = [];
+    for (const _ of this.encodeSteps(segments, opts.addSpecial ?? true, out));
+    return out;
+  }
+
+  /**
+   * encodeSegments that gives the event loop a turn every `sliceMs` (default 10 ms) of work, so a
+   * server stays responsive while a megabyte prompt is tokenized; an aborted `signal` stops it with
+   * the signal's reason. Same ids as encodeSegments.
+   */
+  async encodeSegmentsAsync(
+    segments: { text: string; parseSpecial: boolean }[],
+    opts: { addSpecial?: boolean; signal?: AbortSignal; sliceMs?: number } = {},
+  ): Promise<number[]> {
+    const out: number[] = [];
+    const sliceMs = opts.sliceMs ?? 10;
+    opts.signal?.throwIfAborted();
+    let t = performance.now();
+    for (const _ of this.encodeSteps(segments, opts.addSpecial ?? true, out)) {
+      if (performance.now() - t < sliceMs) continue;
+      await new Promise((r) => setTimeout(r, 0));
+      opts.signal?.throwIfAborted();
+      t = performance.now();
+    }
+    return out;
+  }
+
+  /** the work of encodeSegments, pausing (yield) after every bounded step: a special token's scan, a chunk of text */
+  private *encodeSteps(segments: { text: string; parseSpecial: boolean }[], addSpecial: boolean, out: number[]): Generator<void> {
     if (addSpecial && this.addBos) {
       if (this.bos < 0) throw new TokenizerError('the vocabulary has no BOS token but add_bos_token is set');
       out.push(this.bos);
@@ -267,7 +318,7 @@ export class SpmTokenizer {
     // each segment split at its special tokens; adjacent text of neighbouring segments joined
     const frags: (string | number)[] = [];
     for (const seg of segments)
-      for (const f of this.partition(toBinary(seg.text), seg.parseSpecial)) {
+      for (const f of yield* this.partition(toBinary(seg.text), seg.parseSpecial)) {
         const last = frags.length - 1;
         if (typeof f === 'string' && typeof frags[last] === 'string') frags[last] += f;
         else frags.push(f);
@@ -277,7 +328,7 @@ export class SpmTokenizer {
       const f = frags[i]!;
       if (typeof f !== 'number') continue;
       const attr = this.attrs[f]!;
-      if (attr & TokenAttr.LSTRIP && typeof frags[i - 1] === 'string') frags[i - 1] = (frags[i - 1] as string).replace(/[ \t\n\v\f\r]+$/, '');
+      if (attr & TokenAttr.LSTRIP && typeof frags[i - 1] === 'string') frags[i - 1] = trimEndCSpace(frags[i - 1] as string);
       if (attr & TokenAttr.RSTRIP && typeof frags[i + 1] === 'string') {
         const next = frags[i + 1] as string;
         let k = 0;
@@ -294,12 +345,12 @@ export class SpmTokenizer {
         continue;
       }
       if (this.kind === 'bpe') {
-        this.bpe(frag, out);
+        yield* this.bpe(frag, out);
         continue;
       }
       let t = this.addSpacePrefix && isPrevSpecial ? SPACE + frag : frag;
-      t = t.split(SPACE).join(ESCAPED_SPACE); // llama_escape_whitespace
-      this.spm(t, out);
+      t = t.replaceAll(SPACE, ESCAPED_SPACE); // llama_escape_whitespace
+      yield* this.spm(t, out);
       isPrevSpecial = false;
     }
     if (addSpecial && this.addEos) out.push(this.eos);
@@ -307,9 +358,10 @@ export class SpmTokenizer {
   }
 
   /** tokenizer_st_partition: split special-token texts out of the raw text, in cache order */
-  private partition(raw: string, parseSpecial: boolean): (string | number)[] {
+  private *partition(raw: string, parseSpecial: boolean): Generator<void, (string | number)[]> {
     let frags: (string | number)[] = raw.length ? [raw] : [];
     for (const id of this.special) {
+      yield;
       const attr = this.attrs[id]!;
       if (!parseSpecial && attr & (TokenAttr.CONTROL | TokenAttr.UNKNOWN)) continue;
       const text = this.pieces[id]!;
@@ -328,7 +380,7 @@ export class SpmTokenizer {
             break;
           }
           let left = rest.slice(0, m);
-          if (attr & TokenAttr.LSTRIP) left = left.replace(/[ \t\n\v\f\r]+$/, '');
+          if (attr & TokenAttr.LSTRIP) left = trimEndCSpace(left);
           if (left.length) next.push(left);
           next.push(id);
           rest = rest.slice(m + text.length);
@@ -344,8 +396,45 @@ export class SpmTokenizer {
     return frags;
   }
 
-  /** llm_tokenizer_spm_session::tokenize over a binary string */
-  private spm(text: string, out: number[]): void {
+  /**
+   * llm_tokenizer_spm_session::tokenize over a binary string, in linear time: the text is cut before
+   * each "▁" that follows a character x after which no token has a "▁" (the bigram merges can never
+   * join across such a cut, so each piece merges alone, as it would inside the whole), and pieces
+   * seen before come from a cache. Same ids as one pass over the whole text (tested).
+   */
+  private *spm(text: string, out: number[]): Generator<void> {
+    let start = 0, paused = 0;
+    for (let k = text.indexOf(ESCAPED_SPACE, 1); k > 0; k = text.indexOf(ESCAPED_SPACE, k + ESCAPED_SPACE.length)) {
+      let c = k - 1;
+      while (c > start && (text.charCodeAt(c) & 0xc0) === 0x80) c--;
+      const x = text.slice(c, k);
+      if (x === ESCAPED_SPACE || this.joinsSpace.has(x)) continue;
+      this.spmCached(text.slice(start, k), out);
+      start = k;
+      if (start - paused > 65536) {
+        paused = start;
+        yield;
+      }
+    }
+    this.spmCached(start ? text.slice(start) : text, out);
+  }
+
+  private spmCached(piece: string, out: number[]): void {
+    let ids = this.pieceCache.get(piece);
+    if (!ids) {
+      ids = [];
+      this.spmMerge(piece, ids);
+      if (this.pieceCache.size >= 65536) this.pieceCache.clear(); // bounded: a piece's ids never change
+      this.pieceCache.set(piece, ids);
+    }
+    for (const id of ids) out.push(id);
+  }
+
+  /** pieces (SPM) or pre-tokenized words (BPE) seen before → their ids (natural text repeats itself) */
+  private readonly pieceCache = new Map<string, number[]>();
+
+  /** the merge of one piece: score-driven bigrams, then resegment through rev_merge */
+  private spmMerge(text: string, out: number[]): void {
     const symbols: Symbol_[] = [];
     for (let offs = 0, index = 0; offs < text.length; index++) {
       const len = Math.min(UTF8_LEN[text.charCodeAt(offs) >> 4]!, text.length - offs);
@@ -395,21 +484,24 @@ export class SpmTokenizer {
   }
 
   /** llm_tokenizer_bpe_session::tokenize over one text fragment (binary string) */
-  private bpe(frag: string, out: number[]): void {
-    const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(binaryToBytes(frag));
-    for (const word of preTokenize(text, this.pre!)) {
-      let ids = this.wordCache.get(word);
+  private *bpe(frag: string, out: number[]): Generator<void> {
+    for (const chunk of preTokenChunks(fromBinary(frag))) {
+      this.bpeChunk(chunk, out);
+      yield;
+    }
+  }
+
+  private bpeChunk(chunk: string, out: number[]): void {
+    for (const word of preTokenize(chunk, this.pre!)) {
+      let ids = this.pieceCache.get(word);
       if (!ids) {
         ids = this.bpeWord(word);
-        if (this.wordCache.size >= 65536) this.wordCache.clear(); // bounded: a word's ids never change
-        this.wordCache.set(word, ids);
+        if (this.pieceCache.size >= 65536) this.pieceCache.clear(); // bounded: a word's ids never change
+        this.pieceCache.set(word, ids);
       }
       for (const id of ids) out.push(id);
     }
   }
-
-  /** words seen before → their ids (natural text repeats its words; the result is the same either way) */
-  private readonly wordCache = new Map<string, number[]>();
 
   private bpeWord(word: string): number[] {
     const out: number[] = [];
