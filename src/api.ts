@@ -134,6 +134,11 @@ export class Model {
     return this.tokenizer.encode(text, { addSpecial: opts.addBos ?? true, parseSpecial: opts.special ?? false });
   }
 
+  /** tokenize() that gives the event loop a turn every 10 ms of work (a server's megabyte prompts); stops when `signal` aborts */
+  tokenizeAsync(text: string, opts: { addBos?: boolean; special?: boolean; signal?: AbortSignal } = {}): Promise<number[]> {
+    return this.tokenizer.encodeSegmentsAsync([{ text, parseSpecial: opts.special ?? false }], { addSpecial: opts.addBos ?? true, signal: opts.signal });
+  }
+
   detokenize(ids: number[], opts: { special?: boolean } = {}): string {
     for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.tokenizer.vocabSize - 1})`);
     return this.tokenizer.decode(ids, { special: opts.special });
@@ -290,11 +295,12 @@ export class Model {
    * chatTokens with the template run in a worker under limits (TemplateRunner): what a server uses,
    * since a template is code from the model file. A template past its limits is a TemplateError.
    */
-  async chatTokensLimited(messages: ChatMessage[], opts: { parseSpecialInContent?: boolean } = {}): Promise<number[]> {
+  async chatTokensLimited(messages: ChatMessage[], opts: { parseSpecialInContent?: boolean; signal?: AbortSignal } = {}): Promise<number[]> {
     const task = { messages, ...this.templateTokens() };
-    if (opts.parseSpecialInContent) return this.tokenize(await this.templates.render({ ...task, mode: 'text' }), { special: true, addBos: false });
+    const { signal } = opts;
+    if (opts.parseSpecialInContent) return this.tokenizeAsync(await this.templates.render({ ...task, mode: 'text' }), { special: true, addBos: false, signal });
     const segs = await this.templates.render({ ...task, mode: 'segments' });
-    return this.tokenizer.encodeSegments(segs.map((s) => ({ text: s.text, parseSpecial: s.markup })), { addSpecial: false });
+    return this.tokenizer.encodeSegmentsAsync(segs.map((s) => ({ text: s.text, parseSpecial: s.markup })), { addSpecial: false, signal });
   }
 
   /**

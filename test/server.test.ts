@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import * as http from 'node:http';
+import { spawn } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import OpenAI from 'openai';
 import { writeSynth, synthSpec, PRESETS } from '../src/synth/synth.js';
 import { writeGguf, kv } from '../src/gguf/writer.js';
@@ -334,4 +336,51 @@ describe('the scheduler watchdog', () => {
     expect(await next).toBe('ran');
     expect(s.metrics.stalled).toBe(1);
   });
+});
+
+describe('the event loop stays free on large inputs', () => {
+  // the server runs here; the big requests and the /health poller each run in a process of their own,
+  // so that client-side work (7.5 MB of JSON, 30 MB of token ids) does not count against the server
+  const child = (code: string) => {
+    const p = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.setEncoding('utf8'); // (a chunk may end inside a character)
+    p.stdout.on('data', (d) => (out += d));
+    return { p, result: new Promise<string>((r) => p.on('exit', () => r(out))) };
+  };
+  it('/health answers within 100 ms while 7.5 MB are tokenized (/tokenize) and a 7.5 MB chat message is prepared', async () => {
+    const poller = child(`
+      let worst = 0, polls = 0, stop = false;
+      process.stdin.on('data', () => (stop = true));
+      while (!stop) {
+        const t = performance.now();
+        await (await fetch('${base}/health')).text();
+        worst = Math.max(worst, performance.now() - t);
+        polls++;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      console.log(JSON.stringify({ worst, polls }));`);
+    const big = child(`
+      const text = Array.from({ length: 1_500_000 }, (_, i) => ['word', 'naïve', '日本', 'x=1;', '\\n'][i % 5]).join(' ').slice(0, 7_500_000);
+      const post = (p, body) => fetch('${base}' + p, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const tok = await post('/tokenize', { content: text });
+      const ids = (await tok.json()).tokens;
+      const chat = await post('/v1/chat/completions', { messages: [{ role: 'user', content: text }], max_tokens: 1 });
+      console.log(JSON.stringify({ text, tokenize: tok.status, n: ids.length, head: ids.slice(0, 50), tail: ids.slice(-50), chat: chat.status, code: (await chat.json()).error?.code }));`);
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
+    const r = JSON.parse(await big.result);
+    loop.disable();
+    poller.p.stdin.end('stop\n');
+    const poll = JSON.parse(await poller.result);
+    const want = model.tokenize(r.text, { addBos: false, special: true });
+    expect(r.tokenize).toBe(200);
+    expect([r.n, r.head, r.tail]).toEqual([want.length, want.slice(0, 50), want.slice(-50)]);
+    expect([r.chat, r.code]).toEqual([400, 'context_length_exceeded']);
+    const blocked = loop.max / 1e6;
+    console.log(`server's event loop blocked at most ${blocked.toFixed(0)} ms; /health: ${poll.polls} polls, slowest ${poll.worst.toFixed(0)} ms`);
+    expect(poll.polls).toBeGreaterThan(5);
+    expect(blocked).toBeLessThan(100);
+    expect(poll.worst).toBeLessThan(250); // a round trip between three busy processes on a small machine
+  }, 60_000);
 });

@@ -334,7 +334,9 @@ export class Phi3Server {
       status = await this.route(route, req, res, ac.signal);
     } catch (e) {
       const err =
-        e instanceof HttpError
+        ac.signal.aborted && e === ac.signal.reason
+          ? new HttpError(499, 'the client went away')
+          : e instanceof HttpError
           ? e
           : e instanceof ContextLengthError
             ? new HttpError(400, e.message, 'messages', 'context_length_exceeded')
@@ -359,16 +361,19 @@ export class Phi3Server {
   }
 
   private async readJson(req: http.IncomingMessage): Promise<Body> {
-    const chunks: Buffer[] = [];
+    // decoded as it arrives, so that a megabyte body is not one long step at its end
+    const dec = new TextDecoder('utf-8', { ignoreBOM: true });
+    let text = '';
     let size = 0;
     for await (const c of req) {
       size += (c as Buffer).length;
       if (size > MAX_BODY) throw new HttpError(413, `request body over ${MAX_BODY} bytes`);
-      chunks.push(c as Buffer);
+      text += dec.decode(c as Buffer, { stream: true });
     }
+    text += dec.decode();
     let body: unknown;
     try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      body = JSON.parse(text);
     } catch (e) {
       throw new HttpError(400, `malformed JSON: ${(e as Error).message}`);
     }
@@ -409,7 +414,15 @@ export class Phi3Server {
         const b = await this.readJson(req);
         if (typeof b.content !== 'string') throw new HttpError(400, "'content' must be a string", 'content');
         const m = this.ready();
-        return this.json(res, 200, { tokens: m.tokenize(b.content, { addBos: b.add_special === true, special: b.parse_special !== false }) });
+        const tokens = await m.tokenizeAsync(b.content, { addBos: b.add_special === true, special: b.parse_special !== false, signal });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // a megabyte's tokens are written a slice at a time, with the event loop's turns between
+        for (let i = 0; i < tokens.length || i === 0; i += 65536) {
+          if (i > 0) await yieldToEventLoop();
+          res.write((i === 0 ? '{"tokens":[' : ',') + tokens.slice(i, i + 65536).join(','));
+        }
+        res.end(']}');
+        return 200;
       }
       case 'POST /detokenize': {
         const b = await this.readJson(req);
@@ -431,7 +444,7 @@ export class Phi3Server {
           const msgs = messagesOf(b);
           const maxMessages = this.opts.maxMessages ?? 1024;
           if (msgs.length > maxMessages) throw new HttpError(400, `${msgs.length} messages are more than this server's limit of ${maxMessages}`, 'messages', 'too_many_messages');
-          prompt = await m0.chatTokensLimited(msgs, { parseSpecialInContent: this.opts.parseSpecialContent });
+          prompt = await m0.chatTokensLimited(msgs, { parseSpecialInContent: this.opts.parseSpecialContent, signal });
         }
         else {
           const p = b.prompt;
@@ -440,7 +453,7 @@ export class Phi3Server {
           else if (Array.isArray(p) && p.length === 1 && typeof p[0] === 'string') prompt = p[0];
           else throw new HttpError(400, "'prompt' must be a string or an array of token ids", 'prompt');
         }
-        const ids = typeof prompt === 'string' ? m0.tokenize(prompt, { special: true }) : prompt;
+        const ids = typeof prompt === 'string' ? await m0.tokenizeAsync(prompt, { special: true, signal }) : prompt;
         const maxPrompt = this.opts.maxPromptTokens;
         if (maxPrompt !== undefined && ids.length > maxPrompt)
           throw new HttpError(400, `the prompt has ${ids.length} tokens, more than this server's limit of ${maxPrompt}`, chat ? 'messages' : 'prompt', 'prompt_too_long');
