@@ -15,6 +15,7 @@ import { matmulRef } from '../src/backend/ref/ops.js';
 import { Rng } from '../src/util/rng.js';
 import { Layout } from '../src/backend/wasm/layout.js';
 import { Q4_0X4_MAX_COLS } from '../src/backend/wasm/kernels.js';
+import { Crew, CrewError, DEADLINE_MIN_MS } from '../src/backend/wasm/crew.js';
 
 const dir = tmpDir();
 
@@ -146,4 +147,24 @@ describe('WASM backend', () => {
     expect(text.length).toBeGreaterThanOrEqual(0);
     await m.close();
   });
+});
+
+describe('a worker that dies or hangs mid-op', () => {
+  const FAULTY = path.join(import.meta.dirname, 'fixtures', 'crew-worker-faulty.mjs');
+  for (const fault of ['exit', 'hang'] as const)
+    it(`'${fault}': the op fails with a CrewError ${fault === 'exit' ? 'at once' : `after the deadline (${DEADLINE_MIN_MS} ms)`}, the crew is marked failed, and close() returns`, async () => {
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+      const module = new WebAssembly.Module(Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
+      const crew = new Crew(2, [memory], module, { filename: FAULTY, extra: { fault } });
+      await crew.ready();
+      const t0 = performance.now();
+      expect(() => crew.run([0], () => {}, false)).toThrow(CrewError);
+      const took = performance.now() - t0;
+      expect(crew.failed).toBe(true);
+      if (fault === 'exit') expect(took).toBeLessThan(500);
+      else expect(took).toBeGreaterThanOrEqual(DEADLINE_MIN_MS - 50);
+      expect(took).toBeLessThan(DEADLINE_MIN_MS + 1500);
+      expect(() => crew.run([0], () => {}, false)).toThrow(CrewError); // stays failed until replaced
+      await crew.close();
+    }, 20_000);
 });

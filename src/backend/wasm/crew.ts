@@ -34,6 +34,33 @@ export class CrewError extends Error {
   override name = 'CrewError';
 }
 
+/**
+ * How long the main thread waits for its workers after finishing its own share of an op: at least
+ * DEADLINE_MIN_MS, or DEADLINE_FACTOR × its own share's time (the workers' shares are the same size).
+ * A worker descheduled for a few time slices is far inside that; one that is gone or stuck is not,
+ * and the crew fails rather than holding the process (it was 120 s).
+ */
+export const DEADLINE_MIN_MS = 2000;
+export const DEADLINE_FACTOR = 200;
+
+/** write a worker's failure into the control block and wake the main thread (worker side) */
+export function reportFailure(control: SharedArrayBuffer, message: string): void {
+  const ctl = new Int32Array(control);
+  const msg = new TextEncoder().encode(message.slice(0, 700));
+  new Uint8Array(control, MSG, msg.length).set(msg);
+  Atomics.store(ctl, MSG_LEN, msg.length);
+  Atomics.store(ctl, ERROR, 1);
+  Atomics.add(ctl, DONE, 1);
+  Atomics.notify(ctl, DONE);
+}
+
+/** a worker thread that exits before STOP (process.exit, an error outside its loop's catch) says so as it goes */
+export function reportExit(control: SharedArrayBuffer, index: number): void {
+  process.once('exit', (code) => {
+    if (!Atomics.load(new Int32Array(control), STOP)) reportFailure(control, `worker ${index} exited (code ${code})`);
+  });
+}
+
 function workerFile(): string {
   const here = fileURLToPath(import.meta.url);
   // from dist/src/backend/wasm/crew.js the worker is beside us; from src/ (tests) use the build
@@ -52,11 +79,13 @@ export class Crew {
     readonly nThreads: number,
     memories: WebAssembly.Memory[],
     module: WebAssembly.Module,
+    /** the workers' module and extra init fields (tests give workers that fail in given ways) */
+    opts: { filename?: string; extra?: object } = {},
   ) {
     if (nThreads > 1) {
-      this.pool = new Piscina({ filename: workerFile(), minThreads: nThreads - 1, maxThreads: nThreads - 1, idleTimeout: Infinity, atomics: 'disabled' });
+      this.pool = new Piscina({ filename: opts.filename ?? workerFile(), minThreads: nThreads - 1, maxThreads: nThreads - 1, idleTimeout: Infinity, atomics: 'disabled' });
       for (let i = 1; i < nThreads; i++) {
-        const init: CrewInit = { control: this.control, memories, module, index: i, nThreads };
+        const init: CrewInit = { ...opts.extra, control: this.control, memories, module, index: i, nThreads };
         this.tasks.push(
           this.pool.run(init).catch((e: Error) => this.fail(e)),
         );
@@ -139,13 +168,20 @@ export class Crew {
     mine(0, this.nThreads);
     if (workers === 0) return;
     const t1op = performance.now();
-    const t0 = Date.now();
     let spins = 0;
+    let deadline = 0;
     while (Atomics.load(this.ctl, DONE) < workers) {
-      if (++spins > SPIN) {
-        Atomics.wait(this.ctl, DONE, Atomics.load(this.ctl, DONE), 50);
-        if (Date.now() - t0 > 120_000) throw new CrewError('the worker crew stopped responding (no progress for 120 s)');
+      if (++spins <= SPIN) continue;
+      // sleep in short slices until the workers are done, one reports a failure, or the deadline
+      const now = performance.now();
+      deadline ||= now + Math.max(DEADLINE_MIN_MS, DEADLINE_FACTOR * (t1op - t0op));
+      if (now > deadline) {
+        const late = workers - Atomics.load(this.ctl, DONE);
+        const e = new CrewError(`${late} of ${workers} worker thread(s) did not finish an op within ${(now - t1op).toFixed(0)} ms (the main thread's share took ${(t1op - t0op).toFixed(1)} ms): the crew is restarted`);
+        this.fail(e);
+        throw e;
       }
+      Atomics.wait(this.ctl, DONE, Atomics.load(this.ctl, DONE), 20);
     }
     this.checkFailure();
     if (!judge) return;
@@ -165,6 +201,7 @@ export class Crew {
 
   private checkFailure(): void {
     if (Atomics.load(this.ctl, ERROR) === 0) return;
+    if (this.failure instanceof CrewError) throw this.failure;
     const len = Atomics.load(this.ctl, MSG_LEN);
     const msg = len > 0 ? new TextDecoder().decode(new Uint8Array(this.control, MSG, len).slice()) : (this.failure?.message ?? 'unknown error');
     throw new CrewError(`a worker thread failed: ${msg}`);

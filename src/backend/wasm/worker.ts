@@ -7,12 +7,13 @@
  * forever.
  */
 import { instantiate } from './kernels.js';
-import { SEQ, DONE, STOP, ERROR, MSG, MSG_LEN, ARGS, N_ARGS, SPIN, READY, type CrewInit } from './crew.js';
+import { SEQ, DONE, STOP, ARGS, N_ARGS, SPIN, READY, reportExit, reportFailure, type CrewInit } from './crew.js';
 import { runShare } from './share.js';
 
 export default function crew(init: CrewInit): number {
   const kernels = init.memories.map((m) => instantiate(init.module, m));
   const seen = Atomics.load(new Int32Array(init.control), SEQ);
+  reportExit(init.control, init.index);
   setImmediate(() => loop(init, kernels, seen));
   return 0;
 }
@@ -32,10 +33,9 @@ function loop(init: CrewInit, kernels: ReturnType<typeof instantiate>[], seen: n
     try {
       runShare(kernels, args, init.index, init.nThreads);
     } catch (e) {
-      const msg = new TextEncoder().encode(`worker ${init.index}: ${(e as Error)?.stack ?? String(e)}`.slice(0, 700));
-      new Uint8Array(init.control, MSG, msg.length).set(msg);
-      Atomics.store(ctl, MSG_LEN, msg.length);
-      Atomics.store(ctl, ERROR, 1);
+      reportFailure(init.control, `worker ${init.index}: ${(e as Error)?.stack ?? String(e)}`);
+      ops++;
+      continue;
     }
     ops++;
     Atomics.add(ctl, DONE, 1);
