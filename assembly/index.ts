@@ -21,16 +21,18 @@
 
 // ── scalar helpers ─────────────────────────────────────────────────────────────────────────────
 
-// a half as f32, exact for every finite half (what weights and the KV cache hold) and without
-// arithmetic on subnormal floats (x86 takes a microcode assist of ~100 cycles for each): the
-// exponent is rebiased in integers; a subnormal half m·2^-24 is (1 + m/1024)·2^-14 − 2^-14, both
-// normal. The same steps as f16x8_lo, so scalar and vector paths agree bit for bit. (Infinities and
-// NaNs, which no valid model has, come out finite.)
+// a half as f32, exact for every half (IEEE: infinities stay infinite, NaNs stay NaN with their
+// payload) and without arithmetic on subnormal floats (x86 takes a microcode assist of ~100 cycles
+// for each): the exponent is rebiased in integers; a subnormal half m·2^-24 is
+// (1 + m/1024)·2^-14 − 2^-14, both normal; exponent 31 (Inf/NaN) gets the f32 exponent 255 by
+// or-ing it in. The same steps as f16x8_lo, so scalar and vector paths agree bit for bit.
+// (twin: fp16ToFp32)
 @inline function f16_to_f32(h: u32): f32 {
   const m: u32 = (h & 0x7fff) << 13;
   // both, then an integer select (a branch here makes V8 split and spill the kernels' loops)
   const sub = reinterpret<u32>(reinterpret<f32>(m + 0x38800000) - reinterpret<f32>(<u32>0x38800000));
-  return reinterpret<f32>(select<u32>(sub, m + 0x38000000, m < 0x00800000) | ((h & 0x8000) << 16));
+  const f = select<u32>(sub, m + 0x38000000, m < 0x00800000) | select<u32>(0x7f800000, 0, m > 0x0f7fffff);
+  return reinterpret<f32>(f | ((h & 0x8000) << 16));
 }
 
 // ggml_compute_fp32_to_fp16 (round to nearest even), then back: the value ggml stores in a block
@@ -66,14 +68,17 @@
   const m = v128.and(s, v128.load(F16_CONSTS));
   const sub = f32x4.sub(i32x4.add(m, v128.load(F16_CONSTS, 16)), v128.load(F16_CONSTS, 16));
   const f = v128.bitselect(sub, i32x4.add(m, v128.load(F16_CONSTS, 32)), i32x4.lt_s(m, v128.load(F16_CONSTS, 48)));
-  return v128.or(f, v128.and(s, v128.load(F16_CONSTS, 64)));
+  const infNan = v128.and(i32x4.gt_s(m, v128.load(F16_CONSTS, 112)), v128.load(F16_CONSTS, 128)); // exponent 31 → 255
+  return v128.or(v128.or(f, infNan), v128.and(s, v128.load(F16_CONSTS, 64)));
 }
 // the f16 conversions' constants (see KONST)
 const F16_CONSTS = memory.data<u32>([
   0x0fffe000, 0x0fffe000, 0x0fffe000, 0x0fffe000, 0x38800000, 0x38800000, 0x38800000, 0x38800000,
   0x38000000, 0x38000000, 0x38000000, 0x38000000, 0x00800000, 0x00800000, 0x00800000, 0x00800000,
   0x80000000, 0x80000000, 0x80000000, 0x80000000, 0x8fffffff, 0x8fffffff, 0x8fffffff, 0x8fffffff,
-  0x77800000, 0x77800000, 0x77800000, 0x77800000,
+  0x77800000, 0x77800000, 0x77800000, 0x77800000, 0x0f7fffff, 0x0f7fffff, 0x0f7fffff, 0x0f7fffff,
+  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, 0x477fffff, 0x477fffff, 0x477fffff, 0x477fffff,
+  0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff,
 ], 16);
 @inline function f16x8_lo(h: v128): v128 {
   return f16x4_to_f32x4(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13));
@@ -82,12 +87,16 @@ const F16_CONSTS = memory.data<u32>([
   return f16x4_to_f32x4(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13));
 }
 
-// The same for the KV cache, in 4 operations instead of 9: × 2^112 rebiases the exponent (and
+// The same for the KV cache, in 8 operations instead of 13: × 2^112 rebiases the exponent (and
 // normalizes subnormal halves) — exact, but a subnormal half is a subnormal float operand and costs
 // a microcode assist. Weights' scales can be subnormal in bulk (K-quant d of small weights); keys and
-// values almost never are, and attention converts every one of them.
+// values almost never are, and attention converts every one of them. A half of exponent 31 comes out
+// of the multiply as ±(1.m)·2^16, above every finite half (65504): or-ing in the exponent 255 makes
+// it the IEEE Inf/NaN again.
 @inline function kv_f16x4(s: v128): v128 {
-  return f32x4.mul(v128.and(s, v128.load(F16_CONSTS, 80)), v128.load(F16_CONSTS, 96)); // [0x8fffffff], [2^112]
+  const f = f32x4.mul(v128.and(s, v128.load(F16_CONSTS, 80)), v128.load(F16_CONSTS, 96)); // [0x8fffffff], [2^112]
+  const big = i32x4.gt_s(v128.and(f, v128.load(F16_CONSTS, 160)), v128.load(F16_CONSTS, 144)); // |f| > 0x1.fffffep15
+  return v128.or(f, v128.and(big, v128.load(F16_CONSTS, 128)));
 }
 @inline function kv_f16x8_lo(h: v128): v128 {
   return kv_f16x4(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13));
@@ -453,7 +462,7 @@ export function repack_q4_0x4(dstPtr: usize, srcPtr: usize, rows: i32, cols: i32
 }
 
 // subnormalScales: repack_q4_0x4's count for this matrix. Where it is 0 (the usual case) the scales
-// are converted by kv_f16x4's 4 operations instead of 9 — exact either way, but a subnormal half
+// are converted by kv_f16x4's 8 operations instead of 13 — exact either way, but a subnormal half
 // is a subnormal float operand there, and slow. scratch: the thread's (KERNEL_SCRATCH_BYTES), for
 // the activations' splats. dotAdd: 1 to dot by i32x4.relaxed_dot_i8x16_i7x16_add_s (the runtime
 // picks whichever is faster on the engine: kernels.ts; the results are the same bits).
@@ -1293,6 +1302,22 @@ export function matmul_f16(outPtr: usize, wPtr: usize, xPtr: usize, cols: i32, r
 // x → f16-rounded values (as f32), for F16 matmuls
 export function round_f16_row(outPtr: usize, xPtr: usize, n: i32): void {
   for (let i = 0; i < n; i++) store<f32>(outPtr + (<usize>i << 2), round_f16(load<f32>(xPtr + (<usize>i << 2))));
+}
+
+// n halves → f32 by the kernels' three conversions: path 0 scalar (f16_to_f32), 1 vector (f16x8_lo/hi,
+// the weights' scales and F16 weights), 2 the KV cache's (kv_f16x8_lo/hi); n a multiple of 8 for 1, 2.
+// For their twin test on every half. (twin: fp16ToFp32)
+export function f16_to_f32_row(outPtr: usize, hPtr: usize, n: i32, path: i32): void {
+  if (path === 0) {
+    for (let i = 0; i < n; i++) store<f32>(outPtr + (<usize>i << 2), f16_to_f32(load<u16>(hPtr + (<usize>i << 1))));
+    return;
+  }
+  for (let i = 0; i < n; i += 8) {
+    const h = v128.load(hPtr + (<usize>i << 1));
+    const o = outPtr + (<usize>i << 2);
+    v128.store(o, path === 1 ? f16x8_lo(h) : kv_f16x8_lo(h));
+    v128.store(o, path === 1 ? f16x8_hi(h) : kv_f16x8_hi(h), 16);
+  }
 }
 
 // ── the small ops ──────────────────────────────────────────────────────────────────────────────

@@ -19,6 +19,7 @@ import { renderChat, renderChatSegments, type ChatMessage } from './generate/cha
 import { PHI4_CHAT_TEMPLATE } from './generate/phi3-template.js';
 import { TemplateRunner } from './generate/template-runner.js';
 export { TemplateError } from './generate/template-runner.js';
+export { NonFiniteLogitsError } from './generate/generate.js';
 
 export { ContextLengthError } from './model/phi3.js';
 export { GgufError } from './gguf/types.js';

@@ -1,7 +1,7 @@
 /**
  * phi3-ts: a Phi-3 runtime in TypeScript. Library entry point.
  */
-export { loadModel, Model, ContextLengthError, GgufError, UnsupportedModelError, TokenizerError, OutOfMemoryError, CrewError, TemplateError } from './api.js';
+export { loadModel, Model, ContextLengthError, GgufError, UnsupportedModelError, TokenizerError, OutOfMemoryError, CrewError, TemplateError, NonFiniteLogitsError } from './api.js';
 export type {
   LoadOptions, LoadStats, Generation, GenerateOptions, GenerationStats, GeneratedChunk, FinishReason, SamplingOptions, ChatMessage,
   BackendName, BenchResult, Phi3Config, ConfigWarning,

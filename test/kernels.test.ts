@@ -458,3 +458,31 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
     );
   });
 });
+
+describe('f16 → f32 in the kernels', () => {
+  it('all three conversions equal the TS twin bit for bit on every one of the 65536 halves (Inf and NaN stay IEEE)', () => {
+    const halves = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    const want = new Uint32Array(Float32Array.from(halves, (h) => fp16ToFp32(h)).buffer);
+    // the twin itself: exponent 31 is Inf (mantissa 0) or NaN with the payload shifted, quieted (as
+    // F16C's vcvtph2ps, and as every JS number is); the kernels keep a signalling NaN's quiet bit
+    // clear, which arithmetic quiets at its first use: NaNs compare with the quiet bit set
+    expect(want[0x7c00]).toBe(0x7f800000);
+    expect(want[0xfc00]).toBe(0xff800000);
+    expect(want[0x7e00]).toBe(0x7fc00000);
+    expect(want[0xfc01]).toBe(0xffc02000);
+    const quiet = (b: number) => ((b & 0x7f800000) === 0x7f800000 && b & 0x7fffff ? (b | 0x400000) >>> 0 : b);
+    for (const level of ['simd128', 'relaxed'] as const) {
+      LEVEL = level;
+      const h = harness(1 << 20);
+      const hp = h.put(halves), out = h.alloc(65536 * 4);
+      for (const path of [0, 1, 2]) {
+        new Uint32Array(h.memory.buffer, out, 65536).fill(0xdeadbeef);
+        h.k.f16_to_f32_row(out, hp, 65536, path);
+        const got = new Uint32Array(h.memory.buffer, out, 65536);
+        const bad = got.findIndex((b, i) => quiet(b) !== want[i]);
+        expect(bad, `${level} path ${path}: half 0x${bad.toString(16)} → 0x${got[bad]?.toString(16)}, want 0x${want[bad]?.toString(16)}`).toBe(-1);
+      }
+    }
+    LEVEL = 'simd128';
+  });
+});

@@ -8,7 +8,7 @@ import { kv, writeGguf } from '../src/gguf/writer.js';
 import { GGMLType } from '../src/quant/ggml-type.js';
 import { configFromGguf, HONOURED_ARCH_KEYS, REFUSED_ARCH_KEYS, UnsupportedModelError, validateTensors } from '../src/model/config.js';
 import { synthSpec, PRESETS } from '../src/synth/synth.js';
-import { loadModel } from '../src/api.js';
+import { loadModel, NonFiniteLogitsError } from '../src/api.js';
 import { tmpDir } from './helpers.js';
 
 const dir = tmpDir();
@@ -173,6 +173,20 @@ describe('Inf and NaN in the weights are found at load, naming the tensor', () =
     const file = poisoned('F16', 'output.weight', (b) => new DataView(b.buffer).setUint16(2 * 77, 0x7c00, true));
     await expect(loadModel(file, { ctx: 32, backend: 'ref' })).rejects.toThrow(/tensor 'output.weight' holds Inf or NaN at element 77/);
   });
+  for (const backend of ['ref', 'wasm'] as const)
+    for (const [type, tensor, at, half] of [['F16', 'output.weight', 2 * 77, 0x7e00], ['Q8_0', 'blk.0.attn_qkv.weight', 34 * 5, 0x7c00], ['Q4_0', 'token_embd.weight', 0, 0xfc00]] as const)
+      it(`unscanned (checkWeights false), a non-finite ${type} half in ${tensor} gives NonFiniteLogitsError from generate, not text (${backend})`, async () => {
+        const file = poisoned(type, tensor, (b) => new DataView(b.buffer).setUint16(at, half, true));
+        const m = await loadModel(file, { ctx: 32, backend, checkWeights: false, threads: 2 });
+        try {
+          // every token's embedding row 0 holds the poisoned block for token_embd: prompt with token 0
+          const gen = m.generate([1, 0, 5], { maxTokens: 2, temperature: 0 });
+          await expect((async () => { for await (const _ of gen); })()).rejects.toThrow(NonFiniteLogitsError);
+          expect((await m.logits([1, 0, 5])).some((v) => !Number.isFinite(v))).toBe(true);
+        } finally {
+          await m.close();
+        }
+      });
   it('Q8_0: a block whose f16 scale is Inf', async () => {
     const file = poisoned('Q8_0', 'blk.0.attn_qkv.weight', (b) => new DataView(b.buffer).setUint16(34 * 5, 0x7c00, true));
     await expect(loadModel(file, { ctx: 32, backend: 'ref' })).rejects.toThrow(/tensor 'blk.0.attn_qkv.weight' holds Inf or NaN at block 5 \(a scale\)/);

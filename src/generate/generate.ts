@@ -72,6 +72,20 @@ export function validateGenerateOptions(o: GenerateOptions, vocabSize?: number, 
 }
 
 /** one turn of the event loop (timers, I/O, signals), between tokens and between prefill chunks */
+/** The forward pass gave a NaN or +Inf logit: the weights or the activations are not finite. */
+export class NonFiniteLogitsError extends Error {
+  override name = 'NonFiniteLogitsError';
+}
+
+/** sampling from NaN logits would pick a token anyway (a plausible, wrong answer): refuse instead */
+function checkFinite(logits: Float32Array, position: number): void {
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i]!;
+    if (v !== v || v === Infinity)
+      throw new NonFiniteLogitsError(`the logit of token ${i} after position ${position} is ${v}: the model's weights or activations are not finite (load with checkWeights / --check-weights to find the tensor)`);
+  }
+}
+
 export const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** tokens in common at the start of two sequences */
@@ -145,6 +159,7 @@ export async function* generate(
     let ended = false;
     while (generated < maxTokens) {
       if (o.signal?.aborted) break;
+      checkFinite(logits!, history.length);
       const id = sampler.sample(logits!, generatedIds);
       generated++;
       if ((o.stopAtEog ?? true) && tok.eog.has(id)) {

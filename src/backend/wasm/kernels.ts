@@ -34,6 +34,8 @@ export interface Kernels {
   matmul_f32(outPtr: number, wPtr: number, xPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   matmul_f16(outPtr: number, wPtr: number, xPtr: number, cols: number, rows: number, r0: number, r1: number, T: number): void;
   round_f16_row(outPtr: number, xPtr: number, n: number): void;
+  /** n halves → f32 by path 0 scalar, 1 vector (weights), 2 the KV cache's; for the twin test */
+  f16_to_f32_row(outPtr: number, hPtr: number, n: number, path: number): void;
   rmsnorm(outPtr: number, xPtr: number, wPtr: number, T: number, n: number, eps: number): void;
   rope(qkvPtr: number, cosPtr: number, sinPtr: number, T: number, qkvDim: number, headDim: number, ropeDim: number, h0: number, h1: number): void;
   kv_store(kPtr: number, vPtr: number, qkvPtr: number, T: number, pos0: number, qDim: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number): void;
