@@ -151,3 +151,36 @@ describe('phi3 serve start-up and shutdown', () => {
     expect(code, err).toBe(0);
   });
 });
+
+describe.runIf(spawnSync('script', ['--version']).status === 0)('phi3 chat on a terminal (a pty from script(1))', () => {
+  it('Ctrl-C stops the reply and keeps the REPL; ↑ recalls the last line (history); /exit leaves with 0', async () => {
+    // the ref backend is slow enough (≈ 100 tok/s on tiny) that the reply is still running at Ctrl-C
+    const cmd = [process.execPath, CLI, 'chat', tiny, '--backend', 'ref', '--ctx', '512', '-n', '400', '--temp', '1.5', '--seed', '3'].map((a) => `'${a}'`).join(' ');
+    const p = spawn('script', ['-qfec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += String(d).replace(/\x1b\[[0-9;]*[A-Za-z]/g, ''))); // without the terminal's cursor codes
+    const until = async (re: RegExp, from = 0) => {
+      const t0 = Date.now();
+      while (!re.test(out.slice(Math.max(0, from)))) {
+        if (Date.now() - t0 > 30_000) throw new Error(`no ${re} in ${JSON.stringify(out.slice(-400))}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      await until(/> $/);
+      p.stdin.write('hello there\r');
+      await until(/hello there\r*\n./s);
+      p.stdin.write('\x03'); // Ctrl-C mid-reply
+      const mark = out.length;
+      await until(/generated, [\d.]+ tok\/s, stopped;.*\]\r?\n> $/s, mark - 200);
+      p.stdin.write('\x1b[A'); // ↑
+      await until(/> .*hello there$/, out.length - 40);
+      p.stdin.write('\x15/exit\r'); // Ctrl-U clears the recalled line
+      const code = await new Promise<number | null>((r) => p.once('exit', r));
+      expect(code).toBe(0);
+      expect(out.match(/stopped;/g)?.length).toBe(1);
+    } finally {
+      p.kill('SIGKILL');
+    }
+  }, 60_000);
+});

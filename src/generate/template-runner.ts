@@ -69,6 +69,7 @@ export class TemplateRunner {
     }
     const contents = task.messages.reduce((a, m) => a + (typeof m.content === 'string' ? m.content.length : 0), 0);
     const size = typeof out === 'string' ? out.length : out.reduce((a, s) => a + s.text.length, 0);
+    if ((typeof out === 'string' ? out : out.map((s) => s.text).join('')).trim() === '') throw new TemplateError('the chat template rendered an empty prompt');
     if (size > contents + this.limits.extraChars) throw new TemplateError(`the chat template rendered ${size} characters, more than the messages' ${contents} plus ${this.limits.extraChars}`);
     return out;
   }

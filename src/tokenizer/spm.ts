@@ -220,7 +220,8 @@ export class SpmTokenizer {
     const byText = (t: string) => this.toId.get(toBinary(t));
     const id = (key: string, dflt: number) => {
       const v = f.optNumber(key);
-      return v !== undefined && v >= 0 && v < n ? v : dflt;
+      if (v !== undefined && !Number.isInteger(v)) throw new TokenizerError(`${f.path}: ${key} = ${v} is not a token id (a whole number)`);
+      return v !== undefined && v >= 0 && v < n ? v : dflt; // out of range: the default, as llama.cpp ("bad special token")
     };
     // llama.cpp's defaults per vocabulary type, then the file's keys
     this.bos = id('tokenizer.ggml.bos_token_id', bpe ? 11 : 1);
