@@ -126,23 +126,31 @@ export class Crew {
   /**
    * Whether the crew pays for itself, measured as it runs. On a machine whose cores are busy with
    * other work, a worker may be descheduled mid-op and the main thread then waits a whole time slice
-   * for it. Per window of ops: the main thread's own share took `own`, its wait for the workers
-   * `wait`; alone it would have taken ≈ n·own, so the crew is slower once wait > (n−1)·own. Past twice
-   * that (a margin for jitter: one descheduled slice must not send a fast crew to sleep; measured on
-   * mini Q4_0, a margin of 1 with 16-op windows cost a quarter of its decode speed) the main thread
-   * runs the ops alone for a second (its workers sleep), then tries the crew again. Results are the same
-   * either way: every split of an op gives bit-identical output.
+   * for it; and for a small model, handing out an op can cost more than the op. So the two ways of
+   * running are timed against each other on adjacent windows of WINDOW ops (decode repeats the same
+   * ops, so neighbouring windows hold the same work): in crew mode, once every PROBE_MS one window runs
+   * on the main thread alone; if it was faster per op, the main thread stays alone for SOLO_MS (its
+   * workers sleep), timing every window, then one crew window is timed again, and the faster way goes
+   * on. A crew window whose wait for the workers is far past what the crew saves (wait > 2·(n−1)·own:
+   * alone would take ≈ n·own) switches at once, from its MIN_OPS-th op. Results are the same either
+   * way: every split of an op gives bit-identical output.
    */
   private solo = false;
+  private soloUntil = 0;
+  /** what the current window is for: a probe of 'alone' from crew mode, or the crew again after a solo spell */
+  private checking: 'solo' | 'crew' | undefined;
+  private nextProbe = 0;
   private windowOps = 0;
+  private windowTime = 0;
   private own = 0;
   private wait = 0;
-  private soloUntil = 0;
-  /** ops per measuring window (judged from its 8th op on), and how long the main thread then runs alone (ms) */
-  static readonly WINDOW = 64;
-  static readonly MIN_OPS = 4;
+  /** ms per op of the latest window run each way */
+  private perOp = { solo: Infinity, crew: Infinity };
+  static readonly WINDOW = 32;
+  static readonly MIN_OPS = 2;
   static readonly SOLO_MS = 1000;
-  /** times the crew was judged slower than the main thread alone (for tests and the profile) */
+  static readonly PROBE_MS = 1000;
+  /** times the main thread chose to run alone (for tests and the profile) */
   soloSwitches = 0;
 
   /**
@@ -152,21 +160,22 @@ export class Crew {
    */
   run(args: number[], mine: (index: number, n: number) => void, judge = true): void {
     const workers = this.nThreads - 1;
-    if (workers > 0 && this.solo && judge) {
+    if (workers === 0) {
       mine(0, 1);
-      if (performance.now() > this.soloUntil) this.solo = false;
       return;
     }
-    const t0op = workers > 0 ? performance.now() : 0;
-    if (workers > 0) {
-      this.checkFailure();
-      for (let i = 0; i < args.length; i++) this.args[i] = args[i]!;
-      Atomics.store(this.ctl, DONE, 0);
-      Atomics.add(this.ctl, SEQ, 1);
-      Atomics.notify(this.ctl, SEQ);
+    const t0op = performance.now();
+    if (this.solo && judge) {
+      mine(0, 1);
+      this.timed('solo', performance.now() - t0op);
+      return;
     }
+    this.checkFailure();
+    for (let i = 0; i < args.length; i++) this.args[i] = args[i]!;
+    Atomics.store(this.ctl, DONE, 0);
+    Atomics.add(this.ctl, SEQ, 1);
+    Atomics.notify(this.ctl, SEQ);
     mine(0, this.nThreads);
-    if (workers === 0) return;
     const t1op = performance.now();
     let spins = 0;
     let deadline = 0;
@@ -185,17 +194,51 @@ export class Crew {
     }
     this.checkFailure();
     if (!judge) return;
+    const t2op = performance.now();
     this.own += t1op - t0op;
-    this.wait += performance.now() - t1op;
-    const slow = ++this.windowOps >= Crew.MIN_OPS && this.wait > 2 * workers * this.own;
-    if (slow) {
-      this.solo = true;
-      this.soloUntil = performance.now() + Crew.SOLO_MS;
-      this.soloSwitches++;
+    this.wait += t2op - t1op;
+    if (this.windowOps + 1 >= Crew.MIN_OPS && this.wait > 2 * workers * this.own) {
+      this.goSolo(t2op);
+      return;
     }
-    if (slow || this.windowOps >= Crew.WINDOW) {
-      this.windowOps = 0;
-      this.own = this.wait = 0;
+    this.timed('crew', t2op - t0op);
+  }
+
+  private goSolo(now: number): void {
+    this.solo = true;
+    this.soloUntil = now + Crew.SOLO_MS;
+    this.checking = undefined;
+    this.soloSwitches++;
+    this.windowOps = this.windowTime = this.own = this.wait = 0;
+  }
+
+  /** count one judged op; at the end of a window, record its time per op and choose how the next runs */
+  private timed(mode: 'solo' | 'crew', ms: number): void {
+    this.windowTime += ms;
+    if (++this.windowOps < Crew.WINDOW) return;
+    this.perOp[mode] = this.windowTime / this.windowOps;
+    this.windowOps = this.windowTime = this.own = this.wait = 0;
+    const now = performance.now();
+    const soloFaster = this.perOp.solo < this.perOp.crew;
+    const checked = this.checking;
+    this.checking = undefined;
+    if (mode === 'crew') {
+      if (checked === 'crew' && soloFaster) this.goSolo(now); // after a solo spell: alone is still faster
+      else if (checked === 'crew') this.nextProbe = now + Crew.PROBE_MS;
+      else if (now >= this.nextProbe) {
+        this.solo = true; // probe: one window alone
+        this.soloUntil = 0;
+        this.checking = 'solo';
+      }
+    } else if (checked === 'solo') {
+      if (soloFaster) this.goSolo(now);
+      else {
+        this.solo = false;
+        this.nextProbe = now + Crew.PROBE_MS;
+      }
+    } else if (now > this.soloUntil) {
+      this.solo = false; // a crew window again, to compare
+      this.checking = 'crew';
     }
   }
 
