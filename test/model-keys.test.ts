@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { GGUFFile } from '../src/gguf/reader.js';
 import { GgufError, GGUFValueType, type GGUFKV } from '../src/gguf/types.js';
 import { kv, writeGguf } from '../src/gguf/writer.js';
-import { GGMLType } from '../src/quant/ggml-type.js';
+import { GGMLType, GGML_TYPES } from '../src/quant/ggml-type.js';
 import { configFromGguf, HONOURED_ARCH_KEYS, REFUSED_ARCH_KEYS, UnsupportedModelError, validateTensors } from '../src/model/config.js';
 import { synthSpec, PRESETS } from '../src/synth/synth.js';
 import { loadModel, NonFiniteLogitsError } from '../src/api.js';
@@ -138,6 +138,16 @@ describe('tensors', () => {
     expect(() => load(f)).toThrow(/tensor 'blk.1.ffn_norm.weight' has ggml type Q8_0; this tensor must be F32/);
     f.close();
   });
+  for (const type of [GGMLType.Q8_K, GGMLType.Q8_1])
+    it(`a weight stored as the activation type ${GGMLType[type]} is refused at load (found by the GGUF fuzzer)`, () => {
+      const f = edited((_, t) => {
+        const i = t.findIndex((x) => x.name === 'blk.0.ffn_down.weight');
+        const elems = t[i]!.shape.reduce((a, d) => a * d, 1);
+        t[i] = { ...t[i]!, type, data: () => new Uint8Array((elems / GGML_TYPES[type]!.blockSize) * GGML_TYPES[type]!.typeSize) };
+      });
+      expect(() => load(f)).toThrow(new RegExp(`tensor 'blk.0.ffn_down.weight' has ggml type ${GGMLType[type]}, an activation type`));
+      f.close();
+    });
   it('rope factors of the wrong length are refused, naming the tensor', () => {
     const f = edited((_, t) => {
       const i = t.findIndex((x) => x.name === 'rope_factors_long.weight');

@@ -7,7 +7,7 @@
  */
 import type { GGUFFile } from '../gguf/reader.js';
 import { GgufError, GGUFValueType } from '../gguf/types.js';
-import { GGMLType, GGML_TYPES, ggmlTypeName } from '../quant/ggml-type.js';
+import { GGMLType, GGML_TYPES, ggmlTypeName, isWeightType } from '../quant/ggml-type.js';
 import { canDequantize } from '../quant/dequantize.js';
 import { firstNonFinite } from '../quant/check.js';
 
@@ -248,6 +248,8 @@ export function validateTensors(f: GGUFFile, c: Phi3Config): void {
       throw new UnsupportedModelError(`${f.path}: tensor '${name}' has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}`);
     if (F32_ONLY.test(name) && t.type !== GGMLType.F32)
       throw new UnsupportedModelError(`${f.path}: tensor '${name}' has ggml type ${ggmlTypeName(t.type)}; this tensor must be F32`);
+    if (!F32_ONLY.test(name) && !isWeightType(t.type))
+      throw new UnsupportedModelError(`${f.path}: tensor '${name}' has ggml type ${ggmlTypeName(t.type)}, an activation type that ggml never multiplies as a weight (supported: ${supportedTypeNames().join(' ')})`);
     if (!canDequantize(t.type))
       throw new UnsupportedModelError(
         `${f.path}: tensor '${name}' has ggml type ${ggmlTypeName(t.type)}, which phi3-ts does not support (supported: ${supportedTypeNames().join(' ')})`,

@@ -164,6 +164,16 @@ export function rowBytes(type: GGMLType, n: number): number {
  * ggml-cpu's vec_dot_type: the type activations are converted to before a dot product with a
  * weight row of `type` (ggml-cpu.c type_traits_cpu). llama.cpp's results depend on this rounding.
  */
+/** whether ggml multiplies a weight of `type` (it has a vec_dot_type): not the activation-only Q8_1 / Q8_K */
+export function isWeightType(type: GGMLType): boolean {
+  try {
+    vecDotType(type);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function vecDotType(type: GGMLType): GGMLType {
   switch (type) {
     case GGMLType.F32: return GGMLType.F32;
