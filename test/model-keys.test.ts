@@ -143,7 +143,8 @@ describe('tensors', () => {
       const f = edited((_, t) => {
         const i = t.findIndex((x) => x.name === 'blk.0.ffn_down.weight');
         const elems = t[i]!.shape.reduce((a, d) => a * d, 1);
-        t[i] = { ...t[i]!, type, data: () => new Uint8Array((elems / GGML_TYPES[type]!.blockSize) * GGML_TYPES[type]!.typeSize) };
+        const ti = GGML_TYPES.get(type)!;
+        t[i] = { ...t[i]!, type, data: () => new Uint8Array((elems / ti.blockSize) * ti.typeSize) };
       });
       expect(() => load(f)).toThrow(new RegExp(`tensor 'blk.0.ffn_down.weight' has ggml type ${GGMLType[type]}, an activation type`));
       f.close();
