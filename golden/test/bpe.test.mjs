@@ -11,6 +11,7 @@ import { GGUFFile } from '../../dist/src/gguf/reader.js';
 import { writeGguf, kv } from '../../dist/src/gguf/writer.js';
 import { SpmTokenizer } from '../../dist/src/tokenizer/spm.js';
 import { bpeVocabMetadata, PHI4_SPECIAL_TOKENS } from '../../dist/src/synth/bpe-vocab.js';
+import { tiktokenVocabMetadata } from '../lib/tiktoken-vocab.mjs';
 
 const GPT2 = path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'models', 'ggml-vocab-gpt-2.gguf');
 const CACHE = path.join(import.meta.dirname, '..', '.cache');
@@ -31,12 +32,19 @@ const text = fc.oneof(
 
 function vocabFile(pre) {
   if (pre === 'gpt-2') return GPT2;
+  if (pre.includes('k-phi4')) {
+    const file = path.join(CACHE, `vocab-${pre}.gguf`);
+    writeGguf(file, { metadata: tiktokenVocabMetadata(pre, GPT2), tensors: [] });
+    return file;
+  }
   const file = path.join(CACHE, `vocab-gpt2-${pre}.gguf`);
   writeGguf(file, { metadata: [['general.name', kv.str(`gpt-2 tokens, ${pre} pre-tokenizer`)], ...bpeVocabMetadata(GPT2, pre)], tensors: [] });
   return file;
 }
 
-for (const pre of ['gpt-2', 'dbrx', 'gpt-4o']) {
+// the last two: real-size vocabularies from tiktoken's o200k_base (Phi-4-mini: 200,064 ids, gpt-4o)
+// and cl100k_base (Phi-4: 100,352 ids, dbrx) ranks, merges derived from the ranks (lib/tiktoken-vocab.mjs)
+for (const pre of ['gpt-2', 'dbrx', 'gpt-4o', 'o200k-phi4-mini', 'cl100k-phi4']) {
   test(`BPE (${pre}) = llama.cpp on 10,000 random strings: ids and text, special off and on`, { skip: !fs.existsSync(GPT2) && 'no ../shared/models/ggml-vocab-gpt-2.gguf' }, async () => {
     const file = vocabFile(pre);
     const model = await loadModel(file, { vocabOnly: true });
