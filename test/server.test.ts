@@ -348,7 +348,9 @@ describe('the event loop stays free on large inputs', () => {
     p.stdout.on('data', (d) => (out += d));
     return { p, result: new Promise<string>((r) => p.on('exit', () => r(out))) };
   };
-  it('/health answers within 100 ms while 7.5 MB are tokenized (/tokenize) and a 7.5 MB chat message is prepared', async () => {
+  // retried: on a 2-core machine the other test files' processes can deschedule this one for a slice;
+  // a step that really blocks the loop fails every attempt
+  it('/health answers within 100 ms while 7.5 MB are tokenized (/tokenize) and a 7.5 MB chat message is prepared', { retry: 2 }, async () => {
     const poller = child(`
       let worst = 0, polls = 0, stop = false;
       process.stdin.on('data', () => (stop = true));

@@ -95,7 +95,7 @@ const isAsciiAlnum = (c: number) => (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c 
  * rule reaches back over a letter or digit), and none looks ahead past such a run, so the words on
  * either side do not depend on the other side. A text without such places stays whole.
  */
-export function* preTokenChunks(text: string, size = 65536): Generator<string> {
+export function* preTokenChunks(text: string, size = 32768): Generator<string> {
   let start = 0;
   while (text.length - start > size) {
     let cut = -1;

@@ -422,11 +422,11 @@ export class SpmTokenizer {
    * seen before come from a cache. Same ids as one pass over the whole text (tested).
    */
   private *spm(raw: string, out: number[]): Generator<void> {
-    // `raw` has its spaces still unescaped: it is escaped and merged about 64 KiB at a time, cut at a
+    // `raw` has its spaces still unescaped: it is escaped and merged about 32 KiB at a time, cut at a
     // space that is a cut, so that each step is short
     for (let start = 0; start < raw.length; ) {
       let end = raw.length;
-      for (let k = start + 65536; k < raw.length; k++)
+      for (let k = start + 32768; k < raw.length; k++)
         if (raw.charCodeAt(k) === 0x20 && this.cutsBefore(raw, k)) {
           end = k;
           break;
