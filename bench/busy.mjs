@@ -1,7 +1,7 @@
 // Decode speed with a competing busy process: does the default thread count survive a loaded machine?
 // For each model: one busy-looping process runs beside `phi3 bench` at --threads 1 … N and at the
 // default; reports decode tok/s (median of `--rounds`) and default ÷ best.
-// usage: node busy.mjs [--rounds 3] [--busy 1] model.gguf…   (models default: synthetic tiny and small Q8_0)
+// usage: node busy.mjs [--rounds 3] [--busy 1] [--gen 2048] model.gguf…   (models default: synthetic tiny and small Q8_0)
 import { spawn, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -17,7 +17,7 @@ const opt = (name, d) => {
   args.splice(i, 2);
   return Number(v);
 };
-const rounds = opt('rounds', 3), nBusy = opt('busy', 1);
+const rounds = opt('rounds', 3), nBusy = opt('busy', 1), gen = opt('gen', 2048);
 const cache = path.join(import.meta.dirname, '.cache');
 fs.mkdirSync(cache, { recursive: true });
 let models = args;
@@ -31,13 +31,13 @@ if (!models.length) {
 const cores = os.availableParallelism();
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const bench = (threads) => {
-  const a = ['bench', '--json', '--prompt-tokens', '16', '--gen-tokens', '256', ...(threads ? ['--threads', String(threads)] : [])];
+  const a = ['bench', '--json', '--prompt-tokens', '16', '--gen-tokens', String(gen), ...(threads ? ['--threads', String(threads)] : [])];
   return JSON.parse(execFileSync(process.execPath, [CLI, ...a.slice(0, 1), current, ...a.slice(1)], { encoding: 'utf8' })).decode_tok_s;
 };
 let current;
 const busy = Array.from({ length: nBusy }, () => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-console.log(`${cpu}, ${cores} cores, Node ${process.version}, ${nBusy} busy process(es), medians of ${rounds}`);
+console.log(`${cpu}, ${cores} cores, Node ${process.version}, ${nBusy} busy process(es), medians of ${rounds}, ${gen} decode tokens`);
 try {
   for (const m of models) {
     current = m;
