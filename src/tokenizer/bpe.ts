@@ -76,7 +76,7 @@ export function preTokenize(text: string, pre: BpePre): string[] {
   }
   u16[k] = text.length;
   const cpts = all.subarray(0, k);
-  const lens = pre === 'gpt-2' ? splitGpt2(cpts) : pre === 'dbrx' ? splitLlama3(cpts) : splitCollapsed(cpts, GPT4O_COLLAPSED);
+  const lens = pre === 'gpt-2' ? splitGpt2(cpts) : pre === 'dbrx' ? splitLlama3(cpts) : splitCollapsed(cpts, GPT4O_COLLAPSED, GPT4O_STICKY);
   const words: string[] = [];
   let at = 0;
   for (const n of lens) {
@@ -281,15 +281,13 @@ const GPT4O_COLLAPSED = new RegExp(
   'g',
 );
 
-const stickies = new Map<RegExp, RegExp>();
-const stickyOf = (re: RegExp) => stickies.get(re) ?? stickies.set(re, new RegExp(re.source, 'y')).get(re)!;
+const GPT4O_STICKY = new RegExp(GPT4O_COLLAPSED.source, 'y');
 
-function splitCollapsed(cpts: Int32Array, re: RegExp): number[] {
+function splitCollapsed(cpts: Int32Array, re: RegExp, sticky: RegExp): number[] {
   const text = collapse(cpts);
   const out: number[] = [];
   // where a match starts right at the last one's end (nearly always), a sticky test() finds it
   // without building a match array; elsewhere exec() searches on, and the skipped text is a word
-  const sticky = stickyOf(re);
   let at = 0;
   while (at < text.length) {
     sticky.lastIndex = at;

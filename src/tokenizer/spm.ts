@@ -120,6 +120,13 @@ function escapeWhitespace(s: string): string {
   return dst.toString('latin1');
 }
 
+/** the UTF-8 character (binary) that ends just before byte k of a binary string */
+function charBefore(s: string, k: number): string {
+  let c = k - 1;
+  while (c > 0 && (s.charCodeAt(c) & 0xc0) === 0x80) c--;
+  return s.slice(c, k);
+}
+
 /** s without its trailing C whitespace (a loop: a regex anchored at $ is quadratic on long runs) */
 function trimEndCSpace(s: string): string {
   let e = s.length;
@@ -212,9 +219,7 @@ export class SpmTokenizer {
     if (!bpe)
       for (const p of this.pieces)
         for (let k = p.indexOf(ESCAPED_SPACE, 1); k > 0; k = p.indexOf(ESCAPED_SPACE, k + 1)) {
-          let c = k - 1;
-          while (c > 0 && (p.charCodeAt(c) & 0xc0) === 0x80) c--;
-          const x = p.slice(c, k);
+          const x = charBefore(p, k);
           if (x !== ESCAPED_SPACE) this.joinsSpace.add(x);
         }
     const byText = (t: string) => this.toId.get(toBinary(t));
@@ -450,28 +455,34 @@ export class SpmTokenizer {
 
   /** may the text be cut before the "▁" (or the space to become one) at k: the character before it is neither, and no token joins it to a "▁" */
   private cutsBefore(text: string, k: number): boolean {
-    let c = k - 1;
-    const b = text.charCodeAt(c);
+    const b = text.charCodeAt(k - 1);
     if (b === 0x20) return false;
     if (this.joinsSpace.size === 0 && b < 0x80) return true;
-    while (c > 0 && (text.charCodeAt(c) & 0xc0) === 0x80) c--;
-    const x = text.slice(c, k);
+    const x = charBefore(text, k);
     return x !== ESCAPED_SPACE && !this.joinsSpace.has(x);
   }
 
   private spmCached(piece: string, out: number[]): void {
-    let ids = this.pieceCache.get(piece);
-    if (!ids) {
-      ids = [];
+    this.cached(piece, out, () => {
+      const ids: number[] = [];
       this.spmMerge(piece, ids);
-      if (this.pieceCache.size >= 65536) this.pieceCache.clear(); // bounded: a piece's ids never change
-      this.pieceCache.set(piece, ids);
-    }
-    for (const id of ids) out.push(id);
+      return ids;
+    });
   }
 
   /** pieces (SPM) or pre-tokenized words (BPE) seen before → their ids (natural text repeats itself) */
   private readonly pieceCache = new Map<string, number[]>();
+
+  /** append the ids of `key`, from the cache or computed (bounded: a piece's ids never change, so clearing is safe) */
+  private cached(key: string, out: number[], compute: () => number[]): void {
+    let ids = this.pieceCache.get(key);
+    if (!ids) {
+      ids = compute();
+      if (this.pieceCache.size >= 65536) this.pieceCache.clear();
+      this.pieceCache.set(key, ids);
+    }
+    for (const id of ids) out.push(id);
+  }
 
   /** the merge of one piece: score-driven bigrams, then resegment through rev_merge */
   private spmMerge(text: string, out: number[]): void {
@@ -532,15 +543,7 @@ export class SpmTokenizer {
   }
 
   private bpeChunk(chunk: string, out: number[]): void {
-    for (const word of preTokenize(chunk, this.pre!)) {
-      let ids = this.pieceCache.get(word);
-      if (!ids) {
-        ids = this.bpeWord(word);
-        if (this.pieceCache.size >= 65536) this.pieceCache.clear(); // bounded: a word's ids never change
-        this.pieceCache.set(word, ids);
-      }
-      for (const id of ids) out.push(id);
-    }
+    for (const word of preTokenize(chunk, this.pre!)) this.cached(word, out, () => this.bpeWord(word));
   }
 
   private bpeWord(word: string): number[] {
@@ -606,7 +609,7 @@ export class SpmTokenizer {
 
   /** ids → text (invalid UTF-8 becomes U+FFFD, as TextDecoder does) */
   decode(ids: number[], opts: { removeSpecial?: boolean; special?: boolean } = {}): string {
-    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(binaryToBytes(this.decodeBytes(ids, opts)));
+    return fromBinary(this.decodeBytes(ids, opts));
   }
 }
 

@@ -43,15 +43,20 @@ export class CrewError extends Error {
 export const DEADLINE_MIN_MS = 2000;
 export const DEADLINE_FACTOR = 200;
 
+/** mark the crew failed and count the caller done, so that a main thread waiting for DONE wakes */
+function raiseError(ctl: Int32Array): void {
+  Atomics.store(ctl, ERROR, 1);
+  Atomics.add(ctl, DONE, 1);
+  Atomics.notify(ctl, DONE);
+}
+
 /** write a worker's failure into the control block and wake the main thread (worker side) */
 export function reportFailure(control: SharedArrayBuffer, message: string): void {
   const ctl = new Int32Array(control);
   const msg = new TextEncoder().encode(message.slice(0, 700));
   new Uint8Array(control, MSG, msg.length).set(msg);
   Atomics.store(ctl, MSG_LEN, msg.length);
-  Atomics.store(ctl, ERROR, 1);
-  Atomics.add(ctl, DONE, 1);
-  Atomics.notify(ctl, DONE);
+  raiseError(ctl);
 }
 
 /** a worker thread that exits before STOP (process.exit, an error outside its loop's catch) says so as it goes */
@@ -108,9 +113,7 @@ export class Crew {
   /** a worker died outside its own try/catch: release anyone waiting and remember why */
   private fail(e: Error): void {
     this.failure ??= e;
-    Atomics.store(this.ctl, ERROR, 1);
-    Atomics.add(this.ctl, DONE, 1);
-    Atomics.notify(this.ctl, DONE);
+    raiseError(this.ctl);
   }
 
   /** resolves once every worker is in its loop (the hot path is synchronous and cannot wait for the event loop) */
