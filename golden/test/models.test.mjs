@@ -25,17 +25,22 @@ function compare(ours, theirs) {
       if (o[i] > o[a]) a = i;
       if (row[i] > row[b]) b = i;
     }
-    if (a !== b) top1.push({ pos: p, ours: a, llama: b });
+    if (a !== b) top1.push({ pos: p, ours: a, llama: b, gap: row[b] - row[a] });
   });
-  return { maxAbs, scale, rel: maxAbs / scale, top1 };
+  // A flipped top-1 is a defect unless llama.cpp itself ranks the two within TIE × scale: F32 sums in another
+  // order can swap a near-tie (seen: gap 1.5e-4 at scale 16). TIE is 10× below the 1e-3 logit budget, so a
+  // real ranking error still fails.
+  const ties = top1.filter((m) => m.gap <= TIE * scale);
+  return { maxAbs, scale, rel: maxAbs / scale, top1: top1.filter((m) => m.gap > TIE * scale), ties };
 }
+const TIE = 1e-4;
 
-/** phi3 logits --all on `file` (extra CLI args) against llama.cpp's rows: F32 budget 1e-3 × scale, top-1 everywhere; cleans up */
+/** phi3 logits --all on `file` (extra CLI args) against llama.cpp's rows: F32 budget 1e-3 × scale, top-1 but for near-ties; cleans up */
 async function checkF32(model, file, tokens, theirs, label, extra = []) {
   const out = file.replace(/\.gguf$/, '.bin');
   phi3('logits', file, '--tokens', tokens.join(','), '--all', '--out', out, ...extra);
   const d = compare(readRows(out, vocabSize(model)), theirs);
-  const what = `${label}: max |Δ| ${d.maxAbs} scale ${d.scale} rel ${d.rel}, top-1 mismatches ${JSON.stringify(d.top1)}`;
+  const what = `${label}: max |Δ| ${d.maxAbs} scale ${d.scale} rel ${d.rel}, top-1 mismatches ${JSON.stringify(d.top1)}, near-ties ${JSON.stringify(d.ties)}`;
   console.log(what);
   assert.ok(d.rel <= 1e-3, what);
   assert.deepEqual(d.top1, [], what);
@@ -50,7 +55,7 @@ function readRows(file, nVocab) {
   return Array.from({ length: f.length / nVocab }, (_, i) => f.subarray(i * nVocab, (i + 1) * nVocab));
 }
 
-test('phi3 logits --all on an F32 model of a fresh random shape and seed matches llama.cpp (1e-3 × scale, top-1 everywhere)', async () => {
+test('phi3 logits --all on an F32 model of a fresh random shape and seed matches llama.cpp (1e-3 × scale, top-1 but for llama.cpp near-ties)', async () => {
   const seed = (Date.now() % 100000) + 1;
   const r = (n) => 1 + (Math.floor(seed / n) % 3);
   const headDim = [32, 48, 64][seed % 3];
@@ -69,7 +74,7 @@ test('phi3 logits --all on an F32 model of a fresh random shape and seed matches
 // each run, at a context ≤ the original one (short factors) and above it (long factors).
 for (const preset of ['phi3-mini-4k-tiny', 'phi3-mini-128k-tiny', 'phi3.5-mini-tiny', 'phi3-medium-128k-tiny', 'phi4-mini-tiny', 'phi4-tiny']) {
   for (const ctx of [512, 8192]) {
-    test(`${preset} F32, fresh seed, --ctx ${ctx}: phi3 logits --all matches llama.cpp (1e-3 × scale, top-1 everywhere)`, async () => {
+    test(`${preset} F32, fresh seed, --ctx ${ctx}: phi3 logits --all matches llama.cpp (1e-3 × scale, top-1 but for llama.cpp near-ties)`, async () => {
       const seed = (Date.now() % 100000) + 1;
       const file = path.join(CACHE, `${preset}-${seed}.gguf`);
       phi3('synth', '--preset', preset, '--type', 'F32', '--seed', String(seed), '--out', file);
