@@ -179,6 +179,9 @@ export class Model {
     for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
   }
 
+  /** phimoe: the smallest top-k routing margin of the last logits() call (see moe.ts); Infinity for dense models */
+  routingMargin = Infinity;
+
   /** logits after each token (all = every position, else only the last); starts a fresh cache. Queues behind other calls. */
   async logits(tokens: number[], opts: { all?: boolean } = {}): Promise<Float32Array[]> {
     this.checkOpen();
@@ -190,7 +193,9 @@ export class Model {
       await this.recover();
       this.phi3.reset();
       this.history = [];
-      return this.phi3.forward(tokens, { allLogits: opts.all ?? false });
+      const rows = this.phi3.forward(tokens, { allLogits: opts.all ?? false });
+      this.routingMargin = this.phi3.routingMargin;
+      return rows;
     } finally {
       this.phi3.reset();
       void this.recover();

@@ -9,6 +9,7 @@ import { GGMLType, GGML_TYPES } from '../src/quant/ggml-type.js';
 import { configFromGguf, HONOURED_ARCH_KEYS, REFUSED_ARCH_KEYS, UnsupportedModelError, validateTensors } from '../src/model/config.js';
 import { synthSpec, PRESETS } from '../src/synth/synth.js';
 import { loadModel, NonFiniteLogitsError } from '../src/api.js';
+import { routeTopK, tokensPerExpert } from '../src/model/moe.js';
 import { tmpDir } from './helpers.js';
 
 const dir = tmpDir();
@@ -201,5 +202,104 @@ describe('Inf and NaN in the weights are found at load, naming the tensor', () =
   it('Q8_0: a block whose f16 scale is Inf', async () => {
     const file = poisoned('Q8_0', 'blk.0.attn_qkv.weight', (b) => new DataView(b.buffer).setUint16(34 * 5, 0x7c00, true));
     await expect(loadModel(file, { ctx: 32, backend: 'ref' })).rejects.toThrow(/tensor 'blk.0.attn_qkv.weight' holds Inf or NaN at block 5 \(a scale\)/);
+  });
+});
+
+describe('phimoe (Phi-3.5-MoE): keys and tensors as llama.cpp loads them', () => {
+  const moe = (edit: Parameters<typeof edited>[0]) => edited(edit, 'phimoe-tiny');
+  it('the honoured list covers every phimoe.* key the phimoe preset writes, and the config reads the experts', () => {
+    const spec = synthSpec({ shape: PRESETS['phimoe-tiny']!, type: 'F32', seed: 1 });
+    for (const [k] of spec.metadata) if (k.startsWith('phimoe.')) expect(HONOURED_ARCH_KEYS.concat(['expert_count', 'expert_used_count']), k).toContain(k.slice(7));
+    const f = moe(() => {});
+    const c = load(f);
+    expect([c.arch, c.nExpert, c.nExpertUsed, c.hiddenDim]).toEqual(['phimoe', 16, 2, 256]);
+    f.close();
+  });
+  const bad: [string, (m: Map<string, GGUFKV>) => void, RegExp][] = [
+    ['no expert_count', (m) => m.delete('phimoe.expert_count'), /required key is missing.*key 'phimoe.expert_count'/],
+    ['0 experts', (m) => m.set('phimoe.expert_count', kv.u32(0)), /expected a whole number in \[1, 1024\], found 0.*phimoe.expert_count/],
+    ['more experts used than exist', (m) => m.set('phimoe.expert_used_count', kv.u32(17)), /expected a whole number in \[1, 16\], found 17.*phimoe.expert_used_count/],
+    ['0 experts used', (m) => m.set('phimoe.expert_used_count', kv.u32(0)), /found 0.*phimoe.expert_used_count/],
+  ];
+  for (const [what, edit, re] of bad)
+    it(`${what}: a GgufError naming the key`, () => {
+      const f = moe(edit);
+      expect(() => load(f)).toThrow(GgufError);
+      expect(() => load(f)).toThrow(re);
+      f.close();
+    });
+  it('expert groups are refused by name', () => {
+    const f = moe((m) => m.set('phimoe.expert_group_count', kv.u32(4)));
+    expect(() => load(f)).toThrow(/key 'phimoe.expert_group_count' = 4: only no expert groups/);
+    f.close();
+  });
+  for (const name of ['blk.0.attn_q.bias', 'blk.1.ffn_norm.bias', 'output_norm.bias', 'output.bias', 'blk.0.ffn_gate_inp.weight', 'blk.1.ffn_down_exps.weight'])
+    it(`a missing ${name} is refused by name`, () => {
+      const f = moe((_, t) => t.splice(t.findIndex((x) => x.name === name), 1));
+      expect(() => load(f)).toThrow(`missing tensor '${name}'`);
+      f.close();
+    });
+  it('a fused attn_qkv in a phimoe file is refused by name (llama.cpp reads phimoe q, k, v separately, with biases)', () => {
+    const f = moe((_, t) => {
+      const i = t.findIndex((x) => x.name === 'blk.0.attn_q.weight');
+      t[i] = { ...t[i]!, name: 'blk.0.attn_qkv.weight', shape: [256, 384], data: () => new Uint8Array(256 * 384 * 4) };
+    });
+    expect(() => load(f)).toThrow(/a fused attn_qkv tensor in a phimoe file is not supported \(tensor 'blk.0.attn_q.weight' expected\)/);
+    f.close();
+  });
+  it('an expert stack of the wrong expert count is refused, naming the tensor and both shapes', () => {
+    const f = moe((_, t) => {
+      const i = t.findIndex((x) => x.name === 'blk.0.ffn_up_exps.weight');
+      t[i] = { ...t[i]!, shape: [256, 256, 8], data: () => new Uint8Array(256 * 256 * 8 * 4) };
+    });
+    expect(() => load(f)).toThrow(/tensor 'blk.0.ffn_up_exps.weight' has shape \[256,256,8\], expected \[256,256,16\]/);
+    f.close();
+  });
+  it('a bias stored as F16 is refused by name (biases are F32, as the converter writes them)', () => {
+    const f = moe((_, t) => {
+      const i = t.findIndex((x) => x.name === 'blk.0.attn_k.bias');
+      t[i] = { ...t[i]!, type: GGMLType.F16, data: () => new Uint8Array(64 * 2) };
+    });
+    expect(() => load(f)).toThrow(/tensor 'blk.0.attn_k.bias' has ggml type F16; this tensor must be F32/);
+    f.close();
+  });
+  it('a phi3 file with phimoe tensors is refused by name', () => {
+    const spec = synthSpec({ shape: PRESETS['phimoe-tiny']!, type: 'F32', seed: 1 });
+    const m = new Map(spec.metadata.map(([k, v]) => [k.replace(/^phimoe\./, 'phi3.'), v] as [string, GGUFKV]));
+    m.set('general.architecture', kv.str('phi3'));
+    m.delete('phi3.expert_count');
+    m.delete('phi3.expert_used_count');
+    const file = path.join(dir, `m${n++}.gguf`);
+    writeGguf(file, { metadata: [...m], tensors: spec.tensors });
+    const f = GGUFFile.open(file);
+    expect(() => load(f)).toThrow(/separate attn_q\/attn_k\/attn_v tensors in a phi3 file are not supported/);
+    f.close();
+  });
+});
+
+describe('routeTopK (llama.cpp build_moe_ffn, softmax gating, renormalised)', () => {
+  it('picks the k most probable experts in descending order, weights = their probabilities / their sum (float64 brute force)', () => {
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 6 - 3;
+    for (const [nExpert, k] of [[16, 2], [8, 3], [4, 4], [5, 1]] as const) {
+      const T = 50;
+      const logits = Float32Array.from({ length: T * nExpert }, rnd);
+      const r = routeTopK(logits, T, nExpert, k);
+      for (let t = 0; t < T; t++) {
+        const row = [...logits.subarray(t * nExpert, (t + 1) * nExpert)];
+        const ex = row.map((x) => Math.exp(x - Math.max(...row)));
+        const p = ex.map((e) => e / ex.reduce((a, b) => a + b, 0));
+        const top = [...p.keys()].sort((a, b) => p[b]! - p[a]!).slice(0, k);
+        const sum = top.reduce((a, e) => a + p[e]!, 0);
+        expect([...r.experts.subarray(t * k, (t + 1) * k)]).toEqual(top);
+        top.forEach((e, j) => expect(r.weights[t * k + j]).toBeCloseTo(p[e]! / sum, 6));
+      }
+      if (k === nExpert) expect(r.margin).toBe(Infinity);
+      else expect(r.margin).toBeGreaterThan(0);
+    }
+  });
+  it('tokensPerExpert lists each (token, slot) once, under its expert, tokens ascending', () => {
+    const r = { experts: Int32Array.from([3, 1, 1, 0, 3, 2]), weights: new Float32Array(6), margin: 1 };
+    expect(tokensPerExpert(r, 4)).toEqual([[3], [1, 2], [5], [0, 4]]);
   });
 });

@@ -116,4 +116,9 @@ export const MODEL_RECIPES = [
   // Phi-4-mini's (gpt-4o) plus Phi-4's special tokens, in Phi-4's chat format
   { id: 'phi4-tiny-F32-bpe', preset: 'phi4-tiny', type: 'F32', seed: 60, prompt: P4, vocab: 'ggml-vocab-gpt-2.gguf', ctx: 512, greedy: 32 },
   { id: 'phi4-mini-tiny-Q8_0-bpe', preset: 'phi4-mini-tiny', type: 'Q8_0', seed: 61, prompt: P4MINI, vocab: 'ggml-vocab-gpt-2.gguf', ctx: 8192 },
+  // Phi-3.5-MoE (arch phimoe): 16 experts, top-2 routing, biases, separate q/k/v, LongRoPE
+  { id: 'phimoe-tiny-F32-short', preset: 'phimoe-tiny', type: 'F32', seed: 62, prompt: P1, ctx: 512, greedy: 32 },
+  { id: 'phimoe-tiny-F32-long', preset: 'phimoe-tiny', type: 'F32', seed: 62, prompt: P1, ctx: 8192, greedy: 32 },
+  { id: 'phimoe-tiny-Q4_K_M-long', preset: 'phimoe-tiny', type: 'Q4_K_M', seed: 63, prompt: P1, ctx: 8192 },
+  { id: 'phimoe-tiny-Q8_0-short', preset: 'phimoe-tiny', type: 'Q8_0', seed: 70, prompt: P1, ctx: 512 },
 ];

@@ -54,6 +54,10 @@ export interface Ops<B> {
   read(b: B, offset: number, n: number): Float32Array;
   /** dst[dstOff..+n] = src[srcOff..+n] */
   copy(dst: B, dstOff: number, src: B, srcOff: number, n: number): void;
+  /** b[offset..+data.length] = data */
+  write(b: B, offset: number, data: Float32Array): void;
+  /** the part of b from element `offset` on, as a buffer of its own (same memory) */
+  view(b: B, offset: number): B;
   /** load a tensor's bytes from the file into this backend */
   loadWeight(file: GGUFFile, t: GGUFTensorInfo): Weight;
   kvCache(nLayers: number, ctx: number, kvDim: number): KvCache;
@@ -74,6 +78,8 @@ export interface Ops<B> {
   swiglu(out: B, gu: B, T: number, hiddenDim: number): void;
   /** x += y over n elements */
   add(x: B, y: B, n: number): void;
+  /** x[t,:] += bias for each of T rows of n (ggml_add of a bias vector) */
+  addBias(x: B, bias: B, T: number, n: number): void;
   /** release everything this backend holds */
   dispose(): void;
 }

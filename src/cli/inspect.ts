@@ -102,6 +102,7 @@ export function formatInspect(r: InspectReport): string {
   const h = r.hyperParameters;
   if (h) {
     L.push(`dims          dim ${h.dim}, hidden ${h.hiddenDim}, layers ${h.nLayers}, heads ${h.nHeads} (kv ${h.nKvHeads}), head ${h.headDim}, vocab ${h.vocabSize}`);
+    if (h.nExpert > 0) L.push(`experts       ${h.nExpert} of hidden ${h.hiddenDim}, top-${h.nExpertUsed} softmax routing (renormalised), as llama.cpp's phimoe`);
     L.push(`rope          ${h.ropeDim} dims, base ${h.ropeFreqBase}; context ${h.contextLength} (original ${h.originalContextLength}); rms eps ${h.rmsEps}`);
     if (h.ropeFactors.long || h.ropeFactors.short || h.ropeAttnFactor !== 1)
       L.push(`LongRoPE      factors ${[h.ropeFactors.long && 'long', h.ropeFactors.short && 'short'].filter(Boolean).join(' + ')}, attn_factor ${h.ropeAttnFactor}`);

@@ -25,6 +25,8 @@ import type { ChatMessage } from '../generate/chat.js';
 import type { GenerateOptions } from '../generate/generate.js';
 
 const warn = (msg: string) => process.stderr.write(`phi3: warning: ${msg}\n`);
+/** below this top-k routing margin (a probability gap), `phi3 logits` warns of a near-tie between experts */
+const ROUTING_NEAR_TIE = 1e-4;
 
 // ── flag groups ─────────────────────────────────────────────────────────────────────────────
 
@@ -408,6 +410,8 @@ const commands: Record<string, Command> = {
       const model = await loadModel(file, { ...pre.load, ctx: v.ctx ?? Math.max(ids.length, 1) });
       try {
         const rows = await model.logits(ids, { all: v.all ?? false });
+        if (model.routingMargin < ROUTING_NEAR_TIE)
+          warn(`a near-tie in the expert routing (top-${model.config.nExpertUsed} margin ${model.routingMargin.toExponential(2)}): another implementation may route a token to another expert`);
         if (v.out) {
           const buf = Buffer.alloc(rows.length * model.config.vocabSize * 4);
           rows.forEach((r, i) => {
@@ -416,7 +420,8 @@ const commands: Record<string, Command> = {
           fs.writeFileSync(v.out, buf);
         }
         if (v.json) {
-          process.stdout.write(`{"n_vocab":${model.config.vocabSize},"logits":[`);
+          const margin = Number.isFinite(model.routingMargin) ? `,"routing_margin":${model.routingMargin}` : '';
+          process.stdout.write(`{"n_vocab":${model.config.vocabSize}${margin},"logits":[`);
           rows.forEach((r, i) => process.stdout.write((i ? ',' : '') + '[' + Array.from(r, (x) => (Number.isFinite(x) ? x : 0)).join(',') + ']'));
           process.stdout.write(']}\n');
         }

@@ -1,8 +1,8 @@
 /**
- * Phi-3 hyper-parameters from GGUF metadata (llama.cpp arch `phi3`, keys verbatim), plus the memory
- * estimate used by `phi3 inspect` and checked before loading.
+ * Phi-3 hyper-parameters from GGUF metadata (llama.cpp archs `phi3` and `phimoe`, keys verbatim), plus
+ * the memory estimate used by `phi3 inspect` and checked before loading.
  *
- * Mirrors llama.cpp src/llama-model.cpp (LLM_ARCH_PHI3 in load_hparams / load_tensors).
+ * Mirrors llama.cpp src/llama-model.cpp (LLM_ARCH_PHI3 and LLM_ARCH_PHIMOE in load_hparams / load_tensors).
  * Sizes follow llama2.c names: dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize.
  */
 import type { GGUFFile } from '../gguf/reader.js';
@@ -34,9 +34,12 @@ export interface Phi3Config {
   slidingWindow: number | undefined; // phi3.attention.sliding_window (llama.cpp ignores it for Phi-3; so do we)
   vocabSize: number;
   tiedEmbeddings: boolean; // no output.weight → logits use token_embd
+  nExpert: number; // phimoe.expert_count (0: a dense feed-forward, phi3)
+  nExpertUsed: number; // phimoe.expert_used_count: experts each token is routed to
 }
 
-export const SUPPORTED_ARCHS = ['phi3'];
+/** phi3: Phi-3, Phi-3.5-mini, Phi-4(-mini). phimoe: Phi-3.5-MoE (experts; biased norms and projections). */
+export const SUPPORTED_ARCHS = ['phi3', 'phimoe'];
 
 /** llama.cpp's rope scaling types that the phi3 graph runs as we do ('yarn' is refused) */
 export type RopeScalingType = 'none' | 'linear' | 'longrope';
@@ -64,7 +67,7 @@ export class UnsupportedModelError extends Error {
  * values it accepts; anything else is refused by name (UnsupportedModelError). Keys not listed are
  * not read by llama.cpp for this architecture either: they are reported as warnings.
  */
-type KeyRule = 'honoured' | ((v: unknown, c: { headDim: number }) => string | undefined);
+type KeyRule = 'honoured' | ((v: unknown, c: { headDim: number; arch: string }) => string | undefined);
 const absentOr = (ok: (v: unknown) => boolean, what: string): KeyRule => (v) => (ok(v) ? undefined : `only ${what} is supported`);
 const ARCH_KEYS: Record<string, KeyRule> = {
   context_length: 'honoured',
@@ -86,8 +89,11 @@ const ARCH_KEYS: Record<string, KeyRule> = {
   vocab_size: 'honoured', // checked against token_embd
   'attention.key_length': (v, c) => (v === c.headDim ? undefined : `a key length other than the head size ${c.headDim} is not supported`),
   'attention.value_length': (v, c) => (v === c.headDim ? undefined : `a value length other than the head size ${c.headDim} is not supported`),
-  expert_count: absentOr((v) => v === 0, '0 (phi3 has no experts; Phi-3.5-MoE is arch phimoe)'),
-  expert_used_count: absentOr((v) => v === 0, '0'),
+  // phimoe: read and checked in configFromGguf; phi3 has no experts
+  expert_count: (v, c) => (c.arch === 'phimoe' || v === 0 ? undefined : 'only 0 is supported (phi3 has no experts; Phi-3.5-MoE is arch phimoe)'),
+  expert_used_count: (v, c) => (c.arch === 'phimoe' || v === 0 ? undefined : 'only 0 is supported (phi3 has no experts)'),
+  expert_group_count: absentOr((v) => v === 0 || v === 1, 'no expert groups (0 or 1)'),
+  expert_group_used_count: absentOr((v) => v === 0 || v === 1, 'no expert groups (0 or 1)'),
   'attention.causal': absentOr((v) => v === true, 'causal attention'),
   pooling_type: absentOr((v) => v === 0, 'no pooling'),
   'rope.scaling.yarn_ext_factor': () => 'YaRN scaling is not supported',
@@ -109,6 +115,7 @@ export const REFUSED_ARCH_KEYS = Object.keys(ARCH_KEYS).filter((k) => ARCH_KEYS[
 const MAX_DIM = 1 << 16;
 const MAX_HIDDEN = 1 << 18;
 const MAX_CONTEXT = 1 << 24;
+const MAX_EXPERTS = 1 << 10;
 
 export interface ConfigWarning {
   key: string;
@@ -161,7 +168,7 @@ export function configFromGguf(f: GGUFFile, warnings: ConfigWarning[] = []): Phi
     const rule = ARCH_KEYS[key.slice(arch.length + 1)];
     if (rule === undefined) warnings.push({ key, message: `key '${key}' is not read by llama.cpp for ${arch}, nor by phi3-ts` });
     else if (rule !== 'honoured') {
-      const why = rule(f.metadata.get(key)!.value, { headDim });
+      const why = rule(f.metadata.get(key)!.value, { headDim, arch });
       if (why) throw new UnsupportedModelError(`${f.path}: key '${key}' = ${JSON.stringify(f.metadata.get(key)!.value)}: ${why}`);
     }
   }
@@ -183,6 +190,9 @@ export function configFromGguf(f: GGUFFile, warnings: ConfigWarning[] = []): Phi
   if (f.has(k('vocab_size')) && f.getNumber(k('vocab_size')) !== vocabSize)
     bad(k('vocab_size'), `vocab_size ${f.getNumber(k('vocab_size'))} differs from token_embd.weight's ${vocabSize} rows`);
   const original = int(k('rope.scaling.original_context_length'), 0, MAX_CONTEXT, 0);
+  // experts (llama.cpp: n_expert_used ≤ n_expert, and > 0 when there are experts)
+  const nExpert = arch === 'phimoe' ? int(k('expert_count'), 1, MAX_EXPERTS) : 0;
+  const nExpertUsed = arch === 'phimoe' ? int(k('expert_used_count'), 1, nExpert) : 0;
   return {
     arch,
     name: f.optString('general.name') ?? '',
@@ -205,30 +215,56 @@ export function configFromGguf(f: GGUFFile, warnings: ConfigWarning[] = []): Phi
     slidingWindow: f.has(k('attention.sliding_window')) ? int(k('attention.sliding_window'), 0, 2 ** 32) : undefined,
     vocabSize,
     tiedEmbeddings: !vocabOnly && f.tensor('output.weight') === undefined,
+    nExpert,
+    nExpertUsed,
   };
 }
 
-/** Expected tensors of a phi3 model, with shapes as ggml ne[] (ne[0] = row length). */
+/**
+ * Expected tensors, with shapes as ggml ne[] (ne[0] = row length): llama.cpp's load_tensors for the arch.
+ * phi3: fused attn_qkv and ffn_up (gate | up). phimoe: separate attn_q/k/v, a bias beside every norm and
+ * projection, and per layer a router (ffn_gate_inp) with nExpert experts stacked in 3-D tensors.
+ */
 export function expectedTensors(c: Phi3Config): Map<string, number[]> {
   const m = new Map<string, number[]>();
+  const moe = c.arch === 'phimoe';
   m.set('token_embd.weight', [c.dim, c.vocabSize]);
   for (let l = 0; l < c.nLayers; l++) {
-    m.set(`blk.${l}.attn_norm.weight`, [c.dim]);
-    m.set(`blk.${l}.attn_qkv.weight`, [c.dim, c.dim + 2 * c.kvDim]);
-    m.set(`blk.${l}.attn_output.weight`, [c.dim, c.dim]);
-    m.set(`blk.${l}.ffn_norm.weight`, [c.dim]);
-    m.set(`blk.${l}.ffn_up.weight`, [c.dim, 2 * c.hiddenDim]);
-    m.set(`blk.${l}.ffn_down.weight`, [c.hiddenDim, c.dim]);
+    const b = `blk.${l}`;
+    m.set(`${b}.attn_norm.weight`, [c.dim]);
+    m.set(`${b}.attn_output.weight`, [c.dim, c.dim]);
+    m.set(`${b}.ffn_norm.weight`, [c.dim]);
+    if (!moe) {
+      m.set(`${b}.attn_qkv.weight`, [c.dim, c.dim + 2 * c.kvDim]);
+      m.set(`${b}.ffn_up.weight`, [c.dim, 2 * c.hiddenDim]);
+      m.set(`${b}.ffn_down.weight`, [c.hiddenDim, c.dim]);
+      continue;
+    }
+    m.set(`${b}.attn_norm.bias`, [c.dim]);
+    for (const [name, rows] of [['attn_q', c.dim], ['attn_k', c.kvDim], ['attn_v', c.kvDim]] as const) {
+      m.set(`${b}.${name}.weight`, [c.dim, rows]);
+      m.set(`${b}.${name}.bias`, [rows]);
+    }
+    m.set(`${b}.attn_output.bias`, [c.dim]);
+    m.set(`${b}.ffn_norm.bias`, [c.dim]);
+    m.set(`${b}.ffn_gate_inp.weight`, [c.dim, c.nExpert]);
+    m.set(`${b}.ffn_gate_exps.weight`, [c.dim, c.hiddenDim, c.nExpert]);
+    m.set(`${b}.ffn_up_exps.weight`, [c.dim, c.hiddenDim, c.nExpert]);
+    m.set(`${b}.ffn_down_exps.weight`, [c.hiddenDim, c.dim, c.nExpert]);
   }
   m.set('output_norm.weight', [c.dim]);
   if (!c.tiedEmbeddings) m.set('output.weight', [c.dim, c.vocabSize]);
+  if (moe) {
+    m.set('output_norm.bias', [c.dim]);
+    m.set('output.bias', [c.vocabSize]);
+  }
   if (c.ropeFactors.long) m.set('rope_factors_long.weight', [c.ropeDim / 2]);
   if (c.ropeFactors.short) m.set('rope_factors_short.weight', [c.ropeDim / 2]);
   return m;
 }
 
-/** tensors read as f32 vectors by every backend (ggml requires F32 for rope factors; norms are always F32 in real files) */
-const F32_ONLY = /(_norm|rope_factors_(long|short))\.weight$/;
+/** tensors read as f32 vectors by every backend (ggml requires F32 for rope factors; norms and biases are always F32 in real files) */
+const F32_ONLY = /((_norm|rope_factors_(long|short))\.weight|\.bias)$/;
 
 /**
  * Check every tensor: each one the forward pass needs is present, has the right shape and a type its
@@ -241,7 +277,9 @@ export function validateTensors(f: GGUFFile, c: Phi3Config): void {
     const t = f.tensor(name);
     if (!t) {
       if (name.startsWith('blk.') && name.includes('attn_qkv') && f.tensor(name.replace('attn_qkv', 'attn_q')))
-        throw new UnsupportedModelError(`${f.path}: separate attn_q/attn_k/attn_v tensors are not supported yet (tensor '${name}' expected)`);
+        throw new UnsupportedModelError(`${f.path}: separate attn_q/attn_k/attn_v tensors in a phi3 file are not supported (tensor '${name}' expected)`);
+      if (c.arch === 'phimoe' && /attn_[qkv]\.weight$/.test(name) && f.tensor(name.replace(/attn_[qkv]\./, 'attn_qkv.')))
+        throw new UnsupportedModelError(`${f.path}: a fused attn_qkv tensor in a phimoe file is not supported (tensor '${name}' expected)`);
       throw new UnsupportedModelError(`${f.path}: missing tensor '${name}'`);
     }
     if (JSON.stringify(t.shape) !== JSON.stringify(shape))
@@ -297,7 +335,8 @@ export interface MemoryEstimate {
 /** Memory to run at context `ctx`: weights as stored, f16 KV cache, activations for a `batch`-token prefill. */
 export function estimateMemory(c: Phi3Config, weightsBytes: number, ctx: number, batch = 512): MemoryEstimate {
   const kvCacheBytes = 2 * c.nLayers * ctx * c.kvDim * 2; // K and V, f16
-  const perToken = 4 * (3 * c.dim + (c.dim + 2 * c.kvDim) + 3 * c.hiddenDim); // x, xb, xb2, qkv, up/gate, hb
+  // x, xb, xb2, qkv, up/gate, hb; phimoe: q|k|v parts, router logits, expert inputs, weighted expert outputs
+  const perToken = 4 * (3 * c.dim + (c.dim + 2 * c.kvDim) + 3 * c.hiddenDim) + (c.nExpert > 0 ? 4 * (c.dim + 2 * c.kvDim + c.nExpert + (2 + c.nExpertUsed) * c.dim) : 0);
   const scratchBytes = batch * perToken + 4 * c.nHeads * ctx + 4 * c.vocabSize * 2 + 16 * Math.max(c.dim, c.hiddenDim) * 4;
   return { weightsBytes, kvCacheBytes, scratchBytes, totalBytes: weightsBytes + kvCacheBytes + scratchBytes };
 }

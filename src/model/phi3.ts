@@ -5,12 +5,14 @@
  * forward() is the story of one batch of tokens through the transformer; each line names its
  * PyTorch equivalent. The numbers are done by an Ops backend (ref: plain TS; wasm: SIMD kernels),
  * so this file reads the same whichever runs it. Fused tensors are split by views, not copies:
- * attn_qkv's rows are q | k | v, ffn_up's rows are gate | up.
+ * attn_qkv's rows are q | k | v, ffn_up's rows are gate | up. Phi-3.5-MoE (arch phimoe) runs the
+ * same story with biases after its norms and projections, and experts in place of the feed-forward.
  */
 import type { GGUFFile } from '../gguf/reader.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../backend/ops.js';
 import { configFromGguf, ropeFactorSet, validateTensors, type Phi3Config } from './config.js';
 import { dequantizeRow } from '../quant/dequantize.js';
+import { routeTopK, tokensPerExpert } from './moe.js';
 
 export class ContextLengthError extends Error {
   override name = 'ContextLengthError';
@@ -23,25 +25,49 @@ export class ContextLengthError extends Error {
   }
 }
 
-interface LayerWeights {
-  attnNorm: Weight; // (dim)
-  attnQkv: Weight; // (dim + 2·kvDim, dim): rows q | k | v
-  attnOutput: Weight; // (dim, dim)
-  ffnNorm: Weight; // (dim)
-  ffnUp: Weight; // (2·hiddenDim, dim): rows gate | up
-  ffnDown: Weight; // (dim, hiddenDim)
+/** an RMSNorm's (dim) weight, and phimoe's (dim) bias added after it */
+interface Norm<B> {
+  w: Weight;
+  b?: B;
+}
+/** a projection and phimoe's bias (rows) */
+interface Linear<B> {
+  w: Weight;
+  b?: B;
+}
+/** phi3: one fused projection, rows q | k | v. phimoe: three, and their biases concatenated (dim + 2·kvDim) */
+type QkvWeights<B> = { qkv: Weight } | { q: Weight; k: Weight; v: Weight; bias: B };
+/** phi3: ffn_up's rows are gate | up */
+interface DenseFfn {
+  up: Weight; // (2·hiddenDim, dim)
+  down: Weight; // (dim, hiddenDim)
+}
+/** phimoe: a router and nExpert experts, each sliced out of the stacked *_exps tensors */
+interface MoeFfn {
+  router: Weight; // ffn_gate_inp (nExpert, dim)
+  gate: Weight[]; // ffn_gate_exps[e] (hiddenDim, dim)
+  up: Weight[]; // ffn_up_exps[e] (hiddenDim, dim)
+  down: Weight[]; // ffn_down_exps[e] (dim, hiddenDim)
 }
 
-export interface Phi3Weights {
+interface LayerWeights<B> {
+  attnNorm: Norm<B>;
+  attnQkv: QkvWeights<B>;
+  attnOutput: Linear<B>; // (dim, dim)
+  ffnNorm: Norm<B>;
+  ffn: DenseFfn | MoeFfn;
+}
+
+export interface Phi3Weights<B = unknown> {
   tokenEmbd: Weight; // (vocabSize, dim)
-  layers: LayerWeights[];
-  outputNorm: Weight; // (dim)
-  output: Weight; // (vocabSize, dim); token_embd when tied
+  layers: LayerWeights<B>[];
+  outputNorm: Norm<B>;
+  output: Linear<B>; // (vocabSize, dim); token_embd when tied
   ropeFactorsLong?: Float32Array; // (ropeDim/2) LongRoPE divisors of each pair's frequency, context > original
   ropeFactorsShort?: Float32Array; // (ropeDim/2) the same, context ≤ original
 }
 
-/** a small tensor (rope factors) as f32 values, whatever the backend */
+/** a small tensor (rope factors, biases) as f32 values, whatever the backend */
 function readF32(f: GGUFFile, name: string): Float32Array | undefined {
   const t = f.tensor(name);
   if (!t) return undefined;
@@ -50,7 +76,7 @@ function readF32(f: GGUFFile, name: string): Float32Array | undefined {
   return out;
 }
 
-export function loadWeights<B>(f: GGUFFile, c: Phi3Config, ops: Ops<B>, onTensor?: (bytes: number) => void): Phi3Weights {
+export function loadWeights<B>(f: GGUFFile, c: Phi3Config, ops: Ops<B>, onTensor?: (bytes: number) => void): Phi3Weights<B> {
   validateTensors(f, c);
   const w = (name: string) => {
     const t = f.tensor(name)!;
@@ -58,20 +84,46 @@ export function loadWeights<B>(f: GGUFFile, c: Phi3Config, ops: Ops<B>, onTensor
     onTensor?.(t.byteSize);
     return weight;
   };
+  /** f32 vectors (biases) as one backend buffer */
+  const vector = (...names: string[]) => {
+    const parts = names.map((n) => readF32(f, n)!);
+    const b = ops.alloc(parts.reduce((a, p) => a + p.length, 0));
+    let at = 0;
+    for (const p of parts) ops.write(b, at, p), (at += p.length);
+    return b;
+  };
+  /** a stacked (cols, rows, nExpert) tensor as nExpert weights: each expert's rows are contiguous */
+  const experts = (name: string) => {
+    const t = f.tensor(name)!;
+    const [cols, rows, n] = t.shape as [number, number, number];
+    const bytes = t.byteSize / n;
+    const slices = Array.from({ length: n }, (_, e) =>
+      ops.loadWeight(f, { ...t, name: `${name}[${e}]`, shape: [cols, rows], offset: t.offset + e * bytes, byteSize: bytes, nElements: cols * rows }),
+    );
+    onTensor?.(t.byteSize);
+    return slices;
+  };
+  const moe = c.arch === 'phimoe';
+  const norm = (name: string): Norm<B> => ({ w: w(`${name}.weight`), b: moe ? vector(`${name}.bias`) : undefined });
+  const linear = (name: string): Linear<B> => ({ w: w(`${name}.weight`), b: moe ? vector(`${name}.bias`) : undefined });
   const tokenEmbd = w('token_embd.weight');
-  const layers: LayerWeights[] = [];
+  const layers: LayerWeights<B>[] = [];
   for (let l = 0; l < c.nLayers; l++) {
+    const b = `blk.${l}`;
     layers.push({
-      attnNorm: w(`blk.${l}.attn_norm.weight`),
-      attnQkv: w(`blk.${l}.attn_qkv.weight`),
-      attnOutput: w(`blk.${l}.attn_output.weight`),
-      ffnNorm: w(`blk.${l}.ffn_norm.weight`),
-      ffnUp: w(`blk.${l}.ffn_up.weight`),
-      ffnDown: w(`blk.${l}.ffn_down.weight`),
+      attnNorm: norm(`${b}.attn_norm`),
+      attnQkv: moe
+        ? { q: w(`${b}.attn_q.weight`), k: w(`${b}.attn_k.weight`), v: w(`${b}.attn_v.weight`), bias: vector(`${b}.attn_q.bias`, `${b}.attn_k.bias`, `${b}.attn_v.bias`) }
+        : { qkv: w(`${b}.attn_qkv.weight`) },
+      attnOutput: linear(`${b}.attn_output`),
+      ffnNorm: norm(`${b}.ffn_norm`),
+      ffn: moe
+        ? { router: w(`${b}.ffn_gate_inp.weight`), gate: experts(`${b}.ffn_gate_exps.weight`), up: experts(`${b}.ffn_up_exps.weight`), down: experts(`${b}.ffn_down_exps.weight`) }
+        : { up: w(`${b}.ffn_up.weight`), down: w(`${b}.ffn_down.weight`) },
     });
   }
-  const outputNorm = w('output_norm.weight');
-  const output = c.tiedEmbeddings ? tokenEmbd : w('output.weight');
+  const outputNorm = norm('output_norm');
+  const output = c.tiedEmbeddings ? { w: tokenEmbd } : linear('output');
   return { tokenEmbd, layers, outputNorm, output, ropeFactorsLong: readF32(f, 'rope_factors_long.weight'), ropeFactorsShort: readF32(f, 'rope_factors_short.weight') };
 }
 
@@ -85,7 +137,14 @@ class RunState<B> {
   hb: B; // (T, hiddenDim)
   last: B; // (1, dim) the final position, when only its logits are wanted
   logits: B; // (T, vocabSize)
+  // phimoe only (empty otherwise)
+  qkvParts: B; // (T, dim) q, then (T, kvDim) k, then (T, kvDim) v
+  router: B; // (T, nExpert) router logits
+  xe: B; // (T, dim) the inputs of the tokens routed to one expert
+  slots: Float32Array; // (T, k, dim) each token's k weighted expert outputs
+  moeOut: Float32Array; // (T, dim) their sum
   constructor(ops: Ops<B>, c: Phi3Config, readonly maxT: number) {
+    const moe = c.nExpert > 0 ? 1 : 0;
     this.x = ops.alloc(maxT * c.dim);
     this.xb = ops.alloc(maxT * c.dim);
     this.xb2 = ops.alloc(maxT * c.dim);
@@ -94,6 +153,11 @@ class RunState<B> {
     this.hb = ops.alloc(maxT * c.hiddenDim);
     this.last = ops.alloc(c.dim);
     this.logits = ops.alloc(maxT * c.vocabSize);
+    this.qkvParts = ops.alloc(moe * maxT * (c.dim + 2 * c.kvDim));
+    this.router = ops.alloc(moe * maxT * c.nExpert);
+    this.xe = ops.alloc(moe * maxT * c.dim);
+    this.slots = new Float32Array(moe * maxT * c.nExpertUsed * c.dim);
+    this.moeOut = new Float32Array(moe * maxT * c.dim);
   }
 }
 
@@ -107,11 +171,13 @@ export class Phi3<B = unknown> {
   readonly cache: KvCache;
   /** tokens already in the KV cache */
   nPast = 0;
+  /** phimoe: the smallest top-k routing margin (moe.ts) of the last forward() call; Infinity without experts */
+  routingMargin = Infinity;
   private state: RunState<B>;
 
   constructor(
     readonly config: Phi3Config,
-    readonly weights: Phi3Weights,
+    readonly weights: Phi3Weights<B>,
     readonly ops: Ops<B>,
     readonly ctx: number,
     /** largest batch one forward() call processes at once; longer inputs are split */
@@ -160,6 +226,7 @@ export class Phi3<B = unknown> {
   forward(tokens: ArrayLike<number>, opts: ForwardOptions = {}): Float32Array[] {
     if (this.nPast + tokens.length > this.ctx) throw new ContextLengthError(this.nPast + tokens.length, this.ctx, 'the tokens');
     const out: Float32Array[] = [];
+    this.routingMargin = Infinity;
     for (let i = 0; i < tokens.length; i += this.maxBatch) {
       const batch = Array.prototype.slice.call(tokens, i, i + this.maxBatch) as number[];
       const isLast = i + this.maxBatch >= tokens.length;
@@ -176,16 +243,19 @@ export class Phi3<B = unknown> {
     ops.embed(s.x, w.tokenEmbd, tokens); //                            x = tok_embeddings(tokens)
     for (let l = 0; l < c.nLayers; l++) {
       const L = w.layers[l]!;
-      ops.rmsnorm(s.xb, s.x, L.attnNorm, T, c.rmsEps); //              h = attn_norm(x)
-      ops.matmul(s.qkv, L.attnQkv, s.xb, T); //                        q, k, v = qkv_proj(h).split(...)
+      this.norm(s.xb, s.x, L.attnNorm, T); //                          h = attn_norm(x)
+      this.qkvProj(L.attnQkv, T); //                                   q, k, v = qkv_proj(h).split(...)
       ops.rope(s.qkv, T, pos, attn); //                                q, k = rope(q, pos), rope(k, pos)
       ops.attention(s.xb, s.qkv, cache, l, T, pos, attn); //           h = softmax(q·kᵀ/√d + causal) · v
-      ops.matmul(s.xb2, L.attnOutput, s.xb, T); //                     h = o_proj(h)
+      this.linear(s.xb2, L.attnOutput, s.xb, T); //                    h = o_proj(h)
       ops.add(s.x, s.xb2, T * c.dim); //                               x = x + h
-      ops.rmsnorm(s.xb, s.x, L.ffnNorm, T, c.rmsEps); //               h = ffn_norm(x)
-      ops.matmul(s.gu, L.ffnUp, s.xb, T); //                           gate, up = gate_up_proj(h).chunk(2)
-      ops.swiglu(s.hb, s.gu, T, c.hiddenDim); //                       h = silu(gate) * up
-      ops.matmul(s.xb2, L.ffnDown, s.hb, T); //                        h = down_proj(h)
+      this.norm(s.xb, s.x, L.ffnNorm, T); //                           h = ffn_norm(x)
+      if ('router' in L.ffn) this.moe(L.ffn, T); //                    h = Σ_top-k weight_e · expert_e(h)
+      else {
+        ops.matmul(s.gu, L.ffn.up, s.xb, T); //                        gate, up = gate_up_proj(h).chunk(2)
+        ops.swiglu(s.hb, s.gu, T, c.hiddenDim); //                     h = silu(gate) * up
+        ops.matmul(s.xb2, L.ffn.down, s.hb, T); //                     h = down_proj(h)
+      }
       ops.add(s.x, s.xb2, T * c.dim); //                               x = x + h
     }
     this.nPast += T;
@@ -196,8 +266,75 @@ export class Phi3<B = unknown> {
       ops.copy(s.last, 0, s.x, (T - 1) * c.dim, c.dim);
       h = s.last;
     }
-    ops.rmsnorm(s.xb, h, w.outputNorm, rows, c.rmsEps); //             h = norm(x)
-    ops.matmul(s.logits, w.output, s.xb, rows); //                     logits = lm_head(h)
+    this.norm(s.xb, h, w.outputNorm, rows); //                         h = norm(x)
+    this.linear(s.logits, w.output, s.xb, rows); //                    logits = lm_head(h)
     return Array.from({ length: rows }, (_, r) => ops.read(s.logits, r * c.vocabSize, c.vocabSize));
+  }
+
+  /** out = rmsnorm(x) · w (+ b) */
+  private norm(out: B, x: B, n: Norm<B>, T: number): void {
+    this.ops.rmsnorm(out, x, n.w, T, this.config.rmsEps);
+    if (n.b) this.ops.addBias(out, n.b, T, this.config.dim);
+  }
+
+  /** out = x · Wᵀ (+ b) */
+  private linear(out: B, p: Linear<B>, x: B, T: number): void {
+    this.ops.matmul(out, p.w, x, T);
+    if (p.b) this.ops.addBias(out, p.b, T, p.w.rows);
+  }
+
+  /** state.qkv (T, dim + 2·kvDim) = the q | k | v projections of state.xb */
+  private qkvProj(a: QkvWeights<B>, T: number): void {
+    const { ops, state: s, attn } = this;
+    if ('qkv' in a) return ops.matmul(s.qkv, a.qkv, s.xb, T);
+    // phimoe: three projections, interleaved token by token into the fused layout, then q | k | v's biases
+    const parts = [a.q, a.k, a.v];
+    let at = 0, col = 0;
+    for (const W of parts) {
+      ops.matmul(ops.view(s.qkvParts, at), W, s.xb, T);
+      for (let t = 0; t < T; t++) ops.copy(s.qkv, t * attn.qkvDim + col, s.qkvParts, at + t * W.rows, W.rows);
+      at += T * W.rows;
+      col += W.rows;
+    }
+    ops.addBias(s.qkv, a.bias, T, attn.qkvDim);
+  }
+
+  /**
+   * phimoe's feed-forward, as llama.cpp's build_moe_ffn: route each token to its top-k experts
+   * (moe.ts), run each expert once on the tokens routed to it, and sum the k weighted outputs of each
+   * token in routing order (f32 products and sums, as ggml). state.xb → state.xb2.
+   */
+  private moe(m: MoeFfn, T: number): void {
+    const { ops, config: c, state: s } = this;
+    const k = c.nExpertUsed, dim = c.dim, hidden = c.hiddenDim;
+    ops.matmul(s.router, m.router, s.xb, T); //                       logits = router(h)
+    const routes = routeTopK(ops.read(s.router, 0, T * c.nExpert), T, c.nExpert, k);
+    this.routingMargin = Math.min(this.routingMargin, routes.margin);
+    tokensPerExpert(routes, c.nExpert).forEach((slotsOfE, e) => {
+      const n = slotsOfE.length;
+      if (n === 0) return;
+      // the expert's input rows: state.xb itself when every token goes to it, else gathered
+      let xin = s.xb;
+      if (n < T) {
+        slotsOfE.forEach((slot, i) => ops.copy(s.xe, i * dim, s.xb, Math.floor(slot / k) * dim, dim));
+        xin = s.xe;
+      }
+      ops.matmul(s.gu, m.gate[e]!, xin, n); //                         gate = gate_e(h)   (n, hidden)
+      ops.matmul(ops.view(s.gu, n * hidden), m.up[e]!, xin, n); //     up = up_e(h), right after gate
+      ops.swiglu(s.hb, s.gu, 1, n * hidden); //                        silu(gate) * up over all n rows
+      ops.matmul(s.xb2, m.down[e]!, s.hb, n); //                       y = down_e(...)    (n, dim)
+      const y = ops.read(s.xb2, 0, n * dim);
+      slotsOfE.forEach((slot, i) => {
+        const wgt = routes.weights[slot]!;
+        for (let d = 0; d < dim; d++) s.slots[slot * dim + d] = y[i * dim + d]! * wgt;
+      });
+    });
+    for (let t = 0; t < T; t++)
+      for (let d = 0; d < dim; d++) {
+        let acc = s.slots[t * k * dim + d]!;
+        for (let j = 1; j < k; j++) acc = Math.fround(acc + s.slots[(t * k + j) * dim + d]!);
+        s.moeOut[t * dim + d] = acc;
+      }
+    ops.write(s.xb2, 0, s.moeOut.subarray(0, T * dim));
   }
 }

@@ -58,14 +58,18 @@ function useMoreBits(i: number, n: number): boolean {
   return i < n / 8 || i >= (7 * n) / 8 || (i - Math.floor(n / 8)) % 3 === 2;
 }
 
-/** ggml type of each weight matrix for a file type (norms are always F32). */
-export function tensorType(fileType: string, role: 'token_embd' | 'output' | 'attn_qkv' | 'attn_output' | 'ffn_up' | 'ffn_down', layer: number, nLayers: number): GGMLType {
+type Role = 'token_embd' | 'output' | 'attn_qkv' | 'attn_q' | 'attn_k' | 'attn_v' | 'attn_output' | 'ffn_up' | 'ffn_down' | 'ffn_gate_inp' | 'ffn_gate_exps' | 'ffn_up_exps' | 'ffn_down_exps';
+
+/** ggml type of each weight matrix for a file type (norms and biases are always F32). */
+export function tensorType(fileType: string, role: Role, layer: number, nLayers: number): GGMLType {
+  // llama-quantize never quantizes the MoE router
+  if (role === 'ffn_gate_inp') return GGMLType.F32;
   if (fileType === 'Q4_K_M' || fileType === 'Q5_K_M') {
     const base = fileType === 'Q4_K_M' ? GGMLType.Q4_K : GGMLType.Q5_K;
     const bumped = fileType === 'Q4_K_M' ? GGMLType.Q5_K : GGMLType.Q6_K;
     if (role === 'output') return GGMLType.Q6_K;
     if (role === 'attn_qkv') return bumped;
-    if (role === 'ffn_down' && useMoreBits(layer, nLayers)) return GGMLType.Q6_K;
+    if ((role === 'ffn_down' || role === 'ffn_down_exps' || role === 'attn_v') && useMoreBits(layer, nLayers)) return GGMLType.Q6_K;
     return base;
   }
   const t = ggmlTypeByName(fileType);
@@ -158,15 +162,16 @@ function vocabMetadata(v: Vocab): [string, GGUFKV][] {
  * `n` inputs gives outputs of RMS r·√n. Logits get RMS ≈ 4 (peaked softmax), attention scores ≈ 1,
  * residual branches ≈ 0.5 of the stream.
  */
-function weightRms(role: string, s: SynthShape): number {
+function weightRms(role: Role, s: SynthShape): number {
   switch (role) {
     case 'token_embd': return s.tiedEmbeddings ? 4 / Math.sqrt(s.dim) : 1;
     case 'output': return 4 / Math.sqrt(s.dim);
-    case 'attn_qkv': return 1 / Math.sqrt(s.dim);
+    case 'attn_qkv': case 'attn_q': case 'attn_k': case 'attn_v': return 1 / Math.sqrt(s.dim);
     case 'attn_output': return 0.5 / Math.sqrt(s.dim);
-    case 'ffn_up': return 1.5 / Math.sqrt(s.dim);
-    case 'ffn_down': return 1 / Math.sqrt(s.hiddenDim);
-    default: throw new Error(role);
+    case 'ffn_up': case 'ffn_gate_exps': case 'ffn_up_exps': return 1.5 / Math.sqrt(s.dim);
+    case 'ffn_down': case 'ffn_down_exps': return 1 / Math.sqrt(s.hiddenDim);
+    // router logits of RMS ≈ 1.5: distinct experts win, near-ties between the 2nd and 3rd are rare
+    case 'ffn_gate_inp': return 1.5 / Math.sqrt(s.dim);
   }
 }
 
@@ -306,24 +311,29 @@ export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tens
     vocabSize = v.tokens.length;
   }
 
+  const arch = s.arch ?? 'phi3';
+  const moe = arch === 'phimoe';
+  if (moe && !(s.nExpert && s.nExpertUsed && s.nExpertUsed <= s.nExpert)) throw new Error(`synth: phimoe needs 1 ≤ expert_used_count ≤ expert_count`);
+  const a = (key: string) => `${arch}.${key}`;
   const metadata: [string, GGUFKV][] = [
-    ['general.architecture', kv.str('phi3')],
+    ['general.architecture', kv.str(arch)],
     // llama.cpp gives Phi-3 files (general.name containing "phi3"/"phi-3") special-token rstrip rules
     // and looks up '</s>' doing so, which a BPE vocabulary lacks: a BPE model's name avoids both, as
     // real Phi-4 names ("Phi 4 Mini Instruct") do
     ['general.name', kv.str(o.name ?? (bpeVocab ? `synthetic Phi-4-family model (BPE ${vocabPre}) ${o.type} seed ${o.seed}` : `phi3-ts synthetic ${o.type} seed ${o.seed}`))],
-    ['phi3.context_length', kv.u32(s.contextLength)],
-    ['phi3.rope.scaling.original_context_length', kv.u32(original)],
-    ...(longRope ? [['phi3.rope.scaling.attn_factor', kv.f32(longRopeAttnFactor(s.contextLength, original))] as [string, GGUFKV]] : []),
-    ...(s.slidingWindow !== undefined ? [['phi3.attention.sliding_window', kv.u32(s.slidingWindow)] as [string, GGUFKV]] : []),
-    ['phi3.embedding_length', kv.u32(s.dim)],
-    ['phi3.feed_forward_length', kv.u32(s.hiddenDim)],
-    ['phi3.block_count', kv.u32(s.nLayers)],
-    ['phi3.attention.head_count', kv.u32(s.nHeads)],
-    ['phi3.attention.head_count_kv', kv.u32(s.nKvHeads)],
-    ['phi3.attention.layer_norm_rms_epsilon', kv.f32(1e-5)],
-    ['phi3.rope.dimension_count', kv.u32(ropeDim)],
-    ['phi3.rope.freq_base', kv.f32(s.ropeFreqBase ?? 10000)],
+    [a('context_length'), kv.u32(s.contextLength)],
+    [a('rope.scaling.original_context_length'), kv.u32(original)],
+    ...(longRope ? [[a('rope.scaling.attn_factor'), kv.f32(longRopeAttnFactor(s.contextLength, original))] as [string, GGUFKV]] : []),
+    ...(s.slidingWindow !== undefined ? [[a('attention.sliding_window'), kv.u32(s.slidingWindow)] as [string, GGUFKV]] : []),
+    [a('embedding_length'), kv.u32(s.dim)],
+    [a('feed_forward_length'), kv.u32(s.hiddenDim)],
+    [a('block_count'), kv.u32(s.nLayers)],
+    [a('attention.head_count'), kv.u32(s.nHeads)],
+    [a('attention.head_count_kv'), kv.u32(s.nKvHeads)],
+    [a('attention.layer_norm_rms_epsilon'), kv.f32(1e-5)],
+    [a('rope.dimension_count'), kv.u32(ropeDim)],
+    [a('rope.freq_base'), kv.f32(s.ropeFreqBase ?? 10000)],
+    ...(moe ? [[a('expert_count'), kv.u32(s.nExpert!)], [a('expert_used_count'), kv.u32(s.nExpertUsed!)]] as [string, GGUFKV][] : []),
     ['general.file_type', kv.u32(FILE_TYPE[o.type]!)],
     ...vocabKv,
     ['general.quantization_version', kv.u32(2)],
@@ -332,29 +342,62 @@ export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tens
   // one RNG stream per tensor (seeded from the model seed and the tensor's index) so tensors
   // can be generated in any order and the bytes never depend on it
   const tensors: GGUFTensorSpec[] = [];
-  const mat = (name: string, role: Parameters<typeof tensorType>[1], layer: number, cols: number, rows: number) => {
-    const type = tensorType(o.type, role, layer, s.nLayers);
+  // (a fresh Rng on each call of data(): the same bytes however often the writer asks)
+  const seeded = () => {
     const idx = tensors.length;
-    tensors.push({ name, type, shape: [cols, rows], data: () => randomTensor(type, cols * rows, weightRms(role, s), new Rng(o.seed * 1000003 + idx)) });
+    return () => new Rng(o.seed * 1000003 + idx);
+  };
+  /** a weight matrix, or with `experts` a stack of them ([cols, rows, experts], as phimoe's *_exps) */
+  const mat = (name: string, role: Role, layer: number, cols: number, rows: number, experts = 0) => {
+    const type = tensorType(o.type, role, layer, s.nLayers);
+    const rng = seeded();
+    const n = cols * rows * Math.max(1, experts);
+    tensors.push({ name, type, shape: experts ? [cols, rows, experts] : [cols, rows], data: () => randomTensor(type, n, weightRms(role, s), rng()) });
   };
   const norm = (name: string) => {
-    const idx = tensors.length;
-    tensors.push({ name, type: GGMLType.F32, shape: [s.dim], data: () => normWeights(s.dim, new Rng(o.seed * 1000003 + idx)) });
+    const rng = seeded();
+    tensors.push({ name, type: GGMLType.F32, shape: [s.dim], data: () => normWeights(s.dim, rng()) });
+  };
+  /** phimoe's biases (F32): small next to the values they shift */
+  const bias = (name: string, n: number, rms: number) => {
+    const rng = seeded();
+    tensors.push({ name, type: GGMLType.F32, shape: [n], data: () => randomTensor(GGMLType.F32, n, rms, rng()) });
   };
   mat('token_embd.weight', 'token_embd', 0, s.dim, vocabSize);
   for (let l = 0; l < s.nLayers; l++) {
-    norm(`blk.${l}.attn_norm.weight`);
-    mat(`blk.${l}.attn_qkv.weight`, 'attn_qkv', l, s.dim, s.dim + 2 * kvDim); // rows: q | k | v
-    mat(`blk.${l}.attn_output.weight`, 'attn_output', l, s.dim, s.dim);
-    norm(`blk.${l}.ffn_norm.weight`);
-    mat(`blk.${l}.ffn_up.weight`, 'ffn_up', l, s.dim, 2 * s.hiddenDim); // rows: gate | up
-    mat(`blk.${l}.ffn_down.weight`, 'ffn_down', l, s.hiddenDim, s.dim);
+    const b = `blk.${l}`;
+    norm(`${b}.attn_norm.weight`);
+    if (moe) {
+      // llama.cpp's phimoe: norms with biases, separate q/k/v with biases, a biased output projection
+      bias(`${b}.attn_norm.bias`, s.dim, 0.1);
+      mat(`${b}.attn_q.weight`, 'attn_q', l, s.dim, s.dim);
+      bias(`${b}.attn_q.bias`, s.dim, 0.1);
+      mat(`${b}.attn_k.weight`, 'attn_k', l, s.dim, kvDim);
+      bias(`${b}.attn_k.bias`, kvDim, 0.1);
+      mat(`${b}.attn_v.weight`, 'attn_v', l, s.dim, kvDim);
+      bias(`${b}.attn_v.bias`, kvDim, 0.1);
+      mat(`${b}.attn_output.weight`, 'attn_output', l, s.dim, s.dim);
+      bias(`${b}.attn_output.bias`, s.dim, 0.05);
+      norm(`${b}.ffn_norm.weight`);
+      bias(`${b}.ffn_norm.bias`, s.dim, 0.1);
+      mat(`${b}.ffn_gate_inp.weight`, 'ffn_gate_inp', l, s.dim, s.nExpert!);
+      mat(`${b}.ffn_gate_exps.weight`, 'ffn_gate_exps', l, s.dim, s.hiddenDim, s.nExpert);
+      mat(`${b}.ffn_up_exps.weight`, 'ffn_up_exps', l, s.dim, s.hiddenDim, s.nExpert);
+      mat(`${b}.ffn_down_exps.weight`, 'ffn_down_exps', l, s.hiddenDim, s.dim, s.nExpert);
+    } else {
+      mat(`${b}.attn_qkv.weight`, 'attn_qkv', l, s.dim, s.dim + 2 * kvDim); // rows: q | k | v
+      mat(`${b}.attn_output.weight`, 'attn_output', l, s.dim, s.dim);
+      norm(`${b}.ffn_norm.weight`);
+      mat(`${b}.ffn_up.weight`, 'ffn_up', l, s.dim, 2 * s.hiddenDim); // rows: gate | up
+      mat(`${b}.ffn_down.weight`, 'ffn_down', l, s.hiddenDim, s.dim);
+    }
   }
   norm('output_norm.weight');
+  if (moe) bias('output_norm.bias', s.dim, 0.1);
   if (!s.tiedEmbeddings) mat('output.weight', 'output', 0, s.dim, vocabSize);
+  if (moe) bias('output.bias', vocabSize, 0.5);
   if (longRope) {
-    const idx = tensors.length;
-    const [long, short] = longRopeFactors(ropeDim / 2, new Rng(o.seed * 1000003 + idx));
+    const [long, short] = longRopeFactors(ropeDim / 2, seeded()());
     tensors.push({ name: 'rope_factors_long.weight', type: GGMLType.F32, shape: [ropeDim / 2], data: () => new Uint8Array(long.buffer) });
     tensors.push({ name: 'rope_factors_short.weight', type: GGMLType.F32, shape: [ropeDim / 2], data: () => new Uint8Array(short.buffer) });
   }

@@ -121,8 +121,10 @@ const CLASSES = {
 };
 
 function bases() {
-  return ['F32', 'Q8_0', 'Q4_0', 'F16', 'Q4_K_M'].map((type, i) => {
-    const spec = synthSpec({ shape: PRESETS.tiny, type, seed: 100 + i });
+  // the tiny dense model in five types, and a one-layer phimoe (4 experts, biases, 3-D expert tensors)
+  const moe = { ...PRESETS['phimoe-tiny'], nExpert: 4, nLayers: 1 };
+  return [['F32', PRESETS.tiny], ['Q8_0', PRESETS.tiny], ['Q4_0', PRESETS.tiny], ['F16', PRESETS.tiny], ['Q4_K_M', PRESETS.tiny], ['Q8_0', moe]].map(([type, shape], i) => {
+    const spec = synthSpec({ shape, type, seed: 100 + i });
     spec.tensors = spec.tensors.map((t) => ({ ...t, data: typeof t.data === 'function' ? t.data() : t.data }));
     const bytes = serializeGguf(spec);
     const h = parseGguf(new BufferSource(bytes, 'base.gguf'));

@@ -178,6 +178,12 @@ export class RefOps implements Ops<Float32Array> {
   copy(dst: Float32Array, dstOff: number, src: Float32Array, srcOff: number, n: number): void {
     dst.set(src.subarray(srcOff, srcOff + n), dstOff);
   }
+  write(b: Float32Array, offset: number, data: Float32Array): void {
+    b.set(data, offset);
+  }
+  view(b: Float32Array, offset: number): Float32Array {
+    return b.subarray(offset);
+  }
   loadWeight(file: GGUFFile, t: GGUFTensorInfo): RefWeight {
     const info = GGML_TYPES.get(t.type)!;
     const cols = t.shape[0]!;
@@ -214,6 +220,9 @@ export class RefOps implements Ops<Float32Array> {
   }
   add(x: Float32Array, y: Float32Array, n: number): void {
     for (let i = 0; i < n; i++) x[i] = x[i]! + y[i]!;
+  }
+  addBias(x: Float32Array, bias: Float32Array, T: number, n: number): void {
+    for (let t = 0; t < T; t++) for (let i = 0; i < n; i++) x[t * n + i] = x[t * n + i]! + bias[i]!;
   }
   dispose(): void {}
 }

@@ -208,9 +208,11 @@ export class WasmOps implements Ops<WasmBuf> {
     const u = new Uint8Array(this.banks[0]!.memory.buffer);
     u.copyWithin(dst.ptr + dstOff * 4, src.ptr + srcOff * 4, src.ptr + (srcOff + n) * 4);
   }
-  /** write floats into a buffer (tests, embeddings) */
   write(b: WasmBuf, offset: number, data: Float32Array): void {
     this.banks[0]!.f32(b.ptr + offset * 4, data.length).set(data);
+  }
+  view(b: WasmBuf, offset: number): WasmBuf {
+    return { ptr: b.ptr + offset * 4, n: b.n - offset };
   }
 
   loadWeight(file: GGUFFile, t: GGUFTensorInfo): WasmWeight {
@@ -382,6 +384,9 @@ export class WasmOps implements Ops<WasmBuf> {
   add(x: WasmBuf, y: WasmBuf, n: number): void {
     this.banks[0]!.k.add(x.ptr, y.ptr, n);
   }
+  addBias(x: WasmBuf, bias: WasmBuf, T: number, n: number): void {
+    for (let t = 0; t < T; t++) this.banks[0]!.k.add(x.ptr + t * n * 4, bias.ptr, n);
+  }
 
   dispose(): void {
     this.crewInstance?.close().catch(() => {});
@@ -439,19 +444,21 @@ const KERNEL_OP: Partial<Record<GGMLType, Op>> = {
 
 /** bank-0 reservation and staging sizes for a model (mirrors Phi3's RunState, KV cache, norms) */
 export function planFor(
-  c: { dim: number; hiddenDim: number; nLayers: number; kvDim: number; vocabSize: number },
+  c: { dim: number; hiddenDim: number; nLayers: number; kvDim: number; vocabSize: number; nExpert: number },
   ctx: number,
   maxT: number,
   threads: number,
 ): WasmPlan {
   const qkvDim = c.dim + 2 * c.kvDim;
   const runState = 4 * (maxT * (3 * c.dim + qkvDim + 3 * c.hiddenDim + c.vocabSize) + c.dim);
+  // phimoe: q|k|v parts, router logits, gathered expert inputs; biases of norms and projections
+  const moe = c.nExpert > 0 ? 4 * (maxT * (qkvDim + c.nExpert + c.dim) + c.nLayers * (3 * c.dim + qkvDim) + c.dim + c.vocabSize) : 0;
   const kv = 2 * c.nLayers * ctx * c.kvDim * 2;
   const att = threads * ctx * 4;
   const norms = (2 * c.nLayers + 1) * c.dim * 4;
-  const slack = ALIGN * (4 * c.nLayers + 64);
+  const slack = ALIGN * (8 * c.nLayers + 64);
   return {
-    reserveBytes: runState + kv + att + norms + 2 * maxT * 512 * 4 + threads * 16 + slack,
+    reserveBytes: runState + moe + kv + att + norms + 2 * maxT * 512 * 4 + threads * 16 + slack,
     maxCols: Math.max(c.dim, c.hiddenDim),
     maxRows: Math.max(c.vocabSize, 2 * c.hiddenDim, qkvDim),
     maxT,
