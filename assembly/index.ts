@@ -87,22 +87,25 @@ const F16_CONSTS = memory.data<u32>([
   return f16x4_to_f32x4(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13));
 }
 
-// The same for the KV cache, in 8 operations instead of 13: × 2^112 rebiases the exponent (and
-// normalizes subnormal halves) — exact, but a subnormal half is a subnormal float operand and costs
-// a microcode assist. Weights' scales can be subnormal in bulk (K-quant d of small weights); keys and
-// values almost never are, and attention converts every one of them. A half of exponent 31 comes out
-// of the multiply as ±(1.m)·2^16, above every finite half (65504): or-ing in the exponent 255 makes
-// it the IEEE Inf/NaN again.
-@inline function kv_f16x4(s: v128): v128 {
+// The same for the KV cache, in 4 operations instead of 13: × 2^112 rebiases the exponent (and
+// normalizes subnormal halves) — exact for every finite half, but a subnormal half is a subnormal
+// float operand and costs a microcode assist. Weights' scales can be subnormal in bulk (K-quant d of
+// small weights); keys and values almost never are, and attention converts every one of them.
+// A half of exponent 31 (Inf/NaN) comes out of the multiply as the finite ±(1.m)·2^16; with `exact`
+// (4 more operations) it is recognised as above every finite half (65504) and given the exponent 255,
+// IEEE Inf/NaN again. Callers pass a constant: the KV cache takes the exact path only for a layer
+// whose kv_store met such a half, the Q4_0X4 scales only for a matrix whose repack counted one.
+@inline function kv_f16x4(s: v128, exact: bool): v128 {
   const f = f32x4.mul(v128.and(s, v128.load(F16_CONSTS, 80)), v128.load(F16_CONSTS, 96)); // [0x8fffffff], [2^112]
+  if (!exact) return f;
   const big = i32x4.gt_s(v128.and(f, v128.load(F16_CONSTS, 160)), v128.load(F16_CONSTS, 144)); // |f| > 0x1.fffffep15
   return v128.or(f, v128.and(big, v128.load(F16_CONSTS, 128)));
 }
-@inline function kv_f16x8_lo(h: v128): v128 {
-  return kv_f16x4(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13));
+@inline function kv_f16x8_lo(h: v128, exact: bool): v128 {
+  return kv_f16x4(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13), exact);
 }
-@inline function kv_f16x8_hi(h: v128): v128 {
-  return kv_f16x4(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13));
+@inline function kv_f16x8_hi(h: v128, exact: bool): v128 {
+  return kv_f16x4(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13), exact);
 }
 
 // Bytes shifted right: V8 lowers i8x16.shr_u/shl to a 16-bit shift and a mask it rebuilds at every
@@ -382,7 +385,7 @@ export function repack_q4_0x4(dstPtr: usize, srcPtr: usize, rows: i32, cols: i32
       const dst = g + <usize>b * 72, src = s + <usize>b * 18;
       for (let i = 0; i < 4; i++) {
         const d = load<u16>(src + <usize>i * rowBytes);
-        if ((d & 0x7c00) == 0 && (d & 0x3ff) != 0) subnormal++;
+        if (((d & 0x7c00) == 0 && (d & 0x3ff) != 0) || (d & 0x7c00) == 0x7c00) subnormal++; // subnormal, or Inf/NaN: the exact path
         store<u16>(dst + (<usize>i << 1), d);
       }
       // the four rows' qs (16 bytes each) as a 4×4 matrix of u32, transposed
@@ -478,7 +481,7 @@ export function matmul_q4_0x4(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: us
 
 // the four f16 scales of a block (8 bytes at w) as f32
 @inline function q4_0x4_scales(w: usize, fast: bool): v128 {
-  return fast ? kv_f16x8_lo(v128.load64_zero(w)) : f16x8_lo(v128.load64_zero(w));
+  return fast ? kv_f16x8_lo(v128.load64_zero(w), false) : f16x8_lo(v128.load64_zero(w));
 }
 
 // acc (at o) += the block at w of a group dotted with one token's block (splats at xp, dx, off)
@@ -1305,7 +1308,8 @@ export function round_f16_row(outPtr: usize, xPtr: usize, n: i32): void {
 }
 
 // n halves → f32 by the kernels' three conversions: path 0 scalar (f16_to_f32), 1 vector (f16x8_lo/hi,
-// the weights' scales and F16 weights), 2 the KV cache's (kv_f16x8_lo/hi); n a multiple of 8 for 1, 2.
+// the weights' scales and F16 weights), 2 the KV cache's exact one (kv_f16x8_lo/hi), 3 its fast one
+// (finite halves only); n a multiple of 8 for 1–3.
 // For their twin test on every half. (twin: fp16ToFp32)
 export function f16_to_f32_row(outPtr: usize, hPtr: usize, n: i32, path: i32): void {
   if (path === 0) {
@@ -1315,8 +1319,8 @@ export function f16_to_f32_row(outPtr: usize, hPtr: usize, n: i32, path: i32): v
   for (let i = 0; i < n; i += 8) {
     const h = v128.load(hPtr + (<usize>i << 1));
     const o = outPtr + (<usize>i << 2);
-    v128.store(o, path === 1 ? f16x8_lo(h) : kv_f16x8_lo(h));
-    v128.store(o, path === 1 ? f16x8_hi(h) : kv_f16x8_hi(h), 16);
+    v128.store(o, path === 1 ? f16x8_lo(h) : path === 2 ? kv_f16x8_lo(h, true) : kv_f16x8_lo(h, false));
+    v128.store(o, path === 1 ? f16x8_hi(h) : path === 2 ? kv_f16x8_hi(h, true) : kv_f16x8_hi(h, false), 16);
   }
 }
 
@@ -1359,9 +1363,11 @@ export function rope(qkvPtr: usize, cosPtr: usize, sinPtr: usize, T: i32, qkvDim
 // each head's keys and values as one sequential stream (a position-major cache puts a head's
 // 2·headDim bytes of every position kvDim·2 bytes apart: a stride the prefetcher does not follow).
 
-// store k, v of T tokens (from qkv) as f16 at positions pos0… of one layer's cache
-export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: i32, qDim: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32): void {
+// store k, v of T tokens (from qkv) as f16 at positions pos0… of one layer's cache; returns 1 if it
+// stored a half of exponent 31 (±Inf or NaN: attention must then convert this layer exactly), else 0
+export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: i32, qDim: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32): i32 {
   const kvDim = nKvHeads * headDim;
+  let special: u32 = 0;
   for (let t = 0; t < T; t++) {
     const src = qkvPtr + (<usize>(t * qkvDim + qDim) << 2);
     for (let h = 0; h < nKvHeads; h++) {
@@ -1369,11 +1375,14 @@ export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: 
       const dk = kPtr + at, dv = vPtr + at;
       const sk = src + (<usize>(h * headDim) << 2), sv = sk + (<usize>kvDim << 2);
       for (let i = 0; i < headDim; i++) {
-        store<u16>(dk + (<usize>i << 1), f32_to_f16_bits(load<f32>(sk + (<usize>i << 2))));
-        store<u16>(dv + (<usize>i << 1), f32_to_f16_bits(load<f32>(sv + (<usize>i << 2))));
+        const hk = f32_to_f16_bits(load<f32>(sk + (<usize>i << 2))), hv = f32_to_f16_bits(load<f32>(sv + (<usize>i << 2)));
+        store<u16>(dk + (<usize>i << 1), hk);
+        store<u16>(dv + (<usize>i << 1), hv);
+        special |= <u32>((hk & 0x7c00) == 0x7c00) | <u32>((hv & 0x7c00) == 0x7c00);
       }
     }
   }
+  return <i32>special;
 }
 
 @inline function f32_to_f16_bits(f: f32): u16 {
@@ -1395,7 +1404,12 @@ export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: 
 // (window 0: every p ≤ pos0+t).
 // attPtr: scratch of (pos0+T) f32 per thread. (twin: attentionRef)
 const ATT_FLOOR: f32 = reinterpret<f32>(<u32>0x0d800000); // 2^-100
-export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32): void {
+// exact: 1 when the layer's cache holds an Inf/NaN half (kv_store said so), for the exact conversion.
+export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32, exact: i32): void {
+  if (exact != 0) attention_heads(true, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
+  else attention_heads(false, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
+}
+@inline function attention_heads(exact: bool, outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32): void {
   const group = nHeads / nKvHeads;
   const rowBytes = <usize>headDim << 1;
   let touched = i32x4.splat(0);
@@ -1434,8 +1448,8 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
         let i = 0;
         for (; i + 8 <= headDim; i += 8) {
           const hk = v128.load(k + (<usize>i << 1));
-          a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>i << 2)), kv_f16x8_lo(hk)));
-          a1 = f32x4.add(a1, f32x4.mul(v128.load(q + (<usize>i << 2), 16), kv_f16x8_hi(hk)));
+          a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>i << 2)), kv_f16x8_lo(hk, exact)));
+          a1 = f32x4.add(a1, f32x4.mul(v128.load(q + (<usize>i << 2), 16), kv_f16x8_hi(hk, exact)));
         }
         let d = hsum_f32(f32x4.add(a0, a1));
         for (; i < headDim; i++) d += load<f32>(q + (<usize>i << 2)) * f16_to_f32(load<u16>(k + (<usize>i << 1)));
@@ -1464,14 +1478,14 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
         for (let p = 0; p < m; p++, v += rowBytes) {
           const a = v128.load32_splat(attPtr + (<usize>p << 2));
           const v0 = v128.load(v), v1 = v128.load(v, 16), v2 = v128.load(v, 32), v3 = v128.load(v, 48);
-          a0 = f32x4.add(a0, f32x4.mul(a, kv_f16x8_lo(v0)));
-          a1 = f32x4.add(a1, f32x4.mul(a, kv_f16x8_hi(v0)));
-          a2 = f32x4.add(a2, f32x4.mul(a, kv_f16x8_lo(v1)));
-          a3 = f32x4.add(a3, f32x4.mul(a, kv_f16x8_hi(v1)));
-          a4 = f32x4.add(a4, f32x4.mul(a, kv_f16x8_lo(v2)));
-          a5 = f32x4.add(a5, f32x4.mul(a, kv_f16x8_hi(v2)));
-          a6 = f32x4.add(a6, f32x4.mul(a, kv_f16x8_lo(v3)));
-          a7 = f32x4.add(a7, f32x4.mul(a, kv_f16x8_hi(v3)));
+          a0 = f32x4.add(a0, f32x4.mul(a, kv_f16x8_lo(v0, exact)));
+          a1 = f32x4.add(a1, f32x4.mul(a, kv_f16x8_hi(v0, exact)));
+          a2 = f32x4.add(a2, f32x4.mul(a, kv_f16x8_lo(v1, exact)));
+          a3 = f32x4.add(a3, f32x4.mul(a, kv_f16x8_hi(v1, exact)));
+          a4 = f32x4.add(a4, f32x4.mul(a, kv_f16x8_lo(v2, exact)));
+          a5 = f32x4.add(a5, f32x4.mul(a, kv_f16x8_hi(v2, exact)));
+          a6 = f32x4.add(a6, f32x4.mul(a, kv_f16x8_lo(v3, exact)));
+          a7 = f32x4.add(a7, f32x4.mul(a, kv_f16x8_hi(v3, exact)));
         }
         const oi = o + (<usize>i << 2);
         v128.store(oi, f32x4.mul(a0, inv));
@@ -1489,8 +1503,8 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
         for (let p = 0; p < m; p++, v += rowBytes) {
           const a = v128.load32_splat(attPtr + (<usize>p << 2));
           const hv = v128.load(v);
-          a0 = f32x4.add(a0, f32x4.mul(a, kv_f16x8_lo(hv)));
-          a1 = f32x4.add(a1, f32x4.mul(a, kv_f16x8_hi(hv)));
+          a0 = f32x4.add(a0, f32x4.mul(a, kv_f16x8_lo(hv, exact)));
+          a1 = f32x4.add(a1, f32x4.mul(a, kv_f16x8_hi(hv, exact)));
         }
         v128.store(o + (<usize>i << 2), f32x4.mul(a0, inv));
         v128.store(o + (<usize>i << 2), f32x4.mul(a1, inv), 16);

@@ -422,9 +422,13 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
           ropeRef(qkv, T, pos0, s);
           const roped = h.f32(qp, T * s.qkvDim);
           roped.forEach((v, i) => expect(Math.abs(v - qkv[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(qkv[i]!))));
-          h.k.kv_store(kp, vp, qp, T, pos0, nHeads * headDim, nKvHeads, headDim, s.qkvDim, ctx);
+          expect(h.k.kv_store(kp, vp, qp, T, pos0, nHeads * headDim, nKvHeads, headDim, s.qkvDim, ctx), 'no Inf/NaN stored').toBe(0);
           const out = h.alloc(T * nHeads * headDim * 4), att = h.alloc(ctx * 4);
-          h.k.attention(out, qp, kp, vp, att, T, pos0, nHeads, nKvHeads, headDim, s.qkvDim, ctx, 0, nHeads, 1 / Math.sqrt(headDim), window);
+          // the exact conversion (a cache with Inf/NaN) gives the same bits as the fast one on finite halves
+          h.k.attention(out, qp, kp, vp, att, T, pos0, nHeads, nKvHeads, headDim, s.qkvDim, ctx, 0, nHeads, 1 / Math.sqrt(headDim), window, 1);
+          const exact = h.f32(out, T * nHeads * headDim).slice();
+          h.k.attention(out, qp, kp, vp, att, T, pos0, nHeads, nKvHeads, headDim, s.qkvDim, ctx, 0, nHeads, 1 / Math.sqrt(headDim), window, 0);
+          expect(h.f32(out, exact.length)).toEqual(exact);
           const want = new Float32Array(T * nHeads * headDim);
           attentionRef(want, roped, cache as never, 0, T, pos0, s); // same roped input on both sides
           // K and V as stored: bit-identical f16 (same inputs, same ggml rounding)
@@ -475,14 +479,34 @@ describe('f16 → f32 in the kernels', () => {
       LEVEL = level;
       const h = harness(1 << 20);
       const hp = h.put(halves), out = h.alloc(65536 * 4);
-      for (const path of [0, 1, 2]) {
+      for (const path of [0, 1, 2, 3]) {
         new Uint32Array(h.memory.buffer, out, 65536).fill(0xdeadbeef);
         h.k.f16_to_f32_row(out, hp, 65536, path);
         const got = new Uint32Array(h.memory.buffer, out, 65536);
-        const bad = got.findIndex((b, i) => quiet(b) !== want[i]);
+        // path 3, the KV cache's fast conversion, is exact on every finite half (attention uses it
+        // for layers whose kv_store stored no Inf/NaN)
+        const bad = got.findIndex((b, i) => (path < 3 || (i & 0x7c00) !== 0x7c00) && quiet(b) !== want[i]);
         expect(bad, `${level} path ${path}: half 0x${bad.toString(16)} → 0x${got[bad]?.toString(16)}, want 0x${want[bad]?.toString(16)}`).toBe(-1);
+        if (path === 3) expect(Number.isFinite(new Float32Array(got.buffer, out, 65536)[0x7c00]), "the fast path is finite on Inf: hence kv_store's flag").toBe(true);
       }
     }
     LEVEL = 'simd128';
+  });
+  it('kv_store reports an Inf/NaN half, and attention over that cache with exact = 1 propagates it', () => {
+    const h = harness(1 << 20);
+    const nHeads = 2, nKvHeads = 1, headDim = 64, qkvDim = (nHeads + 2 * nKvHeads) * headDim, ctx = 4;
+    const qkv = new Float32Array(2 * qkvDim).fill(0.25);
+    qkv[qkvDim + nHeads * headDim + headDim + 3] = Infinity; // token 1's v[3]
+    const kp = h.alloc(ctx * headDim * 2), vp = h.alloc(ctx * headDim * 2), qp = h.put(qkv);
+    expect(h.k.kv_store(kp, vp, qp, 1, 0, nHeads * headDim, nKvHeads, headDim, qkvDim, ctx)).toBe(0);
+    expect(h.k.kv_store(kp, vp, qp + 4 * qkvDim, 1, 1, nHeads * headDim, nKvHeads, headDim, qkvDim, ctx)).toBe(1);
+    const out = h.alloc(2 * nHeads * headDim * 4), att = h.alloc(ctx * 4);
+    h.k.attention(out, qp, kp, vp, att, 2, 0, nHeads, nKvHeads, headDim, qkvDim, ctx, 0, nHeads, 1 / 8, 0, 1);
+    const o = h.f32(out, 2 * nHeads * headDim);
+    expect(o[3]).toBe(0.25); // token 0 sees only itself
+    expect(o[nHeads * headDim + 3]).toBe(Infinity); // token 1 averages in the Inf
+    // the fast conversion would have turned the Inf into a finite 2^16-ish value
+    h.k.attention(out, qp, kp, vp, att, 2, 0, nHeads, nKvHeads, headDim, qkvDim, ctx, 0, nHeads, 1 / 8, 0, 0);
+    expect(Number.isFinite(h.f32(out, 2 * nHeads * headDim)[nHeads * headDim + 3])).toBe(true);
   });
 });

@@ -38,10 +38,11 @@ export interface Kernels {
   f16_to_f32_row(outPtr: number, hPtr: number, n: number, path: number): void;
   rmsnorm(outPtr: number, xPtr: number, wPtr: number, T: number, n: number, eps: number): void;
   rope(qkvPtr: number, cosPtr: number, sinPtr: number, T: number, qkvDim: number, headDim: number, ropeDim: number, h0: number, h1: number): void;
-  kv_store(kPtr: number, vPtr: number, qkvPtr: number, T: number, pos0: number, qDim: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number): void;
+  /** 1 if it stored an Inf/NaN half */
+  kv_store(kPtr: number, vPtr: number, qkvPtr: number, T: number, pos0: number, qDim: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number): number;
   attention(
     outPtr: number, qkvPtr: number, kPtr: number, vPtr: number, attPtr: number, T: number, pos0: number,
-    nHeads: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number, h0: number, h1: number, scale: number, window: number,
+    nHeads: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number, h0: number, h1: number, scale: number, window: number, exact: number,
   ): void;
   /** columns [i0, i1) of each token's silu(gate)·up */
   swiglu(outPtr: number, guPtr: number, T: number, hiddenDim: number, i0: number, i1: number): void;

@@ -92,6 +92,8 @@ class WasmKvCache implements KvCache {
     readonly kvDim: number,
     readonly k: number[], // per layer: [nKvHeads, ctx, headDim] f16 (head-major: see kv_store)
     readonly v: number[],
+    /** per layer: 1 once kv_store has stored an Inf/NaN half there (attention then converts exactly) */
+    readonly special: number[] = k.map(() => 0),
   ) {}
 }
 
@@ -369,8 +371,8 @@ export class WasmOps implements Ops<WasmBuf> {
     const c = cache as WasmKvCache;
     const b0 = this.banks[0]!;
     const qDim = s.nHeads * s.headDim;
-    b0.k.kv_store(c.k[l]!, c.v[l]!, qkv.ptr, T, pos0, qDim, s.nKvHeads, s.headDim, s.qkvDim, c.ctx);
-    const args = [Op.ATTENTION, 0, out.ptr, qkv.ptr, c.k[l]!, c.v[l]!, this.att, T, pos0, s.nHeads, s.nKvHeads, s.headDim, s.qkvDim, 1 / Math.sqrt(s.headDim), this.attStride, c.ctx, s.window];
+    c.special[l]! |= b0.k.kv_store(c.k[l]!, c.v[l]!, qkv.ptr, T, pos0, qDim, s.nKvHeads, s.headDim, s.qkvDim, c.ctx);
+    const args = [Op.ATTENTION, 0, out.ptr, qkv.ptr, c.k[l]!, c.v[l]!, this.att, T, pos0, s.nHeads, s.nKvHeads, s.headDim, s.qkvDim, 1 / Math.sqrt(s.headDim), this.attStride, c.ctx, s.window, c.special[l]!];
     const kernels = this.banks.map((b) => b.k);
     this.crew.run(args, (i, n) => runShare(kernels, args, i, n));
   }
