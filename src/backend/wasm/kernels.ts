@@ -67,7 +67,7 @@ export function packageRoot(): string {
  */
 export const KERNEL_STATIC_BYTES = 65536;
 /**
- * per-thread scratch of the matmul kernels (assembly/index.ts has the same number): four expanded
+ * per-thread scratch of the matmul kernels (assembly/rows.ts has the same number): four expanded
  * blocks for the Q8_0 and K-quant prefills (≤ 4 · 560 bytes); the activations' splats for Q4_0X4,
  * 4 · cols bytes a token (so the backend stores Q4_0 matrices as Q4_0X4 only up to
  * Q4_0X4_MAX_COLS columns)
