@@ -1,6 +1,6 @@
 // Attention over the f16 KV cache: kv_store (K and V rounded to f16 as ggml does, head-major) and
 // causal / sliding-window softmax attention per head. Twin: attentionRef (src/backend/ref/ops.ts).
-import { f16_to_f32, hsum_f32, kv_f16x8_hi, kv_f16x8_lo } from './lanes';
+import { f16_to_f32, f32_to_f16_bits, hsum_f32, kv_f16x8_hi, kv_f16x8_lo } from './lanes';
 import { TOUCH_AHEAD } from './rows';
 
 // One layer's K (and V) cache is f16, head-major: [nKvHeads][ctx][headDim], so that attention reads
@@ -29,19 +29,6 @@ export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: 
   return <i32>special;
 }
 
-@inline export function f32_to_f16_bits(f: f32): u16 {
-  const scale_to_inf: f32 = reinterpret<f32>(<u32>0x77800000);
-  const scale_to_zero: f32 = reinterpret<f32>(<u32>0x08800000);
-  let base: f32 = (Mathf.abs(f) * scale_to_inf) * scale_to_zero;
-  const w: u32 = reinterpret<u32>(f);
-  const shl1_w: u32 = w + w;
-  const sign: u32 = w & 0x80000000;
-  let bias: u32 = shl1_w & 0xff000000;
-  if (bias < 0x71000000) bias = 0x71000000;
-  base = reinterpret<f32>((bias >> 1) + 0x07800000) + base;
-  const bits: u32 = reinterpret<u32>(base);
-  return <u16>((sign >> 16) | (shl1_w > 0xff000000 ? 0x7e00 : ((bits >> 13) & 0x00007c00) + (bits & 0x00000fff)));
-}
 
 // causal attention for query heads [h0, h1) of T tokens at positions pos0…:
 // out[t, h·hd…] = Σ_{pos0+t-window < p ≤ pos0+t} softmax_p(q·k_p · scale) · v_p over one layer's f16 cache

@@ -18,8 +18,8 @@
   return reinterpret<f32>(f | ((h & 0x8000) << 16));
 }
 
-// ggml_compute_fp32_to_fp16 (round to nearest even), then back: the value ggml stores in a block
-@inline export function round_f16(f: f32): f32 {
+// ggml_compute_fp32_to_fp16: f32 → the f16 bits ggml stores (round to nearest even, NaN → 0x7e00)
+@inline export function f32_to_f16_bits(f: f32): u16 {
   const scale_to_inf: f32 = reinterpret<f32>(<u32>0x77800000); // 0x1.0p+112f
   const scale_to_zero: f32 = reinterpret<f32>(<u32>0x08800000); // 0x1.0p-110f
   let base: f32 = (Mathf.abs(f) * scale_to_inf) * scale_to_zero;
@@ -30,11 +30,12 @@
   if (bias < 0x71000000) bias = 0x71000000;
   base = reinterpret<f32>((bias >> 1) + 0x07800000) + base;
   const bits: u32 = reinterpret<u32>(base);
-  const exp_bits: u32 = (bits >> 13) & 0x00007c00;
-  const mantissa_bits: u32 = bits & 0x00000fff;
-  const nonsign: u32 = exp_bits + mantissa_bits;
-  const h: u32 = (sign >> 16) | (shl1_w > 0xff000000 ? 0x7e00 : nonsign);
-  return f16_to_f32(h);
+  return <u16>((sign >> 16) | (shl1_w > 0xff000000 ? 0x7e00 : ((bits >> 13) & 0x00007c00) + (bits & 0x00000fff)));
+}
+
+// ggml_compute_fp32_to_fp16, then back: the value ggml stores in a block
+@inline export function round_f16(f: f32): f32 {
+  return f16_to_f32(f32_to_f16_bits(f));
 }
 
 @inline export function hsum_f32(v: v128): f32 {
