@@ -1,6 +1,8 @@
-// `npm run bench`: write the synthetic mini model as Q4_0, Q4_K_M and Q8_0 (and a tiny one), then run
-// phi3-ts and llama.cpp alternately on the same file with the same threads, several rounds, and print
-// medians and ours/llama.cpp ratios. Results also go to bench/results.json.
+// `npm run bench [-- --types Q4_0,Q4_K_M --threads 1,2,4 --rounds 3]`: write the synthetic mini model
+// as Q4_0, Q4_K_M and Q8_0 (and a tiny one), then run phi3-ts and llama.cpp alternately on the same file
+// with the same threads, several rounds, and print medians, ours/llama.cpp ratios and each decode's
+// share of the bandwidth ceiling (bench/bandwidth.mjs, measured in the same run). Results also go to
+// bench/results.json.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,7 +18,8 @@ const arg = (name, d) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : d;
 };
-const threads = Number(arg('threads', String(Math.min(2, os.availableParallelism()))));
+// --threads 1,2,4,8,16: a sweep, every model at each count (default: min(2, cores))
+const threadList = arg('threads', String(Math.min(2, os.availableParallelism()))).split(',').map(Number);
 const rounds = Number(arg('rounds', '3'));
 const types = arg('types', 'Q4_0,Q4_K_M,Q8_0').split(',');
 const nPrompt = Number(arg('prompt-tokens', '128')), nGen = Number(arg('gen-tokens', '64'));
@@ -48,8 +51,23 @@ function warm(file) {
   }
 }
 
-const cases = [...types.map((t) => ['mini', t]), ['tiny', 'Q4_0']];
-for (const [preset, type] of cases) {
+// the ceiling: weight bytes read per decoded token (every tensor but token_embd, of which a token reads
+// one row; a tied output reads it whole) over the stream bandwidth measured now at the same threads
+const { GGUFFile } = await import('../dist/src/gguf/reader.js');
+function bytesPerToken(file) {
+  const f = GGUFFile.open(file);
+  try {
+    const tied = !f.tensor('output.weight');
+    return f.tensors.reduce((a, t) => a + (t.name === 'token_embd.weight' && !tied ? 0 : t.byteSize), 0);
+  } finally {
+    f.close();
+  }
+}
+const bandwidth = Object.fromEntries(threadList.map((t) => [t, run(path.join(here, 'bandwidth.mjs'), [String(t)]).gb_s]));
+console.log(`stream read bandwidth (bench/bandwidth.mjs), GB/s by threads: ${JSON.stringify(bandwidth)}`);
+
+const cases = [...types.map((t) => ['mini', t]), ['tiny', 'Q4_0']].flatMap((c) => threadList.map((t) => [...c, t]));
+for (const [preset, type, threads] of cases) {
   const file = model(preset, type);
   const ours = [], theirs = [];
   const runOurs = () => ours.push(run(cli, ['bench', file, '--threads', String(threads), '--prompt-tokens', String(nPrompt), '--gen-tokens', String(nGen), '--json'], oursNode));
@@ -65,13 +83,15 @@ for (const [preset, type] of cases) {
   const m = (xs, k) => median(xs.map((x) => x[k]));
   const row = { model: `${preset} ${type}`, bytes: fs.statSync(file).size, threads, rounds };
   for (const k of ['prefill_tok_s', 'decode_tok_s', 'load_s', 'peak_rss_mb']) row[k] = { phi3: m(ours, k), llama: m(theirs, k), ratio: m(ours, k) / m(theirs, k) };
+  row.ceiling_tok_s = (bandwidth[threads] * 1e9) / bytesPerToken(file);
+  row.of_ceiling = { phi3: row.decode_tok_s.phi3 / row.ceiling_tok_s, llama: row.decode_tok_s.llama / row.ceiling_tok_s };
   results.push(row);
   console.log(JSON.stringify(row));
 }
 const f = (x, d = 2) => x.toFixed(d);
-console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0].model}, ${threads} threads, phi3-ts on Node ${oursVersion}, llama.cpp (node-llama-cpp) on Node ${process.version}, medians of ${rounds} alternating runs`);
-console.log('| model | prefill tok/s (ours / llama.cpp = ratio) | decode tok/s | load s | peak RSS MB |');
-console.log('|---|---|---|---|---|');
+console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0].model}, threads ${threadList.join(', ')}, phi3-ts on Node ${oursVersion}, llama.cpp (node-llama-cpp) on Node ${process.version}, medians of ${rounds} alternating runs`);
+console.log('| model | threads | prefill tok/s (ours / llama.cpp = ratio) | decode tok/s | decode ceiling tok/s (ours, llama.cpp % of it) | load s | peak RSS MB |');
+console.log('|---|---|---|---|---|---|---|');
 for (const r of results)
-  console.log(`| ${r.model} | ${f(r.prefill_tok_s.phi3)} / ${f(r.prefill_tok_s.llama)} = **${f(r.prefill_tok_s.ratio)}×** | ${f(r.decode_tok_s.phi3)} / ${f(r.decode_tok_s.llama)} = **${f(r.decode_tok_s.ratio)}×** | ${f(r.load_s.phi3)} / ${f(r.load_s.llama)} | ${f(r.peak_rss_mb.phi3, 0)} / ${f(r.peak_rss_mb.llama, 0)} |`);
-fs.writeFileSync(path.join(here, 'results.json'), JSON.stringify({ date: new Date().toISOString(), cpu: os.cpus()[0].model, node: process.version, oursNode: oursVersion, results }, null, 2));
+  console.log(`| ${r.model} | ${r.threads} | ${f(r.prefill_tok_s.phi3)} / ${f(r.prefill_tok_s.llama)} = **${f(r.prefill_tok_s.ratio)}×** | ${f(r.decode_tok_s.phi3)} / ${f(r.decode_tok_s.llama)} = **${f(r.decode_tok_s.ratio)}×** | ${f(r.ceiling_tok_s)} (${f(100 * r.of_ceiling.phi3, 0)} %, ${f(100 * r.of_ceiling.llama, 0)} %) | ${f(r.load_s.phi3)} / ${f(r.load_s.llama)} | ${f(r.peak_rss_mb.phi3, 0)} / ${f(r.peak_rss_mb.llama, 0)} |`);
+fs.writeFileSync(path.join(here, 'results.json'), JSON.stringify({ date: new Date().toISOString(), cpu: os.cpus()[0].model, node: process.version, oursNode: oursVersion, bandwidth, results }, null, 2));
