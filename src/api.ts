@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import { RefOps } from './backend/ref/ops.js';
 import { WasmOps, planFor } from './backend/wasm/ops.js';
 import type { Ops } from './backend/ops.js';
+import { numericsByName, type Numerics, type NumericsName } from './backend/numerics.js';
 import { checkWeights, configFromGguf, estimateMemory, validateTensors, type ConfigWarning, type Phi3Config } from './model/config.js';
 import { Phi3, ContextLengthError } from './model/phi3.js';
 import { SpmTokenizer } from './tokenizer/spm.js';
@@ -60,6 +61,9 @@ export interface LoadOptions {
   /** context length in tokens (default: the model's trained context) */
   ctx?: number;
   backend?: BackendName;
+  /** what the ref backend rounds (default 'exact'; 'ggml' emulates llama.cpp's CPU defaults): see src/backend/numerics.ts.
+   *  The wasm backend has one numerics of its own, 'fast' (f16 KV, ggml's activation rounding, q·k in f32) */
+  numerics?: NumericsName;
   /** worker threads for the wasm backend (default: available cores) */
   threads?: number;
   /** apply the file's attention.sliding_window (llama.cpp ignores it for Phi; so does the default) */
@@ -73,7 +77,7 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
-const LOAD_KEYS = new Set(['ctx', 'backend', 'threads', 'swa', 'checkWeights', 'onProgress', 'onWarning', 'signal']);
+const LOAD_KEYS = new Set(['ctx', 'backend', 'numerics', 'threads', 'swa', 'checkWeights', 'onProgress', 'onWarning', 'signal']);
 
 function validateLoadOptions(o: LoadOptions): void {
   if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
@@ -87,6 +91,10 @@ function validateLoadOptions(o: LoadOptions): void {
   posInt('ctx');
   posInt('threads');
   if (o.backend !== undefined && o.backend !== 'wasm' && o.backend !== 'ref') throw new RangeError(`backend must be 'wasm' or 'ref', got ${JSON.stringify(o.backend)}`);
+  if (o.numerics !== undefined) {
+    numericsByName(o.numerics);
+    if ((o.backend ?? 'wasm') !== 'ref') throw new RangeError(`numerics '${o.numerics}' is a mode of the ref backend (backend: 'ref'); the wasm backend computes its own 'fast' numerics`);
+  }
   for (const k of ['onProgress', 'onWarning'] as const) if (o[k] !== undefined && typeof o[k] !== 'function') throw new TypeError(`${k} must be a function`);
   for (const k of ['swa', 'checkWeights'] as const) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new TypeError(`${k} must be a boolean`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
@@ -125,6 +133,12 @@ export class Model {
     this.chatTemplate =
       file.optString('tokenizer.chat_template') ??
       (tokenizer.tokenId('<|im_start|>') !== undefined && tokenizer.tokenId('<|im_sep|>') !== undefined ? PHI4_CHAT_TEMPLATE : undefined);
+  }
+
+  /** what the backend rounds: 'exact' or 'ggml' (ref backend), 'fast' (wasm) — see src/backend/numerics.ts */
+  get numerics(): string {
+    const ops = this.phi3.ops as unknown;
+    return ops instanceof RefOps ? ops.numerics.name : 'fast';
   }
 
   get ctx(): number {
@@ -365,10 +379,10 @@ export class Model {
 /** largest batch of prompt tokens one forward pass processes */
 const MAX_BATCH = 64;
 
-function makeOps(backend: BackendName, config: Phi3Config, ctx: number, threads: number): Ops<unknown> {
+function makeOps(backend: BackendName, config: Phi3Config, ctx: number, threads: number, numerics: Numerics): Ops<unknown> {
   switch (backend) {
     case 'ref':
-      return new RefOps() as Ops<unknown>;
+      return new RefOps(numerics) as Ops<unknown>;
     case 'wasm':
       return new WasmOps(planFor(config, ctx, MAX_BATCH, threads)) as Ops<unknown>;
     default:
@@ -407,7 +421,9 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
       validateTensors(file, config);
       checkWeights(file);
     }
-    const est = estimateMemory(config, total, ctx);
+    const backend = opts.backend ?? 'wasm';
+    const numerics = numericsByName(opts.numerics ?? 'exact');
+    const est = estimateMemory(config, total, ctx, undefined, backend === 'ref' && numerics.kv === 'f32' ? 4 : 2);
     if (est.totalBytes > os.totalmem())
       throw new OutOfMemoryError(
         `${path}: running at ctx ${ctx} needs about ${(est.totalBytes / 2 ** 30).toFixed(2)} GiB (weights ${(est.weightsBytes / 2 ** 30).toFixed(2)} + KV cache ${(est.kvCacheBytes / 2 ** 30).toFixed(2)} + scratch), but this machine has ${(os.totalmem() / 2 ** 30).toFixed(2)} GiB; try a smaller --ctx or a smaller quantization`,
@@ -418,10 +434,9 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
       threads = os.availableParallelism();
     }
     let loaded = 0;
-    const backend = opts.backend ?? 'wasm';
     let ops: Ops<unknown>;
     try {
-      ops = makeOps(backend, config, ctx, threads);
+      ops = makeOps(backend, config, ctx, threads, numerics);
     } catch (e) {
       throw asOutOfMemory(e, path, ctx);
     }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GGUFFile } from '../src/gguf/reader.js';
 import { RefOps } from '../src/backend/ref/ops.js';
+import { NUMERICS } from '../src/backend/numerics.js';
 import { WasmOps, planFor } from '../src/backend/wasm/ops.js';
 import { Phi3 } from '../src/model/phi3.js';
 import { configFromGguf } from '../src/model/config.js';
@@ -36,7 +37,7 @@ for (const g of goldens) {
     if (file === undefined) return; // its vocabulary (../shared/models) is absent: skipped
     const f = GGUFFile.open(file);
     const ctx = r.ctx ?? 256;
-    const ops: Ops<unknown> = backend === 'ref' ? new RefOps() : new WasmOps(planFor(configFromGguf(f), ctx, 64, 2));
+    const ops: Ops<unknown> = backend === 'ref' ? new RefOps(NUMERICS.ggml) : new WasmOps(planFor(configFromGguf(f), ctx, 64, 2));
     const model = Phi3.load(f, ops, { ctx, maxBatch: 64 });
     const tok = new SpmTokenizer(f);
     beforeAll(async () => {
@@ -92,7 +93,7 @@ describe('LongRoPE goldens discriminate the factor sets', () => {
     it(`${g.recipe.id} run with the short factors misses by > 10× the F32 budget`, () => {
       const file = recipeModel(g.recipe)!;
       const f = GGUFFile.open(file);
-      const model = Phi3.load(f, new RefOps(), { ctx: 512 });
+      const model = Phi3.load(f, new RefOps(NUMERICS.ggml), { ctx: 512 });
       const d = compareLogits(g, model.forward(g.tokens, { allLogits: true }));
       f.close();
       expect(d.maxAbs / d.scale, d.report).toBeGreaterThan(10 * BUDGET.F32!);

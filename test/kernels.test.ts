@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { instantiate, kernelBuild, selectKernels, KERNEL_SCRATCH_BYTES, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from '../src/backend/wasm/kernels.js';
 import { matmulRef, rmsnormRef, swigluRef, ropeRef, ropeCacheRef, attentionRef, RefOps } from '../src/backend/ref/ops.js';
+import { NUMERICS } from '../src/backend/numerics.js';
 import { quantizeQ8_0Act, quantizeQ8KAct } from '../src/quant/activations.js';
 import { quantize, canQuantize } from '../src/quant/quantize.js';
 import { dequantize } from '../src/quant/dequantize.js';
@@ -401,7 +402,7 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
           const kvDim = nKvHeads * headDim;
           const h = harness(4 << 20);
           // reference: a ref KV cache filled by earlier positions, then this batch
-          const ref = new RefOps();
+          const ref = new RefOps(NUMERICS.ggml); // an f16 cache, as the kernels'
           const cache = ref.kvCache(1, ctx, kvDim) as unknown as { k: Uint16Array[]; v: Uint16Array[] };
           const early = randn(rng, pos0 * s.qkvDim, 1);
           if (pos0) attentionRef(new Float32Array(pos0 * nHeads * headDim), early, cache as never, 0, pos0, 0, s);

@@ -23,6 +23,10 @@ import { Phi3Server } from '../server/server.js';
 import { packageRoot } from '../backend/wasm/kernels.js';
 import type { ChatMessage } from '../generate/chat.js';
 import type { GenerateOptions } from '../generate/generate.js';
+import type { NumericsName } from '../backend/numerics.js';
+import { compareLogits, formatCompare } from '../compare/compare.js';
+import { logitsFileFormat, readLogitsFile } from '../compare/logits-file.js';
+import { exportHf } from '../convert/export-hf.js';
 
 const warn = (msg: string) => process.stderr.write(`phi3: warning: ${msg}\n`);
 /** below this top-k routing margin (a probability gap), `phi3 logits` warns of a near-tie between experts */
@@ -35,6 +39,7 @@ const MODEL = {
   ctx: { type: 'int', short: 'c', aliases: ['ctx-size'], min: 1, help: 'context length in tokens (default: the trained one)' },
   threads: { type: 'int', short: 't', min: 1, help: 'worker threads (default: the cores, at most)' },
   backend: { type: 'string', choices: ['wasm', 'ref'], help: 'SIMD kernels (default) or the plain-TypeScript reference' },
+  numerics: { type: 'string', choices: ['exact', 'ggml'], help: "ref backend: exact (default; HF float64's math) or ggml (llama.cpp's CPU rounding)" },
   swa: { type: 'bool', help: "apply the file's attention.sliding_window (llama.cpp ignores it for Phi)" },
   force: { type: 'bool', help: 'allow --ctx above the trained context of a model without LongRoPE' },
   'check-weights': { type: 'bool', help: 'scan the weights for Inf/NaN before loading (default: files up to 1 GiB)' },
@@ -82,8 +87,9 @@ function preflight(file: string, v: ModelFlags): { config: Phi3Config; tok: SpmT
       warn(`--threads ${threads} is more than the ${cores} cores here: using ${cores}`);
       threads = cores;
     }
+    if (v.numerics !== undefined && v.backend !== 'ref') throw new UsageError(`--numerics ${v.numerics} is a mode of the reference backend: add --backend ref`);
     if (v.swa && !config.slidingWindow) warn('--swa: the file has no sliding window; attention is full');
-    return { config, tok, load: { ctx: v.ctx, threads, backend: v.backend as BackendName | undefined, swa: v.swa, checkWeights: v['check-weights'], onProgress: progress(), onWarning: (w) => warn(w.message) } };
+    return { config, tok, load: { ctx: v.ctx, threads, backend: v.backend as BackendName | undefined, numerics: v.numerics as NumericsName | undefined, swa: v.swa, checkWeights: v['check-weights'], onProgress: progress(), onWarning: (w) => warn(w.message) } };
   } finally {
     f.close();
   }
@@ -175,7 +181,8 @@ function warnIfSystemDropped(model: Model, system: string | undefined): void {
 interface Command {
   synopsis: string;
   flags: FlagTable;
-  run(values: Record<string, unknown>, positionals: string[], usage: string): Promise<void> | void;
+  /** a number is the exit status (a verdict: `compare`); nothing means success */
+  run(values: Record<string, unknown>, positionals: string[], usage: string): Promise<void | number> | void | number;
 }
 
 const RUN = {
@@ -421,7 +428,7 @@ const commands: Record<string, Command> = {
         }
         if (v.json) {
           const margin = Number.isFinite(model.routingMargin) ? `,"routing_margin":${model.routingMargin}` : '';
-          process.stdout.write(`{"n_vocab":${model.config.vocabSize}${margin},"logits":[`);
+          process.stdout.write(`{"n_vocab":${model.config.vocabSize},"backend":"${v.backend ?? 'wasm'}","numerics":"${model.numerics}"${margin},"logits":[`);
           rows.forEach((r, i) => process.stdout.write((i ? ',' : '') + '[' + Array.from(r, (x) => (Number.isFinite(x) ? x : 0)).join(',') + ']'));
           process.stdout.write(']}\n');
         }
@@ -437,6 +444,41 @@ const commands: Record<string, Command> = {
       const v = values as { model?: string; json?: boolean; ctx?: number };
       const r = inspectGguf(modelPath(v, positionals, usage), v.ctx);
       process.stdout.write(v.json ? JSON.stringify(r, null, 2) + '\n' : formatInspect(r) + '\n');
+    },
+  },
+  compare: {
+    synopsis: 'phi3 compare <a> <b> [--max-rel X] [--max-kl Y] [--json]      logits b against reference a; exit 1 when the verdict fails',
+    flags: {
+      'max-rel': { type: 'number', min: 0, help: 'fail above this max |Δ| ÷ max |a| (default 1e-3)' },
+      'max-kl': { type: 'number', min: 0, help: 'fail above this KL(P‖Q) at any position, in nats (default 1e-3)' },
+      'n-vocab': { type: 'int', min: 1, help: 'row length of raw f32 files (default: from the other file)' },
+      json: { type: 'bool', help: 'print the report as JSON' },
+    },
+    run(values, positionals, usage) {
+      const v = values as { 'max-rel'?: number; 'max-kl'?: number; 'n-vocab'?: number; json?: boolean };
+      if (positionals.length !== 2) throw new UsageError(`give two logits files\nusage: ${usage}`);
+      const [pa, pb] = positionals as [string, string];
+      // a raw f32 file takes its row length from the other file when that one states it
+      const first = (p: string) => (logitsFileFormat(p) === 'f32-rows' ? undefined : readLogitsFile(p, v['n-vocab']));
+      const a0 = first(pa), b0 = first(pb);
+      const nVocab = v['n-vocab'] ?? a0?.nVocab ?? b0?.nVocab;
+      const a = a0 ?? readLogitsFile(pa, nVocab), b = b0 ?? readLogitsFile(pb, nVocab);
+      if (a.nVocab !== b.nVocab) throw new UsageError(`${pa} has ${a.nVocab} logits per position, ${pb} has ${b.nVocab}`);
+      if (a.rows.length !== b.rows.length) throw new UsageError(`${pa} has ${a.rows.length} positions, ${pb} has ${b.rows.length}`);
+      const r = compareLogits(a.rows, b.rows, { maxRel: v['max-rel'], maxKl: v['max-kl'] });
+      process.stdout.write(v.json ? JSON.stringify({ a: pa, b: pb, ...r }) + '\n' : formatCompare(r, [pa, pb]) + '\n');
+      return r.verdict.pass ? 0 : 1;
+    },
+  },
+  'export-hf': {
+    synopsis: 'phi3 export-hf <model.gguf> --out folder      an F32/F16/BF16 phi3 GGUF as a transformers Phi3ForCausalLM folder',
+    flags: { model: MODEL.model, out: { type: 'string', help: 'the folder to write (created)' } },
+    run(values, positionals, usage) {
+      const v = values as { model?: string; out?: string };
+      const file = modelPath(v, positionals, usage);
+      if (!v.out) throw new UsageError(`give --out folder\nusage: ${usage}`);
+      const r = exportHf(file, v.out);
+      process.stdout.write(`wrote ${r.files.join(', ')} (${r.tensors} tensors, ${r.dtype})\n`);
     },
   },
   synth: {
@@ -520,8 +562,8 @@ export async function main(argv: string[]): Promise<number> {
   const verbose = rest.includes('--verbose');
   try {
     const { values, positionals } = parseFlags(rest, c.flags, usage);
-    await c.run(values, positionals, usage);
-    return 0;
+    const status = await c.run(values, positionals, usage);
+    return typeof status === 'number' ? status : 0;
   } catch (e) {
     const err = e as Error;
     if (err instanceof HelpRequested) {

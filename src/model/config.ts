@@ -333,8 +333,8 @@ export interface MemoryEstimate {
 }
 
 /** Memory to run at context `ctx`: weights as stored, f16 KV cache, activations for a `batch`-token prefill. */
-export function estimateMemory(c: Phi3Config, weightsBytes: number, ctx: number, batch = 512): MemoryEstimate {
-  const kvCacheBytes = 2 * c.nLayers * ctx * c.kvDim * 2; // K and V, f16
+export function estimateMemory(c: Phi3Config, weightsBytes: number, ctx: number, batch = 512, kvElementBytes = 2): MemoryEstimate {
+  const kvCacheBytes = 2 * c.nLayers * ctx * c.kvDim * kvElementBytes; // K and V, f16 (2) or f32 (4)
   // x, xb, xb2, qkv, up/gate, hb; phimoe: q|k|v parts, router logits, expert inputs, weighted expert outputs
   const perToken = 4 * (3 * c.dim + (c.dim + 2 * c.kvDim) + 3 * c.hiddenDim) + (c.nExpert > 0 ? 4 * (c.dim + 2 * c.kvDim + c.nExpert + (2 + c.nExpertUsed) * c.dim) : 0);
   const scratchBytes = batch * perToken + 4 * c.nHeads * ctx + 4 * c.vocabSize * 2 + 16 * Math.max(c.dim, c.hiddenDim) * 4;
