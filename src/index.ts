@@ -20,3 +20,4 @@ export { compareLogits, formatCompare, type CompareReport, type CompareOptions }
 export { readLogitsFile, type LogitsRows } from './compare/logits-file.js';
 export { SafetensorsFile, SafetensorsError, writeSafetensors } from './safetensors/safetensors.js';
 export { exportHf } from './convert/export-hf.js';
+export { perplexity, type PerplexityResult, type PerplexityOptions } from './perplexity/perplexity.js';

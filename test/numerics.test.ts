@@ -251,3 +251,28 @@ describe('numerics option', () => {
     expect(JSON.parse(ok.stdout)).toMatchObject({ backend: 'ref', numerics: 'exact' });
   });
 });
+
+describe('perplexity', () => {
+  it('scores the second half of each chunk (count = chunks × (ctx/2 − 1)), prints the final estimate, and refuses a short text by name', async () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'p.gguf');
+    writeSynth(f, { shape: { dim: 64, hiddenDim: 128, nLayers: 1, nHeads: 2, nKvHeads: 2, contextLength: 128 }, type: 'F32', seed: 3 });
+    const txt = path.join(dir, 'p.txt');
+    fs.writeFileSync(txt, Array.from({ length: 30 }, (_, i) => `line ${i} of the text`).join('\n'));
+    const r = phi3(['perplexity', f, '-f', txt, '--ctx', '32', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    const nChunks = Math.floor(j.nTokens / 32);
+    expect(j.scored).toBe(nChunks * 15);
+    expect(j.chunks).toHaveLength(nChunks);
+    expect(j.ppl).toBeCloseTo(j.chunks[nChunks - 1], 10);
+    expect(j.stderr).toBeGreaterThan(0);
+    const text = phi3(['perplexity', f, '-f', txt, '--ctx', '32']);
+    expect(text.stdout).toMatch(/^\[1\][\d.]+,\[2\]/);
+    expect(text.stdout).toMatch(/Final estimate: PPL = [\d.]+ \+\/- [\d.]+/);
+    fs.writeFileSync(path.join(dir, 's.txt'), 'a few words');
+    const short = phi3(['perplexity', f, '-f', path.join(dir, 's.txt'), '--ctx', '32']);
+    expect(short.status).toBe(1);
+    expect(short.stderr).toMatch(/perplexity at ctx 32 needs at least 64/);
+  });
+});

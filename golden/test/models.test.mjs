@@ -99,6 +99,39 @@ test(`phi3 logits --backend ref --numerics ggml on a fresh F32 model matches lla
   fs.rmSync(out);
 });
 
+// phi3 perplexity against llama.cpp's logits on the same chunks, scored here by llama-perplexity's rule
+// (written again, independently of src/perplexity): within 0.1 % in PPL.
+test('phi3 perplexity agrees with llama.cpp within 0.1 % (same file, text and chunks)', async () => {
+  const file = path.join(CACHE, 'ppl.gguf');
+  phi3('synth', '--preset', 'tiny', '--type', 'F32', '--seed', '77', '--out', file);
+  const text = Array.from({ length: 40 }, (_, i) => `Line ${i}: the quick brown fox jumps over the lazy dog, and the model is a test of ${i * 7} words.`).join('\n');
+  const txt = path.join(CACHE, 'ppl.txt');
+  fs.writeFileSync(txt, text);
+  const ctx = 128;
+  const ours = JSON.parse(phi3('perplexity', file, '-f', txt, '--ctx', String(ctx), '--json'));
+  const model = await loadModel(file);
+  const tokens = [1, ...tokenize(model, text)];
+  let nll = 0, count = 0;
+  for (let c = 0; c < Math.floor(tokens.length / ctx); c++) {
+    const ids = tokens.slice(c * ctx, (c + 1) * ctx);
+    ids[0] = 1;
+    const rows = await evalLogits(model, ids); // tiny has no LongRoPE: the context size does not change the logits
+    for (let j = ctx / 2; j < ctx - 1; j++) {
+      const row = rows[j].logits;
+      const max = row.reduce((m, x) => Math.max(m, x), -Infinity);
+      const lse = max + Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
+      nll += lse - row[tokens[c * ctx + j + 1]];
+      count++;
+    }
+  }
+  const theirs = Math.exp(nll / count);
+  console.log(`perplexity: ours ${ours.ppl} ± ${ours.stderr} (${ours.scored} tokens), llama.cpp ${theirs} (${count}); rel ${Math.abs(ours.ppl / theirs - 1)}`);
+  assert.equal(ours.scored, count);
+  assert.ok(Math.abs(ours.ppl / theirs - 1) <= 1e-3, `ours ${ours.ppl} vs llama.cpp ${theirs}`);
+  await model.dispose();
+  fs.rmSync(file);
+});
+
 // Every real-model tiny preset (LongRoPE, partial rotary, tied, GQA, rope base 250000), a fresh seed
 // each run, at a context ≤ the original one (short factors) and above it (long factors).
 /**

@@ -27,6 +27,7 @@ import type { NumericsName } from '../backend/numerics.js';
 import { compareLogits, formatCompare } from '../compare/compare.js';
 import { logitsFileFormat, readLogitsFile } from '../compare/logits-file.js';
 import { exportHf } from '../convert/export-hf.js';
+import { perplexity } from '../perplexity/perplexity.js';
 
 const warn = (msg: string) => process.stderr.write(`phi3: warning: ${msg}\n`);
 /** below this top-k routing margin (a probability gap), `phi3 logits` warns of a near-tie between experts */
@@ -468,6 +469,34 @@ const commands: Record<string, Command> = {
       const r = compareLogits(a.rows, b.rows, { maxRel: v['max-rel'], maxKl: v['max-kl'] });
       process.stdout.write(v.json ? JSON.stringify({ a: pa, b: pb, ...r }) + '\n' : formatCompare(r, [pa, pb]) + '\n');
       return r.verdict.pass ? 0 : 1;
+    },
+  },
+  perplexity: {
+    synopsis: 'phi3 perplexity <model.gguf> -f text.txt [--ctx 512] [--json] [model flags]      llama-perplexity\'s method: chunks of --ctx, second halves scored',
+    flags: { ...MODEL, file: { type: 'string', short: 'f', help: 'the text file' }, json: { type: 'bool', help: 'print the result as JSON' } },
+    async run(values, positionals, usage) {
+      const v = values as FlagValues<typeof MODEL> & { file?: string; json?: boolean };
+      const file = modelPath(v, positionals, usage);
+      if (!v.file) throw new UsageError(`give the text with -f\nusage: ${usage}`);
+      const text = fs.readFileSync(v.file, 'utf8');
+      const ctx = v.ctx ?? 512;
+      const pre = preflight(file, { ...v, ctx });
+      const model = await loadModel(file, { ...pre.load, ctx });
+      try {
+        const t0 = performance.now();
+        const r = await perplexity(model, text, {
+          ctx,
+          onChunk: (c) => {
+            if (process.stderr.isTTY) process.stderr.write(`\r[${'#'.repeat(Math.round((20 * c.chunk) / c.nChunks)).padEnd(20)}] chunk ${c.chunk}/${c.nChunks} PPL ${c.ppl.toFixed(4)}`);
+            else process.stderr.write(`chunk ${c.chunk}/${c.nChunks}: PPL ${c.ppl.toFixed(4)} (this chunk ${c.chunkPpl.toFixed(4)}), ${((performance.now() - t0) / 1000 / c.chunk).toFixed(2)} s per chunk\n`);
+          },
+        });
+        if (process.stderr.isTTY) process.stderr.write('\n');
+        if (v.json) process.stdout.write(JSON.stringify(r) + '\n');
+        else process.stdout.write(`${r.chunks.map((p, i) => `[${i + 1}]${p.toFixed(4)}`).join(',')}\nFinal estimate: PPL = ${r.ppl.toFixed(4)} +/- ${r.stderr.toFixed(5)} (${r.scored} tokens scored of ${r.nTokens}, ctx ${r.ctx})\n`);
+      } finally {
+        await model.close();
+      }
     },
   },
   'export-hf': {
