@@ -10,7 +10,7 @@ gate rows then up rows. Everything is float64 (transformers computes the rope an
 
     node golden/hf/prepare.mjs /tmp/hf && python3 golden/hf/reference_np.py /tmp/hf golden/data/hf-numpy
 """
-import base64, json, math, os, struct, sys
+import json, math, os, struct, sys
 import numpy as np
 
 DT = {'F32': '<f4', 'F64': '<f8', 'F16': '<f2'}
@@ -94,22 +94,7 @@ def forward(cfg, W, ids):
 
 
 if __name__ == '__main__':
-    src, dst = sys.argv[1], sys.argv[2]
-    os.makedirs(dst, exist_ok=True)
-    for case in sorted(os.listdir(src)):
-        d = os.path.join(src, case)
-        recipe = json.load(open(os.path.join(d, 'recipe.json')))
-        cfg = json.load(open(os.path.join(d, 'config.json')))
-        if recipe.get('forceLong'):
-            cfg['rope_scaling']['short_factor'] = cfg['rope_scaling']['long_factor']
+    from golden_io import cases, write_golden
+    for case, d, recipe, cfg in cases(sys.argv[1]):
         logits = forward(cfg, load_safetensors(os.path.join(d, 'model.safetensors')), recipe['tokens'])
-        out = {
-            'generator': f'golden/hf/reference_np.py: numpy {np.__version__} float64 Phi-3 written from transformers modeling_phi3.py (not transformers itself)',
-            'recipe': {k: v for k, v in recipe.items() if k != 'tokens'},
-            'nVocab': int(logits.shape[1]),
-            'tokens': recipe['tokens'],
-            'maxAbsLogit': float(np.abs(logits).max()),
-            'positions': [{'argmax': int(np.argmax(r)), 'logits': base64.b64encode(r.astype('<f4').tobytes()).decode()} for r in logits],
-        }
-        json.dump(out, open(os.path.join(dst, case + '.json'), 'w'))
-        print(case, logits.shape, 'max |logit|', round(out['maxAbsLogit'], 3))
+        write_golden(sys.argv[2], case, recipe, logits, f'golden/hf/reference_np.py: numpy {np.__version__} float64 Phi-3 written from transformers modeling_phi3.py (not transformers itself)')
