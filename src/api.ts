@@ -19,6 +19,7 @@ import { generate, validateGenerateOptions, type GenerateOptions, type Generatio
 import { renderChat, renderChatSegments, type ChatMessage } from './generate/chat.js';
 import { PHI4_CHAT_TEMPLATE } from './generate/phi3-template.js';
 import { TemplateRunner } from './generate/template-runner.js';
+import { CONVERT_TYPES, cachedHfGguf, isHfFolder } from './convert/convert-hf.js';
 export { TemplateError } from './generate/template-runner.js';
 export { NonFiniteLogitsError } from './generate/generate.js';
 
@@ -75,9 +76,13 @@ export interface LoadOptions {
   /** called for each metadata key that neither llama.cpp nor phi3-ts reads (default: ignored) */
   onWarning?: (w: ConfigWarning) => void;
   signal?: AbortSignal;
+  /** a Hugging Face folder is converted once to a GGUF of this type (default 'auto': as stored) */
+  type?: string;
+  /** where converted Hugging Face folders are kept (default $XDG_CACHE_HOME/phi3-ts or ~/.cache/phi3-ts) */
+  cacheDir?: string;
 }
 
-const LOAD_KEYS = new Set(['ctx', 'backend', 'numerics', 'threads', 'swa', 'checkWeights', 'onProgress', 'onWarning', 'signal']);
+const LOAD_KEYS = new Set(['ctx', 'backend', 'numerics', 'threads', 'swa', 'checkWeights', 'onProgress', 'onWarning', 'signal', 'type', 'cacheDir']);
 
 function validateLoadOptions(o: LoadOptions): void {
   if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
@@ -98,6 +103,8 @@ function validateLoadOptions(o: LoadOptions): void {
   for (const k of ['onProgress', 'onWarning'] as const) if (o[k] !== undefined && typeof o[k] !== 'function') throw new TypeError(`${k} must be a function`);
   for (const k of ['swa', 'checkWeights'] as const) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new TypeError(`${k} must be a boolean`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  if (o.type !== undefined && !CONVERT_TYPES.includes(o.type)) throw new RangeError(`type must be one of ${CONVERT_TYPES.join(', ')}, got ${JSON.stringify(o.type)}`);
+  if (o.cacheDir !== undefined && typeof o.cacheDir !== 'string') throw new TypeError('cacheDir must be a string');
 }
 
 export interface LoadStats {
@@ -408,6 +415,8 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
   validateLoadOptions(opts);
   opts.signal?.throwIfAborted();
   const t0 = performance.now();
+  if (isHfFolder(path)) path = cachedHfGguf(path, { type: opts.type, cacheDir: opts.cacheDir }).path;
+  else if (opts.type !== undefined) throw new RangeError(`type '${opts.type}' applies to a Hugging Face folder; ${path} is not one`);
   const file = GGUFFile.open(path);
   try {
     const warnings: ConfigWarning[] = [];

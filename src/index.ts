@@ -21,3 +21,6 @@ export { readLogitsFile, type LogitsRows } from './compare/logits-file.js';
 export { SafetensorsFile, SafetensorsError, writeSafetensors } from './safetensors/safetensors.js';
 export { exportHf } from './convert/export-hf.js';
 export { perplexity, type PerplexityResult, type PerplexityOptions } from './perplexity/perplexity.js';
+export { convertHf, cachedHfGguf, isHfFolder, CONVERT_TYPES, type ConvertOptions, type ConvertResult } from './convert/convert-hf.js';
+export { HfFolder, HfFolderError } from './hf/folder.js';
+export { parseSentencePiece, serializeSentencePiece, SentencePieceError } from './hf/sentencepiece.js';

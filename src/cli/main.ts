@@ -27,6 +27,7 @@ import type { NumericsName } from '../backend/numerics.js';
 import { compareLogits, formatCompare } from '../compare/compare.js';
 import { logitsFileFormat, readLogitsFile } from '../compare/logits-file.js';
 import { exportHf } from '../convert/export-hf.js';
+import { CONVERT_TYPES, cachedHfGguf, convertHf, isHfFolder } from '../convert/convert-hf.js';
 import { perplexity } from '../perplexity/perplexity.js';
 
 const warn = (msg: string) => process.stderr.write(`phi3: warning: ${msg}\n`);
@@ -44,6 +45,7 @@ const MODEL = {
   swa: { type: 'bool', help: "apply the file's attention.sliding_window (llama.cpp ignores it for Phi)" },
   force: { type: 'bool', help: 'allow --ctx above the trained context of a model without LongRoPE' },
   'check-weights': { type: 'bool', help: 'scan the weights for Inf/NaN before loading (default: files up to 1 GiB)' },
+  type: { type: 'string', choices: CONVERT_TYPES, help: 'a Hugging Face folder is converted (once, into the cache) to this GGUF type (default auto: as stored)' },
 } as const satisfies FlagTable;
 
 const SAMPLING = {
@@ -60,10 +62,19 @@ const SAMPLING = {
 type ModelFlags = FlagValues<typeof MODEL>;
 type SamplingFlags = FlagValues<typeof SAMPLING>;
 
+/** the model argument; a Hugging Face folder becomes its cached GGUF (converted on first use) */
 function modelPath(v: ModelFlags, positionals: string[], usage: string): string {
   const p = v.model ?? positionals[0];
   if (!p || positionals.length > (v.model ? 0 : 1)) throw new UsageError(`usage: ${usage}`);
-  return p;
+  const type = (v as { type?: string }).type;
+  if (!isHfFolder(p)) {
+    if (type !== undefined) throw new UsageError(`--type applies to a Hugging Face folder; ${p} is not one (a directory with config.json)`);
+    return p;
+  }
+  const t0 = performance.now();
+  const r = cachedHfGguf(p, { type });
+  if (r.converted) warn(`converted the Hugging Face folder ${p} to ${r.path} in ${((performance.now() - t0) / 1000).toFixed(1)} s (kept for next time)`);
+  return r.path;
 }
 
 /**
@@ -508,6 +519,28 @@ const commands: Record<string, Command> = {
       if (!v.out) throw new UsageError(`give --out folder\nusage: ${usage}`);
       const r = exportHf(file, v.out);
       process.stdout.write(`wrote ${r.files.join(', ')} (${r.tensors} tensors, ${r.dtype})\n`);
+    },
+  },
+  convert: {
+    synopsis: 'phi3 convert <hf-folder> --out x.gguf [--type auto|F16|Q8_0|Q4_K_M|…]      a Hugging Face Phi3ForCausalLM folder as a GGUF',
+    flags: {
+      model: { type: 'string', short: 'm', help: 'the Hugging Face folder (or give it as the first argument)' },
+      out: { type: 'string', help: 'the GGUF file to write' },
+      type: { type: 'string', choices: CONVERT_TYPES, help: 'weight type (default auto: each matrix as stored; norms F32)' },
+      name: { type: 'string', help: "general.name (default: config.json's _name_or_path, else the folder's name)" },
+    },
+    run(values, positionals, usage) {
+      const v = values as { model?: string; out?: string; type?: string; name?: string };
+      const dir = v.model ?? positionals[0];
+      if (!dir || positionals.length > (v.model ? 0 : 1)) throw new UsageError(`usage: ${usage}`);
+      if (!v.out) throw new UsageError(`give --out x.gguf\nusage: ${usage}`);
+      if (!isHfFolder(dir)) throw new UsageError(`${dir} is not a Hugging Face model folder (a directory with config.json)`);
+      const t0 = performance.now();
+      const r = convertHf(dir, v.out, { type: v.type, name: v.name });
+      for (const f of r.fallbacks) warn(f);
+      const counts = new Map<string, number>();
+      for (const t of r.types.values()) counts.set(t, (counts.get(t) ?? 0) + 1);
+      process.stdout.write(`wrote ${r.out}: ${r.tensors} tensors (${[...counts].map(([t, n]) => `${n} ${t}`).join(', ')}), ${(r.bytes / 2 ** 20).toFixed(1)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
     },
   },
   synth: {

@@ -1,6 +1,7 @@
 /**
  * `phi3 export-hf x.gguf --out folder`: a GGUF (arch phi3, F32/F16/BF16 weights) as a Hugging Face
- * Phi3ForCausalLM folder — config.json, generation_config.json, model.safetensors — so that any
+ * Phi3ForCausalLM folder — config.json, generation_config.json, model.safetensors and the tokenizer
+ * (tokenizer.model or tokenizer.json, tokenizer_config.json; src/hf/export-tokenizer.ts) — so that any
  * float GGUF can be run in transformers and its logits compared with ours (`phi3 compare`).
  *
  * The tensors are the GGUF's bytes unchanged (llama.cpp's phi3 converter does not permute q/k: both
@@ -17,6 +18,7 @@ import { GGMLType, GGML_TYPES } from '../quant/ggml-type.js';
 import { configFromGguf, type Phi3Config, UnsupportedModelError } from '../model/config.js';
 import { longRopeAttnFactor } from '../synth/presets.js';
 import { writeSafetensors, type SafetensorsEntry } from '../safetensors/safetensors.js';
+import { exportTokenizer } from '../hf/export-tokenizer.js';
 
 /** GGUF tensor name → transformers Phi3 name (per layer: `blk.N.` ↔ `model.layers.N.`) */
 export const GGUF_TO_HF: Readonly<Record<string, string>> = {
@@ -65,7 +67,10 @@ export function hfConfig(c: Phi3Config, f: GGUFFile, dtype: 'F32' | 'F16' | 'BF1
   if (!rope_scaling && c.ropeAttnFactor !== 1)
     throw new UnsupportedModelError(`${f.path}: ${c.arch}.rope.scaling.attn_factor ${c.ropeAttnFactor} without LongRoPE factors has no transformers Phi3 equivalent`);
   const id = (k: string) => f.optNumber(`tokenizer.ggml.${k}_token_id`);
+  const name = f.optString('general.name');
   return {
+    // general.name travels: llama.cpp gives Phi-3's special tokens rstrip when the name says phi3
+    ...(name ? { _name_or_path: name } : {}),
     architectures: ['Phi3ForCausalLM'],
     model_type: 'phi3',
     vocab_size: c.vocabSize,
@@ -126,6 +131,7 @@ export function exportHf(ggufPath: string, outDir: string): ExportResult {
     fs.writeFileSync(files[0]!, JSON.stringify(config, null, 2) + '\n');
     fs.writeFileSync(files[1]!, JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id, pad_token_id: config.pad_token_id }, null, 2) + '\n');
     writeSafetensors(files[2]!, entries, { format: 'pt', source: `phi3-ts export-hf from ${path.basename(ggufPath)}` });
+    files.push(...exportTokenizer(f, outDir));
     return { files, tensors: entries.length, dtype };
   } finally {
     f.close();

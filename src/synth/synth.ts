@@ -35,7 +35,7 @@ function isBpeVocab(file: string): boolean {
 export { PRESETS, type SynthShape } from './presets.js';
 
 /** llama_ftype values for general.file_type */
-const FILE_TYPE: Record<string, number> = {
+export const FILE_TYPE: Record<string, number> = {
   F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10, Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18,
   Q4_K_M: 15, Q5_K_M: 17, BF16: 32,
 };
@@ -58,7 +58,7 @@ function useMoreBits(i: number, n: number): boolean {
   return i < n / 8 || i >= (7 * n) / 8 || (i - Math.floor(n / 8)) % 3 === 2;
 }
 
-type Role = 'token_embd' | 'output' | 'attn_qkv' | 'attn_q' | 'attn_k' | 'attn_v' | 'attn_output' | 'ffn_up' | 'ffn_down' | 'ffn_gate_inp' | 'ffn_gate_exps' | 'ffn_up_exps' | 'ffn_down_exps';
+export type Role = 'token_embd' | 'output' | 'attn_qkv' | 'attn_q' | 'attn_k' | 'attn_v' | 'attn_output' | 'ffn_up' | 'ffn_down' | 'ffn_gate_inp' | 'ffn_gate_exps' | 'ffn_up_exps' | 'ffn_down_exps';
 
 /** ggml type of each weight matrix for a file type (norms and biases are always F32). */
 export function tensorType(fileType: string, role: Role, layer: number, nLayers: number): GGMLType {
