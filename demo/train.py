@@ -22,6 +22,7 @@ R = dict(
 # one run per dropout rate given (DROPOUTS="0.1 0.2"); the run with the lowest held-out loss is kept
 DROPOUTS = [float(d) for d in os.environ.get('DROPOUTS', str(R['dropout'])).split()]
 dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+BOS = 1
 train = torch.from_numpy(np.fromfile(os.path.join(src, 'train.bin'), dtype='<u2').astype(np.int64))
 val = torch.from_numpy(np.fromfile(os.path.join(src, 'val.bin'), dtype='<u2').astype(np.int64))
 
@@ -52,19 +53,24 @@ def run(R):
 
     
     def batch():
+        # every window starts with BOS, as phi3-ts's prompts and llama-perplexity's chunks do
         ix = torch.randint(0, len(train) - R['seq'] - 1, (R['batch'],))
-        return torch.stack([train[i:i + R['seq'] + 1] for i in ix]).to(dev)
+        b = torch.stack([train[i:i + R['seq'] + 1] for i in ix])
+        b[:, 0] = BOS
+        return b.to(dev)
 
     
     @torch.no_grad()
     def evaluate():
-        """mean next-token cross-entropy over every held-out token, in windows of seq (all positions scored)"""
+        """mean next-token cross-entropy over the held-out tokens in windows of seq + 1 that start with BOS
+        (all positions scored)"""
         model.eval()
         total, count = 0.0, 0
         for i in range(0, len(val) - 1, R['seq']):
-            x = val[i:i + R['seq'] + 1].to(dev)[None]
+            x = val[i:i + R['seq'] + 1].clone().to(dev)[None]
             if x.shape[1] < 2:
                 break
+            x[0, 0] = BOS
             with torch.autocast(dev, dtype=torch.bfloat16, enabled=dev == 'cuda'):
                 logits = model(input_ids=x[:, :-1]).logits.float()
             total += torch.nn.functional.cross_entropy(logits[0], x[0, 1:], reduction='sum').item()

@@ -24,3 +24,4 @@ export { perplexity, type PerplexityResult, type PerplexityOptions } from './per
 export { convertHf, cachedHfGguf, isHfFolder, CONVERT_TYPES, type ConvertOptions, type ConvertResult } from './convert/convert-hf.js';
 export { HfFolder, HfFolderError } from './hf/folder.js';
 export { parseSentencePiece, serializeSentencePiece, SentencePieceError } from './hf/sentencepiece.js';
+export { demoModelPath, DEMO_MODEL_NAME } from './demo-model.js';

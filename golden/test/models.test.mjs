@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { loadModel, evalLogits, tokenize, vocabSize } from '../lib/llama.mjs';
+import { loadModel, evalLogits, tokenize, vocabSize, greedy } from '../lib/llama.mjs';
+import { SpmTokenizer } from '../../dist/src/tokenizer/spm.js';
+import { GGUFFile } from '../../dist/src/gguf/reader.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -206,4 +208,46 @@ test('a `phi3 synth` mini Q4_0 (Phi-3-mini shapes, real vocab) is written in und
   assert.ok(d.rel <= 5e-2, JSON.stringify(d));
   await model.dispose();
   fs.rmSync(file);
+});
+
+// The embedded demo model (models/phi3-demo-brown-Q8_0.gguf, converted from demo/train.py's folder by
+// `phi3 convert`): llama.cpp loads the file and greedy-decodes the same 32 tokens, and its perplexity on
+// the held-out Brown text agrees with `phi3 perplexity` within 0.1 %.
+const DEMO = path.join(ROOT, 'models', 'phi3-demo-brown-Q8_0.gguf');
+test('the embedded demo model: the same greedy tokens as llama.cpp, and the same held-out perplexity', async () => {
+  const model = await loadModel(DEMO);
+  const prompt = 'Once upon a time';
+  const ids = [1, ...tokenize(model, prompt)];
+  const all = await greedy(model, ids, 32);
+  const f = GGUFFile.open(DEMO);
+  const tok = new SpmTokenizer(f);
+  f.close();
+  const stop = all.findIndex((t) => tok.eog.has(t));
+  const theirs = stop < 0 ? all : all.slice(0, stop);
+  const ours = phi3('run', DEMO, '-p', prompt, '-n', '32', '--temp', '0');
+  assert.ok(theirs.length >= 8, `llama.cpp stopped after ${theirs.length} tokens`);
+  assert.equal(ours.replace(/\n$/, ''), tok.decode(theirs), `llama.cpp's greedy tokens ${theirs}`); // run ends its output with a newline
+  const text = fs.readFileSync(path.join(ROOT, 'demo', 'heldout.txt'), 'utf8').slice(0, 12000);
+  const txt = path.join(CACHE, 'demo-heldout.txt');
+  fs.writeFileSync(txt, text);
+  const ctx = 256;
+  const pplOurs = JSON.parse(phi3('perplexity', DEMO, '-f', txt, '--ctx', String(ctx), '--json'));
+  const tokens = [1, ...tokenize(model, text)];
+  let nll = 0, count = 0;
+  for (let c = 0; c < Math.floor(tokens.length / ctx); c++) {
+    const chunk = tokens.slice(c * ctx, (c + 1) * ctx);
+    chunk[0] = 1;
+    const rows = await evalLogits(model, chunk);
+    for (let j = ctx / 2; j < ctx - 1; j++) {
+      const row = rows[j].logits;
+      const max = row.reduce((m, x) => Math.max(m, x), -Infinity);
+      nll += max + Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0)) - row[tokens[c * ctx + j + 1]];
+      count++;
+    }
+  }
+  const pplTheirs = Math.exp(nll / count);
+  console.log(`demo model: held-out PPL ours ${pplOurs.ppl} (${pplOurs.scored} tokens), llama.cpp ${pplTheirs} (${count}); greedy ${theirs.length} tokens agree`);
+  assert.equal(pplOurs.scored, count);
+  assert.ok(Math.abs(pplOurs.ppl / pplTheirs - 1) <= 1e-3, `ours ${pplOurs.ppl} vs llama.cpp ${pplTheirs}`);
+  await model.dispose();
 });

@@ -29,6 +29,7 @@ import { logitsFileFormat, readLogitsFile } from '../compare/logits-file.js';
 import { exportHf } from '../convert/export-hf.js';
 import { CONVERT_TYPES, cachedHfGguf, convertHf, isHfFolder } from '../convert/convert-hf.js';
 import { perplexity } from '../perplexity/perplexity.js';
+import { DEMO_MODEL_NAME, demoModelPath } from '../demo-model.js';
 
 const warn = (msg: string) => process.stderr.write(`phi3: warning: ${msg}\n`);
 /** below this top-k routing margin (a probability gap), `phi3 logits` warns of a near-tie between experts */
@@ -63,8 +64,14 @@ type ModelFlags = FlagValues<typeof MODEL>;
 type SamplingFlags = FlagValues<typeof SAMPLING>;
 
 /** the model argument; a Hugging Face folder becomes its cached GGUF (converted on first use) */
-function modelPath(v: ModelFlags, positionals: string[], usage: string): string {
-  const p = v.model ?? positionals[0];
+function modelPath(v: ModelFlags, positionals: string[], usage: string, o: { demo?: boolean } = {}): string {
+  let p = v.model ?? positionals[0];
+  if (!p && o.demo && positionals.length === 0) {
+    p = demoModelPath();
+    if (!fs.existsSync(p)) throw new Error(`no model given, and the embedded demo model ${p} is missing from this install`);
+    warn(`no model given: using the embedded demo model (${DEMO_MODEL_NAME}, 13 M parameters trained on the Brown corpus); give a GGUF file or a Hugging Face folder for a real one`);
+    return p;
+  }
   if (!p || positionals.length > (v.model ? 0 : 1)) throw new UsageError(`usage: ${usage}`);
   const type = (v as { type?: string }).type;
   if (!isHfFolder(p)) {
@@ -202,6 +209,7 @@ const RUN = {
   prompt: { type: 'string', short: 'p', help: 'the prompt (or -f, or stdin)' },
   file: { type: 'string', short: 'f', help: 'read the prompt from a file' },
   system: { type: 'string', help: "a system message: the prompt becomes a chat turn in the file's template" },
+  'ignore-eos': { type: 'bool', help: 'go on past end-of-generation tokens until -n (as llama.cpp)' },
   ...SAMPLING,
 } as const satisfies FlagTable;
 
@@ -219,17 +227,18 @@ const SERVE = {
 
 const commands: Record<string, Command> = {
   run: {
-    synopsis: 'phi3 run <model.gguf> -p "…" [flags]      generate text; stats on stderr',
+    synopsis: 'phi3 run [model.gguf | hf-folder] -p "…" [flags]      generate text; stats on stderr',
     flags: RUN,
     async run(values, positionals, usage) {
       const v = values as FlagValues<typeof RUN>;
-      const file = modelPath(v, positionals, usage);
+      const file = modelPath(v, positionals, usage, { demo: true });
       let prompt = v.prompt ?? (v.file !== undefined ? readFileArg('--file', v.file) : undefined);
       if (prompt === undefined) {
         if (process.stdin.isTTY) throw new UsageError(`give a prompt with -p, -f or on stdin\nusage: ${usage}`);
         prompt = utf8(readStdin());
       }
       const opts = samplingOf(v);
+      if (v['ignore-eos']) opts.stopAtEog = false;
       opts.temperature ??= 0.8;
       opts.topK ??= 40;
       opts.topP ??= 0.95;
@@ -260,11 +269,11 @@ const commands: Record<string, Command> = {
     },
   },
   chat: {
-    synopsis: 'phi3 chat <model.gguf> [flags]      a REPL that keeps the KV cache across turns (/reset, /exit; Ctrl-C stops a reply)',
+    synopsis: 'phi3 chat [model.gguf | hf-folder] [flags]      a REPL that keeps the KV cache across turns (/reset, /exit; Ctrl-C stops a reply)',
     flags: CHAT,
     async run(values, positionals, usage) {
       const v = values as FlagValues<typeof CHAT>;
-      const file = modelPath(v, positionals, usage);
+      const file = modelPath(v, positionals, usage, { demo: true });
       const opts = samplingOf(v);
       opts.temperature ??= 0.7;
       const pre = preflight(file, v);
@@ -326,11 +335,11 @@ const commands: Record<string, Command> = {
     },
   },
   serve: {
-    synopsis: 'phi3 serve <model.gguf> [flags]      OpenAI-compatible HTTP server',
+    synopsis: 'phi3 serve [model.gguf | hf-folder] [flags]      OpenAI-compatible HTTP server',
     flags: SERVE,
     async run(values, positionals, usage) {
       const v = values as FlagValues<typeof SERVE>;
-      const file = modelPath(v, positionals, usage);
+      const file = modelPath(v, positionals, usage, { demo: true });
       const pre = preflight(file, v);
       const modelP = loadModel(file, pre.load);
       // /health answers "loading" while the weights load
