@@ -15,25 +15,19 @@
  *                  4: bool remove_extra_whitespaces (default true)   5: bool escape_whitespaces (default true)
  */
 import * as fs from 'node:fs';
+import { TokenType } from '../tokenizer/spm.js';
 
 export class SentencePieceError extends Error {
   override name = 'SentencePieceError';
 }
 
-/** sentencepiece's ModelProto.SentencePiece.Type; the same numbers as llama.cpp's token types */
-export enum PieceType {
-  NORMAL = 1,
-  UNKNOWN = 2,
-  CONTROL = 3,
-  USER_DEFINED = 4,
-  UNUSED = 5,
-  BYTE = 6,
-}
+/** sentencepiece's ModelProto.SentencePiece.Type numbers (1 normal … 6 byte) are llama.cpp's token types */
+export { TokenType as PieceType };
 
 export const MODEL_TYPES = { 1: 'unigram', 2: 'bpe', 3: 'word', 4: 'char' } as const;
 
 export interface SentencePieceModel {
-  pieces: { piece: string; score: number; type: PieceType }[];
+  pieces: { piece: string; score: number; type: TokenType }[];
   /** TrainerSpec.model_type (default unigram, as in sentencepiece) */
   modelType: number;
   byteFallback: boolean;
@@ -120,7 +114,7 @@ export function parseSentencePiece(bytes: Uint8Array, file = '<buffer>'): Senten
     if (n === 1) {
       expect(top, wire, 2, 'pieces');
       const r = top.sub(top.bytes(), `pieces[${m.pieces.length}]`);
-      const p = { piece: '', score: 0, type: PieceType.NORMAL };
+      const p = { piece: '', score: 0, type: TokenType.NORMAL };
       for (const [pn, pw] of r.fields()) {
         if (pn === 1) {
           expect(r, pw, 2, 'piece');
@@ -233,7 +227,7 @@ export function serializeSentencePiece(m: SentencePieceModel): Uint8Array {
     const pw = new Writer();
     pw.bytes(1, enc.encode(p.piece));
     pw.f32(2, p.score);
-    if (p.type !== PieceType.NORMAL) pw.uint(3, p.type);
+    if (p.type !== TokenType.NORMAL) pw.uint(3, p.type);
     w.message(1, pw);
   }
   const t = new Writer();
