@@ -61,6 +61,28 @@ export function validateSampling(o: SamplingOptions, name: OptionNames = (k) => 
   }
 }
 
+/**
+ * The k highest logits' ids in order (logit descending, then id ascending), as a full sort would give
+ * them; k ≤ 0 or ≥ the vocabulary: all of them. One pass with a sorted list of k, so that top-k 40 over
+ * 32064 (Phi-3) or 200064 (Phi-4-mini) ids costs a scan, not a sort.
+ */
+export function topCandidates(l: Float32Array, k: number): number[] {
+  const n = l.length;
+  if (k <= 0 || k >= n) return Array.from(l.keys()).sort((a, b) => l[b]! - l[a]! || a - b);
+  const top: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = l[i]!;
+    if (top.length === k) {
+      if (!(v > l[top[k - 1]!]!)) continue; // an equal logit with a higher id stays out, as in the sort
+      top.pop();
+    }
+    let j = top.length;
+    while (j > 0 && l[top[j - 1]!]! < v) j--;
+    top.splice(j, 0, i);
+  }
+  return top;
+}
+
 export class Sampler {
   private readonly rng: Rng;
   private readonly bias: [number, number][];
@@ -77,9 +99,8 @@ export class Sampler {
     const l = this.applyPenalties(logits, history);
     if (!o.temperature || o.temperature <= 0) return argmax(l);
 
-    // candidates sorted by logit, descending
-    let cand = Array.from(l.keys()).sort((a, b) => l[b]! - l[a]! || a - b);
-    if (o.topK && o.topK > 0) cand = cand.slice(0, o.topK);
+    // candidates sorted by logit, descending (ties: lower id first)
+    let cand = topCandidates(l, o.topK ?? 0);
     const max = l[cand[0]!]!;
     let probs = cand.map((i) => Math.exp(l[i]! - max));
     const norm = (p: number[]) => {
