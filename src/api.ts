@@ -204,9 +204,11 @@ export class Model {
   routingMargin = Infinity;
 
   /** logits after each token (all = every position, else only the last); starts a fresh cache. Queues behind other calls. */
-  async logits(tokens: number[], opts: { all?: boolean } = {}): Promise<Float32Array[]> {
+  async logits(tokens: number[], opts: { all?: boolean; batch?: number } = {}): Promise<Float32Array[]> {
     this.checkOpen();
     if (!Array.isArray(tokens) || tokens.length === 0) throw new RangeError('no tokens');
+    const batch = opts.batch ?? tokens.length;
+    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
     this.checkTokens(tokens);
     if (tokens.length > this.ctx) throw new ContextLengthError(tokens.length, this.ctx, 'the tokens');
     const release = await this.turns.take();
@@ -214,8 +216,15 @@ export class Model {
       await this.recover();
       this.phi3.reset();
       this.history = [];
-      const rows = this.phi3.forward(tokens, { allLogits: opts.all ?? false });
-      this.routingMargin = this.phi3.routingMargin;
+      // in calls of `batch` tokens through the KV cache (llama.cpp's n_batch): the same logits
+      const rows: Float32Array[] = [];
+      let margin = Infinity;
+      for (let s = 0; s < tokens.length; s += batch) {
+        const part = this.phi3.forward(tokens.slice(s, s + batch), { allLogits: opts.all ?? false });
+        margin = Math.min(margin, this.phi3.routingMargin);
+        if (opts.all || s + batch >= tokens.length) rows.push(...part);
+      }
+      this.routingMargin = margin;
       return rows;
     } finally {
       this.phi3.reset();

@@ -15,6 +15,7 @@ import { readLogitsFile, LogitsFileError } from '../src/compare/logits-file.js';
 import { loadModel } from '../src/api.js';
 import { dequantizeRow, dequantizeRowExact } from '../src/quant/dequantize.js';
 import { GGMLType } from '../src/quant/ggml-type.js';
+import { KldFileError, kldRowWords, quantizeLogProbs, readKldBase } from '../src/perplexity/kld-file.js';
 import { f32FromB64, ROOT, tmpDir } from './helpers.js';
 
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -274,5 +275,65 @@ describe('perplexity', () => {
     const short = phi3(['perplexity', f, '-f', path.join(dir, 's.txt'), '--ctx', '32']);
     expect(short.status).toBe(1);
     expect(short.stderr).toMatch(/perplexity at ctx 32 needs at least 64/);
+  });
+
+  describe("llama-perplexity's KL-divergence files", () => {
+    const dir = tmpDir();
+    const shape = { dim: 64, hiddenDim: 128, nLayers: 1, nHeads: 2, nKvHeads: 2, contextLength: 128 };
+    const a = path.join(dir, 'a.gguf'), b = path.join(dir, 'b.gguf');
+    writeSynth(a, { shape, type: 'F32', seed: 3 });
+    writeSynth(b, { shape, type: 'F32', seed: 4 });
+    const txt = path.join(dir, 'p.txt');
+    fs.writeFileSync(txt, Array.from({ length: 30 }, (_, i) => `line ${i} of the text`).join('\n'));
+    const base = path.join(dir, 'a.kld');
+    const ja = JSON.parse(phi3(['perplexity', a, '-f', txt, '--ctx', '32', '--json', '--save-logits', base]).stdout);
+
+    it('--save-logits writes the layout llama-perplexity reads: header, tokens, floored uint16 log-probs per scored position', () => {
+      const k = readKldBase(base);
+      const nChunks = Math.floor(ja.nTokens / 32);
+      expect([k.nCtx, k.nVocab, k.nChunk]).toEqual([32, 856, nChunks]);
+      expect(fs.statSync(base).size).toBe(20 + 4 * nChunks * 32 + 2 * nChunks * 15 * kldRowWords(856));
+      // the stored log-probs decode to log-softmax within half a step, above the floor
+      const logits = new Float32Array(856).map((_, i) => Math.sin(i) * 5);
+      const row = new Uint16Array(kldRowWords(856));
+      quantizeLogProbs(logits, row);
+      const [scale, floor] = new Float32Array(row.buffer, 0, 2);
+      const lse = Math.log(logits.reduce((s, x) => s + Math.exp(x), 0));
+      logits.forEach((x, i) => {
+        const got = scale! * row[4 + i]! + floor!;
+        if (x - lse > floor! + scale!) expect(Math.abs(got - (x - lse))).toBeLessThanOrEqual(scale! * 0.51 + 1e-5);
+      });
+    });
+    it('--kl-divergence-base: the same model scores KLD ≈ 0 and the same top token; another model does not; --batch changes nothing', () => {
+      const same = JSON.parse(phi3(['perplexity', a, '--kl-divergence-base', base, '--json', '-b', '7']).stdout);
+      expect(same.ppl).toBeCloseTo(ja.ppl, 9);
+      expect(same.kld.klMean, 'the uint16 log-prob steps alone').toBeLessThan(1e-5);
+      expect(same.kld.sameTop).toBeGreaterThan(0.99);
+      const other = JSON.parse(phi3(['perplexity', b, '--kl-divergence-base', base, '--json']).stdout);
+      expect(other.kld.klMean).toBeGreaterThan(1e-2);
+      expect(other.kld.sameTop).toBeLessThan(0.9);
+      const text = phi3(['perplexity', b, '--kl-divergence-base', base]);
+      expect(text.stdout).toMatch(/Mean    KLD          : [\d.]+ ± [\d.]+/);
+      expect(text.stdout).toMatch(/Same top p           : [\d.]+ %/);
+      const ctx = phi3(['perplexity', a, '--kl-divergence-base', base, '--ctx', '64']);
+      expect(ctx.status).toBe(2);
+      expect(ctx.stderr).toMatch(/--ctx 64 differs from .*n_ctx 32/);
+    });
+    it('refuses a truncated or foreign file by offset; compare reads it as log-probabilities', () => {
+      const cut = path.join(dir, 'cut.kld');
+      fs.writeFileSync(cut, fs.readFileSync(base).subarray(0, 1000));
+      expect(() => readKldBase(cut)).toThrow(KldFileError);
+      expect(() => readKldBase(cut)).toThrow(/cut\.kld: offset 1000: 1000 bytes, but n_ctx 32, n_vocab 856 and n_chunk \d+ need \d+ \(truncated\)/);
+      fs.writeFileSync(cut, Buffer.from('_logits_\x00\x00\x00\x00'));
+      expect(() => readKldBase(cut)).toThrow(/offset 8: n_ctx \d+ is out of range|offset 0/);
+      const bkld = path.join(dir, 'b.kld');
+      phi3(['perplexity', b, '-f', txt, '--ctx', '32', '--save-logits', bkld]);
+      const selfCmp = phi3(['compare', base, base, '--json']);
+      expect(selfCmp.status, selfCmp.stderr).toBe(0);
+      expect(JSON.parse(selfCmp.stdout).maxAbs).toBe(0);
+      const diff = phi3(['compare', base, bkld, '--json']);
+      expect(diff.status).toBe(1);
+      expect(JSON.parse(diff.stdout).klMean).toBeGreaterThan(1e-2);
+    });
   });
 });

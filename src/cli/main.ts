@@ -25,10 +25,11 @@ import type { ChatMessage } from '../generate/chat.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import type { NumericsName } from '../backend/numerics.js';
 import { compareLogits, formatCompare } from '../compare/compare.js';
-import { logitsFileFormat, readLogitsFile } from '../compare/logits-file.js';
+import { asFlooredLogProbs, logitsFileFormat, readLogitsFile } from '../compare/logits-file.js';
 import { exportHf } from '../convert/export-hf.js';
 import { CONVERT_TYPES, cachedHfGguf, convertHf, isHfFolder } from '../convert/convert-hf.js';
 import { perplexity } from '../perplexity/perplexity.js';
+import { readKldBase } from '../perplexity/kld-file.js';
 import { DEMO_MODEL_NAME, demoModelPath } from '../demo-model.js';
 
 const warn = (msg: string) => process.stderr.write(`phi3: warning: ${msg}\n`);
@@ -486,26 +487,42 @@ const commands: Record<string, Command> = {
       const a = a0 ?? readLogitsFile(pa, nVocab), b = b0 ?? readLogitsFile(pb, nVocab);
       if (a.nVocab !== b.nVocab) throw new UsageError(`${pa} has ${a.nVocab} logits per position, ${pb} has ${b.nVocab}`);
       if (a.rows.length !== b.rows.length) throw new UsageError(`${pa} has ${a.rows.length} positions, ${pb} has ${b.rows.length}`);
-      const r = compareLogits(a.rows, b.rows, { maxRel: v['max-rel'], maxKl: v['max-kl'] });
+      // a llama-perplexity KL file holds floored log-probabilities: the other side is made alike
+      const floors = a.floors ?? b.floors;
+      const ra = floors && !a.floors ? asFlooredLogProbs(a.rows, floors) : a.rows;
+      const rb = floors && !b.floors ? asFlooredLogProbs(b.rows, floors) : b.rows;
+      const r = compareLogits(ra, rb, { maxRel: v['max-rel'], maxKl: v['max-kl'] });
       process.stdout.write(v.json ? JSON.stringify({ a: pa, b: pb, ...r }) + '\n' : formatCompare(r, [pa, pb]) + '\n');
       return r.verdict.pass ? 0 : 1;
     },
   },
   perplexity: {
-    synopsis: 'phi3 perplexity <model.gguf> -f text.txt [--ctx 512] [--json] [model flags]      llama-perplexity\'s method: chunks of --ctx, second halves scored',
-    flags: { ...MODEL, file: { type: 'string', short: 'f', help: 'the text file' }, json: { type: 'bool', help: 'print the result as JSON' } },
+    synopsis: 'phi3 perplexity <model.gguf> -f text.txt [--ctx 512] [--batch N] [--save-logits f] [--kl-divergence-base f] [--json]      llama-perplexity\'s method: chunks of --ctx, second halves scored',
+    flags: {
+      ...MODEL,
+      file: { type: 'string', short: 'f', help: 'the text file (not needed with --kl-divergence-base)' },
+      batch: { type: 'int', short: 'b', aliases: ['batch-size'], min: 1, help: 'tokens per forward call within a chunk (the same result; default the chunk)' },
+      'save-logits': { type: 'string', help: "write the scored log-probabilities as llama-perplexity's --kl-divergence-base file" },
+      'kl-divergence-base': { type: 'string', help: "compare with this base file (llama-perplexity's or ours): its tokens, KL divergence and top-token agreement" },
+      json: { type: 'bool', help: 'print the result as JSON' },
+    },
     async run(values, positionals, usage) {
-      const v = values as FlagValues<typeof MODEL> & { file?: string; json?: boolean };
+      const v = values as FlagValues<typeof MODEL> & { file?: string; json?: boolean; batch?: number; 'save-logits'?: string; 'kl-divergence-base'?: string };
       const file = modelPath(v, positionals, usage);
-      if (!v.file) throw new UsageError(`give the text with -f\nusage: ${usage}`);
-      const text = fs.readFileSync(v.file, 'utf8');
-      const ctx = v.ctx ?? 512;
+      const klBase = v['kl-divergence-base'];
+      if (!v.file && !klBase) throw new UsageError(`give the text with -f (or a base file with --kl-divergence-base)\nusage: ${usage}`);
+      const text = v.file !== undefined ? fs.readFileSync(v.file, 'utf8') : undefined;
+      const ctx = klBase !== undefined ? readKldBase(klBase).nCtx : v.ctx ?? 512;
+      if (klBase !== undefined && v.ctx !== undefined && v.ctx !== ctx) throw new UsageError(`--ctx ${v.ctx} differs from ${klBase}'s n_ctx ${ctx}`);
       const pre = preflight(file, { ...v, ctx });
       const model = await loadModel(file, { ...pre.load, ctx });
       try {
         const t0 = performance.now();
         const r = await perplexity(model, text, {
           ctx,
+          batch: v.batch,
+          saveLogits: v['save-logits'],
+          klBase,
           onChunk: (c) => {
             if (process.stderr.isTTY) process.stderr.write(`\r[${'#'.repeat(Math.round((20 * c.chunk) / c.nChunks)).padEnd(20)}] chunk ${c.chunk}/${c.nChunks} PPL ${c.ppl.toFixed(4)}`);
             else process.stderr.write(`chunk ${c.chunk}/${c.nChunks}: PPL ${c.ppl.toFixed(4)} (this chunk ${c.chunkPpl.toFixed(4)}), ${((performance.now() - t0) / 1000 / c.chunk).toFixed(2)} s per chunk\n`);
@@ -513,7 +530,26 @@ const commands: Record<string, Command> = {
         });
         if (process.stderr.isTTY) process.stderr.write('\n');
         if (v.json) process.stdout.write(JSON.stringify(r) + '\n');
-        else process.stdout.write(`${r.chunks.map((p, i) => `[${i + 1}]${p.toFixed(4)}`).join(',')}\nFinal estimate: PPL = ${r.ppl.toFixed(4)} +/- ${r.stderr.toFixed(5)} (${r.scored} tokens scored of ${r.nTokens}, ctx ${r.ctx})\n`);
+        else {
+          process.stdout.write(`${r.chunks.map((p, i) => `[${i + 1}]${p.toFixed(4)}`).join(',')}\nFinal estimate: PPL = ${r.ppl.toFixed(4)} +/- ${r.stderr.toFixed(5)} (${r.scored} tokens scored of ${r.nTokens}, ctx ${r.ctx})\n`);
+          const k = r.kld;
+          if (k)
+            process.stdout.write(
+              [
+                `Mean PPL(Q)          : ${k.pplQ.toFixed(6)}`,
+                `Mean PPL(base)       : ${k.pplBase.toFixed(6)}`,
+                `PPL(Q)/PPL(base)     : ${k.pplRatio.toFixed(6)}`,
+                `Mean    KLD          : ${k.klMean.toFixed(6)} ± ${k.klStderr.toFixed(6)}`,
+                `Maximum KLD          : ${k.klMax.toFixed(6)}`,
+                `99.0%   KLD          : ${k.klP99.toFixed(6)}`,
+                `90.0%   KLD          : ${k.klP90.toFixed(6)}`,
+                `Median  KLD          : ${k.klMedian.toFixed(6)}`,
+                `RMS Δp               : ${(100 * k.rmsDp).toFixed(3)} %`,
+                `Maximum Δp           : ${(100 * k.maxDp).toFixed(3)} %`,
+                `Same top p           : ${(100 * k.sameTop).toFixed(3)} %  (${k.count} positions)`,
+              ].join('\n') + '\n',
+            );
+        }
       } finally {
         await model.close();
       }

@@ -2,10 +2,14 @@
  * Logits files, whatever wrote them, as rows of n_vocab numbers:
  *  - phi3-ts `logits --out`: little-endian f32 rows, no header (n_vocab from the other file or --n-vocab);
  *  - phi3-ts `logits --json`: {"n_vocab": N, "logits": [[…], …]};
- *  - NumPy `.npy` (format 1.0–3.0), float32 or float64, C order, shape [positions, vocab] (or [vocab]).
+ *  - NumPy `.npy` (format 1.0–3.0), float32 or float64, C order, shape [positions, vocab] (or [vocab]);
+ *  - llama-perplexity's `--kl-divergence-base` file (or ours, `phi3 perplexity --save-logits`): every scored
+ *    position's log-probabilities, log p ≥ the row's floor (`floors`: values more than 16 below the top are
+ *    stored as the floor).
  * Every header field is checked; a size that does not divide into rows is an error naming both numbers.
  */
 import * as fs from 'node:fs';
+import { KLD_MAGIC, kldRowsPerChunk, readKldBase } from '../perplexity/kld-file.js';
 
 export class LogitsFileError extends Error {
   override name = 'LogitsFileError';
@@ -13,15 +17,18 @@ export class LogitsFileError extends Error {
 
 export interface LogitsRows {
   nVocab: number;
-  rows: Float64Array[];
+  rows: (Float64Array | Float32Array)[];
   /** what the file was read as */
-  format: 'f32-rows' | 'json' | 'npy';
+  format: 'f32-rows' | 'json' | 'npy' | 'llama-kld';
+  /** llama-kld: each row's log-probability floor (min_log_prob) */
+  floors?: Float64Array;
 }
 
 const NPY_MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
 
 function formatOf(head: Buffer): LogitsRows['format'] {
   if (head.subarray(0, 6).equals(NPY_MAGIC)) return 'npy';
+  if (head.toString('latin1', 0, 8) === KLD_MAGIC) return 'llama-kld';
   return head.toString('latin1').trimStart().startsWith('{') ? 'json' : 'f32-rows';
 }
 
@@ -37,6 +44,7 @@ export function logitsFileFormat(path: string): LogitsRows['format'] {
 }
 
 export function readLogitsFile(path: string, nVocab?: number): LogitsRows {
+  if (logitsFileFormat(path) === 'llama-kld') return readKld(path);
   const buf = fs.readFileSync(path);
   switch (formatOf(buf.subarray(0, 64))) {
     case 'npy':
@@ -105,4 +113,34 @@ function readNpy(path: string, buf: Buffer): LogitsRows {
     return row;
   });
   return { nVocab, rows, format: 'npy' };
+}
+
+function readKld(path: string): LogitsRows {
+  const k = readKldBase(path);
+  const per = kldRowsPerChunk(k.nCtx);
+  const rows: Float32Array[] = [];
+  const floors = new Float64Array(k.nChunk * per);
+  for (let c = 0; c < k.nChunk; c++)
+    for (let j = 0; j < per; j++) {
+      const r = k.row(c, j);
+      const row = new Float32Array(k.nVocab);
+      for (let i = 0; i < k.nVocab; i++) row[i] = r.scale * r.q[i]! + r.minLogProb;
+      floors[rows.length] = r.minLogProb;
+      rows.push(row);
+    }
+  return { nVocab: k.nVocab, rows, format: 'llama-kld', floors };
+}
+
+/** rows as log-probabilities floored as a llama-kld file floors them (for comparing with one) */
+export function asFlooredLogProbs(rows: LogitsRows['rows'], floors: Float64Array): Float64Array[] {
+  return rows.map((x, r) => {
+    let max = -Infinity;
+    for (let i = 0; i < x.length; i++) if (x[i]! > max) max = x[i]!;
+    let s = 0;
+    for (let i = 0; i < x.length; i++) s += Math.exp(x[i]! - max);
+    const lse = max + Math.log(s);
+    const out = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) out[i] = Math.max(x[i]! - lse, floors[r]!);
+    return out;
+  });
 }
