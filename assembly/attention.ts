@@ -1,6 +1,7 @@
-// Attention over the f16 KV cache: kv_store (K and V rounded to f16 as ggml does, head-major) and
-// causal / sliding-window softmax attention per head. Twin: attentionRef (src/backend/ref/ops.ts).
-import { f16_to_f32, f32_to_f16_bits, hsum_f32, kv_f16x8_hi, kv_f16x8_lo } from './lanes';
+// Attention over the KV cache: kv_store (K and V rounded to f16 as ggml does, head-major; kv_store_f32
+// keeps them f32, llama.cpp's -ctk f32 -ctv f32) and causal / sliding-window softmax attention per head
+// over either. Twin: attentionRef (src/backend/ref/ops.ts) over RefKvCache f16 or f32.
+import { f16_to_f32, f32_to_f16_bits, hsum_f32, kv_f16x4, kv_f16x8_hi, kv_f16x8_lo } from './lanes';
 import { TOUCH_AHEAD } from './rows';
 
 // One layer's K (and V) cache is f16, head-major: [nKvHeads][ctx][headDim], so that attention reads
@@ -29,6 +30,30 @@ export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: 
   return <i32>special;
 }
 
+// store k, v of T tokens as f32 (the f32 cache: nothing rounded), same layout with 4-byte elements
+export function kv_store_f32(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: i32, qDim: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32): i32 {
+  const kvDim = nKvHeads * headDim;
+  for (let t = 0; t < T; t++) {
+    const src = qkvPtr + (<usize>(t * qkvDim + qDim) << 2);
+    for (let h = 0; h < nKvHeads; h++) {
+      const at = <usize>((h * ctx + pos0 + t) * headDim) << 2;
+      const sk = src + (<usize>(h * headDim) << 2);
+      memory.copy(kPtr + at, sk, <usize>headDim << 2);
+      memory.copy(vPtr + at, sk + (<usize>kvDim << 2), <usize>headDim << 2);
+    }
+  }
+  return 0;
+}
+
+// 4 cached values from dimension i of a K or V row: f32 as stored, or 4 halves widened
+@inline function kv4(row: usize, i: i32, f32kv: bool, exact: bool): v128 {
+  if (f32kv) return v128.load(row + (<usize>i << 2));
+  return kv_f16x4(i32x4.shl(i32x4.extend_low_i16x8_s(v128.load64_zero(row + (<usize>i << 1))), 13), exact);
+}
+@inline function kv1(row: usize, i: i32, f32kv: bool): f32 {
+  return f32kv ? load<f32>(row + (<usize>i << 2)) : f16_to_f32(load<u16>(row + (<usize>i << 1)));
+}
+
 
 // causal attention for query heads [h0, h1) of T tokens at positions pos0…:
 // out[t, h·hd…] = Σ_{pos0+t-window < p ≤ pos0+t} softmax_p(q·k_p · scale) · v_p over one layer's f16 cache
@@ -36,13 +61,15 @@ export function kv_store(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: 
 // attPtr: scratch of (pos0+T) f32 per thread. (twin: attentionRef)
 export const ATT_FLOOR: f32 = reinterpret<f32>(<u32>0x0d800000); // 2^-100
 // exact: 1 when the layer's cache holds an Inf/NaN half (kv_store said so), for the exact conversion.
-export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32, exact: i32): void {
-  if (exact != 0) attention_heads(true, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
-  else attention_heads(false, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
+// kvF32: 1 for the f32 cache (kv_store_f32).
+export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32, exact: i32, kvF32: i32): void {
+  if (kvF32 != 0) attention_heads(false, true, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
+  else if (exact != 0) attention_heads(true, false, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
+  else attention_heads(false, false, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
 }
-@inline export function attention_heads(exact: bool, outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32): void {
+@inline export function attention_heads(exact: bool, f32kv: bool, outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32): void {
   const group = nHeads / nKvHeads;
-  const rowBytes = <usize>headDim << 1;
+  const rowBytes = <usize>headDim << (f32kv ? 2 : 1);
   let touched = i32x4.splat(0);
   for (let t = 0; t < T; t++) {
     // causal, and with a sliding window only the last `window` positions (0: all): positions p0 … n-1
@@ -78,12 +105,17 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
         let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
         let i = 0;
         for (; i + 8 <= headDim; i += 8) {
-          const hk = v128.load(k + (<usize>i << 1));
-          a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>i << 2)), kv_f16x8_lo(hk, exact)));
-          a1 = f32x4.add(a1, f32x4.mul(v128.load(q + (<usize>i << 2), 16), kv_f16x8_hi(hk, exact)));
+          if (f32kv) {
+            a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>i << 2)), v128.load(k + (<usize>i << 2))));
+            a1 = f32x4.add(a1, f32x4.mul(v128.load(q + (<usize>i << 2), 16), v128.load(k + (<usize>i << 2), 16)));
+          } else {
+            const hk = v128.load(k + (<usize>i << 1));
+            a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>i << 2)), kv_f16x8_lo(hk, exact)));
+            a1 = f32x4.add(a1, f32x4.mul(v128.load(q + (<usize>i << 2), 16), kv_f16x8_hi(hk, exact)));
+          }
         }
         let d = hsum_f32(f32x4.add(a0, a1));
-        for (; i < headDim; i++) d += load<f32>(q + (<usize>i << 2)) * f16_to_f32(load<u16>(k + (<usize>i << 1)));
+        for (; i < headDim; i++) d += load<f32>(q + (<usize>i << 2)) * kv1(k, i, f32kv);
         d *= scale;
         store<f32>(attPtr + (<usize>p << 2), d);
         if (d > max) max = d;
@@ -102,21 +134,33 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
       // Σ_p e_p·v_p / sum, 32 dimensions per pass over the positions (one cache line of each v_p)
       const o = outPtr + (<usize>(t * nHeads * headDim + h * headDim) << 2);
       const vh = vPtr + head + skip;
+      const eShift: usize = f32kv ? 2 : 1;
       let i = 0;
       for (; i + 32 <= headDim; i += 32) {
         let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        let v = vh + (<usize>i << 1);
+        let v = vh + (<usize>i << eShift);
         for (let p = 0; p < m; p++, v += rowBytes) {
           const a = v128.load32_splat(attPtr + (<usize>p << 2));
-          const v0 = v128.load(v), v1 = v128.load(v, 16), v2 = v128.load(v, 32), v3 = v128.load(v, 48);
-          a0 = f32x4.add(a0, f32x4.mul(a, kv_f16x8_lo(v0, exact)));
-          a1 = f32x4.add(a1, f32x4.mul(a, kv_f16x8_hi(v0, exact)));
-          a2 = f32x4.add(a2, f32x4.mul(a, kv_f16x8_lo(v1, exact)));
-          a3 = f32x4.add(a3, f32x4.mul(a, kv_f16x8_hi(v1, exact)));
-          a4 = f32x4.add(a4, f32x4.mul(a, kv_f16x8_lo(v2, exact)));
-          a5 = f32x4.add(a5, f32x4.mul(a, kv_f16x8_hi(v2, exact)));
-          a6 = f32x4.add(a6, f32x4.mul(a, kv_f16x8_lo(v3, exact)));
-          a7 = f32x4.add(a7, f32x4.mul(a, kv_f16x8_hi(v3, exact)));
+          if (f32kv) {
+            a0 = f32x4.add(a0, f32x4.mul(a, v128.load(v)));
+            a1 = f32x4.add(a1, f32x4.mul(a, v128.load(v, 16)));
+            a2 = f32x4.add(a2, f32x4.mul(a, v128.load(v, 32)));
+            a3 = f32x4.add(a3, f32x4.mul(a, v128.load(v, 48)));
+            a4 = f32x4.add(a4, f32x4.mul(a, v128.load(v, 64)));
+            a5 = f32x4.add(a5, f32x4.mul(a, v128.load(v, 80)));
+            a6 = f32x4.add(a6, f32x4.mul(a, v128.load(v, 96)));
+            a7 = f32x4.add(a7, f32x4.mul(a, v128.load(v, 112)));
+          } else {
+            const v0 = v128.load(v), v1 = v128.load(v, 16), v2 = v128.load(v, 32), v3 = v128.load(v, 48);
+            a0 = f32x4.add(a0, f32x4.mul(a, kv_f16x8_lo(v0, exact)));
+            a1 = f32x4.add(a1, f32x4.mul(a, kv_f16x8_hi(v0, exact)));
+            a2 = f32x4.add(a2, f32x4.mul(a, kv_f16x8_lo(v1, exact)));
+            a3 = f32x4.add(a3, f32x4.mul(a, kv_f16x8_hi(v1, exact)));
+            a4 = f32x4.add(a4, f32x4.mul(a, kv_f16x8_lo(v2, exact)));
+            a5 = f32x4.add(a5, f32x4.mul(a, kv_f16x8_hi(v2, exact)));
+            a6 = f32x4.add(a6, f32x4.mul(a, kv_f16x8_lo(v3, exact)));
+            a7 = f32x4.add(a7, f32x4.mul(a, kv_f16x8_hi(v3, exact)));
+          }
         }
         const oi = o + (<usize>i << 2);
         v128.store(oi, f32x4.mul(a0, inv));
@@ -130,20 +174,19 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
       }
       for (; i + 8 <= headDim; i += 8) {
         let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
-        let v = vh + (<usize>i << 1);
+        let v = vh + (<usize>i << eShift);
         for (let p = 0; p < m; p++, v += rowBytes) {
           const a = v128.load32_splat(attPtr + (<usize>p << 2));
-          const hv = v128.load(v);
-          a0 = f32x4.add(a0, f32x4.mul(a, kv_f16x8_lo(hv, exact)));
-          a1 = f32x4.add(a1, f32x4.mul(a, kv_f16x8_hi(hv, exact)));
+          a0 = f32x4.add(a0, f32x4.mul(a, kv4(v, 0, f32kv, exact)));
+          a1 = f32x4.add(a1, f32x4.mul(a, kv4(v, 4, f32kv, exact)));
         }
         v128.store(o + (<usize>i << 2), f32x4.mul(a0, inv));
         v128.store(o + (<usize>i << 2), f32x4.mul(a1, inv), 16);
       }
       for (; i < headDim; i++) {
         let acc: f32 = 0;
-        let v = vh + (<usize>i << 1);
-        for (let p = 0; p < m; p++, v += rowBytes) acc += load<f32>(attPtr + (<usize>p << 2)) * f16_to_f32(load<u16>(v));
+        let v = vh + (<usize>i << eShift);
+        for (let p = 0; p < m; p++, v += rowBytes) acc += load<f32>(attPtr + (<usize>p << 2)) * kv1(v, 0, f32kv);
         store<f32>(o + (<usize>i << 2), acc * f32x4.extract_lane(inv, 0));
       }
     }

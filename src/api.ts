@@ -9,7 +9,7 @@
 import { GGUFFile } from './gguf/reader.js';
 import * as os from 'node:os';
 import { RefOps } from './backend/ref/ops.js';
-import { WasmOps, planFor } from './backend/wasm/ops.js';
+import { WasmOps, planFor, KV_TYPES, kvTypeBytes, type KvType } from './backend/wasm/ops.js';
 import type { Ops } from './backend/ops.js';
 import { numericsByName, type Numerics, type NumericsName } from './backend/numerics.js';
 import { checkWeights, configFromGguf, estimateMemory, validateTensors, type ConfigWarning, type Phi3Config } from './model/config.js';
@@ -76,13 +76,16 @@ export interface LoadOptions {
   /** called for each metadata key that neither llama.cpp nor phi3-ts reads (default: ignored) */
   onWarning?: (w: ConfigWarning) => void;
   signal?: AbortSignal;
+  /** the wasm backend's KV cache type (llama.cpp's -ctk/-ctv): 'f16' (default, as llama.cpp) or 'f32'
+   *  (twice the memory; K and V not rounded). The ref backend's follows its numerics */
+  kvType?: KvType;
   /** a Hugging Face folder is converted once to a GGUF of this type (default 'auto': as stored) */
   type?: string;
   /** where converted Hugging Face folders are kept (default $XDG_CACHE_HOME/phi3-ts or ~/.cache/phi3-ts) */
   cacheDir?: string;
 }
 
-const LOAD_KEYS = new Set(['ctx', 'backend', 'numerics', 'threads', 'swa', 'checkWeights', 'onProgress', 'onWarning', 'signal', 'type', 'cacheDir']);
+const LOAD_KEYS = new Set(['ctx', 'backend', 'numerics', 'threads', 'swa', 'checkWeights', 'onProgress', 'onWarning', 'signal', 'type', 'cacheDir', 'kvType']);
 
 function validateLoadOptions(o: LoadOptions): void {
   if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
@@ -105,6 +108,10 @@ function validateLoadOptions(o: LoadOptions): void {
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
   if (o.type !== undefined && !CONVERT_TYPES.includes(o.type)) throw new RangeError(`type must be one of ${CONVERT_TYPES.join(', ')}, got ${JSON.stringify(o.type)}`);
   if (o.cacheDir !== undefined && typeof o.cacheDir !== 'string') throw new TypeError('cacheDir must be a string');
+  if (o.kvType !== undefined) {
+    if (!KV_TYPES.includes(o.kvType)) throw new RangeError(`kvType must be one of ${KV_TYPES.join(', ')}, got ${JSON.stringify(o.kvType)} (q8_0 is not implemented)`);
+    if ((o.backend ?? 'wasm') !== 'wasm') throw new RangeError(`kvType '${o.kvType}' is the wasm backend's; the ref backend's KV cache follows its numerics (exact: f32, ggml: f16)`);
+  }
 }
 
 export interface LoadStats {
@@ -395,12 +402,12 @@ export class Model {
 /** largest batch of prompt tokens one forward pass processes */
 const MAX_BATCH = 64;
 
-function makeOps(backend: BackendName, config: Phi3Config, ctx: number, threads: number, numerics: Numerics): Ops<unknown> {
+function makeOps(backend: BackendName, config: Phi3Config, ctx: number, threads: number, numerics: Numerics, kvType?: KvType): Ops<unknown> {
   switch (backend) {
     case 'ref':
       return new RefOps(numerics) as Ops<unknown>;
     case 'wasm':
-      return new WasmOps(planFor(config, ctx, MAX_BATCH, threads)) as Ops<unknown>;
+      return new WasmOps(planFor(config, ctx, MAX_BATCH, threads, kvType)) as Ops<unknown>;
     default:
       throw new RangeError(`unknown backend '${backend as string}' (expected wasm or ref)`);
   }
@@ -441,7 +448,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     }
     const backend = opts.backend ?? 'wasm';
     const numerics = numericsByName(opts.numerics ?? 'exact');
-    const est = estimateMemory(config, total, ctx, undefined, backend === 'ref' && numerics.kv === 'f32' ? 4 : 2);
+    const est = estimateMemory(config, total, ctx, undefined, backend === 'ref' ? (numerics.kv === 'f32' ? 4 : 2) : kvTypeBytes(opts.kvType));
     if (est.totalBytes > os.totalmem())
       throw new OutOfMemoryError(
         `${path}: running at ctx ${ctx} needs about ${(est.totalBytes / 2 ** 30).toFixed(2)} GiB (weights ${(est.weightsBytes / 2 ** 30).toFixed(2)} + KV cache ${(est.kvCacheBytes / 2 ** 30).toFixed(2)} + scratch), but this machine has ${(os.totalmem() / 2 ** 30).toFixed(2)} GiB; try a smaller --ctx or a smaller quantization`,
@@ -454,7 +461,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     let loaded = 0;
     let ops: Ops<unknown>;
     try {
-      ops = makeOps(backend, config, ctx, threads, numerics);
+      ops = makeOps(backend, config, ctx, threads, numerics, opts.kvType);
     } catch (e) {
       throw asOutOfMemory(e, path, ctx);
     }
@@ -499,9 +506,9 @@ export interface BenchResult {
  * Load, prefill `nPrompt` tokens, then decode `nGen` tokens greedily (every step a full forward of
  * one token); the numbers `phi3 bench --json` prints. Prompt tokens are a fixed, valid sequence.
  */
-export async function benchModel(path: string, o: { nPrompt: number; nGen: number; threads?: number; backend?: BackendName }): Promise<BenchResult> {
+export async function benchModel(path: string, o: { nPrompt: number; nGen: number; threads?: number; backend?: BackendName; kvType?: KvType }): Promise<BenchResult> {
   const t0 = performance.now();
-  const model = await loadModel(path, { ctx: o.nPrompt + o.nGen + 8, threads: o.threads, backend: o.backend });
+  const model = await loadModel(path, { ctx: o.nPrompt + o.nGen + 8, threads: o.threads, backend: o.backend, kvType: o.kvType });
   const load_s = (performance.now() - t0) / 1000;
   try {
     const v = model.config.vocabSize;

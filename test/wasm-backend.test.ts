@@ -168,3 +168,41 @@ describe('a worker that dies or hangs mid-op', () => {
       await crew.close();
     }, 20_000);
 });
+
+describe('KV cache type (kvType / --kv-type)', () => {
+  // partial rotary, GQA and a head of 48 (a 32-wide pass plus an 8-wide tail in the V pass)
+  const f = path.join(dir, 'kv.gguf');
+  writeSynth(f, { shape: { dim: 192, hiddenDim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, ropeDim: 32, contextLength: 256 }, type: 'F32', seed: 21 });
+  const tokens = Array.from({ length: 40 }, (_, i) => (i * 37 + 5) % 800);
+  const run = async (o: Parameters<typeof loadModel>[1]) => {
+    const m = await loadModel(f, { ctx: 128, ...o });
+    try {
+      // in steps of 7 tokens through the cache
+      const rows = await m.logits(tokens, { all: true, batch: 7 });
+      return rows;
+    } finally {
+      await m.close();
+    }
+  };
+  const rel = (a: Float32Array[], b: Float32Array[]) => {
+    let d = 0, s = 0;
+    a.forEach((r, p) => r.forEach((x, k) => ((d = Math.max(d, Math.abs(x - b[p]![k]!))), (s = Math.max(s, Math.abs(x))))));
+    return d / s;
+  };
+  it('f32 K/V: within 1e-5 of the reference backend in exact numerics (F32 KV there too); f16 measurably further', async () => {
+    const ref = await run({ backend: 'ref' });
+    const f32 = await run({ kvType: 'f32', threads: 2 });
+    const f16 = await run({ threads: 2 });
+    const e32 = rel(ref, f32), e16 = rel(ref, f16);
+    expect(e32).toBeLessThan(1e-5);
+    expect(e16).toBeGreaterThan(10 * e32);
+    expect(bits(await run({ kvType: 'f32', threads: 1 }))).toEqual(bits(f32)); // any thread count, the same bits
+  });
+  it('is refused by name where it does not apply, and the memory estimate counts it', async () => {
+    await expect(loadModel(f, { kvType: 'q8_0' as never })).rejects.toThrow(/kvType must be one of f16, f32, got "q8_0" \(q8_0 is not implemented\)/);
+    await expect(loadModel(f, { kvType: 'f32', backend: 'ref' })).rejects.toThrow(/kvType 'f32' is the wasm backend's/);
+    const c = configFromGguf(GGUFFile.open(f));
+    const p16 = planFor(c, 4096, 64, 2), p32 = planFor(c, 4096, 64, 2, 'f32');
+    expect(p32.reserveBytes - p16.reserveBytes).toBe(2 * c.nLayers * 4096 * c.kvDim * 2);
+  });
+});

@@ -24,6 +24,7 @@ import { packageRoot } from '../backend/wasm/kernels.js';
 import type { ChatMessage } from '../generate/chat.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import type { NumericsName } from '../backend/numerics.js';
+import type { KvType } from '../backend/wasm/ops.js';
 import { compareLogits, formatCompare } from '../compare/compare.js';
 import { asFlooredLogProbs, logitsFileFormat, readLogitsFile } from '../compare/logits-file.js';
 import { exportHf } from '../convert/export-hf.js';
@@ -44,6 +45,7 @@ const MODEL = {
   threads: { type: 'int', short: 't', min: 1, help: 'worker threads (default: the cores, at most)' },
   backend: { type: 'string', choices: ['wasm', 'ref'], help: 'SIMD kernels (default) or the plain-TypeScript reference' },
   numerics: { type: 'string', choices: ['exact', 'ggml'], help: "ref backend: exact (default; HF float64's math) or ggml (llama.cpp's CPU rounding)" },
+  'kv-type': { type: 'string', choices: ['f16', 'f32'], help: "wasm backend: the KV cache's type, as llama.cpp's -ctk/-ctv (default f16; f32 doubles its memory)" },
   swa: { type: 'bool', help: "apply the file's attention.sliding_window (llama.cpp ignores it for Phi)" },
   force: { type: 'bool', help: 'allow --ctx above the trained context of a model without LongRoPE' },
   'check-weights': { type: 'bool', help: 'scan the weights for Inf/NaN before loading (default: files up to 1 GiB)' },
@@ -108,8 +110,9 @@ function preflight(file: string, v: ModelFlags): { config: Phi3Config; tok: SpmT
       threads = cores;
     }
     if (v.numerics !== undefined && v.backend !== 'ref') throw new UsageError(`--numerics ${v.numerics} is a mode of the reference backend: add --backend ref`);
+    if (v['kv-type'] !== undefined && v.backend === 'ref') throw new UsageError(`--kv-type is the wasm backend's; the ref backend's KV cache follows --numerics (exact: f32, ggml: f16)`);
     if (v.swa && !config.slidingWindow) warn('--swa: the file has no sliding window; attention is full');
-    return { config, tok, load: { ctx: v.ctx, threads, backend: v.backend as BackendName | undefined, numerics: v.numerics as NumericsName | undefined, swa: v.swa, checkWeights: v['check-weights'], onProgress: progress(), onWarning: (w) => warn(w.message) } };
+    return { config, tok, load: { ctx: v.ctx, threads, backend: v.backend as BackendName | undefined, numerics: v.numerics as NumericsName | undefined, kvType: v['kv-type'] as KvType | undefined, swa: v.swa, checkWeights: v['check-weights'], onProgress: progress(), onWarning: (w) => warn(w.message) } };
   } finally {
     f.close();
   }
@@ -391,7 +394,7 @@ const commands: Record<string, Command> = {
       const file = modelPath(v, positionals, usage);
       const pre = preflight(file, v);
       const nPrompt = v['prompt-tokens'] ?? 128, nGen = v['gen-tokens'] ?? 64;
-      const r = await benchModel(file, { nPrompt, nGen, threads: pre.load.threads, backend: pre.load.backend });
+      const r = await benchModel(file, { nPrompt, nGen, threads: pre.load.threads, backend: pre.load.backend, kvType: pre.load.kvType });
       process.stdout.write(
         v.json
           ? JSON.stringify(r) + '\n'

@@ -40,9 +40,11 @@ export interface Kernels {
   rope(qkvPtr: number, cosPtr: number, sinPtr: number, T: number, qkvDim: number, headDim: number, ropeDim: number, h0: number, h1: number): void;
   /** 1 if it stored an Inf/NaN half */
   kv_store(kPtr: number, vPtr: number, qkvPtr: number, T: number, pos0: number, qDim: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number): number;
+  /** the f32 cache: K and V as computed */
+  kv_store_f32(kPtr: number, vPtr: number, qkvPtr: number, T: number, pos0: number, qDim: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number): number;
   attention(
     outPtr: number, qkvPtr: number, kPtr: number, vPtr: number, attPtr: number, T: number, pos0: number,
-    nHeads: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number, h0: number, h1: number, scale: number, window: number, exact: number,
+    nHeads: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number, h0: number, h1: number, scale: number, window: number, exact: number, kvF32: number,
   ): void;
   /** columns [i0, i1) of each token's silu(gate)·up */
   swiglu(outPtr: number, guPtr: number, T: number, hiddenDim: number, i0: number, i1: number): void;

@@ -90,10 +90,11 @@ class WasmKvCache implements KvCache {
     readonly nLayers: number,
     readonly ctx: number,
     readonly kvDim: number,
-    readonly k: number[], // per layer: [nKvHeads, ctx, headDim] f16 (head-major: see kv_store)
+    readonly k: number[], // per layer: [nKvHeads, ctx, headDim] f16 or f32 (head-major: see kv_store)
     readonly v: number[],
     /** per layer: 1 once kv_store has stored an Inf/NaN half there (attention then converts exactly) */
     readonly special: number[] = k.map(() => 0),
+    readonly f32: boolean = false,
   ) {}
 }
 
@@ -109,7 +110,13 @@ export interface WasmPlan {
   bankBytes?: number;
   /** kernel build: 'auto' (relaxed SIMD when available and self-tested), or forced */
   simd?: SimdLevel | 'auto';
+  /** KV cache element type (llama.cpp's -ctk/-ctv): f16 (default, as llama.cpp) or f32 */
+  kvType?: KvType;
 }
+
+export type KvType = 'f16' | 'f32';
+export const KV_TYPES: readonly KvType[] = ['f16', 'f32'];
+export const kvTypeBytes = (t: KvType = 'f16') => (t === 'f32' ? 4 : 2);
 
 export class WasmOps implements Ops<WasmBuf> {
   readonly name = 'wasm';
@@ -279,13 +286,14 @@ export class WasmOps implements Ops<WasmBuf> {
 
   kvCache(nLayers: number, ctx: number, kvDim: number): KvCache {
     const k: number[] = [], v: number[] = [];
+    const e = kvTypeBytes(this.plan.kvType);
     for (let l = 0; l < nLayers; l++) {
-      k.push(this.reserve(ctx * kvDim * 2));
-      v.push(this.reserve(ctx * kvDim * 2));
+      k.push(this.reserve(ctx * kvDim * e));
+      v.push(this.reserve(ctx * kvDim * e));
     }
     this.attStride = ctx * 4;
     this.att = this.reserve(this.plan.threads * this.attStride);
-    return new WasmKvCache(nLayers, ctx, kvDim, k, v);
+    return new WasmKvCache(nLayers, ctx, kvDim, k, v, undefined, this.plan.kvType === 'f32');
   }
 
   embed(out: WasmBuf, embd: Weight, tokens: ArrayLike<number>): void {
@@ -371,8 +379,8 @@ export class WasmOps implements Ops<WasmBuf> {
     const c = cache as WasmKvCache;
     const b0 = this.banks[0]!;
     const qDim = s.nHeads * s.headDim;
-    c.special[l]! |= b0.k.kv_store(c.k[l]!, c.v[l]!, qkv.ptr, T, pos0, qDim, s.nKvHeads, s.headDim, s.qkvDim, c.ctx);
-    const args = [Op.ATTENTION, 0, out.ptr, qkv.ptr, c.k[l]!, c.v[l]!, this.att, T, pos0, s.nHeads, s.nKvHeads, s.headDim, s.qkvDim, 1 / Math.sqrt(s.headDim), this.attStride, c.ctx, s.window, c.special[l]!];
+    c.special[l]! |= (c.f32 ? b0.k.kv_store_f32 : b0.k.kv_store)(c.k[l]!, c.v[l]!, qkv.ptr, T, pos0, qDim, s.nKvHeads, s.headDim, s.qkvDim, c.ctx);
+    const args = [Op.ATTENTION, 0, out.ptr, qkv.ptr, c.k[l]!, c.v[l]!, this.att, T, pos0, s.nHeads, s.nKvHeads, s.headDim, s.qkvDim, 1 / Math.sqrt(s.headDim), this.attStride, c.ctx, s.window, c.special[l]!, c.f32 ? 1 : 0];
     const kernels = this.banks.map((b) => b.k);
     this.crew.run(args, (i, n) => runShare(kernels, args, i, n));
   }
@@ -450,12 +458,13 @@ export function planFor(
   ctx: number,
   maxT: number,
   threads: number,
+  kvType: KvType = 'f16',
 ): WasmPlan {
   const qkvDim = c.dim + 2 * c.kvDim;
   const runState = 4 * (maxT * (3 * c.dim + qkvDim + 3 * c.hiddenDim + c.vocabSize) + c.dim);
   // phimoe: q|k|v parts, router logits, gathered expert inputs; biases of norms and projections
   const moe = c.nExpert > 0 ? 4 * (maxT * (qkvDim + c.nExpert + c.dim) + c.nLayers * (3 * c.dim + qkvDim) + c.dim + c.vocabSize) : 0;
-  const kv = 2 * c.nLayers * ctx * c.kvDim * 2;
+  const kv = 2 * c.nLayers * ctx * c.kvDim * kvTypeBytes(kvType);
   const att = threads * ctx * 4;
   const norms = (2 * c.nLayers + 1) * c.dim * 4;
   const slack = ALIGN * (8 * c.nLayers + 64);
@@ -465,5 +474,6 @@ export function planFor(
     maxRows: Math.max(c.vocabSize, 2 * c.hiddenDim, qkvDim),
     maxT,
     threads,
+    kvType,
   };
 }

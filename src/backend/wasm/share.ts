@@ -103,10 +103,10 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       return;
     }
     case Op.ATTENTION: {
-      // out, qkv, k, v, att (per-thread stride in a[14]), T, pos0, nHeads, nKvHeads, headDim, qkvDim, scale, stride, ctx, window, exact
+      // out, qkv, k, v, att (per-thread stride in a[14]), T, pos0, nHeads, nKvHeads, headDim, qkvDim, scale, stride, ctx, window, exact, kvF32
       const [h0, h1] = split(a[9]!, i, k);
       if (h0 >= h1) return;
-      K.attention(a[2]!, a[3]!, a[4]!, a[5]!, a[6]! + i * a[14]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[15]!, h0, h1, a[13]!, a[16]!, a[17]!);
+      K.attention(a[2]!, a[3]!, a[4]!, a[5]!, a[6]! + i * a[14]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[15]!, h0, h1, a[13]!, a[16]!, a[17]!, a[18]!);
       return;
     }
     case Op.SWIGLU: {
