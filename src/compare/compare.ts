@@ -51,7 +51,7 @@ export interface CompareOptions {
 
 type Row = ArrayLike<number>;
 
-function logSoftmax(x: Row): Float64Array {
+export function logSoftmax(x: Row): Float64Array {
   let max = -Infinity;
   for (let i = 0; i < x.length; i++) if (x[i]! > max) max = x[i]!;
   let s = 0;

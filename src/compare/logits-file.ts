@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import { KLD_MAGIC, kldRowsPerChunk, readKldBase } from '../perplexity/kld-file.js';
+import { logSoftmax } from './compare.js';
 
 export class LogitsFileError extends Error {
   override name = 'LogitsFileError';
@@ -133,14 +134,5 @@ function readKld(path: string): LogitsRows {
 
 /** rows as log-probabilities floored as a llama-kld file floors them (for comparing with one) */
 export function asFlooredLogProbs(rows: LogitsRows['rows'], floors: Float64Array): Float64Array[] {
-  return rows.map((x, r) => {
-    let max = -Infinity;
-    for (let i = 0; i < x.length; i++) if (x[i]! > max) max = x[i]!;
-    let s = 0;
-    for (let i = 0; i < x.length; i++) s += Math.exp(x[i]! - max);
-    const lse = max + Math.log(s);
-    const out = new Float64Array(x.length);
-    for (let i = 0; i < x.length; i++) out[i] = Math.max(x[i]! - lse, floors[r]!);
-    return out;
-  });
+  return rows.map((x, r) => logSoftmax(x).map((v) => Math.max(v, floors[r]!)));
 }
