@@ -45,6 +45,48 @@ export function kv_store_f32(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, po
   return 0;
 }
 
+// store k, v of T tokens as q8_0 (llama.cpp's -ctk q8_0 -ctv q8_0): each (head, position) row of headDim
+// values is headDim/32 blocks of 34 bytes, an f16 d and 32 i8 q, quantized as ggml-cpu's x86
+// quantize_row_q8_0 (d = amax/127, q = nearest-even(x·127/amax); twin: RefKvCache.storeRow). headDim % 32 == 0.
+export function kv_store_q8_0(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, pos0: i32, qDim: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32): i32 {
+  const kvDim = nKvHeads * headDim, nb = headDim >> 5;
+  const rowBytes = <usize>(nb * Q8_0_BLOCK);
+  for (let t = 0; t < T; t++) {
+    const src = qkvPtr + (<usize>(t * qkvDim + qDim) << 2);
+    for (let h = 0; h < nKvHeads; h++) {
+      const at = <usize>(h * ctx + pos0 + t) * rowBytes;
+      const sk = src + (<usize>(h * headDim) << 2);
+      q8_0_row(kPtr + at, sk, nb);
+      q8_0_row(vPtr + at, sk + (<usize>kvDim << 2), nb);
+    }
+  }
+  return 0;
+}
+const Q8_0_BLOCK = 34;
+@inline function q8_0_row(dst: usize, x: usize, nb: i32): void {
+  for (let b = 0; b < nb; b++, x += 128, dst += Q8_0_BLOCK) {
+    let m = f32x4.abs(v128.load(x));
+    for (let k = 1; k < 8; k++) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 4))));
+    const amax = Mathf.max(Mathf.max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), Mathf.max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    store<u16>(dst, f32_to_f16_bits(amax / 127.0));
+    const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
+    for (let k = 0; k < 2; k++) {
+      const o = <usize>k << 6;
+      const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o), id)));
+      const bb = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 16), id)));
+      const c = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 32), id)));
+      const d = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 48), id)));
+      v128.store(dst + 2 + (<usize>k << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, bb), i16x8.narrow_i32x4_s(c, d)));
+    }
+  }
+}
+// the 32 values of a q8_0 block, times s, into 8 f32x4 accumulated by the caller: lane group g of 0…7
+@inline function q8_group(blk: usize, g: i32): v128 {
+  const half = v128.load(blk + 2 + (<usize>(g >> 2) << 4));
+  const w = (g & 2) ? i16x8.extend_high_i8x16_s(half) : i16x8.extend_low_i8x16_s(half);
+  return f32x4.convert_i32x4_s((g & 1) ? i32x4.extend_high_i16x8_s(w) : i32x4.extend_low_i16x8_s(w));
+}
+
 // 4 cached values from dimension i of a K or V row: f32 as stored, or 4 halves widened
 @inline function kv4(row: usize, i: i32, f32kv: bool, exact: bool): v128 {
   if (f32kv) return v128.load(row + (<usize>i << 2));
@@ -61,15 +103,17 @@ export function kv_store_f32(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, po
 // attPtr: scratch of (pos0+T) f32 per thread. (twin: attentionRef)
 export const ATT_FLOOR: f32 = reinterpret<f32>(<u32>0x0d800000); // 2^-100
 // exact: 1 when the layer's cache holds an Inf/NaN half (kv_store said so), for the exact conversion.
-// kvF32: 1 for the f32 cache (kv_store_f32).
-export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32, exact: i32, kvF32: i32): void {
-  if (kvF32 != 0) attention_heads(false, true, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
-  else if (exact != 0) attention_heads(true, false, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
-  else attention_heads(false, false, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
+// kvType: 0 the f16 cache (kv_store), 1 f32 (kv_store_f32), 2 q8_0 (kv_store_q8_0).
+export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32, exact: i32, kvType: i32): void {
+  if (kvType == 1) attention_heads(false, 1, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
+  else if (kvType == 2) attention_heads(false, 2, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
+  else if (exact != 0) attention_heads(true, 0, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
+  else attention_heads(false, 0, outPtr, qkvPtr, kPtr, vPtr, attPtr, T, pos0, nHeads, nKvHeads, headDim, qkvDim, ctx, h0, h1, scale, window);
 }
-@inline export function attention_heads(exact: bool, f32kv: bool, outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32): void {
+@inline export function attention_heads(exact: bool, kind: i32, outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize, attPtr: usize, T: i32, pos0: i32, nHeads: i32, nKvHeads: i32, headDim: i32, qkvDim: i32, ctx: i32, h0: i32, h1: i32, scale: f32, window: i32): void {
   const group = nHeads / nKvHeads;
-  const rowBytes = <usize>headDim << (f32kv ? 2 : 1);
+  const f32kv = kind == 1, q8kv = kind == 2;
+  const rowBytes: usize = q8kv ? <usize>((headDim >> 5) * Q8_0_BLOCK) : <usize>headDim << (f32kv ? 2 : 1);
   let touched = i32x4.splat(0);
   for (let t = 0; t < T; t++) {
     // causal, and with a sliding window only the last `window` positions (0: all): positions p0 … n-1
@@ -104,6 +148,21 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
         }
         let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
         let i = 0;
+        if (q8kv) {
+          for (let blk = k; i < headDim; i += 32, blk += Q8_0_BLOCK) {
+            const dd = f32x4.splat(f16_to_f32(load<u16>(blk)));
+            const qi = q + (<usize>i << 2);
+            let s0 = f32x4.mul(v128.load(qi), q8_group(blk, 0)), s1 = f32x4.mul(v128.load(qi, 16), q8_group(blk, 1));
+            s0 = f32x4.add(s0, f32x4.mul(v128.load(qi, 32), q8_group(blk, 2)));
+            s1 = f32x4.add(s1, f32x4.mul(v128.load(qi, 48), q8_group(blk, 3)));
+            s0 = f32x4.add(s0, f32x4.mul(v128.load(qi, 64), q8_group(blk, 4)));
+            s1 = f32x4.add(s1, f32x4.mul(v128.load(qi, 80), q8_group(blk, 5)));
+            s0 = f32x4.add(s0, f32x4.mul(v128.load(qi, 96), q8_group(blk, 6)));
+            s1 = f32x4.add(s1, f32x4.mul(v128.load(qi, 112), q8_group(blk, 7)));
+            a0 = f32x4.add(a0, f32x4.mul(s0, dd));
+            a1 = f32x4.add(a1, f32x4.mul(s1, dd));
+          }
+        }
         for (; i + 8 <= headDim; i += 8) {
           if (f32kv) {
             a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>i << 2)), v128.load(k + (<usize>i << 2))));
@@ -138,8 +197,20 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
       let i = 0;
       for (; i + 32 <= headDim; i += 32) {
         let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        let v = vh + (<usize>i << eShift);
+        let v = q8kv ? vh + <usize>((i >> 5) * Q8_0_BLOCK) : vh + (<usize>i << eShift);
         for (let p = 0; p < m; p++, v += rowBytes) {
+          if (q8kv) {
+            const a = f32x4.splat(load<f32>(attPtr + (<usize>p << 2)) * f16_to_f32(load<u16>(v)));
+            a0 = f32x4.add(a0, f32x4.mul(a, q8_group(v, 0)));
+            a1 = f32x4.add(a1, f32x4.mul(a, q8_group(v, 1)));
+            a2 = f32x4.add(a2, f32x4.mul(a, q8_group(v, 2)));
+            a3 = f32x4.add(a3, f32x4.mul(a, q8_group(v, 3)));
+            a4 = f32x4.add(a4, f32x4.mul(a, q8_group(v, 4)));
+            a5 = f32x4.add(a5, f32x4.mul(a, q8_group(v, 5)));
+            a6 = f32x4.add(a6, f32x4.mul(a, q8_group(v, 6)));
+            a7 = f32x4.add(a7, f32x4.mul(a, q8_group(v, 7)));
+            continue;
+          }
           const a = v128.load32_splat(attPtr + (<usize>p << 2));
           if (f32kv) {
             a0 = f32x4.add(a0, f32x4.mul(a, v128.load(v)));

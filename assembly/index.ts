@@ -38,5 +38,5 @@ export { matmul_q8_0 } from './q8_0';
 export { matmul_q4_K, matmul_q5_K, matmul_q6_K, matmul_q2_K, matmul_q3_K } from './k_quants';
 export { matmul_f32, matmul_f16, round_f16_row, f16_to_f32_row, matmul_bf16, round_bf16_row } from './float';
 export { rmsnorm, rope, swiglu, add } from './small_ops';
-export { kv_store, kv_store_f32, attention } from './attention';
+export { kv_store, kv_store_f32, kv_store_q8_0, attention } from './attention';
 export { matmul_q4_1, matmul_q5_0, matmul_q5_1 } from './legacy';

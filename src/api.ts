@@ -12,7 +12,7 @@ import { RefOps } from './backend/ref/ops.js';
 import { WasmOps, planFor, KV_TYPES, kvTypeBytes, type KvType } from './backend/wasm/ops.js';
 import type { Ops } from './backend/ops.js';
 import { numericsByName, type Numerics, type NumericsName } from './backend/numerics.js';
-import { checkWeights, configFromGguf, estimateMemory, validateTensors, type ConfigWarning, type Phi3Config } from './model/config.js';
+import { UnsupportedModelError, checkWeights, configFromGguf, estimateMemory, validateTensors, type ConfigWarning, type Phi3Config } from './model/config.js';
 import { Phi3, ContextLengthError } from './model/phi3.js';
 import { SpmTokenizer } from './tokenizer/spm.js';
 import { generate, validateGenerateOptions, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
@@ -76,8 +76,9 @@ export interface LoadOptions {
   /** called for each metadata key that neither llama.cpp nor phi3-ts reads (default: ignored) */
   onWarning?: (w: ConfigWarning) => void;
   signal?: AbortSignal;
-  /** the wasm backend's KV cache type (llama.cpp's -ctk/-ctv): 'f16' (default, as llama.cpp) or 'f32'
-   *  (twice the memory; K and V not rounded). The ref backend's follows its numerics */
+  /** the wasm backend's KV cache type (llama.cpp's -ctk/-ctv): 'f16' (default, as llama.cpp), 'f32'
+   *  (twice the memory; K and V not rounded) or 'q8_0' (0.53×; blocks of 32, head size a multiple of 32).
+   *  The ref backend's follows its numerics */
   kvType?: KvType;
   /** a Hugging Face folder is converted once to a GGUF of this type (default 'auto': as stored) */
   type?: string;
@@ -109,7 +110,7 @@ function validateLoadOptions(o: LoadOptions): void {
   if (o.type !== undefined && !CONVERT_TYPES.includes(o.type)) throw new RangeError(`type must be one of ${CONVERT_TYPES.join(', ')}, got ${JSON.stringify(o.type)}`);
   if (o.cacheDir !== undefined && typeof o.cacheDir !== 'string') throw new TypeError('cacheDir must be a string');
   if (o.kvType !== undefined) {
-    if (!KV_TYPES.includes(o.kvType)) throw new RangeError(`kvType must be one of ${KV_TYPES.join(', ')}, got ${JSON.stringify(o.kvType)} (q8_0 is not implemented)`);
+    if (!KV_TYPES.includes(o.kvType)) throw new RangeError(`kvType must be one of ${KV_TYPES.join(', ')}, got ${JSON.stringify(o.kvType)}`);
     if ((o.backend ?? 'wasm') !== 'wasm') throw new RangeError(`kvType '${o.kvType}' is the wasm backend's; the ref backend's KV cache follows its numerics (exact: f32, ggml: f16)`);
   }
 }
@@ -439,6 +440,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     const config = configFromGguf(file, warnings);
     for (const w of warnings) opts.onWarning?.(w);
     const tokenizer = new SpmTokenizer(file);
+    if (opts.kvType === 'q8_0' && config.headDim % 32) throw new UnsupportedModelError(`${path}: a q8_0 KV cache needs a head size that is a multiple of 32 (blocks of 32); this model's is ${config.headDim}`);
     const ctx = opts.ctx ?? config.contextLength;
     if (!Number.isInteger(ctx) || ctx < 1) throw new RangeError(`ctx must be a positive integer, got ${ctx}`);
     const total = file.tensors.reduce((a, t) => a + t.byteSize, 0);

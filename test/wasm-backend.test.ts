@@ -11,7 +11,8 @@ import { tmpDir } from './helpers.js';
 import { writeGguf } from '../src/gguf/writer.js';
 import { GGMLType } from '../src/quant/ggml-type.js';
 import { quantize } from '../src/quant/quantize.js';
-import { matmulRef } from '../src/backend/ref/ops.js';
+import { matmulRef, RefOps } from '../src/backend/ref/ops.js';
+import { NUMERICS } from '../src/backend/numerics.js';
 import { Rng } from '../src/util/rng.js';
 import { Layout } from '../src/backend/wasm/layout.js';
 import { Q4_0X4_MAX_COLS } from '../src/backend/wasm/kernels.js';
@@ -198,11 +199,31 @@ describe('KV cache type (kvType / --kv-type)', () => {
     expect(e16).toBeGreaterThan(10 * e32);
     expect(bits(await run({ kvType: 'f32', threads: 1 }))).toEqual(bits(f32)); // any thread count, the same bits
   });
+  it('q8_0 K/V: within 1e-5 of its twin (the reference backend over a q8_0 cache quantized as ggml-cpu does); 1000× further from f32', async () => {
+    const g = path.join(dir, 'kv32.gguf'); // q8_0 blocks need a head size that is a multiple of 32
+    writeSynth(g, { shape: { dim: 256, hiddenDim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, ropeDim: 32, contextLength: 256 }, type: 'F32', seed: 21 });
+    const ref = (kv: 'q8_0' | 'f32') => {
+      const file = GGUFFile.open(g);
+      try {
+        return Phi3.load(file, new RefOps({ ...NUMERICS.exact, kv }), { ctx: 128, maxBatch: 64 }).forward(tokens, { allLogits: true });
+      } finally {
+        file.close();
+      }
+    };
+    const m = await loadModel(g, { ctx: 128, kvType: 'q8_0', threads: 2 });
+    const q8 = await m.logits(tokens, { all: true, batch: 7 });
+    await m.close();
+    const twin = rel(ref('q8_0'), q8);
+    expect(twin).toBeLessThan(1e-5);
+    expect(rel(ref('f32'), q8)).toBeGreaterThan(1000 * twin);
+    await expect(loadModel(f, { kvType: 'q8_0' })).rejects.toThrow(/a q8_0 KV cache needs a head size that is a multiple of 32 \(blocks of 32\); this model's is 48/);
+  });
   it('is refused by name where it does not apply, and the memory estimate counts it', async () => {
-    await expect(loadModel(f, { kvType: 'q8_0' as never })).rejects.toThrow(/kvType must be one of f16, f32, got "q8_0" \(q8_0 is not implemented\)/);
+    await expect(loadModel(f, { kvType: 'q4_0' as never })).rejects.toThrow(/kvType must be one of f16, f32, q8_0, got "q4_0"/);
     await expect(loadModel(f, { kvType: 'f32', backend: 'ref' })).rejects.toThrow(/kvType 'f32' is the wasm backend's/);
     const c = configFromGguf(GGUFFile.open(f));
     const p16 = planFor(c, 4096, 64, 2), p32 = planFor(c, 4096, 64, 2, 'f32');
     expect(p32.reserveBytes - p16.reserveBytes).toBe(2 * c.nLayers * 4096 * c.kvDim * 2);
+    expect(p16.reserveBytes - planFor(c, 4096, 64, 2, 'q8_0').reserveBytes).toBe(2 * c.nLayers * 4096 * c.kvDim * (2 - 34 / 32));
   });
 });

@@ -14,8 +14,8 @@
  */
 export interface Numerics {
   readonly name: NumericsName;
-  /** element type of the K and V cache */
-  readonly kv: 'f32' | 'f16';
+  /** element type of the K and V cache (q8_0: ggml-cpu's x86 block quantizer, the twin of the wasm --kv-type q8_0) */
+  readonly kv: 'f32' | 'f16' | 'q8_0';
   /** round each matmul's input through the weight type's vec_dot_type (ggml_mul_mat's src1 conversion) */
   readonly vecDotActivations: boolean;
   /** round q·(1/√headDim) to f16 before q·k and the softmax weights to f16 before ·V (ggml's mul_mat with f16 K/V) */

@@ -45,7 +45,7 @@ const MODEL = {
   threads: { type: 'int', short: 't', min: 1, help: 'worker threads (default: the cores, at most)' },
   backend: { type: 'string', choices: ['wasm', 'ref'], help: 'SIMD kernels (default) or the plain-TypeScript reference' },
   numerics: { type: 'string', choices: ['exact', 'ggml'], help: "ref backend: exact (default; HF float64's math) or ggml (llama.cpp's CPU rounding)" },
-  'kv-type': { type: 'string', choices: ['f16', 'f32'], help: "wasm backend: the KV cache's type, as llama.cpp's -ctk/-ctv (default f16; f32 doubles its memory)" },
+  'kv-type': { type: 'string', choices: ['f16', 'f32', 'q8_0'], help: "wasm backend: the KV cache's type, as llama.cpp's -ctk/-ctv (default f16; f32 doubles its memory, q8_0 halves it)" },
   swa: { type: 'bool', help: "apply the file's attention.sliding_window (llama.cpp ignores it for Phi)" },
   force: { type: 'bool', help: 'allow --ctx above the trained context of a model without LongRoPE' },
   'check-weights': { type: 'bool', help: 'scan the weights for Inf/NaN before loading (default: files up to 1 GiB)' },

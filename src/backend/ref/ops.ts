@@ -11,7 +11,7 @@
 import type { GGUFFile } from '../../gguf/reader.js';
 import type { GGUFTensorInfo } from '../../gguf/types.js';
 import { GGML_TYPES, type GGMLType } from '../../quant/ggml-type.js';
-import { roundF16, roundThroughVecDotType } from '../../quant/activations.js';
+import { quantizeQ8_0Act, roundF16, roundThroughVecDotType } from '../../quant/activations.js';
 import { dequantizeRow, dequantizeRowExact } from '../../quant/dequantize.js';
 import { fp16ToFp32, fp32ToFp16 } from '../../quant/fp16.js';
 import { NUMERICS, type Numerics } from '../numerics.js';
@@ -30,11 +30,14 @@ interface RefWeight extends Weight {
 class RefKvCache implements KvCache {
   readonly k: (Uint16Array | Float32Array)[];
   readonly v: (Uint16Array | Float32Array)[];
+  /** q8_0 rows' scratch */
+  private readonly qs = new Int8Array(32);
+  private readonly qd = new Float32Array(1);
   constructor(
     readonly nLayers: number,
     readonly ctx: number,
     readonly kvDim: number,
-    readonly type: 'f16' | 'f32',
+    readonly type: 'f16' | 'f32' | 'q8_0',
   ) {
     const make = () => (type === 'f16' ? new Uint16Array(ctx * kvDim) : new Float32Array(ctx * kvDim));
     this.k = Array.from({ length: nLayers }, make);
@@ -48,6 +51,19 @@ class RefKvCache implements KvCache {
       this.k[l]![at] = k;
       this.v[l]![at] = v;
     }
+  }
+  /** one position's k and v rows (kvDim values each) at element `at`: q8_0 quantizes them in blocks of
+   *  32 as ggml-cpu's quantize_row_q8_0 does and keeps the dequantized values */
+  storeRow(l: number, at: number, k: Float32Array, v: Float32Array): void {
+    if (this.type !== 'q8_0') {
+      for (let i = 0; i < k.length; i++) this.store(l, at + i, k[i]!, v[i]!);
+      return;
+    }
+    for (const [dst, x] of [[this.k[l]!, k], [this.v[l]!, v]] as const)
+      for (let b = 0; b < x.length; b += 32) {
+        quantizeQ8_0Act(x, b, 32, this.qs, this.qd);
+        for (let j = 0; j < 32; j++) dst[at + b + j] = fr(this.qd[0]! * this.qs[j]!);
+      }
   }
   /** the cached values as f32 numbers (f16 bits widened) */
   get(which: 'k' | 'v', l: number, at: number): number {
@@ -170,7 +186,8 @@ export function attentionRef(out: Float32Array, qkv: Float32Array, c: RefKvCache
   const qDim = nHeads * headDim;
   for (let t = 0; t < T; t++) {
     const p = (pos0 + t) * kvDim;
-    for (let i = 0; i < kvDim; i++) c.store(l, p + i, qkv[t * qkvDim + qDim + i]!, qkv[t * qkvDim + qDim + kvDim + i]!);
+    const kv = t * qkvDim + qDim;
+    c.storeRow(l, p, qkv.subarray(kv, kv + kvDim), qkv.subarray(kv + kvDim, kv + 2 * kvDim));
   }
   const scale = 1 / Math.sqrt(headDim);
   const att = new Float64Array(pos0 + T);

@@ -42,9 +42,11 @@ export interface Kernels {
   kv_store(kPtr: number, vPtr: number, qkvPtr: number, T: number, pos0: number, qDim: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number): number;
   /** the f32 cache: K and V as computed */
   kv_store_f32(kPtr: number, vPtr: number, qkvPtr: number, T: number, pos0: number, qDim: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number): number;
+  /** the q8_0 cache: blocks of 32 (f16 d, 32 i8) per head row; headDim % 32 == 0 */
+  kv_store_q8_0(kPtr: number, vPtr: number, qkvPtr: number, T: number, pos0: number, qDim: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number): number;
   attention(
     outPtr: number, qkvPtr: number, kPtr: number, vPtr: number, attPtr: number, T: number, pos0: number,
-    nHeads: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number, h0: number, h1: number, scale: number, window: number, exact: number, kvF32: number,
+    nHeads: number, nKvHeads: number, headDim: number, qkvDim: number, ctx: number, h0: number, h1: number, scale: number, window: number, exact: number, kvType: number,
   ): void;
   /** columns [i0, i1) of each token's silu(gate)·up */
   swiglu(outPtr: number, guPtr: number, T: number, hiddenDim: number, i0: number, i1: number): void;

@@ -94,7 +94,7 @@ class WasmKvCache implements KvCache {
     readonly v: number[],
     /** per layer: 1 once kv_store has stored an Inf/NaN half there (attention then converts exactly) */
     readonly special: number[] = k.map(() => 0),
-    readonly f32: boolean = false,
+    readonly type: KvType = 'f16',
   ) {}
 }
 
@@ -110,13 +110,15 @@ export interface WasmPlan {
   bankBytes?: number;
   /** kernel build: 'auto' (relaxed SIMD when available and self-tested), or forced */
   simd?: SimdLevel | 'auto';
-  /** KV cache element type (llama.cpp's -ctk/-ctv): f16 (default, as llama.cpp) or f32 */
+  /** KV cache element type (llama.cpp's -ctk/-ctv): f16 (default, as llama.cpp), f32 or q8_0 */
   kvType?: KvType;
 }
 
-export type KvType = 'f16' | 'f32';
-export const KV_TYPES: readonly KvType[] = ['f16', 'f32'];
-export const kvTypeBytes = (t: KvType = 'f16') => (t === 'f32' ? 4 : 2);
+export type KvType = 'f16' | 'f32' | 'q8_0';
+export const KV_TYPES: readonly KvType[] = ['f16', 'f32', 'q8_0'];
+/** bytes per cached value: q8_0 keeps 32 values in 34 bytes (an f16 scale and 32 i8) */
+export const kvTypeBytes = (t: KvType = 'f16') => (t === 'f32' ? 4 : t === 'q8_0' ? 34 / 32 : 2);
+const KV_CODE: Record<KvType, number> = { f16: 0, f32: 1, q8_0: 2 };
 
 export class WasmOps implements Ops<WasmBuf> {
   readonly name = 'wasm';
@@ -293,7 +295,7 @@ export class WasmOps implements Ops<WasmBuf> {
     }
     this.attStride = ctx * 4;
     this.att = this.reserve(this.plan.threads * this.attStride);
-    return new WasmKvCache(nLayers, ctx, kvDim, k, v, undefined, this.plan.kvType === 'f32');
+    return new WasmKvCache(nLayers, ctx, kvDim, k, v, undefined, this.plan.kvType ?? 'f16');
   }
 
   embed(out: WasmBuf, embd: Weight, tokens: ArrayLike<number>): void {
@@ -379,8 +381,10 @@ export class WasmOps implements Ops<WasmBuf> {
     const c = cache as WasmKvCache;
     const b0 = this.banks[0]!;
     const qDim = s.nHeads * s.headDim;
-    c.special[l]! |= (c.f32 ? b0.k.kv_store_f32 : b0.k.kv_store)(c.k[l]!, c.v[l]!, qkv.ptr, T, pos0, qDim, s.nKvHeads, s.headDim, s.qkvDim, c.ctx);
-    const args = [Op.ATTENTION, 0, out.ptr, qkv.ptr, c.k[l]!, c.v[l]!, this.att, T, pos0, s.nHeads, s.nKvHeads, s.headDim, s.qkvDim, 1 / Math.sqrt(s.headDim), this.attStride, c.ctx, s.window, c.special[l]!, c.f32 ? 1 : 0];
+    if (c.type === 'q8_0' && s.headDim % 32) throw new RangeError(`a q8_0 KV cache needs a head size that is a multiple of 32; this model's is ${s.headDim}`);
+    const store = c.type === 'f32' ? b0.k.kv_store_f32 : c.type === 'q8_0' ? b0.k.kv_store_q8_0 : b0.k.kv_store;
+    c.special[l]! |= store(c.k[l]!, c.v[l]!, qkv.ptr, T, pos0, qDim, s.nKvHeads, s.headDim, s.qkvDim, c.ctx);
+    const args = [Op.ATTENTION, 0, out.ptr, qkv.ptr, c.k[l]!, c.v[l]!, this.att, T, pos0, s.nHeads, s.nKvHeads, s.headDim, s.qkvDim, 1 / Math.sqrt(s.headDim), this.attStride, c.ctx, s.window, c.special[l]!, KV_CODE[c.type]];
     const kernels = this.banks.map((b) => b.k);
     this.crew.run(args, (i, n) => runShare(kernels, args, i, n));
   }
