@@ -25,3 +25,5 @@ export { convertHf, cachedHfGguf, isHfFolder, CONVERT_TYPES, type ConvertOptions
 export { HfFolder, HfFolderError } from './hf/folder.js';
 export { parseSentencePiece, serializeSentencePiece, SentencePieceError } from './hf/sentencepiece.js';
 export { demoModelPath, DEMO_MODEL_NAME } from './demo-model.js';
+export { parseGbnf, GrammarState, GrammarError } from './grammar/gbnf.js';
+export { jsonSchemaGrammar, jsonObjectGrammar } from './grammar/json-schema.js';

@@ -386,3 +386,45 @@ describe('the event loop stays free on large inputs', () => {
     expect(poll.worst).toBeLessThan(250); // a round trip between three busy processes on a small machine
   }, 60_000);
 });
+
+describe('structured output: response_format and grammar', () => {
+  const schema = {
+    type: 'object',
+    properties: { answer: { enum: ['yes', 'no'] }, count: { type: 'integer' }, sure: { type: 'boolean' }, notes: { type: 'array', items: { type: 'string', maxLength: 6 }, maxItems: 2 } },
+    required: ['answer', 'count'],
+    additionalProperties: false,
+  };
+  it('json_schema (the openai client): the content parses and has the schema\'s shape, for several seeds', async () => {
+    for (const seed of [1, 2, 3]) {
+      const r = await client.chat.completions.create({
+        model: 'tiny', messages: [{ role: 'user', content: 'Answer in JSON' }], max_tokens: 200, temperature: 0.9, seed,
+        response_format: { type: 'json_schema', json_schema: { name: 'reply', schema, strict: true } },
+      });
+      expect(r.choices[0]!.finish_reason).toBe('stop');
+      const v = JSON.parse(r.choices[0]!.message.content!);
+      expect(['yes', 'no']).toContain(v.answer);
+      expect(Number.isInteger(v.count)).toBe(true);
+      expect(Object.keys(v).every((k) => k in schema.properties)).toBe(true);
+    }
+  });
+  it('json_object: a JSON object (streaming too); grammar (GBNF) on completions', async () => {
+    const stream = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'JSON please' }], max_tokens: 200, temperature: 0, stream: true, response_format: { type: 'json_object' } });
+    let text = '';
+    for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
+    expect(text.startsWith('{')).toBe(true); // an object, or (cut at max_tokens) the start of one
+    const g = await raw('POST', '/v1/completions', JSON.stringify({ model: 'tiny', prompt: 'Pick', max_tokens: 20, temperature: 1, seed: 4, grammar: 'root ::= "red" | "green" | "blue"' }));
+    expect(g.status, g.body).toBe(200);
+    expect(['red', 'green', 'blue']).toContain(JSON.parse(g.body).choices[0].text);
+  });
+  it('a schema or grammar it cannot run is a 400 naming the place', async () => {
+    const chat = (body: object) => raw('POST', '/v1/chat/completions', JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, ...body }));
+    const bad = await chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { d: { type: 'string', pattern: 'a+' } } } } } });
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.body).error.message).toMatch(/response_format\.json_schema\.schema\/properties\/d: keyword 'pattern' is not supported/);
+    const g = await chat({ grammar: 'root ::= missing' });
+    expect(g.status).toBe(400);
+    expect(JSON.parse(g.body).error).toMatchObject({ param: 'grammar' });
+    expect(JSON.parse(g.body).error.message).toMatch(/grammar line 1, offset 9: rule 'missing' is used but not defined/);
+    expect((await chat({ response_format: { type: 'xml' } })).status).toBe(400);
+  });
+});

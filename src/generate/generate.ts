@@ -9,6 +9,7 @@ import type { Phi3 } from '../model/phi3.js';
 import { ContextLengthError } from '../model/phi3.js';
 import type { SpmTokenizer } from '../tokenizer/spm.js';
 import { StreamDecoder } from '../tokenizer/spm.js';
+import { TokenConstraint, compileGrammar } from '../grammar/constrain.js';
 import { Sampler, logSoftmax, validateSampling, type OptionNames, type SamplingOptions } from './sampler.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -23,6 +24,9 @@ export interface GenerateOptions extends SamplingOptions {
   topLogprobs?: number;
   /** keep the KV cache of earlier calls and only process the new tokens after the shared prefix */
   reuseCache?: boolean;
+  /** a GBNF grammar (llama.cpp's syntax; jsonSchemaGrammar / jsonObjectGrammar make them from JSON
+   *  Schema): only text the grammar allows is generated, and generation ends when nothing may follow */
+  grammar?: string;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -48,7 +52,7 @@ export interface GeneratedChunk {
 }
 
 const GENERATE_KEYS = new Set([
-  'maxTokens', 'stop', 'stopAtEog', 'signal', 'topLogprobs', 'reuseCache',
+  'maxTokens', 'stop', 'stopAtEog', 'signal', 'topLogprobs', 'reuseCache', 'grammar',
   'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'frequencyPenalty', 'presencePenalty', 'penaltyLastN', 'seed', 'logitBias',
 ]);
 
@@ -69,6 +73,10 @@ export function validateGenerateOptions(o: GenerateOptions, vocabSize?: number, 
     throw new RangeError(`${name('topLogprobs')} must be an integer in [0, 20], got ${JSON.stringify(o.topLogprobs)}`);
   for (const k of ['stopAtEog', 'reuseCache'] as const)
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new TypeError(`${name(k)} must be a boolean, got ${JSON.stringify(o[k])}`);
+  if (o.grammar !== undefined) {
+    if (typeof o.grammar !== 'string') throw new TypeError(`${name('grammar')} must be a GBNF string`);
+    compileGrammar(o.grammar); // a GrammarError names the line and offset now, before anything runs
+  }
 }
 
 /** one turn of the event loop (timers, I/O, signals), between tokens and between prefill chunks */
@@ -113,6 +121,7 @@ export async function* generate(
   const maxTokens = o.maxTokens ?? model.ctx - prompt.length;
   if (prompt.length + maxTokens > model.ctx) throw new ContextLengthError(prompt.length + maxTokens, model.ctx, `prompt (${prompt.length} tokens) plus max_tokens (${maxTokens})`);
   const sampler = new Sampler(o);
+  const constraint = o.grammar !== undefined ? new TokenConstraint(tok, o.grammar) : undefined;
   const stops = (typeof o.stop === 'string' ? [o.stop] : (o.stop ?? [])).filter((s) => s.length > 0);
 
   let keep = 0, generated = 0;
@@ -160,9 +169,15 @@ export async function* generate(
     while (generated < maxTokens) {
       if (o.signal?.aborted) break;
       checkFinite(logits!, history.length);
-      const id = sampler.sample(logits!, generatedIds);
+      let id: number;
+      if (constraint) {
+        // the sampler's own choice when the grammar allows it, else a draw among the tokens it allows
+        id = constraint.final ? constraint.endToken : sampler.sample(logits!, generatedIds);
+        if (!constraint.final && !constraint.allows(id)) id = sampler.sample(constraint.mask(logits!), generatedIds);
+        constraint.advance(id);
+      } else id = sampler.sample(logits!, generatedIds);
       generated++;
-      if ((o.stopAtEog ?? true) && tok.eog.has(id)) {
+      if (((o.stopAtEog ?? true) || constraint) && tok.eog.has(id)) {
         finishReason = 'stop';
         ended = true;
         break;

@@ -14,6 +14,9 @@
  * is tokenized as text (only the template's markup parses control tokens). shutdown() stops
  * accepting, lets running requests finish within a grace period, then ends them cleanly.
  */
+import { compileGrammar } from '../grammar/constrain.js';
+import { GrammarError } from '../grammar/gbnf.js';
+import { jsonObjectGrammar, jsonSchemaGrammar } from '../grammar/json-schema.js';
 import * as http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Model } from '../api.js';
@@ -93,7 +96,7 @@ function num(b: Body, key: string, o: { min?: number; max?: number; int?: boolea
 /** the parameters each route takes; any other is refused by name (not implemented ones with a note) */
 const COMMON_PARAMS = [
   'model', 'stream', 'stream_options', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'presence_penalty', 'frequency_penalty',
-  'repeat_penalty', 'seed', 'stop', 'n', 'logprobs', 'logit_bias', 'user', 'ignore_eos',
+  'repeat_penalty', 'seed', 'stop', 'n', 'logprobs', 'logit_bias', 'user', 'ignore_eos', 'response_format', 'grammar',
 ];
 const CHAT_PARAMS = new Set([...COMMON_PARAMS, 'messages', 'max_completion_tokens', 'top_logprobs']);
 const COMPLETION_PARAMS = new Set([...COMMON_PARAMS, 'prompt']);
@@ -103,9 +106,7 @@ const NOT_YET: Record<string, string> = {
   parallel_tool_calls: 'tool calls are not implemented yet',
   functions: 'function calls are not implemented',
   function_call: 'function calls are not implemented',
-  response_format: 'structured output (response_format) is not implemented yet',
-  grammar: 'grammars are not implemented yet',
-  json_schema: 'structured output is not implemented yet',
+  json_schema: "give the schema as response_format: {type: 'json_schema', json_schema: {schema}}",
   echo: "'echo' is not implemented",
   best_of: "'best_of' is not implemented",
   suffix: "'suffix' (insertion) is not implemented",
@@ -139,7 +140,9 @@ function samplingOptions(b: Body): GenerateOptions {
     }
   }
   const topP = num(b, 'top_p', { min: 0, max: 1 });
+  const grammar = grammarOf(b);
   return {
+    grammar,
     // default: until the context is full or an end-of-generation token, as llama-server
     maxTokens: num(b, 'max_tokens', { min: 1, int: true }) ?? num(b, 'max_completion_tokens', { min: 1, int: true }),
     temperature: num(b, 'temperature', { min: 0, max: 2 }) ?? 1,
@@ -156,6 +159,50 @@ function samplingOptions(b: Body): GenerateOptions {
     // llama.cpp server's extension: keep going past end-of-generation tokens
     stopAtEog: b.ignore_eos === true ? false : undefined,
   };
+}
+
+/**
+ * response_format ({type: text | json_object | json_schema}) or llama.cpp's `grammar` (GBNF) as the
+ * grammar that constrained sampling enforces; a schema or grammar it cannot run is a 400 naming why
+ */
+function grammarOf(b: Body): string | undefined {
+  const rf = b.response_format as Body | undefined | null;
+  if (b.grammar !== undefined && b.grammar !== null) {
+    if (typeof b.grammar !== 'string') throw new HttpError(400, "'grammar' must be a GBNF string", 'grammar');
+    if (rf && rf.type !== 'text') throw new HttpError(400, "give either 'grammar' or a response_format, not both", 'grammar');
+    return checked(b.grammar, 'grammar');
+  }
+  if (rf === undefined || rf === null) return undefined;
+  if (typeof rf !== 'object' || Array.isArray(rf)) throw new HttpError(400, "'response_format' must be an object", 'response_format');
+  switch (rf.type) {
+    case 'text':
+      return undefined;
+    case 'json_object':
+      return jsonObjectGrammar();
+    case 'json_schema': {
+      const js = rf.json_schema as Body | undefined;
+      if (!js || typeof js !== 'object' || js.schema === undefined) throw new HttpError(400, "response_format json_schema needs json_schema: {name, schema}", 'response_format');
+      try {
+        return checked(jsonSchemaGrammar(js.schema), 'response_format');
+      } catch (e) {
+        if (e instanceof GrammarError) throw new HttpError(400, `response_format.json_schema.schema${/^[:/]/.test(e.message) ? '' : ': '}${e.message}`, 'response_format');
+        throw e;
+      }
+    }
+    default:
+      throw new HttpError(400, `response_format.type must be text, json_object or json_schema, got ${JSON.stringify(rf.type)}`, 'response_format');
+  }
+}
+
+/** the grammar compiles (cached by its text), or a 400 with the parser's line and offset */
+function checked(grammar: string, param: string): string {
+  try {
+    compileGrammar(grammar);
+    return grammar;
+  } catch (e) {
+    if (e instanceof GrammarError) throw new HttpError(400, `${param}: ${e.message}`, param);
+    throw e;
+  }
 }
 
 /** OpenAI messages → the template's: `developer` is a system message; an assistant turn of tool calls keeps them as text */
