@@ -69,6 +69,7 @@ export function validateSampling(o: SamplingOptions, name: OptionNames = (k) => 
 export function topCandidates(l: Float32Array, k: number): number[] {
   const n = l.length;
   if (k <= 0 || k >= n) return Array.from(l.keys()).sort((a, b) => l[b]! - l[a]! || a - b);
+  if (k > 128) return topByThreshold(l, k);
   const top: number[] = [];
   for (let i = 0; i < n; i++) {
     const v = l[i]!;
@@ -81,6 +82,34 @@ export function topCandidates(l: Float32Array, k: number): number[] {
     top.splice(j, 0, i);
   }
   return top;
+}
+
+/** large k: the k-th largest logit by quickselect, the ids above it (and the lowest ids equal to it), sorted */
+function topByThreshold(l: Float32Array, k: number): number[] {
+  const v = Float32Array.from(l);
+  let lo = 0, hi = v.length - 1;
+  const want = k - 1; // the (k-1)-th position in descending order
+  while (lo < hi) {
+    const pivot = v[(lo + hi) >> 1]!;
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (v[i]! > pivot) i++;
+      while (v[j]! < pivot) j--;
+      if (i <= j) {
+        const t = v[i]!;
+        v[i++] = v[j]!;
+        v[j--] = t;
+      }
+    }
+    if (want <= j) hi = j;
+    else if (want >= i) lo = i;
+    else break;
+  }
+  const thr = v[want]!;
+  const out: number[] = [];
+  for (let i = 0; i < l.length; i++) if (l[i]! > thr) out.push(i);
+  for (let i = 0; i < l.length && out.length < k; i++) if (l[i] === thr) out.push(i);
+  return out.sort((a, b) => l[b]! - l[a]! || a - b);
 }
 
 export class Sampler {
@@ -99,15 +128,18 @@ export class Sampler {
     const l = this.applyPenalties(logits, history);
     if (!o.temperature || o.temperature <= 0) return argmax(l);
 
-    // candidates sorted by logit, descending (ties: lower id first)
-    let cand = topCandidates(l, o.topK ?? 0);
+    // with no truncation at all, a draw over every token in id order (no sort)
+    if (!((o.topK ?? 0) > 0) && !(o.topP !== undefined && o.topP < 1) && !(o.minP !== undefined && o.minP > 0)) return this.drawAll(l, o.temperature);
+    // candidates sorted by logit, descending (ties: lower id first); without top-k, only as many as
+    // top-p and min-p can keep are sorted (the same candidates a full sort would give)
+    let cand = topCandidates(l, (o.topK ?? 0) > 0 ? o.topK! : this.enough(l));
     const max = l[cand[0]!]!;
     let probs = cand.map((i) => Math.exp(l[i]! - max));
     const norm = (p: number[]) => {
       const s = p.reduce((a, b) => a + b, 0);
       return p.map((x) => x / s);
     };
-    probs = norm(probs);
+    probs = this.normalise(probs, cand, l, max);
     if (o.topP !== undefined && o.topP < 1) {
       let cum = 0, keep = probs.length;
       for (let i = 0; i < probs.length; i++) {
@@ -136,6 +168,59 @@ export class Sampler {
       if (r < 0) return cand[i]!;
     }
     return cand[cand.length - 1]!;
+  }
+
+  /**
+   * How many of the best candidates top-p / min-p can keep, so that only those are sorted: all of them
+   * unless one of the two is on; then the smallest k whose top-k holds ≥ top_p of the probability and
+   * reaches below min_p · p_max (k doubles from 64 until it does).
+   */
+  private enough(l: Float32Array): number {
+    const o = this.opts;
+    const topP = o.topP !== undefined && o.topP < 1 ? o.topP : undefined;
+    const minP = o.minP !== undefined && o.minP > 0 ? o.minP : undefined;
+    if (topP === undefined && minP === undefined) return 0;
+    let max = -Infinity;
+    for (let i = 0; i < l.length; i++) if (l[i]! > max) max = l[i]!;
+    let total = 0;
+    for (let i = 0; i < l.length; i++) total += Math.exp(l[i]! - max);
+    for (let k = 64; k < l.length; k *= 2) {
+      const top = topCandidates(l, k);
+      let cum = 0;
+      for (const i of top) cum += Math.exp(l[i]! - max);
+      const last = Math.exp(l[top[k - 1]!]! - max);
+      // top-p is decided inside the first k when their mass reaches top_p; min-p when the k-th is below its cut
+      // (a small margin for the sums' rounding: the exact rule is applied to the sorted candidates after)
+      const pOk = topP === undefined || cum / total >= topP + 1e-9;
+      const mOk = minP === undefined || last < minP * (1 - 1e-9);
+      if (pOk && (topP !== undefined || mOk)) return k;
+      if (topP === undefined && mOk) return k;
+    }
+    return 0;
+  }
+
+  /** softmax(l / t) over the whole vocabulary, drawn in id order */
+  private drawAll(l: Float32Array, t: number): number {
+    let max = -Infinity;
+    for (let i = 0; i < l.length; i++) if (l[i]! > max) max = l[i]!;
+    const w = new Float64Array(l.length);
+    let total = 0;
+    for (let i = 0; i < l.length; i++) total += w[i] = Math.exp((l[i]! - max) / t);
+    let r = this.rng.next() * total;
+    let last = 0;
+    for (let i = 0; i < l.length; i++) {
+      if (w[i]! > 0) last = i;
+      if ((r -= w[i]!) < 0) return i;
+    }
+    return last;
+  }
+
+  /** the candidates' probabilities, normalised over the whole vocabulary (as the full sort's were) */
+  private normalise(p: number[], cand: number[], l: Float32Array, max: number): number[] {
+    let s = 0;
+    if (cand.length === l.length || (this.opts.topK ?? 0) > 0) s = p.reduce((a, b) => a + b, 0);
+    else for (let i = 0; i < l.length; i++) s += Math.exp(l[i]! - max);
+    return p.map((x) => x / s);
   }
 
   /** logit bias (first in llama.cpp's chain), then the penalties; a copy when anything changes */

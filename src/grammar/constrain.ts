@@ -113,7 +113,7 @@ export class TokenConstraint {
     const walk = (n: TrieNode, s: GrammarState) => {
       for (const id of n.ids) out[id] = logits[id]!;
       for (const [cp, m] of n.children) {
-        const next = s.accept(cp);
+        const next = s.accept(cp, false);
         if (!next.dead) walk(m, next);
       }
     };

@@ -310,12 +310,13 @@ export class GrammarState {
     return this.stacks.length === 0;
   }
 
-  accept(cp: number): GrammarState {
+  /** `merge`: drop duplicate stacks (for states that are kept; a vocabulary walk's throwaway states skip it) */
+  accept(cp: number, merge = true): GrammarState {
     const out: Frame[] = [];
     let done = false;
     for (const s of this.stacks) if (matches(s.alt[s.i] as Chars, cp)) done = expand(this.g, { alt: s.alt, i: s.i + 1, next: s.next }, out, 0) || done;
     if (out.length > MAX_STACKS) throw new GrammarError(`the grammar is too ambiguous: over ${MAX_STACKS} parses of the text so far`);
-    return new GrammarState(this.g, dedupe(out), done);
+    return new GrammarState(this.g, merge ? dedupe(out) : out, done);
   }
 
   /** the state after a string (code points), or undefined where the grammar rejects it */
