@@ -11,24 +11,30 @@ import { hsum_i32, round_f16 } from './lanes';
 export function quantize_q8_0(qsPtr: usize, dPtr: usize, sumsPtr: usize, xPtr: usize, n: i32): void {
   const nb = n >> 5;
   for (let b = 0; b < nb; b++) {
-    const x = xPtr + (<usize>b << 7);
-    let m = f32x4.abs(v128.load(x));
-    for (let k = 1; k < 8; k++) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 4))));
-    const amax = Mathf.max(Mathf.max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), Mathf.max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-    store<f32>(dPtr + (<usize>b << 2), round_f16(amax / 127.0));
-    const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
     const q = qsPtr + (<usize>b << 5);
-    for (let k = 0; k < 2; k++) {
-      const o = <usize>k << 6;
-      const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o), id)));
-      const bb = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 16), id)));
-      const c = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 32), id)));
-      const d = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 48), id)));
-      v128.store(q + (<usize>k << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, bb), i16x8.narrow_i32x4_s(c, d)));
-    }
+    const amax = q8_0_block(q, xPtr + (<usize>b << 7));
+    store<f32>(dPtr + (<usize>b << 2), round_f16(amax / 127.0));
     const s = i16x8.add(i16x8.extadd_pairwise_i8x16_s(v128.load(q)), i16x8.extadd_pairwise_i8x16_s(v128.load(q, 16)));
     store<i32>(sumsPtr + (<usize>b << 2), hsum_i32(i32x4.extadd_pairwise_i16x8_s(s)));
   }
+}
+
+// one block of 32 f32 at x as ggml-cpu's x86 quantize_row_q8_0 rounds it: q = nearest-even(x · 127/amax)
+// into the 32 bytes at q (unaligned is fine); returns amax (d = amax/127). Also the q8_0 KV cache's store.
+@inline export function q8_0_block(q: usize, x: usize): f32 {
+  let m = f32x4.abs(v128.load(x));
+  for (let k = 1; k < 8; k++) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 4))));
+  const amax = Mathf.max(Mathf.max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), Mathf.max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
+  for (let k = 0; k < 2; k++) {
+    const o = <usize>k << 6;
+    const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o), id)));
+    const bb = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 16), id)));
+    const c = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 32), id)));
+    const d = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 48), id)));
+    v128.store(q + (<usize>k << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, bb), i16x8.narrow_i32x4_s(c, d)));
+  }
+  return amax;
 }
 
 // ggml quantize_row_q8_K_ref (the x86 path): iscale = -127/max (max = the value of largest |x|),

@@ -3,6 +3,7 @@
 // over either. Twin: attentionRef (src/backend/ref/ops.ts) over RefKvCache f16 or f32.
 import { f16_to_f32, f32_to_f16_bits, hsum_f32, kv_f16x4, kv_f16x8_hi, kv_f16x8_lo } from './lanes';
 import { TOUCH_AHEAD } from './rows';
+import { q8_0_block } from './activations';
 
 // One layer's K (and V) cache is f16, head-major: [nKvHeads][ctx][headDim], so that attention reads
 // each head's keys and values as one sequential stream (a position-major cache puts a head's
@@ -64,21 +65,7 @@ export function kv_store_q8_0(kPtr: usize, vPtr: usize, qkvPtr: usize, T: i32, p
 }
 const Q8_0_BLOCK = 34;
 @inline function q8_0_row(dst: usize, x: usize, nb: i32): void {
-  for (let b = 0; b < nb; b++, x += 128, dst += Q8_0_BLOCK) {
-    let m = f32x4.abs(v128.load(x));
-    for (let k = 1; k < 8; k++) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 4))));
-    const amax = Mathf.max(Mathf.max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), Mathf.max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-    store<u16>(dst, f32_to_f16_bits(amax / 127.0));
-    const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
-    for (let k = 0; k < 2; k++) {
-      const o = <usize>k << 6;
-      const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o), id)));
-      const bb = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 16), id)));
-      const c = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 32), id)));
-      const d = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + o + 48), id)));
-      v128.store(dst + 2 + (<usize>k << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, bb), i16x8.narrow_i32x4_s(c, d)));
-    }
-  }
+  for (let b = 0; b < nb; b++, x += 128, dst += Q8_0_BLOCK) store<u16>(dst, f32_to_f16_bits(q8_0_block(dst + 2, x) / 127.0));
 }
 // the 32 values of a q8_0 block, times s, into 8 f32x4 accumulated by the caller: lane group g of 0…7
 @inline function q8_group(blk: usize, g: i32): v128 {
