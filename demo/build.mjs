@@ -2,7 +2,7 @@
 //   node demo/build.mjs [hfDir] [vocab.gguf]
 // 1. writes Phi-3's tokenizer into the folder (tokenizer.model + tokenizer_config.json, from the
 //    Phi-3 vocabulary GGUF, through phi3-ts's export-hf tokenizer writer);
-// 2. converts the folder with `phi3 convert --type Q8_0` into models/phi3-demo-brown-Q8_0.gguf;
+// 2. converts the folder with `phi3 convert --type Q8_0` into demo/phi3-demo-brown-Q8_0.gguf;
 // 3. copies the training record (train.json) and the held-out text beside this script.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -16,8 +16,7 @@ const vocabPath = process.argv[3] ?? path.join(here, '..', '..', 'shared', 'mode
 const vocab = GGUFFile.open(vocabPath);
 exportTokenizer(vocab, hf);
 vocab.close();
-const out = path.join(here, '..', 'models', 'phi3-demo-brown-Q8_0.gguf');
-fs.mkdirSync(path.dirname(out), { recursive: true });
+const out = path.join(here, 'phi3-demo-brown-Q8_0.gguf');
 const r = convertHf(hf, out, { type: 'Q8_0', name: 'phi3-demo-brown' });
 fs.copyFileSync(path.join(hf, 'train.json'), path.join(here, 'train.json'));
 fs.copyFileSync(path.join(hf, '..', 'val.txt'), path.join(here, 'heldout.txt'));

@@ -11,5 +11,5 @@ export const DEMO_MODEL_NAME = 'phi3-demo-brown-Q8_0.gguf';
 
 /** the demo model's path inside the installed package */
 export function demoModelPath(): string {
-  return path.join(packageRoot(), 'models', DEMO_MODEL_NAME);
+  return path.join(packageRoot(), 'demo', DEMO_MODEL_NAME);
 }

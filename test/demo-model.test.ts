@@ -1,4 +1,4 @@
-// The embedded demo model (models/phi3-demo-brown-Q8_0.gguf, demo/): `phi3 run`, `phi3 chat` and the
+// The embedded demo model (demo/phi3-demo-brown-Q8_0.gguf, demo/): `phi3 run`, `phi3 chat` and the
 // library work with no model given, and what they print is English: its words are Brown-corpus words
 // (a random-weight Phi-3 with the same tokenizer prints word pieces that are not). llama.cpp's greedy
 // tokens and perplexity on it are checked live in golden/test/models.test.mjs.

@@ -210,10 +210,10 @@ test('a `phi3 synth` mini Q4_0 (Phi-3-mini shapes, real vocab) is written in und
   fs.rmSync(file);
 });
 
-// The embedded demo model (models/phi3-demo-brown-Q8_0.gguf, converted from demo/train.py's folder by
+// The embedded demo model (demo/phi3-demo-brown-Q8_0.gguf, converted from demo/train.py's folder by
 // `phi3 convert`): llama.cpp loads the file and greedy-decodes the same 32 tokens, and its perplexity on
 // the held-out Brown text agrees with `phi3 perplexity` within 0.1 %.
-const DEMO = path.join(ROOT, 'models', 'phi3-demo-brown-Q8_0.gguf');
+const DEMO = path.join(ROOT, 'demo', 'phi3-demo-brown-Q8_0.gguf');
 test('the embedded demo model: the same greedy tokens as llama.cpp, and the same held-out perplexity', async () => {
   const model = await loadModel(DEMO);
   const prompt = 'Once upon a time';
