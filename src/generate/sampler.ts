@@ -191,10 +191,8 @@ export class Sampler {
       const last = Math.exp(l[top[k - 1]!]! - max);
       // top-p is decided inside the first k when their mass reaches top_p; min-p when the k-th is below its cut
       // (a small margin for the sums' rounding: the exact rule is applied to the sorted candidates after)
-      const pOk = topP === undefined || cum / total >= topP + 1e-9;
-      const mOk = minP === undefined || last < minP * (1 - 1e-9);
-      if (pOk && (topP !== undefined || mOk)) return k;
-      if (topP === undefined && mOk) return k;
+      // (with top-p on, min-p cuts inside what top-p keeps: top-p alone decides)
+      if (topP !== undefined ? cum / total >= topP + 1e-9 : last < minP! * (1 - 1e-9)) return k;
     }
     return 0;
   }

@@ -74,8 +74,6 @@ export class TokenConstraint {
   private state: GrammarState;
   private readonly trie: ReturnType<typeof vocabTrie>;
   private readonly eog: number;
-  /** steps that needed the whole vocabulary walked (for the bench) */
-  masked = 0;
 
   constructor(
     private readonly tok: SpmTokenizer,
@@ -108,7 +106,6 @@ export class TokenConstraint {
 
   /** the logits with every token the grammar rejects set to −Infinity */
   mask(logits: Float32Array): Float32Array {
-    this.masked++;
     const out = new Float32Array(logits.length).fill(-Infinity);
     const walk = (n: TrieNode, s: GrammarState) => {
       for (const id of n.ids) out[id] = logits[id]!;

@@ -156,8 +156,9 @@ export function jsonSchemaGrammar(schema: unknown): string {
     }
     const kv = keys.map((k) => `${lit(JSON.stringify(k))} ":" ${ref(props[k]!, `${at}/properties/${k}`)}`);
     // tail[i]: the properties from i on, each after a comma, optional ones skippable
+    // (tail[0] is never needed: the first property written has no comma before it)
     const tail: string[] = new Array(keys.length + 1).fill('');
-    for (let i = keys.length - 1; i >= 0; i--) {
+    for (let i = keys.length - 1; i >= 1; i--) {
       const t = fresh(`${name}-after`);
       const next = tail[i + 1] ? ` ${tail[i + 1]}` : '';
       rules.set(t, required.has(keys[i]!) ? `"," ${kv[i]}${next}` : `"," ${kv[i]}${next} | ${tail[i + 1] || '""'}`);
