@@ -3,7 +3,8 @@
 // beyond the last-level cache, as a model's weights are), from cache (256 rows), and prefill
 // (T = 16, 256 rows). For kernel work only: model speed is `npm run bench`. Weights are real ggml
 // blocks (64 distinct quantized rows, repeated), activations are quantized once as the backend does.
-import { selectKernels, instantiate, KERNEL_STATIC_BYTES, KERNEL_SCRATCH_BYTES } from '../dist/src/backend/wasm/kernels.js';
+import { nodeKernels } from '../dist/src/backend/wasm/node-host.js';
+import { instantiate, KERNEL_STATIC_BYTES, KERNEL_SCRATCH_BYTES } from '../dist/src/backend/wasm/kernels.js';
 import { GGMLType, GGML_TYPES } from '../dist/src/quant/ggml-type.js';
 import { quantize, canQuantize } from '../dist/src/quant/quantize.js';
 import { randomTensor } from '../dist/src/synth/synth.js';
@@ -12,7 +13,7 @@ import { Rng } from '../dist/src/util/rng.js';
 const args = process.argv.slice(2);
 const opt = (k, d) => (args.includes(k) ? Number(args.splice(args.indexOf(k), 2)[1]) : d);
 const MB = opt('--mb', 1024), COLS = opt('--cols', 3072), REPS = opt('--reps', 5);
-const chosen = selectKernels('auto');
+const chosen = nodeKernels('auto');
 // Q4_0X4's dot: by i32 dot-add (1) or by i16 pair-dots (0); default: what the backend picks here
 const DOT_ADD = opt('--dot-add', chosen.dotAdd ? 1 : 0);
 console.log(`kernels: ${chosen.level}, Q4_0x4 dot-add ${DOT_ADD} (picked here: ${chosen.dotAdd ? 1 : 0}), node ${process.version}`);

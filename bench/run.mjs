@@ -53,9 +53,9 @@ function warm(file) {
 
 // the ceiling: weight bytes read per decoded token (every tensor but token_embd, of which a token reads
 // one row; a tied output reads it whole) over the stream bandwidth measured now at the same threads
-const { GGUFFile } = await import('../dist/src/gguf/reader.js');
+const { openGguf } = await import('../dist/src/gguf/file-source.js');
 function bytesPerToken(file) {
-  const f = GGUFFile.open(file);
+  const f = openGguf(file);
   try {
     const tied = !f.tensor('output.weight');
     return f.tensors.reduce((a, t) => a + (t.name === 'token_embd.weight' && !tied ? 0 : t.byteSize), 0);

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
-import { GGUFFile } from '../dist/src/gguf/reader.js';
+import { openGguf } from '../dist/src/gguf/file-source.js';
 import { SpmTokenizer } from '../dist/src/tokenizer/spm.js';
 import { bpeVocabMetadata } from '../dist/src/synth/bpe-vocab.js';
 import { writeGguf, kv } from '../dist/src/gguf/writer.js';
@@ -60,7 +60,7 @@ console.log(`tokenizing ${(Buffer.byteLength(text) / 1e6).toFixed(2)} MB, median
 console.log('| vocabulary | tokens | phi3-ts s | llama.cpp s | ratio (llama.cpp ÷ ours) |');
 console.log('|---|---|---|---|---|');
 for (const [name, file] of vocabs) {
-  const f = GGUFFile.open(file);
+  const f = openGguf(file);
   const tok = new SpmTokenizer(f);
   f.close();
   const model = await llama.loadModel({ modelPath: file, vocabOnly: true });

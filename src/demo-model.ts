@@ -5,7 +5,7 @@
  * prints English. It knows 1960s American prose and nothing else: see demo/README.md.
  */
 import * as path from 'node:path';
-import { packageRoot } from './backend/wasm/kernels.js';
+import { packageRoot } from './package-root.js';
 
 export const DEMO_MODEL_NAME = 'phi3-demo-brown-Q8_0.gguf';
 

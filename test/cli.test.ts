@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { ROOT, PHI3_VOCAB, tmpDir } from './helpers.js';
-import { GGUFFile } from '../src/gguf/reader.js';
+import { openGguf } from '../src/gguf/file-source.js';
 import { SpmTokenizer } from '../src/tokenizer/spm.js';
 import { loadModel, ContextLengthError } from '../src/api.js';
 
@@ -30,7 +30,7 @@ describe('phi3 synth', () => {
     expect(h(other)).not.toBe(h(tiny));
   });
   it('Q4_K_M uses the official mix: q5_K attn_qkv, q6_K output, q4_K elsewhere', () => {
-    const f = GGUFFile.open(tiny);
+    const f = openGguf(tiny);
     const types = Object.fromEntries(f.tensors.map((t) => [t.name, t.type]));
     f.close();
     expect(types['blk.0.attn_qkv.weight']).toBe(13); // Q5_K
@@ -77,7 +77,7 @@ describe('phi3 inspect', () => {
 
 describe('phi3 tokenize / detokenize', () => {
   it('reads every byte of stdin, no trimming, and prints one JSON array', () => {
-    const f = GGUFFile.open(tiny);
+    const f = openGguf(tiny);
     const tok = new SpmTokenizer(f);
     f.close();
     const text = '  hello world\n\n';

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { GGUFFile } from '../src/gguf/reader.js';
+import { openGguf } from '../src/gguf/file-source.js';
 import { RefOps } from '../src/backend/ref/ops.js';
 import { NUMERICS } from '../src/backend/numerics.js';
 import { Phi3 } from '../src/model/phi3.js';
@@ -27,7 +28,7 @@ const TOKENS = [1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278, 17366, 1
 const SHAPE: SynthShape = { dim: 192, hiddenDim: 512, nLayers: 2, nHeads: 6, nKvHeads: 2, ropeDim: 24, tiedEmbeddings: true, contextLength: 256, originalContextLength: 64 };
 
 function logits(file: string, tokens = TOKENS): Float32Array[] {
-  const f = GGUFFile.open(file);
+  const f = openGguf(file);
   try {
     return Phi3.load(f, new RefOps(NUMERICS.exact), { ctx: 64, maxBatch: 64 }).forward(tokens, { allLogits: true });
   } finally {
@@ -53,7 +54,7 @@ describe.runIf(haveVocab)('convert: HF folder → GGUF (SentencePiece Phi-3 toke
   convertHf(hf, back);
 
   it('export-hf then convert gives the same tensors, bytes, hyper-parameters and tokenizer (PAD fillers aside)', () => {
-    const a = GGUFFile.open(gguf), b = GGUFFile.open(back);
+    const a = openGguf(gguf), b = openGguf(back);
     try {
       expect(b.tensors.map((t) => t.name).sort()).toEqual(a.tensors.map((t) => t.name).sort());
       for (const t of a.tensors) {
@@ -149,7 +150,7 @@ describe.runIf(haveVocab)('convert: HF folder → GGUF (SentencePiece Phi-3 toke
     const out = path.join(dir, 'q4km.gguf');
     const r = convertHf(hf, out, { type: 'Q4_K_M' });
     expect(r.fallbacks.length).toBeGreaterThan(0); // dim 192 rows are not a multiple of 256
-    const f = GGUFFile.open(out);
+    const f = openGguf(out);
     try {
       expect(f.getNumber('general.file_type')).toBe(15);
       const x = logits(gguf), y = logits(out);
@@ -189,7 +190,7 @@ describe.runIf(haveVocab)('convert: byte-level BPE (Phi-4-mini tokenizer.json)',
     exportHf(gguf, path.join(dir, 'hf'));
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'hf', 'tokenizer_config.json'), 'utf8')).tokenizer_class).toBe('GPT2Tokenizer');
     convertHf(path.join(dir, 'hf'), path.join(dir, 'back.gguf'));
-    const a = GGUFFile.open(gguf), b = GGUFFile.open(path.join(dir, 'back.gguf'));
+    const a = openGguf(gguf), b = openGguf(path.join(dir, 'back.gguf'));
     try {
       expect(b.optString('tokenizer.ggml.pre')).toBe('gpt-4o');
       for (const k of ['tokenizer.ggml.tokens', 'tokenizer.ggml.merges']) expect(b.getStringArray(k), k).toEqual(a.getStringArray(k));

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { demoModelPath } from '../src/demo-model.js';
-import { GGUFFile } from '../src/gguf/reader.js';
+import { openGguf } from '../src/gguf/file-source.js';
 import { writeSynth } from '../src/synth/synth.js';
 import { PHI3_VOCAB, ROOT, tmpDir } from './helpers.js';
 
@@ -24,7 +24,7 @@ describe('the embedded demo model', () => {
   it('is a Phi-3 GGUF with Phi-3\'s tokenizer and chat tokens, tied, Q8_0, at most 16 MB', () => {
     const p = demoModelPath();
     expect(fs.statSync(p).size).toBeLessThanOrEqual(16_000_000);
-    const f = GGUFFile.open(p);
+    const f = openGguf(p);
     try {
       expect(f.getString('general.architecture')).toBe('phi3');
       expect(f.getStringArray('tokenizer.ggml.tokens')).toHaveLength(32064);

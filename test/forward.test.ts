@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { GGUFFile } from '../src/gguf/reader.js';
+import { openGguf } from '../src/gguf/file-source.js';
 import { RefOps } from '../src/backend/ref/ops.js';
 import { NUMERICS } from '../src/backend/numerics.js';
 import { WasmOps, planFor } from '../src/backend/wasm/ops.js';
+import { nodeHost } from '../src/backend/wasm/node-host.js';
 import { Phi3 } from '../src/model/phi3.js';
 import { configFromGguf } from '../src/model/config.js';
 import type { Ops } from '../src/backend/ops.js';
@@ -40,9 +41,9 @@ for (const g of goldens) {
   const budget = BUDGET[r.type] ?? QUANT_BUDGET;
   describe.runIf(file !== undefined)(`[${backend}] ${r.id} vs llama.cpp (${r.preset}, ${r.type}${r.vocab ? ', ' + r.vocab : ''})`, () => {
     if (file === undefined) return; // its vocabulary (../shared/models) is absent: skipped
-    const f = GGUFFile.open(file);
+    const f = openGguf(file);
     const ctx = r.ctx ?? 256;
-    const ops: Ops<unknown> = backend === 'ref' ? new RefOps(NUMERICS.ggml) : new WasmOps(planFor(configFromGguf(f), ctx, 64, 2));
+    const ops: Ops<unknown> = backend === 'ref' ? new RefOps(NUMERICS.ggml) : new WasmOps(planFor(configFromGguf(f), ctx, 64, 2), nodeHost);
     const model = Phi3.load(f, ops, { ctx, maxBatch: 64 });
     const tok = new SpmTokenizer(f);
     beforeAll(async () => {
@@ -97,7 +98,7 @@ describe('LongRoPE goldens discriminate the factor sets', () => {
   for (const g of goldens.filter((g) => g.recipe.id.endsWith('-long') && g.recipe.type === 'F32')) {
     it(`${g.recipe.id} run with the short factors misses by > 10× the F32 budget`, () => {
       const file = recipeModel(g.recipe)!;
-      const f = GGUFFile.open(file);
+      const f = openGguf(file);
       const model = Phi3.load(f, new RefOps(NUMERICS.ggml), { ctx: 512 });
       const d = compareLogits(g, model.forward(g.tokens, { allLogits: true }));
       f.close();

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GGUFFile, parseGguf, BufferSource } from '../src/gguf/reader.js';
+import { openGguf } from '../src/gguf/file-source.js';
 import { serializeGguf, writeGguf, kv, type GGUFTensorSpec } from '../src/gguf/writer.js';
 import { GgufError, GGUFValueType, type GGUFArray, type GGUFKV } from '../src/gguf/types.js';
 import { GGML_TYPES, GGMLType } from '../src/quant/ggml-type.js';
@@ -122,7 +123,7 @@ describe('GGUF writer → reader', () => {
         { name: 'b', shape: [5], type: GGMLType.F32, data: () => new Uint8Array(20).fill(1) },
       ],
     });
-    const f = GGUFFile.open(p);
+    const f = openGguf(p);
     expect(f.header.dataOffset % 32).toBe(0);
     expect(f.tensor('b')!.offset).toBe(64); // 54 bytes padded to 64
     expect(fs.statSync(p).size).toBe(f.header.dataOffset + 64 + 32);
@@ -237,14 +238,14 @@ describe('GGUF reader on bad input', () => {
 
 describe('real vocab file', () => {
   it.runIf(fs.existsSync(PHI3_VOCAB))('opens ../shared/models/ggml-vocab-phi-3.gguf', () => {
-    const f = GGUFFile.open(PHI3_VOCAB);
+    const f = openGguf(PHI3_VOCAB);
     expect(f.getString('general.architecture')).toBe('phi3');
     expect(f.getStringArray('tokenizer.ggml.tokens').length).toBe(32064);
     expect(f.tensors.length).toBe(0);
     f.close();
   });
   it('names the file when it cannot be opened', () => {
-    expect(() => GGUFFile.open('/nonexistent/x.gguf')).toThrow(/x\.gguf/);
+    expect(() => openGguf('/nonexistent/x.gguf')).toThrow(/x\.gguf/);
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { instantiate, kernelBuild, selectKernels, KERNEL_SCRATCH_BYTES, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from '../src/backend/wasm/kernels.js';
+import { nodeKernelBuild, nodeKernels } from '../src/backend/wasm/node-host.js';
+import { instantiate, kernelBuild, KERNEL_SCRATCH_BYTES, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from '../src/backend/wasm/kernels.js';
 import { matmulRef, rmsnormRef, swigluRef, ropeRef, ropeCacheRef, attentionRef, RefOps } from '../src/backend/ref/ops.js';
 import { NUMERICS } from '../src/backend/numerics.js';
 import { quantizeQ8_0Act, quantizeQ8KAct } from '../src/quant/activations.js';
@@ -16,7 +17,7 @@ import { repackQ4_0x4, q4_0x4Row, interleaveBlocks4, blocks4Row } from '../src/b
 let LEVEL: SimdLevel = 'simd128';
 function harness(bytes = 64 << 20) {
   const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536), maximum: 65536, shared: true });
-  const k: Kernels = instantiate(kernelBuild(LEVEL), memory);
+  const k: Kernels = instantiate(kernelBuild(LEVEL, nodeKernelBuild), memory);
   let top = KERNEL_STATIC_BYTES; // page 0 holds the kernels' static data
   const alloc = (n: number) => {
     const p = Math.ceil(top / 64) * 64;
@@ -92,7 +93,7 @@ const MATMULS: [GGMLType, keyof Kernels][] = [
   [GGMLType.Q3_K, 'matmul_q3_K'],
 ];
 
-const LEVELS: SimdLevel[] = selectKernels('auto').level === 'relaxed' ? ['simd128', 'relaxed'] : ['simd128'];
+const LEVELS: SimdLevel[] = nodeKernels('auto').level === 'relaxed' ? ['simd128', 'relaxed'] : ['simd128'];
 for (const level of LEVELS)
 describe(`[${level}] matmul kernels = matmulRef (same activation rounding), within 1e-5 of Σ|w·x|`, () => {
   for (const [type, name] of MATMULS) {
@@ -345,7 +346,7 @@ it(`[${level}] matmul_q8_0 reads a weight of −128 (which ggml never writes) as
 });
 
 it('the relaxed-SIMD build is chosen only where it runs and agrees with SIMD128', () => {
-  const k = selectKernels('auto');
+  const k = nodeKernels('auto');
   expect(['simd128', 'relaxed']).toContain(k.level);
   // Node 20 on x86-64 with the flag: relaxed is available here
   if (process.arch === 'x64') expect(k.level).toBe('relaxed');

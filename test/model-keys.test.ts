@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import { GGUFFile } from '../src/gguf/reader.js';
+import { openGguf } from '../src/gguf/file-source.js';
 import { GgufError, GGUFValueType, type GGUFKV } from '../src/gguf/types.js';
 import { kv, writeGguf } from '../src/gguf/writer.js';
 import { GGMLType, GGML_TYPES } from '../src/quant/ggml-type.js';
@@ -21,7 +22,7 @@ function edited(edit: (m: Map<string, GGUFKV>, t: ReturnType<typeof synthSpec>['
   edit(m, spec.tensors);
   const file = path.join(dir, `m${n++}.gguf`);
   writeGguf(file, { metadata: [...m], tensors: spec.tensors });
-  return GGUFFile.open(file);
+  return openGguf(file);
 }
 const load = (f: GGUFFile) => {
   const c = configFromGguf(f);
@@ -271,7 +272,7 @@ describe('phimoe (Phi-3.5-MoE): keys and tensors as llama.cpp loads them', () =>
     m.delete('phi3.expert_used_count');
     const file = path.join(dir, `m${n++}.gguf`);
     writeGguf(file, { metadata: [...m], tensors: spec.tensors });
-    const f = GGUFFile.open(file);
+    const f = openGguf(file);
     expect(() => load(f)).toThrow(/separate attn_q\/attn_k\/attn_v tensors in a phi3 file are not supported/);
     f.close();
   });

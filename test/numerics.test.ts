@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { GGUFFile } from '../src/gguf/reader.js';
+import { openGguf } from '../src/gguf/file-source.js';
 import { RefOps } from '../src/backend/ref/ops.js';
 import { NUMERICS } from '../src/backend/numerics.js';
 import { Phi3 } from '../src/model/phi3.js';
@@ -39,7 +39,7 @@ function goldensIn(dir: string): FloatGolden[] {
 function relError(g: FloatGolden, mode: 'exact' | 'ggml', ctx = g.recipe.ctx): number {
   const file = path.join(tmpDir(), `${g.recipe.id}.gguf`);
   writeSynth(file, { shape: g.recipe.synth, type: 'F32', seed: g.recipe.seed });
-  const f = GGUFFile.open(file);
+  const f = openGguf(file);
   try {
     const rows = Phi3.load(f, new RefOps(NUMERICS[mode]), { ctx, maxBatch: 128 }).forward(g.tokens, { allLogits: true });
     let maxAbs = 0;
@@ -159,7 +159,7 @@ describe('export-hf', () => {
     expect(cfg).toMatchObject({ partial_rotary_factor: 0.75, tie_word_embeddings: true, max_position_embeddings: 256, original_max_position_embeddings: 64, sliding_window: null, torch_dtype: 'float16' });
     expect(cfg.rope_scaling.type).toBe('longrope');
     expect(cfg.rope_scaling.long_factor).toHaveLength(12);
-    const g = GGUFFile.open(gguf);
+    const g = openGguf(gguf);
     const st = SafetensorsFile.open(path.join(out, 'model.safetensors'));
     const names = g.tensors.filter((t) => !t.name.startsWith('rope_factors')).map((t) => t.name);
     expect([...st.tensors.keys()].sort()).toEqual(names.map((n) => hfName(n)!).sort());

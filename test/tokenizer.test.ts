@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GGUFFile } from '../src/gguf/reader.js';
+import { openGguf } from '../src/gguf/file-source.js';
 import * as fc from 'fast-check';
 import { SpmTokenizer, StreamDecoder, binaryToBytes, fromBinary, toBinary } from '../src/tokenizer/spm.js';
 import { BPE_PRE_TOKENIZERS, preTokenChunks, preTokenize } from '../src/tokenizer/bpe.js';
@@ -45,7 +45,7 @@ for (const name of ['phi-3', 'llama-spm', 'synthetic', 'gpt2', 'gpt2-dbrx', 'gpt
   const file = vocabFile(g);
   describe.runIf(file !== undefined)(`tokenizer = llama.cpp on the ${name} vocab (${g.cases.length} strings)`, () => {
     if (file === undefined) return; // ../shared/models absent: skipped
-    const f = GGUFFile.open(file);
+    const f = openGguf(file);
     const tok = new SpmTokenizer(f);
     f.close();
     it('token ids, special tokens not parsed', () => {
@@ -77,7 +77,7 @@ for (const name of ['phi-3', 'llama-spm', 'synthetic', 'gpt2', 'gpt2-dbrx', 'gpt
 
 describe('streaming detokenizer', () => {
   it.runIf(fs.existsSync(PHI3_VOCAB))('prints a character split across byte tokens whole', () => {
-    const f = GGUFFile.open(PHI3_VOCAB);
+    const f = openGguf(PHI3_VOCAB);
     const tok = new SpmTokenizer(f);
     f.close();
     const ids = tok.encode('🦙 x', { addSpecial: false });
@@ -89,7 +89,7 @@ describe('streaming detokenizer', () => {
     expect(chunks.filter((c) => c === '').length).toBeGreaterThan(0);
   });
   it.runIf(fs.existsSync(LLAMA_VOCAB))('does not strip the leading space of a continuation', () => {
-    const f = GGUFFile.open(LLAMA_VOCAB);
+    const f = openGguf(LLAMA_VOCAB);
     const tok = new SpmTokenizer(f);
     f.close();
     const s = new StreamDecoder(tok);
@@ -100,7 +100,7 @@ describe('streaming detokenizer', () => {
 // ── large inputs: linear time, pieces that tokenize as the whole, and a tokenizer that yields ──────
 
 const openTok = (file: string) => {
-  const f = GGUFFile.open(file);
+  const f = openGguf(file);
   const tok = new SpmTokenizer(f);
   f.close();
   return tok;

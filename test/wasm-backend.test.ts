@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GGUFFile } from '../src/gguf/reader.js';
+import { openGguf } from '../src/gguf/file-source.js';
 import { WasmOps, planFor } from '../src/backend/wasm/ops.js';
 import { Phi3 } from '../src/model/phi3.js';
 import { configFromGguf } from '../src/model/config.js';
@@ -16,7 +16,8 @@ import { NUMERICS } from '../src/backend/numerics.js';
 import { Rng } from '../src/util/rng.js';
 import { Layout } from '../src/backend/wasm/layout.js';
 import { Q4_0X4_MAX_COLS } from '../src/backend/wasm/kernels.js';
-import { Crew, CrewError, DEADLINE_MIN_MS } from '../src/backend/wasm/crew.js';
+import { CrewError, DEADLINE_MIN_MS } from '../src/backend/wasm/crew.js';
+import { PiscinaCrew, nodeHost } from '../src/backend/wasm/node-host.js';
 
 const dir = tmpDir();
 
@@ -25,9 +26,9 @@ const dir = tmpDir();
 // solo: the crew is judged slower than the main thread alone (as on a busy machine), so every op
 // runs on the main thread, its workers asleep
 async function logitsWith(file: string, threads: number, bankBytes?: number, crewLoad = false, solo = false): Promise<Float32Array[]> {
-  const f = GGUFFile.open(file);
+  const f = openGguf(file);
   const c = configFromGguf(f);
-  const ops = new WasmOps({ ...planFor(c, 64, 16, threads), bankBytes });
+  const ops = new WasmOps({ ...planFor(c, 64, 16, threads), bankBytes }, nodeHost);
   if (crewLoad) await ops.start();
   const m = Phi3.load(f, ops, { ctx: 64, maxBatch: 16 });
   await ops.start();
@@ -63,9 +64,9 @@ describe('WASM backend', () => {
   it('a file cut short after opening: the crew read names the tensor and the shortfall', async () => {
     const file = path.join(dir, 'short.gguf');
     writeSynth(file, { shape: PRESETS.tiny!, type: 'Q4_0', seed: 6 });
-    const f = GGUFFile.open(file);
+    const f = openGguf(file);
     fs.truncateSync(file, fs.statSync(file).size - 1000);
-    const ops = new WasmOps(planFor(configFromGguf(f), 32, 16, 2));
+    const ops = new WasmOps(planFor(configFromGguf(f), 32, 16, 2), nodeHost);
     await ops.start();
     try {
       expect(() => Phi3.load(f, ops, { ctx: 32, maxBatch: 16 })).toThrow(/short read: got \d+ of \d+ bytes.*output\.weight|output\.weight.*short read/s);
@@ -80,8 +81,8 @@ describe('WASM backend', () => {
     writeSynth(file, { shape: PRESETS.small!, type: 'Q4_K_M', seed: 4 });
     const one = await logitsWith(file, 2);
     // 3 MiB banks: every bank holds a few tensors, most matmuls cross banks
-    const f = GGUFFile.open(file);
-    const ops = new WasmOps({ ...planFor(configFromGguf(f), 64, 16, 2), bankBytes: 3 << 20 });
+    const f = openGguf(file);
+    const ops = new WasmOps({ ...planFor(configFromGguf(f), 64, 16, 2), bankBytes: 3 << 20 }, nodeHost);
     Phi3.load(f, ops, { ctx: 64, maxBatch: 16 });
     expect(ops.bankSizes().length).toBeGreaterThan(2);
     await ops.close();
@@ -99,8 +100,8 @@ describe('WASM backend', () => {
       const bytes = quantize(GGMLType.Q4_0, wf);
       const file = path.join(dir, `wide-${cols}.gguf`);
       writeGguf(file, { metadata: [], tensors: [{ name: 'w', shape: [cols, rows], type: GGMLType.Q4_0, data: bytes }] });
-      const f = GGUFFile.open(file);
-      const ops = new WasmOps({ reserveBytes: 8 * T * (cols + rows) + (1 << 20), maxCols: cols, maxRows: rows, maxT: T, threads: 2 });
+      const f = openGguf(file);
+      const ops = new WasmOps({ reserveBytes: 8 * T * (cols + rows) + (1 << 20), maxCols: cols, maxRows: rows, maxT: T, threads: 2 }, nodeHost);
       try {
         await ops.start();
         const w = ops.loadWeight(f, f.header.tensors[0]!);
@@ -156,7 +157,7 @@ describe('a worker that dies or hangs mid-op', () => {
     it(`'${fault}': the op fails with a CrewError ${fault === 'exit' ? 'at once' : `after the deadline (${DEADLINE_MIN_MS} ms)`}, the crew is marked failed, and close() returns`, async () => {
       const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
       const module = new WebAssembly.Module(Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
-      const crew = new Crew(2, [memory], module, { filename: FAULTY, extra: { fault } });
+      const crew = new PiscinaCrew(2, [memory], module, { filename: FAULTY, extra: { fault } });
       await crew.ready();
       const t0 = performance.now();
       expect(() => crew.run([0], () => {}, false)).toThrow(CrewError);
@@ -203,7 +204,7 @@ describe('KV cache type (kvType / --kv-type)', () => {
     const g = path.join(dir, 'kv32.gguf'); // q8_0 blocks need a head size that is a multiple of 32
     writeSynth(g, { shape: { dim: 256, hiddenDim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, ropeDim: 32, contextLength: 256 }, type: 'F32', seed: 21 });
     const ref = (kv: 'q8_0' | 'f32') => {
-      const file = GGUFFile.open(g);
+      const file = openGguf(g);
       try {
         return Phi3.load(file, new RefOps({ ...NUMERICS.exact, kv }), { ctx: 128, maxBatch: 64 }).forward(tokens, { allLogits: true });
       } finally {
@@ -221,7 +222,7 @@ describe('KV cache type (kvType / --kv-type)', () => {
   it('is refused by name where it does not apply, and the memory estimate counts it', async () => {
     await expect(loadModel(f, { kvType: 'q4_0' as never })).rejects.toThrow(/kvType must be one of f16, f32, q8_0, got "q4_0"/);
     await expect(loadModel(f, { kvType: 'f32', backend: 'ref' })).rejects.toThrow(/kvType 'f32' is the wasm backend's/);
-    const c = configFromGguf(GGUFFile.open(f));
+    const c = configFromGguf(openGguf(f));
     const p16 = planFor(c, 4096, 64, 2), p32 = planFor(c, 4096, 64, 2, 'f32');
     expect(p32.reserveBytes - p16.reserveBytes).toBe(2 * c.nLayers * 4096 * c.kvDim * 2);
     expect(p16.reserveBytes - planFor(c, 4096, 64, 2, 'q8_0').reserveBytes).toBe(2 * c.nLayers * 4096 * c.kvDim * (2 - 34 / 32));

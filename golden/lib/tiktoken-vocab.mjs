@@ -5,7 +5,7 @@
 // ranks (a token's two parts are what byte-pair merging of its bytes with the lower ranks leaves).
 import o200k from 'js-tiktoken/ranks/o200k_base';
 import cl100k from 'js-tiktoken/ranks/cl100k_base';
-import { GGUFFile } from '../../dist/src/gguf/reader.js';
+import { openGguf } from '../../dist/src/gguf/file-source.js';
 import { GGUFValueType } from '../../dist/src/gguf/types.js';
 import { kv } from '../../dist/src/gguf/writer.js';
 import { BYTE_TO_CHAR } from '../../dist/src/tokenizer/bpe.js';
@@ -65,7 +65,7 @@ export function tiktokenVocabMetadata(name, gpt2File) {
     const p = lastMerge(bytes, ranks, r);
     if (p) merges.push(`${gpt2Text(p[0])} ${gpt2Text(p[1])}`);
   }
-  const f = GGUFFile.open(gpt2File);
+  const f = openGguf(gpt2File);
   const arch = [...f.metadata].filter(([k]) => !k.startsWith('tokenizer.') && k !== 'general.name');
   f.close();
   return [

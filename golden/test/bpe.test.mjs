@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import fc from 'fast-check';
 import { loadModel, tokenize } from '../lib/llama.mjs';
-import { GGUFFile } from '../../dist/src/gguf/reader.js';
+import { openGguf } from '../../dist/src/gguf/file-source.js';
 import { writeGguf, kv } from '../../dist/src/gguf/writer.js';
 import { SpmTokenizer } from '../../dist/src/tokenizer/spm.js';
 import { bpeVocabMetadata, PHI4_SPECIAL_TOKENS } from '../../dist/src/synth/bpe-vocab.js';
@@ -48,7 +48,7 @@ for (const pre of ['gpt-2', 'dbrx', 'gpt-4o', 'o200k-phi4-mini', 'cl100k-phi4'])
   test(`BPE (${pre}) = llama.cpp on 10,000 random strings: ids and text, special off and on`, { skip: !fs.existsSync(GPT2) && 'no ../shared/models/ggml-vocab-gpt-2.gguf' }, async () => {
     const file = vocabFile(pre);
     const model = await loadModel(file, { vocabOnly: true });
-    const f = GGUFFile.open(file);
+    const f = openGguf(file);
     const tok = new SpmTokenizer(f);
     f.close();
     let n = 0, skipped = 0;

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { loadModel, evalLogits, tokenize, vocabSize, greedy } from '../lib/llama.mjs';
 import { SpmTokenizer } from '../../dist/src/tokenizer/spm.js';
-import { GGUFFile } from '../../dist/src/gguf/reader.js';
+import { openGguf } from '../../dist/src/gguf/file-source.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -220,7 +220,7 @@ test('the embedded demo model: the same greedy tokens as llama.cpp, and the same
   const prompt = 'Once upon a time';
   const ids = [1, ...tokenize(model, prompt)];
   const all = await greedy(model, ids, 32);
-  const f = GGUFFile.open(DEMO);
+  const f = openGguf(DEMO);
   const tok = new SpmTokenizer(f);
   f.close();
   const stop = all.findIndex((t) => tok.eog.has(t));

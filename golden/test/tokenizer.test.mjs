@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import fc from 'fast-check';
 import { loadModel, tokenize } from '../lib/llama.mjs';
-import { GGUFFile } from '../../dist/src/gguf/reader.js';
+import { openGguf } from '../../dist/src/gguf/file-source.js';
 import { SpmTokenizer } from '../../dist/src/tokenizer/spm.js';
 
 const VOCAB = path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'models', 'ggml-vocab-phi-3.gguf');
@@ -19,7 +19,7 @@ const text = fc.oneof(
 
 test('tokenizer = llama.cpp on 10,000+ random strings (special off and on)', { skip: !fs.existsSync(VOCAB) && 'no ../shared/models/ggml-vocab-phi-3.gguf' }, async () => {
   const model = await loadModel(VOCAB, { vocabOnly: true });
-  const f = GGUFFile.open(VOCAB);
+  const f = openGguf(VOCAB);
   const tok = new SpmTokenizer(f);
   f.close();
   let n = 0;

@@ -2,7 +2,7 @@
  * `phi3 inspect <file.gguf> [--json] [--ctx N]`: what a GGUF holds and what it needs to run.
  * Works on vocab-only files (no tensors) and on architectures we cannot run (it reports, not runs).
  */
-import { GGUFFile } from '../gguf/reader.js';
+import { openGguf } from '../gguf/file-source.js';
 import { GGUFValueType } from '../gguf/types.js';
 import { ggmlTypeName } from '../quant/ggml-type.js';
 import { configFromGguf, estimateMemory, ropeFactorSet, SUPPORTED_ARCHS, type ConfigWarning, type MemoryEstimate, type Phi3Config } from '../model/config.js';
@@ -39,7 +39,7 @@ export interface InspectReport {
 }
 
 export function inspectGguf(path: string, ctx?: number): InspectReport {
-  const f = GGUFFile.open(path);
+  const f = openGguf(path);
   try {
     const arch = f.optString('general.architecture') ?? '';
     const byType: Record<string, { count: number; bytes: number }> = {};

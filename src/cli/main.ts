@@ -15,12 +15,12 @@ import * as readline from 'node:readline';
 import { inspectGguf, formatInspect } from './inspect.js';
 import { parseFlags, usageOf, UsageError, HelpRequested, type FlagTable, type FlagValues } from './flags.js';
 import { PRESETS, SYNTH_TYPES, writeSynth } from '../synth/synth.js';
-import { GGUFFile } from '../gguf/reader.js';
+import { openGguf } from '../gguf/file-source.js';
 import { SpmTokenizer } from '../tokenizer/spm.js';
 import { loadModel, benchModel, ContextLengthError, type BackendName, type LoadOptions, type Model } from '../api.js';
 import { configFromGguf, type Phi3Config } from '../model/config.js';
 import { Phi3Server } from '../server/server.js';
-import { packageRoot } from '../backend/wasm/kernels.js';
+import { packageRoot } from '../package-root.js';
 import type { ChatMessage } from '../generate/chat.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import type { NumericsName } from '../backend/numerics.js';
@@ -93,7 +93,7 @@ function modelPath(v: ModelFlags, positionals: string[], usage: string, o: { dem
  * warning; another only with --force), the thread count is within the cores.
  */
 function preflight(file: string, v: ModelFlags): { config: Phi3Config; tok: SpmTokenizer; load: LoadOptions } {
-  const f = GGUFFile.open(file);
+  const f = openGguf(file);
   try {
     const config = configFromGguf(f); // its warnings come from loadModel's onWarning
     const tok = new SpmTokenizer(f);
@@ -168,7 +168,7 @@ function readFileArg(flag: string, file: string): string {
 
 /** the tokenizer of a GGUF without loading its weights */
 function openTokenizer(file: string): SpmTokenizer {
-  const f = GGUFFile.open(file);
+  const f = openGguf(file);
   try {
     return new SpmTokenizer(f);
   } finally {

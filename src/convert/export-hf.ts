@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GGUFFile } from '../gguf/reader.js';
+import { openGguf } from '../gguf/file-source.js';
 import { GGMLType, GGML_TYPES } from '../quant/ggml-type.js';
 import { configFromGguf, type Phi3Config, UnsupportedModelError } from '../model/config.js';
 import { longRopeAttnFactor } from '../synth/presets.js';
@@ -108,7 +109,7 @@ export interface ExportResult {
 }
 
 export function exportHf(ggufPath: string, outDir: string): ExportResult {
-  const f = GGUFFile.open(ggufPath);
+  const f = openGguf(ggufPath);
   try {
     const c = configFromGguf(f);
     if (c.arch !== 'phi3') throw new UnsupportedModelError(`${ggufPath}: export-hf writes transformers' Phi3ForCausalLM; arch '${c.arch}' is not supported`);

@@ -7,13 +7,12 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { packageRoot } from '../backend/wasm/kernels.js';
+import { packageRoot } from '../package-root.js';
 import type { ChatSegment } from './chat.js';
 import type { TemplateTask } from './template-worker.js';
+import { TemplateError, checkRendered, type TemplateRenderer } from './templates.js';
 
-export class TemplateError extends Error {
-  override name = 'TemplateError';
-}
+export { TemplateError } from './templates.js';
 
 export interface TemplateLimits {
   /** milliseconds per render (default 2000) */
@@ -29,7 +28,7 @@ function workerFile(): string {
   return here.endsWith('.js') ? path.join(path.dirname(here), 'template-worker.js') : path.join(packageRoot(), 'dist', 'src', 'generate', 'template-worker.js');
 }
 
-export class TemplateRunner {
+export class TemplateRunner implements TemplateRenderer {
   private pool: Piscina | undefined;
   readonly limits: Required<TemplateLimits>;
   constructor(limits: TemplateLimits = {}) {
@@ -67,11 +66,7 @@ export class TemplateRunner {
     } finally {
       clearTimeout(timer);
     }
-    const contents = task.messages.reduce((a, m) => a + (typeof m.content === 'string' ? m.content.length : 0), 0);
-    const size = typeof out === 'string' ? out.length : out.reduce((a, s) => a + s.text.length, 0);
-    if ((typeof out === 'string' ? out : out.map((s) => s.text).join('')).trim() === '') throw new TemplateError('the chat template rendered an empty prompt');
-    if (size > contents + this.limits.extraChars) throw new TemplateError(`the chat template rendered ${size} characters, more than the messages' ${contents} plus ${this.limits.extraChars}`);
-    return out;
+    return checkRendered(task, out, this.limits.extraChars);
   }
 
   async close(): Promise<void> {

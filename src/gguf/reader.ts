@@ -7,8 +7,9 @@
  * buffer (later: WASM memory). Every count, length, dimension, type id and offset is bounded by the
  * file size before anything is allocated; all failures are a GgufError naming offset and key/tensor.
  * Versions 2 and 3, little-endian only (big-endian files are detected and refused).
+ * Platform-free: bytes come from a ByteSource (a Node file in file-source.ts, a Blob or the Origin
+ * Private File System in src/browser/sources.ts, a buffer here).
  */
-import * as fs from 'node:fs';
 import { GGML_TYPES, GGMLType, ggmlTypeName } from '../quant/ggml-type.js';
 import {
   GGML_MAX_DIMS,
@@ -29,35 +30,8 @@ export interface ByteSource {
   /** copy `dst.length` bytes at `position` into dst; returns bytes read */
   readInto(dst: Uint8Array, position: number): number;
   close(): void;
-}
-
-export class FileSource implements ByteSource {
-  readonly size: number;
-  /** the open file descriptor (worker threads of this process may read it too), −1 once closed */
-  fd: number;
-  constructor(readonly name: string) {
-    this.fd = fs.openSync(name, 'r');
-    const st = fs.fstatSync(this.fd);
-    if (!st.isFile()) {
-      fs.closeSync(this.fd);
-      throw new Error(st.isDirectory() ? 'it is a directory, not a GGUF file' : 'it is not a regular file');
-    }
-    this.size = st.size;
-  }
-  readInto(dst: Uint8Array, position: number): number {
-    let done = 0;
-    const CHUNK = 1 << 30; // stay far below the 2 GiB per-call limit
-    while (done < dst.length) {
-      const n = fs.readSync(this.fd, dst, done, Math.min(CHUNK, dst.length - done), position + done);
-      if (n <= 0) break;
-      done += n;
-    }
-    return done;
-  }
-  close(): void {
-    if (this.fd >= 0) fs.closeSync(this.fd);
-    this.fd = -1;
-  }
+  /** an open file descriptor that worker threads of this process may read too (Node files only; −1 once closed) */
+  readonly fd?: number;
 }
 
 export class BufferSource implements ByteSource {
@@ -432,13 +406,8 @@ export class GGUFFile {
     this.byName = new Map(this.header.tensors.map((t) => [t.name, t]));
   }
 
-  static open(path: string): GGUFFile {
-    let src: FileSource;
-    try {
-      src = new FileSource(path);
-    } catch (e) {
-      throw new GgufError(`cannot open: ${(e as Error).message}`, 0, { file: path });
-    }
+  /** parse the header of any byte source (it is closed if the header is bad); openGguf(path) for a Node file */
+  static fromSource(src: ByteSource): GGUFFile {
     return new GGUFFile(src);
   }
 
@@ -453,8 +422,9 @@ export class GGUFFile {
   /** where tensor `t`'s bytes are for positional reads by other threads: the file descriptor and the
    * absolute position; undefined when the GGUF is not an open file (fromBytes) */
   fileRange(t: GGUFTensorInfo): { fd: number; position: number } | undefined {
-    if (!(this.src instanceof FileSource) || this.src.fd < 0) return undefined;
-    return { fd: this.src.fd, position: this.header.dataOffset + t.offset };
+    const fd = this.src.fd;
+    if (fd === undefined || fd < 0) return undefined;
+    return { fd, position: this.header.dataOffset + t.offset };
   }
   get metadata(): Map<string, GGUFKV> {
     return this.header.metadata;

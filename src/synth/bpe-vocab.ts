@@ -5,7 +5,7 @@
  * checked against llama.cpp on the same tokens and merges. Not a real Phi-4 vocabulary (no weights
  * or tokenizer files can be downloaded here).
  */
-import { GGUFFile } from '../gguf/reader.js';
+import { openGguf } from '../gguf/file-source.js';
 import { GGUFValueType, type GGUFKV } from '../gguf/types.js';
 import { kv } from '../gguf/writer.js';
 
@@ -17,7 +17,7 @@ export const PHI4_SPECIAL_TOKENS = [
 
 /** tokenizer.* metadata of `file` with `pre` as the pre-tokenizer and the special tokens appended as CONTROL */
 export function bpeVocabMetadata(file: string, pre: string, specials = PHI4_SPECIAL_TOKENS): [string, GGUFKV][] {
-  const f = GGUFFile.open(file);
+  const f = openGguf(file);
   try {
     const tokens = [...f.getStringArray('tokenizer.ggml.tokens')];
     const types = f.has('tokenizer.ggml.token_type') ? [...(f.getArray('tokenizer.ggml.token_type').items as Int32Array)] : tokens.map(() => 1);

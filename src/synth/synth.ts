@@ -15,7 +15,7 @@
 import { GGMLType, GGML_TYPES, ggmlTypeByName } from '../quant/ggml-type.js';
 import { dequantizeRow } from '../quant/dequantize.js';
 import { fp32ToBf16, fp32ToFp16 } from '../quant/fp16.js';
-import { GGUFFile } from '../gguf/reader.js';
+import { openGguf } from '../gguf/file-source.js';
 import { kv, writeGguf, type GGUFTensorSpec } from '../gguf/writer.js';
 import { GGUFValueType, type GGUFKV } from '../gguf/types.js';
 import { Rng } from '../util/rng.js';
@@ -24,7 +24,7 @@ import { longRopeAttnFactor, type SynthShape } from './presets.js';
 import { bpeVocabMetadata } from './bpe-vocab.js';
 
 function isBpeVocab(file: string): boolean {
-  const f = GGUFFile.open(file);
+  const f = openGguf(file);
   try {
     return f.optString('tokenizer.ggml.model') === 'gpt2';
   } finally {
@@ -301,7 +301,7 @@ export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tens
     vocabKv = bpeVocabMetadata(o.vocabFile!, vocabPre!).filter(([k]) => k.startsWith('tokenizer.'));
     vocabSize = (vocabKv.find(([k]) => k === 'tokenizer.ggml.tokens')![1].value as { items: string[] }).items.length;
   } else if (o.vocabFile) {
-    const f = GGUFFile.open(o.vocabFile);
+    const f = openGguf(o.vocabFile);
     vocabKv = [...f.metadata].filter(([k]) => k.startsWith('tokenizer.'));
     vocabSize = f.getStringArray('tokenizer.ggml.tokens').length;
     f.close();

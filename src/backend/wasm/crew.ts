@@ -1,6 +1,7 @@
 /**
- * The worker crew: Piscina starts N−1 workers, each running one long task (worker.ts) that
- * instantiates the kernels over the same shared memories and then waits for ops. Each op is
+ * The worker crew: N−1 workers (Piscina's worker threads in Node, node-host.ts; Web Workers in a
+ * browser, src/browser/crew.ts), each instantiating the kernels over the same shared memories and
+ * then waiting for ops in crewLoop. Each op is
  * handed out through a shared control block with Atomics (≈ 1 µs, against 170–300 µs for a
  * Piscina task per op); the main thread computes its own share, then waits for the others.
  *
@@ -9,10 +10,8 @@
  *   [STOP] 1 = leave the loop                            [ERROR] 1 = a worker failed (message in MSG)
  * Arguments: Float64Array at byte ARGS: [opcode, a1, a2, …] (pointers < 2^53 are exact).
  */
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
-import { packageRoot } from './kernels.js';
+import { instantiate, type Kernels } from './kernels.js';
+import { runShare, type ReadFd } from './share.js';
 
 export const SEQ = 0, DONE = 1, STOP = 2, ERROR = 3, MSG_LEN = 4, READY = 5;
 export const MSG = 256; // byte offset of the error message (UTF-8)
@@ -59,51 +58,53 @@ export function reportFailure(control: SharedArrayBuffer, message: string): void
   raiseError(ctl);
 }
 
-/** a worker thread that exits before STOP (process.exit, an error outside its loop's catch) says so as it goes */
-export function reportExit(control: SharedArrayBuffer, index: number): void {
-  process.once('exit', (code) => {
-    if (!Atomics.load(new Int32Array(control), STOP)) reportFailure(control, `worker ${index} exited (code ${code})`);
-  });
+/** a worker's kernel instances, one per memory (bank) */
+export function crewKernels(init: CrewInit): Kernels[] {
+  return init.memories.map((m) => instantiate(init.module, m));
 }
 
-function workerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  // from dist/src/backend/wasm/crew.js the worker is beside us; from src/ (tests) use the build
-  return here.endsWith('.js') ? path.join(path.dirname(here), 'worker.js') : path.join(packageRoot(), 'dist', 'src', 'backend', 'wasm', 'worker.js');
+/**
+ * A worker's loop: wait for the next op in the control block, compute this thread's share, count
+ * itself done, until STOP is set. Errors are reported through the control block, so the main thread
+ * never waits forever. `kernels`: one instance per memory (crewKernels); `seen`: the op sequence
+ * number when the worker started.
+ */
+export function crewLoop(init: CrewInit, kernels: Kernels[], seen: number, readFd?: ReadFd): number {
+  const ctl = new Int32Array(init.control);
+  const args = new Float64Array(init.control, ARGS, N_ARGS);
+  let ops = 0;
+  Atomics.add(ctl, READY, 1);
+  for (;;) {
+    let spins = 0;
+    while (Atomics.load(ctl, SEQ) === seen) {
+      if (++spins > SPIN) Atomics.wait(ctl, SEQ, seen, 1000);
+    }
+    seen = Atomics.load(ctl, SEQ);
+    if (Atomics.load(ctl, STOP)) return ops;
+    try {
+      runShare(kernels, args, init.index, init.nThreads, readFd);
+    } catch (e) {
+      reportFailure(init.control, `worker ${init.index}: ${(e as Error)?.stack ?? String(e)}`);
+      ops++;
+      continue;
+    }
+    ops++;
+    Atomics.add(ctl, DONE, 1);
+    Atomics.notify(ctl, DONE);
+  }
 }
 
-export class Crew {
+/** The main thread's side of the crew; a platform's subclass starts the workers and stops them. */
+export abstract class Crew {
   readonly control = new SharedArrayBuffer(CONTROL_BYTES);
   readonly ctl = new Int32Array(this.control);
   readonly args = new Float64Array(this.control, ARGS, N_ARGS);
-  private pool: Piscina | undefined;
-  private tasks: Promise<unknown>[] = [];
-  private failure: Error | undefined;
+  protected failure: Error | undefined;
 
-  constructor(
-    readonly nThreads: number,
-    memories: WebAssembly.Memory[],
-    module: WebAssembly.Module,
-    /** the workers' module and extra init fields (tests give workers that fail in given ways) */
-    opts: { filename?: string; extra?: object } = {},
-  ) {
-    if (nThreads > 1) {
-      this.pool = new Piscina({ filename: opts.filename ?? workerFile(), minThreads: nThreads - 1, maxThreads: nThreads - 1, idleTimeout: Infinity, atomics: 'disabled' });
-      for (let i = 1; i < nThreads; i++) {
-        const init: CrewInit = { ...opts.extra, control: this.control, memories, module, index: i, nThreads };
-        this.tasks.push(
-          this.pool.run(init).catch((e: Error) => this.fail(e)),
-        );
-      }
-      // the crew never keeps the process alive: a script that forgets close() still exits (ops run
-      // synchronously on the main thread, so no op can be cut short by that); a worker that exits
-      // before STOP has failed
-      for (const t of this.pool.threads) {
-        t.unref();
-        t.once('exit', (code) => Atomics.load(this.ctl, STOP) || this.fail(new Error(`a worker thread exited (code ${code})`)));
-      }
-    }
-  }
+  constructor(readonly nThreads: number) {}
+
+  /** stop the workers once STOP is set and they have been woken (resolves when they are gone) */
+  protected abstract stopWorkers(): Promise<void>;
 
   /** a worker failed (an error in an op, or it died): this crew cannot run ops any more */
   get failed(): boolean {
@@ -111,7 +112,7 @@ export class Crew {
   }
 
   /** a worker died outside its own try/catch: release anyone waiting and remember why */
-  private fail(e: Error): void {
+  protected fail(e: Error): void {
     this.failure ??= e;
     raiseError(this.ctl);
   }
@@ -253,13 +254,13 @@ export class Crew {
     throw new CrewError(`a worker thread failed: ${msg}`);
   }
 
+  private closed = false;
   async close(): Promise<void> {
-    if (!this.pool) return;
+    if (this.nThreads <= 1 || this.closed) return;
+    this.closed = true;
     Atomics.store(this.ctl, STOP, 1);
     Atomics.add(this.ctl, SEQ, 1);
     Atomics.notify(this.ctl, SEQ);
-    await Promise.allSettled(this.tasks);
-    await this.pool.destroy();
-    this.pool = undefined;
+    await this.stopWorkers();
   }
 }

@@ -1,11 +1,9 @@
 /**
- * The WASM kernels' typed interface, and loading: one compiled module (build/kernels.wasm, from
- * assembly/index.ts), instantiated over a shared WebAssembly.Memory per bank and per thread.
+ * The WASM kernels' typed interface, and choosing a build: one compiled module (build/kernels.wasm
+ * or build/kernels-relaxed.wasm, from assembly/index.ts), instantiated over a shared
+ * WebAssembly.Memory per bank and per thread. Platform-free: the compiled builds come from a
+ * KernelLoader (node-host.ts reads the files; the browser's worker fetches them).
  */
-import * as fs from 'node:fs';
-import * as v8 from 'node:v8';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 /** Exports of build/kernels.wasm; pointers are byte addresses in the instance's memory. */
 export interface Kernels {
@@ -53,17 +51,6 @@ export interface Kernels {
   add(xPtr: number, yPtr: number, n: number): void;
 }
 
-/** the package root (where build/ and dist/ live), from this module's location in src/ or dist/src/ */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const pj = path.join(dir, 'package.json');
-    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === 'phi3-ts') return dir;
-    dir = path.dirname(dir);
-  }
-  throw new Error('phi3-ts: cannot find the package root from ' + import.meta.url);
-}
-
 /**
  * Bytes at the start of every memory that belong to the kernels: AssemblyScript places static data
  * (Mathf.exp's table) at address 1024, and every instantiation — one per thread and bank — writes
@@ -82,34 +69,15 @@ export const Q4_0X4_MAX_COLS = KERNEL_SCRATCH_BYTES / 16;
 /** which kernel build runs: SIMD128 everywhere, or relaxed SIMD (integer dot instructions) where the engine has it */
 export type SimdLevel = 'simd128' | 'relaxed';
 
-const compiled = new Map<SimdLevel, WebAssembly.Module>();
-
-function compile(level: SimdLevel): WebAssembly.Module | undefined {
-  const have = compiled.get(level);
-  if (have) return have;
-  const file = path.join(packageRoot(), 'build', level === 'relaxed' ? 'kernels-relaxed.wasm' : 'kernels.wasm');
-  if (!fs.existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\``);
-  const bytes = fs.readFileSync(file);
-  if (level === 'relaxed') {
-    // Node 20 ships relaxed SIMD behind a flag (V8 reads it at compile time, process-wide, so the
-    // worker threads inherit it; newer V8 has no such flag and would print an error for it); its
-    // baseline compiler drops relaxed_dot's accumulator, so compile optimized only (Node ≥ 22 has
-    // that fixed; optimized-only is harmless there).
-    if (!WebAssembly.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-    v8.setFlagsFromString('--no-liftoff');
-  }
-  if (!WebAssembly.validate(bytes)) {
-    if (level === 'relaxed') return undefined;
-    throw new Error(`${file}: this JavaScript engine cannot run WASM SIMD128 with threads`);
-  }
-  const m = new WebAssembly.Module(bytes);
-  compiled.set(level, m);
-  return m;
-}
+/**
+ * A build's compiled module, or undefined where this engine cannot validate it (relaxed SIMD on an
+ * engine without it). The loader caches; it throws when the build itself is missing.
+ */
+export type KernelLoader = (level: SimdLevel) => WebAssembly.Module | undefined;
 
 /** the module of one build (throws if the engine cannot run it) */
-export function kernelBuild(level: SimdLevel): WebAssembly.Module {
-  const m = compile(level);
+export function kernelBuild(level: SimdLevel, load: KernelLoader): WebAssembly.Module {
+  const m = load(level);
   if (!m) throw new Error(`this JavaScript engine cannot run the ${level} kernels`);
   return m;
 }
@@ -122,29 +90,27 @@ export interface KernelChoice {
   dotAdd: boolean;
 }
 
-let chosen: KernelChoice | undefined;
+const chosen = new WeakMap<KernelLoader, KernelChoice>();
 
 /**
  * The kernel module to run: the relaxed-SIMD build when the engine validates it and it passes a
  * start-up self-test against the SIMD128 build (integer dot products must agree), else SIMD128.
  */
-export function kernelModule(prefer: SimdLevel | 'auto' = 'auto'): WebAssembly.Module {
-  return selectKernels(prefer).module;
-}
-
-export function selectKernels(prefer: SimdLevel | 'auto' = 'auto'): KernelChoice {
-  if (prefer === 'simd128') return { module: kernelBuild('simd128'), level: 'simd128', dotAdd: false };
-  if (prefer === 'relaxed') return { module: kernelBuild('relaxed'), level: 'relaxed', dotAdd: dotAddFaster(kernelBuild('relaxed')) };
-  if (chosen) return chosen;
-  const base = kernelBuild('simd128');
+export function selectKernels(prefer: SimdLevel | 'auto', load: KernelLoader): KernelChoice {
+  if (prefer === 'simd128') return { module: kernelBuild('simd128', load), level: 'simd128', dotAdd: false };
+  if (prefer === 'relaxed') return { module: kernelBuild('relaxed', load), level: 'relaxed', dotAdd: dotAddFaster(kernelBuild('relaxed', load)) };
+  const have = chosen.get(load);
+  if (have) return have;
+  const base = kernelBuild('simd128', load);
   let relaxed: WebAssembly.Module | undefined;
   try {
-    relaxed = compile('relaxed');
+    relaxed = load('relaxed');
   } catch {
     relaxed = undefined;
   }
-  chosen = relaxed && selfTest(base, relaxed) ? { module: relaxed, level: 'relaxed', dotAdd: dotAddFaster(relaxed) } : { module: base, level: 'simd128', dotAdd: false };
-  return chosen;
+  const pick: KernelChoice = relaxed && selfTest(base, relaxed) ? { module: relaxed, level: 'relaxed', dotAdd: dotAddFaster(relaxed) } : { module: base, level: 'simd128', dotAdd: false };
+  chosen.set(load, pick);
+  return pick;
 }
 
 const dotAddMeasured = new Map<WebAssembly.Module, boolean>();

@@ -8,6 +8,8 @@
  * row copied into that bank's staging area and its output copied back.
  * Every supported weight type has a kernel; a type without one would run the reference matmul
  * over views of the same memory (correct, slower).
+ * Platform-free: where the kernels come from, how the crew starts and how files are read by
+ * descriptor is a WasmHost (node-host.ts for Node, src/browser/host.ts for a browser).
  */
 import type { GGUFFile } from '../../gguf/reader.js';
 import { GgufError } from '../../gguf/types.js';
@@ -16,9 +18,9 @@ import { GGML_TYPES, GGMLType, vecDotType } from '../../quant/ggml-type.js';
 import { dequantizeRow } from '../../quant/dequantize.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../ops.js';
 import { matmulRef, ropeCacheRef } from '../ref/ops.js';
-import { instantiate, selectKernels, KERNEL_SCRATCH_BYTES, Q4_0X4_MAX_COLS, KERNEL_STATIC_BYTES, type Kernels, type SimdLevel } from './kernels.js';
-import { Crew } from './crew.js';
-import { Op, runShare } from './share.js';
+import { instantiate, KERNEL_SCRATCH_BYTES, Q4_0X4_MAX_COLS, KERNEL_STATIC_BYTES, type KernelChoice, type Kernels, type SimdLevel } from './kernels.js';
+import type { Crew } from './crew.js';
+import { Op, runShare, type ReadFd } from './share.js';
 import { Layout, blocks4Row, q4_0x4Row } from './layout.js';
 
 const PAGE = 65536;
@@ -114,6 +116,16 @@ export interface WasmPlan {
   kvType?: KvType;
 }
 
+/** what the backend needs of its platform */
+export interface WasmHost {
+  /** the kernel build to run ('auto': relaxed SIMD where the engine has it and it self-tests) */
+  kernels(prefer: SimdLevel | 'auto'): KernelChoice;
+  /** start `nThreads − 1` workers over the memories (the caller is thread 0) */
+  crew(nThreads: number, memories: WebAssembly.Memory[], module: WebAssembly.Module): Crew;
+  /** positional reads of a file descriptor for the crew's loads (Op.LOAD); absent where sources have none */
+  readFd?: ReadFd;
+}
+
 export type KvType = 'f16' | 'f32' | 'q8_0';
 export const KV_TYPES: readonly KvType[] = ['f16', 'f32', 'q8_0'];
 /** bytes per cached value: q8_0 keeps 32 values in 34 bytes (an f16 scale and 32 i8) */
@@ -145,9 +157,12 @@ export class WasmOps implements Ops<WasmBuf> {
   private readonly reserveEnd: number;
   private reserveTop: number;
 
-  constructor(readonly plan: WasmPlan) {
+  constructor(
+    readonly plan: WasmPlan,
+    private readonly host: WasmHost,
+  ) {
     const { maxCols, maxRows, maxT } = plan;
-    const k = selectKernels(plan.simd ?? 'auto');
+    const k = host.kernels(plan.simd ?? 'auto');
     this.module = k.module;
     this.simd = k.level;
     this.dotAdd = k.dotAdd;
@@ -180,7 +195,7 @@ export class WasmOps implements Ops<WasmBuf> {
   async start(): Promise<void> {
     if (this.crewInstance && this.crewBanks === this.banks.length) return;
     await this.crewInstance?.close();
-    this.crewInstance = new Crew(this.plan.threads, this.banks.map((b) => b.memory), this.module);
+    this.crewInstance = this.host.crew(this.plan.threads, this.banks.map((b) => b.memory), this.module);
     this.crewBanks = this.banks.length;
     await this.crewInstance.ready();
   }
@@ -251,11 +266,11 @@ export class WasmOps implements Ops<WasmBuf> {
     let subnormalScales = 0;
     const where = file.fileRange(t);
     const stagingPerThread = Math.floor((this.plan.maxT * this.plan.maxCols * 4) / this.plan.threads / ALIGN) * ALIGN; // xh, split
-    if (this.crewInstance && bank === 0 && where && (layout === Layout.ROWS || stagingPerThread >= 4 * rowBytes)) {
+    if (this.crewInstance && this.host.readFd && bank === 0 && where && (layout === Layout.ROWS || stagingPerThread >= 4 * rowBytes)) {
       // the crew reads it (share.ts, Op.LOAD): the copy and the page faults on two cores
       const args = [Op.LOAD, 0, where.fd, where.position, ptr, rows, rowBytes, cols, layout, info.typeSize, this.xh, stagingPerThread, this.loadResults];
       b.f64(this.loadResults, 2 * this.plan.threads).fill(0);
-      this.crewInstance.run(args, (i, n) => runShare([b.k], args, i, n), false);
+      this.crewInstance.run(args, (i, n) => runShare([b.k], args, i, n, this.host.readFd), false);
       const res = b.f64(this.loadResults, 2 * this.plan.threads);
       let got = 0;
       for (let i = 0; i < this.plan.threads; i++) (got += res[2 * i]!), (subnormalScales += res[2 * i + 1]!);

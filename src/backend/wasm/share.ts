@@ -5,7 +5,6 @@
  * output element is computed by exactly one thread in a fixed order, so results are bit-identical
  * for any number of threads.
  */
-import * as fs from 'node:fs';
 import { KERNEL_SCRATCH_BYTES, type Kernels } from './kernels.js';
 import { Layout } from './layout.js';
 
@@ -53,8 +52,14 @@ const KERNEL_Q8_K: Partial<Record<Op, 'matmul_q2_K' | 'matmul_q3_K' | 'matmul_q4
   [Op.MATMUL_Q6_K]: 'matmul_q6_K',
 };
 
-/** args: [op, bank, …op arguments] */
-export function runShare(kernels: Kernels[], a: Float64Array | number[], i: number, k: number): void {
+/**
+ * Positional reads of an open file descriptor into dst[offset…] (node-host.ts): `length` bytes at
+ * `position`, fewer only at the end of the file; returns the bytes read. Op.LOAD needs it.
+ */
+export type ReadFd = (fd: number, dst: Uint8Array, offset: number, length: number, position: number) => number;
+
+/** args: [op, bank, …op arguments]; readFd for Op.LOAD (a platform whose files have descriptors) */
+export function runShare(kernels: Kernels[], a: Float64Array | number[], i: number, k: number, readFd?: ReadFd): void {
   const K = kernels[a[1]!]!;
   switch (a[0] as Op) {
     case Op.MATMUL_Q4_1:
@@ -121,6 +126,8 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
       // block bytes, staging, staging bytes per thread, results ([bytes read, subnormal scales] per
       // thread, f64)
       const [fd, position, ptr, rows, rowBytes, cols, layout, blockBytes, staging, stagingBytes, results] = [a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!];
+      if (!readFd) throw new Error('Op.LOAD needs file reads by descriptor, which this platform has not given');
+      const readFully = readFd;
       const u8 = new Uint8Array(K.memory.buffer);
       let got = 0, subnormal = 0;
       if (layout === Layout.ROWS) {
@@ -145,15 +152,4 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     default:
       throw new Error(`unknown op ${a[0]}`);
   }
-}
-
-/** read `length` bytes at `position` of fd into dst[offset…]; returns the bytes read (fewer at end of file) */
-function readFully(fd: number, dst: Uint8Array, offset: number, length: number, position: number): number {
-  let done = 0;
-  while (done < length) {
-    const n = fs.readSync(fd, dst, offset + done, Math.min(1 << 30, length - done), position + done);
-    if (n <= 0) break;
-    done += n;
-  }
-  return done;
 }

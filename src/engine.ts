@@ -1,0 +1,504 @@
+/**
+ * The platform-free half of the library API: a Model that tokenizes, computes logits and generates
+ * text, and openModel(), which builds one from a parsed GGUF and a platform (ModelHost). Node's
+ * loadModel(path) is in api.ts; a browser's in src/browser/.
+ *
+ * One Model owns one GGUF file, one backend and one KV cache. Calls that use the KV cache (logits,
+ * generate, stream, chat) queue and run one at a time, in call order: a generation takes the model
+ * when it is first iterated and gives it back when it ends — done, aborted, `break` out of the loop,
+ * `return()`/`throw()` on the iterator, or, for one abandoned mid-way, when it is garbage-collected.
+ */
+import type { GGUFFile } from './gguf/reader.js';
+import { RefOps } from './backend/ref/ops.js';
+import { WasmOps, planFor, KV_TYPES, kvTypeBytes, type KvType, type WasmHost } from './backend/wasm/ops.js';
+import type { Ops } from './backend/ops.js';
+import { numericsByName, type Numerics, type NumericsName } from './backend/numerics.js';
+import { UnsupportedModelError, checkWeights, configFromGguf, estimateMemory, validateTensors, type ConfigWarning, type Phi3Config } from './model/config.js';
+import { Phi3, ContextLengthError } from './model/phi3.js';
+import { SpmTokenizer } from './tokenizer/spm.js';
+import { generate, validateGenerateOptions, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
+import { renderChat, renderChatSegments, type ChatMessage } from './generate/chat.js';
+import { PHI4_CHAT_TEMPLATE } from './generate/phi3-template.js';
+import type { TemplateRenderer } from './generate/templates.js';
+export { TemplateError } from './generate/templates.js';
+export { NonFiniteLogitsError } from './generate/generate.js';
+
+export { ContextLengthError } from './model/phi3.js';
+export { GgufError } from './gguf/types.js';
+export { UnsupportedModelError, type Phi3Config, type ConfigWarning } from './model/config.js';
+export { TokenizerError } from './tokenizer/spm.js';
+export { CrewError } from './backend/wasm/crew.js';
+export type { GenerateOptions, GenerationStats, GeneratedChunk, FinishReason } from './generate/generate.js';
+export type { SamplingOptions } from './generate/sampler.js';
+export type { ChatMessage } from './generate/chat.js';
+
+/** A FIFO lock: calls that use the KV cache take it in turn. */
+class Turns {
+  private held = false;
+  private readonly waiting: (() => void)[] = [];
+  async take(): Promise<() => void> {
+    if (this.held) await new Promise<void>((r) => this.waiting.push(r));
+    this.held = true;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next(); // handed straight to the next caller
+      else this.held = false;
+    };
+  }
+  get busy(): boolean {
+    return this.held;
+  }
+}
+
+/** a generation abandoned mid-way (never finished, never returned) gives the model back when collected */
+const abandoned = new FinalizationRegistry<{ release?: () => void }>((t) => t.release?.());
+
+export type BackendName = 'wasm' | 'ref';
+
+export interface LoadOptions {
+  /** context length in tokens (default: the model's trained context) */
+  ctx?: number;
+  backend?: BackendName;
+  /** what the ref backend rounds (default 'exact'; 'ggml' emulates llama.cpp's CPU defaults): see src/backend/numerics.ts.
+   *  The wasm backend has one numerics of its own, 'fast' (f16 KV, ggml's activation rounding, q·k in f32) */
+  numerics?: NumericsName;
+  /** worker threads for the wasm backend (default: available cores) */
+  threads?: number;
+  /** apply the file's attention.sliding_window (llama.cpp ignores it for Phi; so does the default) */
+  swa?: boolean;
+  /** called as tensor bytes load */
+  onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  /** scan the weights for Inf/NaN before loading (default: files up to 1 GiB; bigger ones on request) */
+  checkWeights?: boolean;
+  /** called for each metadata key that neither llama.cpp nor phi3-ts reads (default: ignored) */
+  onWarning?: (w: ConfigWarning) => void;
+  signal?: AbortSignal;
+  /** the wasm backend's KV cache type (llama.cpp's -ctk/-ctv): 'f16' (default, as llama.cpp), 'f32'
+   *  (twice the memory; K and V not rounded) or 'q8_0' (0.53×; blocks of 32, head size a multiple of 32).
+   *  The ref backend's follows its numerics */
+  kvType?: KvType;
+  /** a Hugging Face folder is converted once to a GGUF of this type (default 'auto': as stored) */
+  type?: string;
+  /** where converted Hugging Face folders are kept (default $XDG_CACHE_HOME/phi3-ts or ~/.cache/phi3-ts) */
+  cacheDir?: string;
+}
+
+const LOAD_KEYS = new Set(['ctx', 'backend', 'numerics', 'threads', 'swa', 'checkWeights', 'onProgress', 'onWarning', 'signal', 'type', 'cacheDir', 'kvType']);
+
+export function validateLoadOptions(o: LoadOptions): void {
+  if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
+  for (const k of Object.keys(o)) if (!LOAD_KEYS.has(k) && (o as Record<string, unknown>)[k] !== undefined) throw new TypeError(`unknown option '${k}'`);
+  const posInt = (k: 'ctx' | 'threads') => {
+    const v = o[k];
+    if (v === undefined) return;
+    if (typeof v !== 'number') throw new TypeError(`${k} must be a number, got ${typeof v} ${JSON.stringify(v)}`);
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${k} must be a positive integer, got ${v}`);
+  };
+  posInt('ctx');
+  posInt('threads');
+  if (o.backend !== undefined && o.backend !== 'wasm' && o.backend !== 'ref') throw new RangeError(`backend must be 'wasm' or 'ref', got ${JSON.stringify(o.backend)}`);
+  if (o.numerics !== undefined) {
+    numericsByName(o.numerics);
+    if ((o.backend ?? 'wasm') !== 'ref') throw new RangeError(`numerics '${o.numerics}' is a mode of the ref backend (backend: 'ref'); the wasm backend computes its own 'fast' numerics`);
+  }
+  for (const k of ['onProgress', 'onWarning'] as const) if (o[k] !== undefined && typeof o[k] !== 'function') throw new TypeError(`${k} must be a function`);
+  for (const k of ['swa', 'checkWeights'] as const) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new TypeError(`${k} must be a boolean`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  if (o.kvType !== undefined) {
+    if (!KV_TYPES.includes(o.kvType)) throw new RangeError(`kvType must be one of ${KV_TYPES.join(', ')}, got ${JSON.stringify(o.kvType)}`);
+    if ((o.backend ?? 'wasm') !== 'wasm') throw new RangeError(`kvType '${o.kvType}' is the wasm backend's; the ref backend's KV cache follows its numerics (exact: f32, ggml: f16)`);
+  }
+}
+
+export interface LoadStats {
+  loadSeconds: number;
+  weightsBytes: number;
+}
+
+export interface Generation extends AsyncIterable<string> {
+  /** resolves when generation ends */
+  readonly stats: Promise<GenerationStats>;
+}
+
+export class Model {
+  /** the tokens in the KV cache, in order */
+  private history: number[] = [];
+  private readonly turns = new Turns();
+  private closed = false;
+
+  /** the chat template in use: tokenizer.chat_template of the file, or Phi-4's format (undefined: Phi-3's) */
+  chatTemplate: string | undefined;
+  constructor(
+    readonly path: string,
+    readonly config: Phi3Config,
+    readonly tokenizer: SpmTokenizer,
+    readonly phi3: Phi3,
+    readonly loadStats: LoadStats,
+    private readonly file: GGUFFile,
+    /** renders templates for requests (Node: in a worker, under time, heap and size limits) */
+    readonly templates: TemplateRenderer,
+  ) {
+    // the file's template; without one, Phi-4's format where the vocabulary has its tokens, else Phi-3's
+    this.chatTemplate =
+      file.optString('tokenizer.chat_template') ??
+      (tokenizer.tokenId('<|im_start|>') !== undefined && tokenizer.tokenId('<|im_sep|>') !== undefined ? PHI4_CHAT_TEMPLATE : undefined);
+  }
+
+  /** what the backend rounds: 'exact' or 'ggml' (ref backend), 'fast' (wasm) — see src/backend/numerics.ts */
+  get numerics(): string {
+    const ops = this.phi3.ops as unknown;
+    return ops instanceof RefOps ? ops.numerics.name : 'fast';
+  }
+
+  get ctx(): number {
+    return this.phi3.ctx;
+  }
+
+  tokenize(text: string, opts: { addBos?: boolean; special?: boolean } = {}): number[] {
+    return this.tokenizer.encode(text, { addSpecial: opts.addBos ?? true, parseSpecial: opts.special ?? false });
+  }
+
+  /** tokenize() that gives the event loop a turn every 10 ms of work (a server's megabyte prompts); stops when `signal` aborts */
+  tokenizeAsync(text: string, opts: { addBos?: boolean; special?: boolean; signal?: AbortSignal } = {}): Promise<number[]> {
+    return this.tokenizer.encodeSegmentsAsync([{ text, parseSpecial: opts.special ?? false }], { addSpecial: opts.addBos ?? true, signal: opts.signal });
+  }
+
+  detokenize(ids: number[], opts: { special?: boolean } = {}): string {
+    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.tokenizer.vocabSize - 1})`);
+    return this.tokenizer.decode(ids, { special: opts.special });
+  }
+
+  private restarting: Promise<void> | undefined;
+  /** crew restarts after a failure, since load */
+  crewRestarts = 0;
+
+  /** whether the model can run: false while a failed worker crew is being replaced */
+  get healthy(): boolean {
+    const ops = this.phi3.ops;
+    return !(ops instanceof WasmOps && ops.crewFailed) && !this.restarting;
+  }
+
+  /**
+   * A failed worker crew is torn down and a fresh one started on the same weights; the KV cache
+   * (in an unknown state after a failed op) starts over. Called after a failure and before each call.
+   */
+  private recover(): Promise<void> {
+    const ops = this.phi3.ops;
+    if (this.restarting || !(ops instanceof WasmOps) || !ops.crewFailed || this.closed) return this.restarting ?? Promise.resolve();
+    this.restarting = ops.restartCrew().then(() => {
+      this.crewRestarts++;
+      this.phi3.reset();
+      this.history = [];
+      this.restarting = undefined;
+    });
+    return this.restarting;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error('the model is closed');
+  }
+
+  private checkTokens(ids: readonly number[]): void {
+    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+  }
+
+  /** phimoe: the smallest top-k routing margin of the last logits() call (see moe.ts); Infinity for dense models */
+  routingMargin = Infinity;
+
+  /** logits after each token (all = every position, else only the last); starts a fresh cache. Queues behind other calls. */
+  async logits(tokens: number[], opts: { all?: boolean; batch?: number } = {}): Promise<Float32Array[]> {
+    this.checkOpen();
+    if (!Array.isArray(tokens) || tokens.length === 0) throw new RangeError('no tokens');
+    const batch = opts.batch ?? tokens.length;
+    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
+    this.checkTokens(tokens);
+    if (tokens.length > this.ctx) throw new ContextLengthError(tokens.length, this.ctx, 'the tokens');
+    const release = await this.turns.take();
+    try {
+      await this.recover();
+      this.phi3.reset();
+      this.history = [];
+      // in calls of `batch` tokens through the KV cache (llama.cpp's n_batch): the same logits
+      const rows: Float32Array[] = [];
+      let margin = Infinity;
+      for (let s = 0; s < tokens.length; s += batch) {
+        const part = this.phi3.forward(tokens.slice(s, s + batch), { allLogits: opts.all ?? false });
+        margin = Math.min(margin, this.phi3.routingMargin);
+        if (opts.all || s + batch >= tokens.length) rows.push(...part);
+      }
+      this.routingMargin = margin;
+      return rows;
+    } finally {
+      this.phi3.reset();
+      void this.recover();
+      release();
+    }
+  }
+
+  /**
+   * Stream generated tokens for a prompt (text or token ids), with their text and, when asked,
+   * log-probabilities. Text prompts get BOS per the vocabulary and special tokens parsed (so chat
+   * markup works). The KV cache is kept between calls: only tokens after the prefix shared with
+   * the previous call are computed. Options are checked now; the model is taken at the first `next()`.
+   */
+  stream(prompt: string | number[], opts: GenerateOptions = {}, onEnd?: (s: GenerationStats) => void): AsyncGenerator<GeneratedChunk, GenerationStats> {
+    this.checkOpen();
+    if (typeof prompt !== 'string' && !Array.isArray(prompt)) throw new TypeError('the prompt must be a string or an array of token ids');
+    validateGenerateOptions(opts, this.config.vocabSize);
+    const ids = typeof prompt === 'string' ? this.tokenize(prompt, { special: true }) : prompt;
+    this.checkTokens(ids);
+    if (ids.length === 0) throw new RangeError('the prompt is empty');
+    const maxTokens = opts.maxTokens ?? this.ctx - ids.length;
+    if (ids.length >= this.ctx || ids.length + maxTokens > this.ctx)
+      throw new ContextLengthError(ids.length + Math.max(maxTokens, 1), this.ctx, `prompt (${ids.length} tokens) plus max_tokens (${Math.max(maxTokens, 1)})`);
+    const self = this;
+    const token: { release?: () => void } = {};
+    async function* run(): AsyncGenerator<GeneratedChunk, GenerationStats> {
+      const release = await self.turns.take();
+      token.release = release;
+      try {
+        await self.recover();
+        self.checkOpen();
+        return yield* generate(self.phi3, self.tokenizer, ids, self.history, { ...opts, reuseCache: opts.reuseCache ?? true }, onEnd);
+      } catch (e) {
+        // a failed step leaves the cache in an unknown state: start over next time (and a failed
+        // crew is replaced now, so that the next call finds a working one)
+        self.phi3.reset();
+        self.history = [];
+        void self.recover();
+        throw e;
+      } finally {
+        token.release = undefined;
+        release();
+      }
+    }
+    const g = run();
+    abandoned.register(g, token);
+    return g;
+  }
+
+  /** Stream text (see stream()); `stats` resolves when generation ends, however it ends. */
+  generate(prompt: string | number[], opts: GenerateOptions = {}): Generation {
+    let resolve!: (s: GenerationStats) => void, reject!: (e: unknown) => void;
+    const stats = new Promise<GenerationStats>((res, rej) => ((resolve = res), (reject = rej)));
+    stats.catch(() => {});
+    const it = this.stream(prompt, opts, (s) => resolve(s));
+    async function* text(): AsyncGenerator<string> {
+      try {
+        for (;;) {
+          const r = await it.next();
+          if (r.done) return;
+          if (r.value.text) yield r.value.text;
+        }
+      } catch (e) {
+        reject(e);
+        throw e;
+      } finally {
+        await it.return?.(undefined as never);
+        // never iterated at all: nothing ran
+        resolve({ promptTokens: 0, promptTokensEvaluated: 0, generatedTokens: 0, promptSeconds: 0, decodeSeconds: 0, promptTokPerSec: 0, decodeTokPerSec: 0, finishReason: 'abort' });
+      }
+    }
+    const gen = text();
+    return { stats, [Symbol.asyncIterator]: () => gen };
+  }
+
+  private templateTokens(): { template: string | undefined; bosToken: string; eosToken: string; addGenerationPrompt: boolean } {
+    const t = this.tokenizer;
+    return {
+      template: this.chatTemplate,
+      bosToken: t.bos >= 0 ? t.decode([t.bos], { special: true }) : '',
+      eosToken: t.eos >= 0 ? t.decode([t.eos], { special: true }) : '',
+      addGenerationPrompt: true,
+    };
+  }
+
+  /** the chat prompt for messages: the file's chat template (or Phi-3's), ending with the assistant's turn */
+  chatPrompt(messages: ChatMessage[]): string {
+    return renderChat(messages, this.templateTokens());
+  }
+
+  /**
+   * The chat prompt's token ids. The template's markup is parsed for special tokens; message content
+   * is tokenized as text, so special-token text a user writes (`<|end|><|system|>`) stays text and
+   * cannot forge a turn — unless `parseSpecialInContent` asks for the old behaviour.
+   */
+  chatTokens(messages: ChatMessage[], opts: { parseSpecialInContent?: boolean } = {}): number[] {
+    if (opts.parseSpecialInContent) return this.tokenize(this.chatPrompt(messages), { special: true, addBos: false });
+    const segs = renderChatSegments(messages, this.templateTokens());
+    return this.tokenizer.encodeSegments(segs.map((s) => ({ text: s.text, parseSpecial: s.markup })), { addSpecial: false });
+  }
+
+  /**
+   * chatTokens with the template run in a worker under limits (TemplateRunner): what a server uses,
+   * since a template is code from the model file. A template past its limits is a TemplateError.
+   */
+  async chatTokensLimited(messages: ChatMessage[], opts: { parseSpecialInContent?: boolean; signal?: AbortSignal } = {}): Promise<number[]> {
+    const task = { messages, ...this.templateTokens() };
+    const { signal } = opts;
+    if (opts.parseSpecialInContent) return this.tokenizeAsync(await this.templates.render({ ...task, mode: 'text' }), { special: true, addBos: false, signal });
+    const segs = await this.templates.render({ ...task, mode: 'segments' });
+    return this.tokenizer.encodeSegmentsAsync(segs.map((s) => ({ text: s.text, parseSpecial: s.markup })), { addSpecial: false, signal });
+  }
+
+  /**
+   * Render the file's template on a probe conversation in the worker; a template that fails or goes
+   * past the limits is replaced by the built-in one (returned: why, or undefined when it is fine).
+   */
+  async probeTemplate(): Promise<string | undefined> {
+    if (this.chatTemplate === undefined) return undefined;
+    const probe: ChatMessage[] = [
+      { role: 'system', content: 'You are a helpful assistant.' },
+      { role: 'user', content: 'Hello!' },
+      { role: 'assistant', content: 'Hi. How can I help?' },
+      { role: 'user', content: 'Tell me a story.' },
+    ];
+    try {
+      await this.templates.render({ messages: probe, ...this.templateTokens(), mode: 'segments' });
+      return undefined;
+    } catch (e) {
+      this.chatTemplate = undefined;
+      return (e as Error).message;
+    }
+  }
+
+  /** Stream an assistant reply to messages; `<|end|>` (an end-of-generation token) ends the turn. */
+  chat(messages: ChatMessage[], opts: GenerateOptions & { parseSpecialInContent?: boolean } = {}): Generation {
+    const { parseSpecialInContent, ...gen } = opts;
+    return this.generate(this.chatTokens(messages, { parseSpecialInContent }), gen);
+  }
+
+  /** release the weights, stop worker threads, close the file */
+  dispose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    void this.templates.close();
+    this.phi3.ops.dispose();
+    this.file.close();
+  }
+
+  /** dispose and wait until worker threads have exited */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.templates.close();
+    const ops = this.phi3.ops as { close?: () => Promise<void> };
+    this.file.close();
+    if (ops.close) await ops.close();
+    else this.phi3.ops.dispose();
+  }
+
+  /** `await using model = await loadModel(…)` closes it at the end of the scope */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** largest batch of prompt tokens one forward pass processes */
+const MAX_BATCH = 64;
+
+function makeOps(backend: BackendName, config: Phi3Config, ctx: number, threads: number, numerics: Numerics, wasm: WasmHost, kvType?: KvType): Ops<unknown> {
+  switch (backend) {
+    case 'ref':
+      return new RefOps(numerics) as Ops<unknown>;
+    case 'wasm':
+      return new WasmOps(planFor(config, ctx, MAX_BATCH, threads, kvType), wasm) as Ops<unknown>;
+    default:
+      throw new RangeError(`unknown backend '${backend as string}' (expected wasm or ref)`);
+  }
+}
+
+/** the model will not fit in this machine's memory */
+export class OutOfMemoryError extends Error {
+  override name = 'OutOfMemoryError';
+}
+
+/** a memory the engine refused (WebAssembly.Memory beyond its limits, a bank's reserve) as an OutOfMemoryError */
+function asOutOfMemory(e: unknown, path: string, ctx: number): unknown {
+  const m = (e as Error)?.message ?? '';
+  if (e instanceof RangeError && /WebAssembly\.Memory|Array buffer allocation|reserve exhausted|does not fit in a 4 GiB|more than one 4 GiB/.test(m))
+    return new OutOfMemoryError(`${path}: the activations, KV cache or a tensor at ctx ${ctx} do not fit in WebAssembly memory (${m}); try a smaller --ctx`);
+  return e;
+}
+
+/** what openModel needs of its platform */
+export interface ModelHost {
+  wasm: WasmHost;
+  /** threads to use when none are asked for, and the most there may be */
+  cores: number;
+  /** the machine's memory in bytes, when it is known (a model that needs more is refused) */
+  memoryBytes?: number;
+  templates: TemplateRenderer;
+}
+
+/**
+ * Build a Model from a parsed GGUF (options already validated): configuration, tokenizer, backend,
+ * weights. `t0` is when loading began. The file is closed if this fails.
+ */
+export async function openModel(file: GGUFFile, opts: LoadOptions, host: ModelHost, t0 = performance.now()): Promise<Model> {
+  const path = file.path;
+  try {
+    const warnings: ConfigWarning[] = [];
+    const config = configFromGguf(file, warnings);
+    for (const w of warnings) opts.onWarning?.(w);
+    const tokenizer = new SpmTokenizer(file);
+    if (opts.kvType === 'q8_0' && config.headDim % 32) throw new UnsupportedModelError(`${path}: a q8_0 KV cache needs a head size that is a multiple of 32 (blocks of 32); this model's is ${config.headDim}`);
+    const ctx = opts.ctx ?? config.contextLength;
+    if (!Number.isInteger(ctx) || ctx < 1) throw new RangeError(`ctx must be a positive integer, got ${ctx}`);
+    const total = file.tensors.reduce((a, t) => a + t.byteSize, 0);
+    if (opts.checkWeights ?? total <= 2 ** 30) {
+      validateTensors(file, config);
+      checkWeights(file);
+    }
+    const backend = opts.backend ?? 'wasm';
+    const numerics = numericsByName(opts.numerics ?? 'exact');
+    const est = estimateMemory(config, total, ctx, undefined, backend === 'ref' ? (numerics.kv === 'f32' ? 4 : 2) : kvTypeBytes(opts.kvType));
+    if (host.memoryBytes !== undefined && est.totalBytes > host.memoryBytes)
+      throw new OutOfMemoryError(
+        `${path}: running at ctx ${ctx} needs about ${(est.totalBytes / 2 ** 30).toFixed(2)} GiB (weights ${(est.weightsBytes / 2 ** 30).toFixed(2)} + KV cache ${(est.kvCacheBytes / 2 ** 30).toFixed(2)} + scratch), but this machine has ${(host.memoryBytes / 2 ** 30).toFixed(2)} GiB; try a smaller --ctx or a smaller quantization`,
+      );
+    let threads = opts.threads ?? host.cores;
+    if (threads > host.cores) {
+      opts.onWarning?.({ key: 'threads', message: `threads ${threads} is more than the ${host.cores} cores here: using ${host.cores}` });
+      threads = host.cores;
+    }
+    let loaded = 0;
+    let ops: Ops<unknown>;
+    try {
+      ops = makeOps(backend, config, ctx, threads, numerics, host.wasm, opts.kvType);
+    } catch (e) {
+      throw asOutOfMemory(e, path, ctx);
+    }
+    let phi3: Phi3<unknown>;
+    try {
+      // the crew starts first and reads the weights with the main thread; starting it again after
+      // is a no-op unless the weights took more memory banks
+      if (ops instanceof WasmOps) await ops.start();
+      phi3 = Phi3.load(file, ops, {
+        ctx,
+        maxBatch: MAX_BATCH,
+        swa: opts.swa,
+        onTensor: (b) => {
+          loaded += b;
+          opts.signal?.throwIfAborted();
+          opts.onProgress?.(loaded, total);
+        },
+      });
+      if (ops instanceof WasmOps) await ops.start();
+    } catch (e) {
+      ops.dispose();
+      throw asOutOfMemory(e, path, ctx);
+    }
+    const model = new Model(path, config, tokenizer, phi3, { loadSeconds: (performance.now() - t0) / 1000, weightsBytes: total }, file, host.templates);
+    const why = await model.probeTemplate();
+    if (why) opts.onWarning?.({ key: 'tokenizer.chat_template', message: `the file's chat template cannot be used (${why}); using the built-in Phi-3 template` });
+    return model;
+  } catch (e) {
+    file.close();
+    void host.templates.close();
+    throw e;
+  }
+}
