@@ -32,6 +32,7 @@ import { CONVERT_TYPES, cachedHfGguf, convertHf, isHfFolder } from '../convert/c
 import { perplexity } from '../perplexity/perplexity.js';
 import { readKldBase } from '../perplexity/kld-file.js';
 import { DEMO_MODEL_NAME, demoModelPath } from '../demo-model.js';
+import { startWebServer } from '../web/server.js';
 
 const warn = (msg: string) => process.stderr.write(`phi3: warning: ${msg}\n`);
 /** below this top-k routing margin (a probability gap), `phi3 logits` warns of a near-tie between experts */
@@ -379,6 +380,35 @@ const commands: Record<string, Command> = {
       if (model) process.stderr.write(`phi3 serve: model loaded in ${model.loadStats.loadSeconds.toFixed(2)} s, ctx ${model.ctx}\n`);
       await stopped;
       process.stderr.write('phi3 serve: stopped\n');
+    },
+  },
+  web: {
+    synopsis: 'phi3 web [model.gguf] [flags]      the browser demo page (the model runs in the browser)',
+    flags: {
+      model: MODEL.model,
+      host: { type: 'string', help: 'address to listen on (default 127.0.0.1)' },
+      port: { type: 'int', min: 0, max: 65535, help: 'port (default 8080; 0 = any free port)' },
+    },
+    async run(values, positionals, usage) {
+      const v = values as { model?: string; host?: string; port?: number };
+      const file = modelPath(v, positionals, usage, { demo: true });
+      if (isHfFolder(file)) throw new UsageError(`phi3 web serves a GGUF file; convert the folder first (phi3 convert ${file} --out model.gguf)`);
+      let server;
+      try {
+        server = await startWebServer({ model: file, host: v.host, port: v.port });
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === 'EADDRINUSE') throw new UsageError(`port ${v.port ?? 8080} on ${v.host ?? '127.0.0.1'} is already in use`, { cause: 1 });
+        if (err.code === 'EACCES') throw new UsageError(`no permission to listen on ${v.host ?? '127.0.0.1'}:${v.port ?? 8080}`, { cause: 1 });
+        throw e;
+      }
+      process.stderr.write(`phi3 web: open ${server.url} in a browser (serving ${file}); Ctrl-C stops\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => void server.close().then(resolve);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      process.stderr.write('phi3 web: stopped\n');
     },
   },
   bench: {

@@ -79,7 +79,6 @@ export function validateGenerateOptions(o: GenerateOptions, vocabSize?: number, 
   }
 }
 
-/** one turn of the event loop (timers, I/O, signals), between tokens and between prefill chunks */
 /** The forward pass gave a NaN or +Inf logit: the weights or the activations are not finite. */
 export class NonFiniteLogitsError extends Error {
   override name = 'NonFiniteLogitsError';
@@ -94,7 +93,20 @@ function checkFinite(logits: Float32Array, position: number): void {
   }
 }
 
-export const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+/**
+ * One turn of the event loop (timers, I/O, signals, messages), between tokens and between prefill
+ * chunks: setImmediate in Node; a message to itself elsewhere (a browser's setTimeout waits ≥ 4 ms
+ * once nested).
+ */
+export const yieldToEventLoop: () => Promise<void> =
+  typeof setImmediate === 'function'
+    ? () => new Promise((r) => setImmediate(r))
+    : (() => {
+        const ch = new MessageChannel();
+        const waiting: (() => void)[] = [];
+        ch.port1.onmessage = () => waiting.shift()?.();
+        return () => new Promise<void>((r) => (waiting.push(r), ch.port2.postMessage(0)));
+      })();
 
 /** tokens in common at the start of two sequences */
 function sharedPrefix(a: readonly number[], b: readonly number[]): number {
