@@ -17,6 +17,7 @@ import { UnsupportedModelError, checkWeights, configFromGguf, estimateMemory, va
 import { Phi3, ContextLengthError } from './model/phi3.js';
 import { SpmTokenizer } from './tokenizer/spm.js';
 import { generate, validateGenerateOptions, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
+import { textGeneration, type Generation } from './generate/generation.js';
 import { renderChat, renderChatSegments, type ChatMessage } from './generate/chat.js';
 import { PHI4_CHAT_TEMPLATE } from './generate/phi3-template.js';
 import type { TemplateRenderer } from './generate/templates.js';
@@ -29,6 +30,7 @@ export { UnsupportedModelError, type Phi3Config, type ConfigWarning } from './mo
 export { TokenizerError } from './tokenizer/spm.js';
 export { CrewError } from './backend/wasm/crew.js';
 export type { GenerateOptions, GenerationStats, GeneratedChunk, FinishReason } from './generate/generate.js';
+export type { Generation } from './generate/generation.js';
 export type { SamplingOptions } from './generate/sampler.js';
 export type { ChatMessage } from './generate/chat.js';
 
@@ -116,11 +118,6 @@ export function validateLoadOptions(o: LoadOptions): void {
 export interface LoadStats {
   loadSeconds: number;
   weightsBytes: number;
-}
-
-export interface Generation extends AsyncIterable<string> {
-  /** resolves when generation ends */
-  readonly stats: Promise<GenerationStats>;
 }
 
 export class Model {
@@ -282,28 +279,7 @@ export class Model {
 
   /** Stream text (see stream()); `stats` resolves when generation ends, however it ends. */
   generate(prompt: string | number[], opts: GenerateOptions = {}): Generation {
-    let resolve!: (s: GenerationStats) => void, reject!: (e: unknown) => void;
-    const stats = new Promise<GenerationStats>((res, rej) => ((resolve = res), (reject = rej)));
-    stats.catch(() => {});
-    const it = this.stream(prompt, opts, (s) => resolve(s));
-    async function* text(): AsyncGenerator<string> {
-      try {
-        for (;;) {
-          const r = await it.next();
-          if (r.done) return;
-          if (r.value.text) yield r.value.text;
-        }
-      } catch (e) {
-        reject(e);
-        throw e;
-      } finally {
-        await it.return?.(undefined as never);
-        // never iterated at all: nothing ran
-        resolve({ promptTokens: 0, promptTokensEvaluated: 0, generatedTokens: 0, promptSeconds: 0, decodeSeconds: 0, promptTokPerSec: 0, decodeTokPerSec: 0, finishReason: 'abort' });
-      }
-    }
-    const gen = text();
-    return { stats, [Symbol.asyncIterator]: () => gen };
+    return textGeneration((onEnd) => this.stream(prompt, opts, onEnd));
   }
 
   private templateTokens(): { template: string | undefined; bosToken: string; eosToken: string; addGenerationPrompt: boolean } {

@@ -12,10 +12,12 @@
  */
 import type { ChatMessage } from '../generate/chat.js';
 import type { GenerateOptions, GenerationStats, GeneratedChunk } from '../generate/generate.js';
+import { textGeneration, type Generation } from '../generate/generation.js';
 import type { ModelInfo, WorkerEvent, WorkerLoadOptions, WorkerRequest } from './protocol.js';
 
 export type { ModelInfo } from './protocol.js';
 export type { GenerateOptions, GenerationStats, GeneratedChunk } from '../generate/generate.js';
+export type { Generation } from '../generate/generation.js';
 export type { ChatMessage } from '../generate/chat.js';
 
 export interface LoadProgress {
@@ -49,10 +51,6 @@ export class ModelError extends Error {
 type Listener = (e: WorkerEvent) => void;
 /** a request without its id (distributed over the union) */
 type Request = WorkerRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
-
-export interface BrowserGeneration extends AsyncIterable<string> {
-  readonly stats: Promise<GenerationStats>;
-}
 
 export class BrowserModel {
   private nextId = 1;
@@ -132,31 +130,12 @@ export class BrowserModel {
   }
 
   /** stream text; `stats` resolves when the generation ends */
-  generate(prompt: string | number[] | { messages: ChatMessage[] }, options: GenerateOptions = {}): BrowserGeneration {
-    let resolve!: (s: GenerationStats) => void, reject!: (e: unknown) => void;
-    const stats = new Promise<GenerationStats>((res, rej) => ((resolve = res), (reject = rej)));
-    stats.catch(() => {});
-    const it = this.stream(prompt, options);
-    async function* text(): AsyncGenerator<string> {
-      try {
-        for (;;) {
-          const r = await it.next();
-          if (r.done) return resolve(r.value);
-          if (r.value.text) yield r.value.text;
-        }
-      } catch (e) {
-        reject(e);
-        throw e;
-      } finally {
-        await it.return?.(undefined as never);
-      }
-    }
-    const gen = text();
-    return { stats, [Symbol.asyncIterator]: () => gen };
+  generate(prompt: string | number[] | { messages: ChatMessage[] }, options: GenerateOptions = {}): Generation {
+    return textGeneration(() => this.stream(prompt, options));
   }
 
   /** an assistant reply to messages, through the file's chat template */
-  chat(messages: ChatMessage[], options: GenerateOptions = {}): BrowserGeneration {
+  chat(messages: ChatMessage[], options: GenerateOptions = {}): Generation {
     return this.generate({ messages }, options);
   }
 

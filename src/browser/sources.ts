@@ -136,6 +136,11 @@ export class HttpSource implements ByteSource {
   close(): void {}
 }
 
+/** the file does not fit in the origin's storage (a private window's is small): read it by range requests instead */
+export class QuotaError extends Error {
+  override name = 'QuotaError';
+}
+
 export interface DownloadProgress {
   loaded: number;
   total: number;
@@ -153,7 +158,8 @@ async function cacheName(url: string, size: number, tag: string): Promise<string
  * The OPFS file holding `url`, downloaded now unless a complete copy of the same version is there
  * (same URL, size, ETag or Last-Modified). Streams to disk: the file is never whole in memory. A
  * download cut short leaves no file that would pass for complete (the size is checked, and a
- * `.done` marker is written last).
+ * `.done` marker is written last). A file that does not fit in the origin's quota is a QuotaError
+ * (checked first by navigator.storage.estimate, and when a write fails), and nothing is left behind.
  */
 export async function downloadToOpfs(url: string, onProgress?: (p: DownloadProgress) => void, signal?: AbortSignal): Promise<string> {
   const head = await fetch(url, { method: 'HEAD', signal });
@@ -169,6 +175,9 @@ export async function downloadToOpfs(url: string, onProgress?: (p: DownloadProgr
     return name;
   }
   await dir.removeEntry(name + '.done').catch(() => {});
+  const room = await navigator.storage.estimate?.().catch(() => undefined);
+  if (room?.quota !== undefined && Number.isFinite(size) && size > room.quota - (room.usage ?? 0) + (have?.size ?? 0))
+    throw new QuotaError(`${url}: ${size} bytes do not fit in this origin's storage (${room.quota - (room.usage ?? 0)} bytes free of ${room.quota})`);
   const res = await fetch(url, { signal });
   if (!res.ok || !res.body) throw new HttpError(`${url}: GET answered ${res.status} ${res.statusText}`);
   const total = Number(res.headers.get('Content-Length') ?? size);
@@ -187,9 +196,13 @@ export async function downloadToOpfs(url: string, onProgress?: (p: DownloadProgr
       onProgress?.({ loaded, total, cached: false });
     }
     out.flush();
-  } finally {
+  } catch (e) {
     out.close();
+    await dir.removeEntry(name).catch(() => {});
+    if ((e as Error)?.name === 'QuotaExceededError') throw new QuotaError(`${url}: the origin's storage quota ran out after ${loaded} of ${total} bytes`);
+    throw e;
   }
+  out.close();
   if (Number.isFinite(total) && loaded !== total) throw new HttpError(`${url}: the download ended at ${loaded} of ${total} bytes`);
   await dir.getFileHandle(name + '.done', { create: true });
   return name;

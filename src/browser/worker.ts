@@ -13,7 +13,7 @@ import { InlineTemplates } from '../generate/templates.js';
 import type { ChatMessage } from '../generate/chat.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import { browserHost, prepareKernels, type CrewStopped } from './host.js';
-import { BlobSource, HttpSource, OpfsSource, downloadToOpfs } from './sources.js';
+import { BlobSource, HttpSource, OpfsSource, QuotaError, downloadToOpfs } from './sources.js';
 import type { LoadRequest, ModelInfo, WorkerEvent, WorkerRequest } from './protocol.js';
 
 const post = (e: WorkerEvent | CrewStopped) => (self as unknown as Worker).postMessage(e);
@@ -36,6 +36,8 @@ function runCrew(init: CrewInit): void {
 // ── role 'model' ──────────────────────────────────────────────────────────────────────────────
 
 let model: Model | undefined;
+/** what loading warned of, for ModelInfo.warnings */
+const warnings: string[] = [];
 const running = new Map<number, AbortController>();
 
 async function openSource(req: LoadRequest, id: number): Promise<ByteSource> {
@@ -44,8 +46,13 @@ async function openSource(req: LoadRequest, id: number): Promise<ByteSource> {
   const url = new URL(source.url!, self.location.href).href;
   const opfs = typeof navigator.storage?.getDirectory === 'function';
   if ((source.cache ?? true) && opfs) {
-    const name = await downloadToOpfs(url, (p) => post({ event: 'progress', id, phase: 'download', loaded: p.loaded, total: p.total, cached: p.cached }));
-    return OpfsSource.open(name, url);
+    try {
+      const name = await downloadToOpfs(url, (p) => post({ event: 'progress', id, phase: 'download', loaded: p.loaded, total: p.total, cached: p.cached }));
+      return OpfsSource.open(name, url);
+    } catch (e) {
+      if (!(e instanceof QuotaError)) throw e;
+      warnings.push(`cache: ${e.message}; reading it by range requests instead`);
+    }
   }
   return new HttpSource(url);
 }
@@ -64,7 +71,6 @@ async function load(req: LoadRequest, id: number): Promise<ModelInfo> {
     last = now;
     post({ event: 'progress', id, phase: 'load', loaded, total });
   };
-  const warnings: string[] = [];
   opts.onWarning = (w) => warnings.push(`${w.key}: ${w.message}`);
   model = await openModel(file, opts, { wasm: browserHost(new URL(import.meta.url)), cores: navigator.hardwareConcurrency || 1, templates: new InlineTemplates() }, t0);
   const ops = model.phi3.ops as { simd?: string; threads?: number };

@@ -16,6 +16,8 @@ export interface WebServerOptions {
   host?: string;
   /** 0 picks a free port */
   port?: number;
+  /** more files to serve: URL path → file (bench/browser.mjs serves wllama and split GGUFs so) */
+  files?: Record<string, string>;
 }
 
 export interface WebServer {
@@ -93,6 +95,8 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   const st = fs.statSync(model); // a missing model fails now, not at the page's first request
   if (!st.isFile()) throw new Error(`${model} is not a file`);
   const files = routes(packageRoot());
+  const TYPES: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm', '.html': 'text/html; charset=utf-8', '.json': 'application/json' };
+  for (const [url, file] of Object.entries(o.files ?? {})) files.set(url, [file, TYPES[path.extname(file)] ?? 'application/octet-stream']);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
