@@ -84,6 +84,20 @@ function splitGguf(file, maxBytes) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** the machine's busy share of the next `ms` (from /proc/stat) */
+async function busyShare(ms = 500) {
+  const read = () => fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const a = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read().map((x, i) => x - a[i]);
+  const total = b.reduce((x, y) => x + y, 0);
+  return total ? 1 - (b[3] + b[4]) / total : 0; // idle + iowait
+}
+/** before each run: until the machine is quiet (another engine's threads may spin for a while after its run), at most 30 s */
+async function quiet() {
+  const t0 = Date.now();
+  while (Date.now() - t0 < 30_000 && (await busyShare()) > 0.1);
+}
 const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? os.cpus()[0]?.model ?? 'unknown CPU';
 
 const file = model();
@@ -135,6 +149,7 @@ const runs = { browser: [], wllama: [], node: [] };
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 ? ['wllama', 'browser', 'node'] : ['browser', 'wllama', 'node'];
   for (const who of order) {
+    await quiet();
     let res;
     if (who === 'node') {
       const it = node.stream(prompt, { maxTokens: nGen, temperature: 0, stopAtEog: false, reuseCache: false });

@@ -14,9 +14,10 @@ import { WasmOps, planFor, KV_TYPES, kvTypeBytes, type KvType, type WasmHost } f
 import type { Ops } from './backend/ops.js';
 import { numericsByName, type Numerics, type NumericsName } from './backend/numerics.js';
 import { UnsupportedModelError, checkWeights, configFromGguf, estimateMemory, validateTensors, type ConfigWarning, type Phi3Config } from './model/config.js';
-import { Phi3, ContextLengthError } from './model/phi3.js';
+import { Phi3, ContextLengthError, type Sequence } from './model/phi3.js';
+import { Batcher } from './generate/batcher.js';
 import { SpmTokenizer } from './tokenizer/spm.js';
-import { generate, validateGenerateOptions, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
+import { generate, sharedPrefix, validateGenerateOptions, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
 import { textGeneration, type Generation } from './generate/generation.js';
 import { renderChat, renderChatSegments, type ChatMessage } from './generate/chat.js';
 import { PHI4_CHAT_TEMPLATE } from './generate/phi3-template.js';
@@ -34,24 +35,77 @@ export type { Generation } from './generate/generation.js';
 export type { SamplingOptions } from './generate/sampler.js';
 export type { ChatMessage } from './generate/chat.js';
 
-/** A FIFO lock: calls that use the KV cache take it in turn. */
-class Turns {
-  private held = false;
-  private readonly waiting: (() => void)[] = [];
-  async take(): Promise<() => void> {
-    if (this.held) await new Promise<void>((r) => this.waiting.push(r));
-    this.held = true;
-    let released = false;
+/** one sequence of the model and the tokens its KV cache holds, in order */
+interface Slot {
+  seq: Sequence;
+  history: number[];
+  busy: boolean;
+  /** when it was last given out (an idle slot with no shared prefix goes to the least recently used) */
+  used: number;
+}
+
+/** a slot's cache is reused when it shares at least this share of the prompt */
+const SIMILAR = 0.5;
+
+/**
+ * Who runs on the model, first come first served: a generation takes one free slot (the idle one
+ * whose cached tokens share the longest prefix with its prompt: prompt-cache reuse), a call that
+ * needs the whole model (logits) waits until every slot is idle and holds them all.
+ */
+class Slots {
+  private readonly waiting: ({ all: false; ids: readonly number[]; grant: (s: Slot) => void } | { all: true; grant: () => void })[] = [];
+  private whole = false;
+  private clock = 0;
+  constructor(readonly slots: Slot[]) {}
+
+  take(ids: readonly number[]): Promise<Slot> {
+    return new Promise((grant) => (this.waiting.push({ all: false, ids, grant }), this.pump()));
+  }
+  release(slot: Slot): void {
+    slot.busy = false;
+    this.pump();
+  }
+  /** every slot; the returned function gives them back */
+  async takeAll(): Promise<() => void> {
+    await new Promise<void>((grant) => (this.waiting.push({ all: true, grant }), this.pump()));
+    let given = false;
     return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      if (next) next(); // handed straight to the next caller
-      else this.held = false;
+      if (given) return;
+      given = true;
+      this.whole = false;
+      this.pump();
     };
   }
   get busy(): boolean {
-    return this.held;
+    return this.whole || this.slots.some((s) => s.busy);
+  }
+
+  private pump(): void {
+    while (this.waiting.length && !this.whole) {
+      const head = this.waiting[0]!;
+      if (head.all) {
+        if (this.slots.some((s) => s.busy)) return;
+        this.waiting.shift();
+        this.whole = true;
+        head.grant();
+        return;
+      }
+      const free = this.slots.filter((s) => !s.busy);
+      if (free.length === 0) return;
+      this.waiting.shift();
+      // the slot sharing the longest prefix, when that is at least half the prompt (llama-server's
+      // slot_prompt_similarity); else the least recently used, so that one conversation does not
+      // evict another's cache for the sake of a shared BOS
+      let best = free[0]!, bestShared = -1;
+      for (const s of free) {
+        const n = sharedPrefix(s.history, head.ids);
+        if (n > bestShared || (n === bestShared && s.used < best.used)) (best = s), (bestShared = n);
+      }
+      if (bestShared < SIMILAR * head.ids.length) best = free.reduce((a, b) => (b.used < a.used ? b : a));
+      best.busy = true;
+      best.used = ++this.clock;
+      head.grant(best);
+    }
   }
 }
 
@@ -82,18 +136,21 @@ export interface LoadOptions {
    *  (twice the memory; K and V not rounded) or 'q8_0' (0.53×; blocks of 32, head size a multiple of 32).
    *  The ref backend's follows its numerics */
   kvType?: KvType;
+  /** sequences that generate at once (continuous batching: each forward pass carries one step of
+   *  every running generation), each with a KV cache of `ctx` positions (default 1) */
+  parallel?: number;
   /** a Hugging Face folder is converted once to a GGUF of this type (default 'auto': as stored) */
   type?: string;
   /** where converted Hugging Face folders are kept (default $XDG_CACHE_HOME/phi3-ts or ~/.cache/phi3-ts) */
   cacheDir?: string;
 }
 
-const LOAD_KEYS = new Set(['ctx', 'backend', 'numerics', 'threads', 'swa', 'checkWeights', 'onProgress', 'onWarning', 'signal', 'type', 'cacheDir', 'kvType']);
+const LOAD_KEYS = new Set(['ctx', 'parallel', 'backend', 'numerics', 'threads', 'swa', 'checkWeights', 'onProgress', 'onWarning', 'signal', 'type', 'cacheDir', 'kvType']);
 
 export function validateLoadOptions(o: LoadOptions): void {
   if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
   for (const k of Object.keys(o)) if (!LOAD_KEYS.has(k) && (o as Record<string, unknown>)[k] !== undefined) throw new TypeError(`unknown option '${k}'`);
-  const posInt = (k: 'ctx' | 'threads') => {
+  const posInt = (k: 'ctx' | 'threads' | 'parallel') => {
     const v = o[k];
     if (v === undefined) return;
     if (typeof v !== 'number') throw new TypeError(`${k} must be a number, got ${typeof v} ${JSON.stringify(v)}`);
@@ -101,6 +158,7 @@ export function validateLoadOptions(o: LoadOptions): void {
   };
   posInt('ctx');
   posInt('threads');
+  posInt('parallel');
   if (o.backend !== undefined && o.backend !== 'wasm' && o.backend !== 'ref') throw new RangeError(`backend must be 'wasm' or 'ref', got ${JSON.stringify(o.backend)}`);
   if (o.numerics !== undefined) {
     numericsByName(o.numerics);
@@ -121,9 +179,9 @@ export interface LoadStats {
 }
 
 export class Model {
-  /** the tokens in the KV cache, in order */
-  private history: number[] = [];
-  private readonly turns = new Turns();
+  /** the sequences (LoadOptions.parallel) and the batcher that steps them together */
+  private readonly slots: Slots;
+  private readonly batcher: Batcher;
   private closed = false;
 
   /** the chat template in use: tokenizer.chat_template of the file, or Phi-4's format (undefined: Phi-3's) */
@@ -142,6 +200,34 @@ export class Model {
     this.chatTemplate =
       file.optString('tokenizer.chat_template') ??
       (tokenizer.tokenId('<|im_start|>') !== undefined && tokenizer.tokenId('<|im_sep|>') !== undefined ? PHI4_CHAT_TEMPLATE : undefined);
+    this.slots = new Slots(phi3.sequences.map((seq) => ({ seq, history: [], busy: false, used: 0 })));
+    this.batcher = new Batcher(phi3);
+  }
+
+  /** sequences that generate at once, batched (LoadOptions.parallel) */
+  get parallel(): number {
+    return this.phi3.sequences.length;
+  }
+
+  /** continuous batching so far: forward passes, tokens they carried, the most sequences one carried */
+  get batching(): { ticks: number; tokens: number; widest: number } {
+    return { ticks: this.batcher.ticks, tokens: this.batcher.tokens, widest: this.batcher.widest };
+  }
+
+  /** each sequence (slot): whether a generation runs in it, and how many tokens its cache holds */
+  slotStates(): { id: number; busy: boolean; cachedTokens: number }[] {
+    return this.slots.slots.map((s) => ({ id: s.seq.index, busy: s.busy, cachedTokens: s.history.length }));
+  }
+
+  /** whether a call is running or waiting for the model */
+  get busy(): boolean {
+    return this.slots.busy;
+  }
+
+  /** forget every sequence's cached tokens (their KV caches start over) */
+  private forgetAll(): void {
+    this.phi3.reset();
+    for (const s of this.slots.slots) s.history = [];
   }
 
   /** what the backend rounds: 'exact' or 'ggml' (ref backend), 'fast' (wasm) — see src/backend/numerics.ts */
@@ -187,8 +273,7 @@ export class Model {
     if (this.restarting || !(ops instanceof WasmOps) || !ops.crewFailed || this.closed) return this.restarting ?? Promise.resolve();
     this.restarting = ops.restartCrew().then(() => {
       this.crewRestarts++;
-      this.phi3.reset();
-      this.history = [];
+      this.forgetAll();
       this.restarting = undefined;
     });
     return this.restarting;
@@ -205,7 +290,7 @@ export class Model {
   /** phimoe: the smallest top-k routing margin of the last logits() call (see moe.ts); Infinity for dense models */
   routingMargin = Infinity;
 
-  /** logits after each token (all = every position, else only the last); starts a fresh cache. Queues behind other calls. */
+  /** logits after each token (all = every position, else only the last); starts a fresh cache. Queues behind other calls, and holds the whole model. */
   async logits(tokens: number[], opts: { all?: boolean; batch?: number } = {}): Promise<Float32Array[]> {
     this.checkOpen();
     if (!Array.isArray(tokens) || tokens.length === 0) throw new RangeError('no tokens');
@@ -213,11 +298,10 @@ export class Model {
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
     this.checkTokens(tokens);
     if (tokens.length > this.ctx) throw new ContextLengthError(tokens.length, this.ctx, 'the tokens');
-    const release = await this.turns.take();
+    const release = await this.slots.takeAll();
     try {
       await this.recover();
-      this.phi3.reset();
-      this.history = [];
+      this.forgetAll();
       // in calls of `batch` tokens through the KV cache (llama.cpp's n_batch): the same logits
       const rows: Float32Array[] = [];
       let margin = Infinity;
@@ -229,7 +313,7 @@ export class Model {
       this.routingMargin = margin;
       return rows;
     } finally {
-      this.phi3.reset();
+      this.forgetAll();
       void this.recover();
       release();
     }
@@ -239,7 +323,9 @@ export class Model {
    * Stream generated tokens for a prompt (text or token ids), with their text and, when asked,
    * log-probabilities. Text prompts get BOS per the vocabulary and special tokens parsed (so chat
    * markup works). The KV cache is kept between calls: only tokens after the prefix shared with
-   * the previous call are computed. Options are checked now; the model is taken at the first `next()`.
+   * the previous call are computed. Options are checked now; a sequence is taken at the first
+   * `next()` — with `parallel` > 1 several generations run at once, batched into each forward pass,
+   * and a prompt goes to the idle sequence whose cache shares the longest prefix with it.
    */
   stream(prompt: string | number[], opts: GenerateOptions = {}, onEnd?: (s: GenerationStats) => void): AsyncGenerator<GeneratedChunk, GenerationStats> {
     this.checkOpen();
@@ -254,17 +340,26 @@ export class Model {
     const self = this;
     const token: { release?: () => void } = {};
     async function* run(): AsyncGenerator<GeneratedChunk, GenerationStats> {
-      const release = await self.turns.take();
+      // a sequence of its own: the idle one whose cache shares the longest prefix with the prompt
+      const slot = await self.slots.take(ids);
+      const seq = self.batcher.sequence(slot.seq);
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        seq.close();
+        self.slots.release(slot);
+      };
       token.release = release;
       try {
         await self.recover();
         self.checkOpen();
-        return yield* generate(self.phi3, self.tokenizer, ids, self.history, { ...opts, reuseCache: opts.reuseCache ?? true }, onEnd);
+        return yield* generate(seq, self.tokenizer, ids, slot.history, { ...opts, reuseCache: opts.reuseCache ?? true }, onEnd);
       } catch (e) {
         // a failed step leaves the cache in an unknown state: start over next time (and a failed
         // crew is replaced now, so that the next call finds a working one)
-        self.phi3.reset();
-        self.history = [];
+        slot.seq.nPast = 0;
+        slot.history = [];
         void self.recover();
         throw e;
       } finally {
@@ -431,7 +526,8 @@ export async function openModel(file: GGUFFile, opts: LoadOptions, host: ModelHo
     }
     const backend = opts.backend ?? 'wasm';
     const numerics = numericsByName(opts.numerics ?? 'exact');
-    const est = estimateMemory(config, total, ctx, undefined, backend === 'ref' ? (numerics.kv === 'f32' ? 4 : 2) : kvTypeBytes(opts.kvType));
+    const parallel = opts.parallel ?? 1;
+    const est = estimateMemory(config, total, ctx * parallel, undefined, backend === 'ref' ? (numerics.kv === 'f32' ? 4 : 2) : kvTypeBytes(opts.kvType));
     if (host.memoryBytes !== undefined && est.totalBytes > host.memoryBytes)
       throw new OutOfMemoryError(
         `${path}: running at ctx ${ctx} needs about ${(est.totalBytes / 2 ** 30).toFixed(2)} GiB (weights ${(est.weightsBytes / 2 ** 30).toFixed(2)} + KV cache ${(est.kvCacheBytes / 2 ** 30).toFixed(2)} + scratch), but this machine has ${(host.memoryBytes / 2 ** 30).toFixed(2)} GiB; try a smaller --ctx or a smaller quantization`,
@@ -444,7 +540,7 @@ export async function openModel(file: GGUFFile, opts: LoadOptions, host: ModelHo
     let loaded = 0;
     let ops: Ops<unknown>;
     try {
-      ops = makeOps(backend, config, ctx, threads, numerics, host.wasm, opts.kvType);
+      ops = makeOps(backend, config, ctx * parallel, threads, numerics, host.wasm, opts.kvType);
     } catch (e) {
       throw asOutOfMemory(e, path, ctx);
     }
@@ -456,6 +552,7 @@ export async function openModel(file: GGUFFile, opts: LoadOptions, host: ModelHo
       phi3 = Phi3.load(file, ops, {
         ctx,
         maxBatch: MAX_BATCH,
+        sequences: parallel,
         swa: opts.swa,
         onTensor: (b) => {
           loaded += b;

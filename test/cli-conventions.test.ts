@@ -118,7 +118,7 @@ describe('phi3 serve start-up and shutdown', () => {
   });
 
   it('SIGTERM during a stream ends it with a finish_reason and [DONE], then exits 0', async () => {
-    const p = spawn(process.execPath, [CLI, 'serve', tiny, '--port', '0', '--ctx', '512', '--grace-ms', '200']);
+    const p = spawn(process.execPath, [CLI, 'serve', tiny, '--port', '0', '--ctx-per-slot', '512', '--grace-ms', '200']);
     let err = '';
     p.stderr.on('data', (d) => (err += d));
     const port = await new Promise<number>((resolve, reject) => {

@@ -10,6 +10,7 @@ import type { Ops } from '../src/backend/ops.js';
 import { afterAll, beforeAll } from 'vitest';
 import { SpmTokenizer } from '../src/tokenizer/spm.js';
 import { generate } from '../src/generate/generate.js';
+import { soloSequence } from '../src/generate/batcher.js';
 import { modelGoldens, recipeModel, compareLogits } from './golden-model.js';
 import { f32FromB64 } from './helpers.js';
 
@@ -81,7 +82,7 @@ for (const g of goldens) {
     if (g.greedy) {
       it(`greedy continuation identical to llama.cpp (${g.greedy.length} tokens)`, async () => {
         model.reset();
-        const it = generate(model, tok, g.tokens, [], { temperature: 0, maxTokens: r.greedy! });
+        const it = generate(soloSequence(model), tok, g.tokens, [], { temperature: 0, maxTokens: r.greedy! });
         const ids: number[] = [];
         for (let x = await it.next(); !x.done; x = await it.next()) if (x.value.token >= 0) ids.push(x.value.token);
         const i = ids.findIndex((t, k) => t !== g.greedy![k]);

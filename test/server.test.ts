@@ -324,7 +324,7 @@ describe('request limits', () => {
 describe('the scheduler watchdog', () => {
   it('a generation with no progress for stallMs is stopped (its iterator returned) and the queue moves on', async () => {
     const s = new Phi3Server(model, { port: 0, stallMs: 200 });
-    const ex = (s as unknown as { exclusive: (sig: AbortSignal, f: (m: Model, w: { last: number; cancel?: () => void }) => Promise<unknown>) => Promise<unknown> }).exclusive.bind(s);
+    const ex = (s as unknown as { inSlot: (sig: AbortSignal, f: (m: Model, w: { last: number; cancel?: () => void }) => Promise<unknown>) => Promise<unknown> }).inSlot.bind(s);
     let cancelled = false;
     const stuck = ex(new AbortController().signal, (_m, w) => {
       w.cancel = () => void (cancelled = true);
@@ -427,4 +427,53 @@ describe('structured output: response_format and grammar', () => {
     expect(JSON.parse(g.body).error.message).toMatch(/grammar line 1, offset 9: rule 'missing' is used but not defined/);
     expect((await chat({ response_format: { type: 'xml' } })).status).toBe(400);
   });
+});
+
+describe('continuous batching: --parallel slots', () => {
+  let m2: Model, s2: Phi3Server, base2: string, c2: OpenAI;
+  beforeAll(async () => {
+    const file = path.join(tmpDir(), 'serve-parallel.gguf');
+    writeSynth(file, { shape: PRESETS.tiny!, type: 'Q8_0', seed: 21 });
+    m2 = await loadModel(file, { ctx: 128, threads: 2, parallel: 3 });
+    s2 = new Phi3Server(m2, { port: 0, modelId: 'tiny' });
+    base2 = `http://127.0.0.1:${(await s2.listen()).port}`;
+    c2 = new OpenAI({ baseURL: `${base2}/v1`, apiKey: 'none', maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await s2.close();
+    await m2.close();
+  });
+
+  it('streams run at the same time (each one\'s tokens interleave with the others\'), and each gets what it gets alone', async () => {
+    const reqs = [1, 2, 3, 4].map((seed) => ({ model: 'tiny', prompt: `story number ${seed}`, max_tokens: 24, temperature: 0.8, seed }));
+    const alone: string[] = [];
+    for (const r of reqs) alone.push((await c2.completions.create(r)).choices[0]!.text);
+    const events: number[] = []; // which request each streamed chunk belonged to, in arrival order
+    const texts = await Promise.all(
+      reqs.map(async (r, i) => {
+        let t = '';
+        for await (const ch of await c2.completions.create({ ...r, stream: true })) (t += ch.choices[0]?.text ?? ''), events.push(i);
+        return t;
+      }),
+    );
+    expect(texts).toEqual(alone);
+    // the first three ran together: before the first of them finished, the others had streamed too
+    const lastOf0 = events.lastIndexOf(0);
+    expect(events.slice(0, lastOf0).filter((i) => i === 1 || i === 2).length).toBeGreaterThan(10);
+    expect(m2.batching.widest).toBeGreaterThanOrEqual(3);
+  });
+
+  it('GET /props and /slots describe the slots; /metrics has their occupancy and the batcher', async () => {
+    const props = JSON.parse((await raw2('GET', '/props')).body);
+    expect(props).toMatchObject({ total_slots: 3, n_ctx_per_slot: 128, n_ctx: 384 });
+    const slots = JSON.parse((await raw2('GET', '/slots')).body);
+    expect(slots).toHaveLength(3);
+    expect(slots[0]).toMatchObject({ id: 0, is_processing: false, n_ctx: 128 });
+    expect(slots.some((s: { n_past: number }) => s.n_past > 0)).toBe(true);
+    const metrics = (await raw2('GET', '/metrics')).body;
+    expect(metrics).toMatch(/^phi3_slots 3$/m);
+    expect(metrics).toMatch(/^phi3_slots_busy 0$/m);
+    expect(metrics).toMatch(/^phi3_batch_forward_passes_total [1-9]\d*$/m);
+  });
+  const raw2 = (method: string, p: string) => fetch(base2 + p, { method }).then(async (r) => ({ status: r.status, body: await r.text() }));
 });

@@ -224,6 +224,8 @@ const SERVE = {
   ...MODEL,
   host: { type: 'string', help: 'address to listen on (default 127.0.0.1)' },
   port: { type: 'int', min: 0, max: 65535, help: 'port (default 8080; 0 = any free port)' },
+  parallel: { type: 'int', min: 1, max: 256, help: 'slots: generations that run at once, batched together (default 4); --ctx is split among them, as llama-server\'s -np' },
+  'ctx-per-slot': { type: 'int', min: 1, help: "each slot's context (instead of --ctx split among the slots)" },
   'grace-ms': { type: 'int', min: 0, help: 'on SIGTERM/SIGINT, wait this long for running requests (default 10000)' },
   'parse-special-content': { type: 'bool', help: 'parse special-token text inside chat message content (unsafe: users can forge turns)' },
   'max-prompt-tokens': { type: 'int', min: 1, help: 'refuse requests with more prompt tokens (default: the context)' },
@@ -345,8 +347,13 @@ const commands: Record<string, Command> = {
     async run(values, positionals, usage) {
       const v = values as FlagValues<typeof SERVE>;
       const file = modelPath(v, positionals, usage, { demo: true });
-      const pre = preflight(file, v);
-      const modelP = loadModel(file, pre.load);
+      // --ctx is the whole KV cache, split among the slots (llama-server's -c with -np), or --ctx-per-slot each
+      const parallel = v.parallel ?? 4;
+      if (v.ctx !== undefined && v['ctx-per-slot'] !== undefined) throw new UsageError('give --ctx (the whole cache, split among the slots) or --ctx-per-slot, not both');
+      if (v.ctx !== undefined && v.ctx < parallel) throw new UsageError(`--ctx ${v.ctx} cannot be split among ${parallel} slots (--parallel)`);
+      const pre = preflight(file, { ...v, ctx: v['ctx-per-slot'] ?? (v.ctx !== undefined ? Math.floor(v.ctx / parallel) : undefined) });
+      const perSlot = pre.load.ctx ?? Math.max(1, Math.floor(pre.config.contextLength / parallel));
+      const modelP = loadModel(file, { ...pre.load, ctx: perSlot, parallel });
       // /health answers "loading" while the weights load
       const server = new Phi3Server(modelP, { host: v.host ?? '127.0.0.1', port: v.port ?? 8080, modelId: path.basename(file).replace(/\.gguf$/i, ''), parseSpecialContent: v['parse-special-content'], maxPromptTokens: v['max-prompt-tokens'], maxMessages: v['max-messages'] });
       let addr;
@@ -377,7 +384,7 @@ const commands: Record<string, Command> = {
         process.on('SIGTERM', () => stop('SIGTERM'));
       });
       const model = await Promise.race([modelP, stopped.then(() => undefined)]);
-      if (model) process.stderr.write(`phi3 serve: model loaded in ${model.loadStats.loadSeconds.toFixed(2)} s, ctx ${model.ctx}\n`);
+      if (model) process.stderr.write(`phi3 serve: model loaded in ${model.loadStats.loadSeconds.toFixed(2)} s, ${model.parallel} slots of ctx ${model.ctx}\n`);
       await stopped;
       process.stderr.write('phi3 serve: stopped\n');
     },

@@ -5,8 +5,8 @@
  * Text is streamed through the UTF-8-aware StreamDecoder, and held back while it could still be
  * the start of a stop string, so a stop string never leaks into the output.
  */
-import type { Phi3 } from '../model/phi3.js';
 import { ContextLengthError } from '../model/phi3.js';
+import type { TokenSequence } from './batcher.js';
 import type { SpmTokenizer } from '../tokenizer/spm.js';
 import { StreamDecoder } from '../tokenizer/spm.js';
 import { TokenConstraint, compileGrammar } from '../grammar/constrain.js';
@@ -109,18 +109,19 @@ export const yieldToEventLoop: () => Promise<void> =
       })();
 
 /** tokens in common at the start of two sequences */
-function sharedPrefix(a: readonly number[], b: readonly number[]): number {
+export function sharedPrefix(a: readonly number[], b: readonly number[]): number {
   let n = 0;
   while (n < a.length && n < b.length && a[n] === b[n]) n++;
   return n;
 }
 
 /**
- * Generate from prompt ids. Yields chunks; returns stats. `history` (the model's cached tokens)
- * is read and updated so callers can keep a conversation's cache.
+ * Generate from prompt ids through one sequence of a model (batcher.ts: alone, or batched with
+ * others). Yields chunks; returns stats. `history` (the sequence's cached tokens) is read and updated
+ * so callers can keep a conversation's cache. Each step is a turn of the event loop at least.
  */
 export async function* generate(
-  model: Phi3,
+  model: TokenSequence,
   tok: SpmTokenizer,
   prompt: readonly number[],
   history: number[],
@@ -166,12 +167,9 @@ export async function* generate(
     let logits: Float32Array | undefined;
     for (let i = keep; i < prompt.length; i += model.maxBatch) {
       const chunk = prompt.slice(i, Math.min(i + model.maxBatch, prompt.length));
-      logits = model.forward(chunk)[0];
+      logits = await model.step(chunk);
       history.push(...chunk);
-      if (i + model.maxBatch < prompt.length) {
-        await yieldToEventLoop();
-        if (o.signal?.aborted) return stats();
-      }
+      if (i + model.maxBatch < prompt.length && o.signal?.aborted) return stats();
     }
     t1 = performance.now();
 
@@ -223,9 +221,8 @@ export async function* generate(
       yield chunk;
 
       if (generated >= maxTokens) break;
-      await yieldToEventLoop(); // timers, signals and I/O run once per token
       if (o.signal?.aborted) break;
-      logits = model.forward([id])[0]!;
+      logits = await model.step([id]); // timers, signals and I/O run at least once per token
       history.push(id);
     }
     if (!ended) finishReason = o.signal?.aborted ? 'abort' : 'length';

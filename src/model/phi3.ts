@@ -135,7 +135,6 @@ class RunState<B> {
   qkv: B; // (T, dim + 2·kvDim)
   gu: B; // (T, 2·hiddenDim) gate | up
   hb: B; // (T, hiddenDim)
-  last: B; // (1, dim) the final position, when only its logits are wanted
   logits: B; // (T, vocabSize)
   // phimoe only (empty otherwise)
   qkvParts: B; // (T, dim) q, then (T, kvDim) k, then (T, kvDim) v
@@ -151,7 +150,6 @@ class RunState<B> {
     this.qkv = ops.alloc(maxT * (c.dim + 2 * c.kvDim));
     this.gu = ops.alloc(maxT * 2 * c.hiddenDim);
     this.hb = ops.alloc(maxT * c.hiddenDim);
-    this.last = ops.alloc(c.dim);
     this.logits = ops.alloc(maxT * c.vocabSize);
     this.qkvParts = ops.alloc(moe * maxT * (c.dim + 2 * c.kvDim));
     this.router = ops.alloc(moe * maxT * c.nExpert);
@@ -166,11 +164,28 @@ export interface ForwardOptions {
   allLogits?: boolean;
 }
 
+/** One sequence's place in the model: its own KV cache, and how many positions of it are filled. */
+export class Sequence {
+  nPast = 0;
+  constructor(
+    readonly index: number,
+    readonly cache: KvCache,
+    /** positions its cache holds */
+    readonly ctx: number,
+  ) {}
+}
+
+/** a sequence's tokens in a batch of several sequences (forwardParts), and which of their logits are wanted */
+export interface SequencePart {
+  seq: Sequence;
+  tokens: number[];
+  want: 'all' | 'last' | 'none';
+}
+
 export class Phi3<B = unknown> {
   readonly attn: AttnShape;
-  readonly cache: KvCache;
-  /** tokens already in the KV cache */
-  nPast = 0;
+  /** the sequences' KV caches (one unless loaded with several: continuous batching); forward() runs the first */
+  readonly sequences: Sequence[];
   /** phimoe: the smallest top-k routing margin (moe.ts) of the last forward() call; Infinity without experts */
   routingMargin = Infinity;
   private state: RunState<B>;
@@ -184,6 +199,8 @@ export class Phi3<B = unknown> {
     readonly maxBatch = 64,
     /** apply phi3.attention.sliding_window (llama.cpp ignores it for Phi, and so do we by default) */
     swa = false,
+    /** sequences, each with a KV cache of `ctx` positions */
+    nSequences = 1,
   ) {
     const c = config;
     this.attn = {
@@ -199,19 +216,31 @@ export class Phi3<B = unknown> {
       window: swa ? c.slidingWindow ?? 0 : 0,
       qkvDim: c.dim + 2 * c.kvDim,
     };
-    this.cache = ops.kvCache(c.nLayers, ctx, c.kvDim);
+    this.sequences = Array.from({ length: nSequences }, (_, i) => new Sequence(i, ops.kvCache(c.nLayers, ctx, c.kvDim), ctx));
     this.state = new RunState(ops, c, maxBatch);
   }
 
-  static load<B>(f: GGUFFile, ops: Ops<B>, opts: { ctx?: number; maxBatch?: number; swa?: boolean; onTensor?: (bytes: number) => void } = {}): Phi3<B> {
+  static load<B>(f: GGUFFile, ops: Ops<B>, opts: { ctx?: number; maxBatch?: number; swa?: boolean; sequences?: number; onTensor?: (bytes: number) => void } = {}): Phi3<B> {
     const c = configFromGguf(f);
     const ctx = opts.ctx ?? c.contextLength;
-    return new Phi3(c, loadWeights(f, c, ops, opts.onTensor), ops, ctx, opts.maxBatch, opts.swa);
+    return new Phi3(c, loadWeights(f, c, ops, opts.onTensor), ops, ctx, opts.maxBatch, opts.swa, opts.sequences);
   }
 
-  /** forget the KV cache (the next forward starts at position 0) */
+  /** the first sequence's KV cache, which forward() runs */
+  get cache(): KvCache {
+    return this.sequences[0]!.cache;
+  }
+  /** tokens already in the first sequence's KV cache */
+  get nPast(): number {
+    return this.sequences[0]!.nPast;
+  }
+  set nPast(n: number) {
+    this.sequences[0]!.nPast = n;
+  }
+
+  /** forget every sequence's KV cache (the next forward starts at position 0) */
   reset(): void {
-    this.nPast = 0;
+    for (const q of this.sequences) q.nPast = 0;
   }
 
   /** keep only the first n cached positions (for chat: reuse a shared prefix) */
@@ -230,23 +259,36 @@ export class Phi3<B = unknown> {
     for (let i = 0; i < tokens.length; i += this.maxBatch) {
       const batch = Array.prototype.slice.call(tokens, i, i + this.maxBatch) as number[];
       const isLast = i + this.maxBatch >= tokens.length;
-      out.push(...this.forwardBatch(batch, opts.allLogits ? 'all' : isLast ? 'last' : 'none'));
+      out.push(...this.forwardParts([{ seq: this.sequences[0]!, tokens: batch, want: opts.allLogits ? 'all' : isLast ? 'last' : 'none' }])[0]!);
     }
     return out;
   }
 
-  private forwardBatch(tokens: number[], want: 'all' | 'last' | 'none'): Float32Array[] {
-    const { ops, config: c, weights: w, attn, cache, state: s } = this;
-    const T = tokens.length;
-    const pos = this.nPast;
+  /**
+   * One batch of several sequences' tokens (at most maxBatch in all): every matmul runs over the
+   * whole batch (it reads each weight once), rope and attention run per sequence over its own KV
+   * cache and positions. Returns each part's wanted logits.
+   */
+  forwardParts(parts: SequencePart[]): Float32Array[][] {
+    const { ops, config: c, weights: w, attn, state: s } = this;
+    const T = parts.reduce((a, p) => a + p.tokens.length, 0);
+    if (T > this.maxBatch) throw new RangeError(`a batch of ${T} tokens is more than the ${this.maxBatch} one forward pass takes`);
+    for (const p of parts)
+      if (p.seq.nPast + p.tokens.length > p.seq.ctx) throw new ContextLengthError(p.seq.nPast + p.tokens.length, p.seq.ctx, 'the tokens');
+    const at = (buf: B, row: number, width: number) => ops.view(buf, row * width);
 
-    ops.embed(s.x, w.tokenEmbd, tokens); //                            x = tok_embeddings(tokens)
+    ops.embed(s.x, w.tokenEmbd, parts.flatMap((p) => p.tokens)); //   x = tok_embeddings(tokens)
     for (let l = 0; l < c.nLayers; l++) {
       const L = w.layers[l]!;
       this.norm(s.xb, s.x, L.attnNorm, T); //                          h = attn_norm(x)
       this.qkvProj(L.attnQkv, T); //                                   q, k, v = qkv_proj(h).split(...)
-      ops.rope(s.qkv, T, pos, attn); //                                q, k = rope(q, pos), rope(k, pos)
-      ops.attention(s.xb, s.qkv, cache, l, T, pos, attn); //           h = softmax(q·kᵀ/√d + causal) · v
+      let row = 0;
+      for (const { seq, tokens } of parts) {
+        const qkv = at(s.qkv, row, attn.qkvDim), n = tokens.length, pos = seq.nPast;
+        ops.rope(qkv, n, pos, attn); //                                q, k = rope(q, pos), rope(k, pos)
+        ops.attention(at(s.xb, row, c.dim), qkv, seq.cache, l, n, pos, attn); // h = softmax(q·kᵀ/√d + causal) · v
+        row += n;
+      }
       this.linear(s.xb2, L.attnOutput, s.xb, T); //                    h = o_proj(h)
       ops.add(s.x, s.xb2, T * c.dim); //                               x = x + h
       this.norm(s.xb, s.x, L.ffnNorm, T); //                           h = ffn_norm(x)
@@ -258,17 +300,22 @@ export class Phi3<B = unknown> {
       }
       ops.add(s.x, s.xb2, T * c.dim); //                               x = x + h
     }
-    this.nPast += T;
-    if (want === 'none') return [];
-    const rows = want === 'all' ? T : 1;
-    let h = s.x;
-    if (want === 'last') {
-      ops.copy(s.last, 0, s.x, (T - 1) * c.dim, c.dim);
-      h = s.last;
+    // the wanted positions' rows of x, gathered in order (into xb2, free now), then the head
+    let rows = 0, row = 0;
+    const counts = parts.map(({ tokens, want }) => {
+      const n = want === 'all' ? tokens.length : want === 'last' ? 1 : 0;
+      if (n) ops.copy(s.xb2, rows * c.dim, s.x, (row + tokens.length - n) * c.dim, n * c.dim);
+      row += tokens.length;
+      rows += n;
+      return n;
+    });
+    for (const p of parts) p.seq.nPast += p.tokens.length;
+    if (rows > 0) {
+      this.norm(s.xb, s.xb2, w.outputNorm, rows); //                    h = norm(x)
+      this.linear(s.logits, w.output, s.xb, rows); //                  logits = lm_head(h)
     }
-    this.norm(s.xb, h, w.outputNorm, rows); //                         h = norm(x)
-    this.linear(s.logits, w.output, s.xb, rows); //                    logits = lm_head(h)
-    return Array.from({ length: rows }, (_, r) => ops.read(s.logits, r * c.vocabSize, c.vocabSize));
+    let r = 0;
+    return counts.map((n) => Array.from({ length: n }, () => ops.read(s.logits, r++ * c.vocabSize, c.vocabSize)));
   }
 
   /** out = rmsnorm(x) · w (+ b) */

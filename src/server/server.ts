@@ -6,9 +6,12 @@
  * socket directly makes streaming, back-pressure and "client went away → abort the generation"
  * explicit, with no framework between them.
  *
- * Scheduling: one model, one KV cache, so requests queue and one generation runs at a time
- * (first come, first served); the queue depth is exported in /metrics. A client that disconnects,
- * whether queued or generating, is dropped and its generation aborted within one token.
+ * Scheduling: the model has `parallel` sequences (slots), each with its own KV cache; up to that
+ * many generations run at once, batched into each forward pass (continuous batching, batcher.ts),
+ * and the rest queue, first come first served. A request goes to the idle slot whose cache shares
+ * the longest prefix with its prompt. Queue depth and slot occupancy are in /metrics, each slot in
+ * /slots. A client that disconnects, whether queued or generating, is dropped and its generation
+ * aborted within one token.
  *
  * Every request parameter is either honoured or refused with a 400 that names it; message content
  * is tokenized as text (only the template's markup parses control tokens). shutdown() stops
@@ -74,6 +77,14 @@ class Metrics {
     L.push('# HELP phi3_stalled_generations_total Generations stopped by the watchdog (no progress).', '# TYPE phi3_stalled_generations_total counter', `phi3_stalled_generations_total ${this.stalled}`);
     L.push('# HELP phi3_queue_depth Requests waiting for the model.', '# TYPE phi3_queue_depth gauge', `phi3_queue_depth ${this.queue}`);
     L.push('# HELP phi3_active_generations Generations running.', '# TYPE phi3_active_generations gauge', `phi3_active_generations ${this.active}`);
+    if (model) {
+      const slots = model.slotStates(), b = model.batching;
+      L.push('# HELP phi3_slots Sequences (slots) the model runs at once.', '# TYPE phi3_slots gauge', `phi3_slots ${slots.length}`);
+      L.push('# HELP phi3_slots_busy Slots with a generation running.', '# TYPE phi3_slots_busy gauge', `phi3_slots_busy ${slots.filter((s) => s.busy).length}`);
+      L.push('# HELP phi3_batch_forward_passes_total Forward passes of the continuous batcher.', '# TYPE phi3_batch_forward_passes_total counter', `phi3_batch_forward_passes_total ${b.ticks}`);
+      L.push('# HELP phi3_batch_tokens_total Tokens those passes carried.', '# TYPE phi3_batch_tokens_total counter', `phi3_batch_tokens_total ${b.tokens}`);
+      L.push('# HELP phi3_batch_widest_sequences The most sequences one pass has carried.', '# TYPE phi3_batch_widest_sequences gauge', `phi3_batch_widest_sequences ${b.widest}`);
+    }
     L.push('# HELP phi3_model_loaded 1 once the model is loaded.', '# TYPE phi3_model_loaded gauge', `phi3_model_loaded ${model ? 1 : 0}`);
     return L.join('\n') + '\n';
   }
@@ -268,7 +279,9 @@ interface Watch {
 export class Phi3Server {
   readonly metrics = new Metrics();
   private model: Model | undefined;
-  private tail: Promise<void> = Promise.resolve();
+  /** generations running, and the requests waiting for one of the model's slots (FIFO) */
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
   /** requests being served, with the controller that ends them */
   private readonly inflight = new Set<{ ac: AbortController; done: Promise<void> }>();
   private stopping = false;
@@ -323,16 +336,30 @@ export class Phi3Server {
     await closed;
   }
 
-  /** run `f` when the model is free (one generation at a time, in arrival order) */
+  /** a slot for one generation: at once if fewer than `parallel` run, else in arrival order */
+  private takeSlot(limit: number): Promise<void> {
+    if (this.running < limit) {
+      this.running++;
+      return Promise.resolve();
+    }
+    return new Promise((r) => this.waiting.push(r));
+  }
+  /** hand the slot to the next request waiting, or free it */
+  private giveSlot(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.running--;
+  }
+
   /**
-   * Run `f` when the model is free (one generation at a time, in arrival order), under a watchdog:
+   * Run `f` when one of the model's slots is free (up to `parallel` at once, in arrival order), under a watchdog:
    * a generation that reports no progress (a token, a write) for `stallMs` is ended — its iterator
    * returned, so the model is given back — and the request fails with a 500; the queue moves on
    * whatever `f` is stuck on.
    */
-  private exclusive<T>(signal: AbortSignal, f: (m: Model, w: Watch) => Promise<T>): Promise<T> {
+  private inSlot<T>(signal: AbortSignal, f: (m: Model, w: Watch) => Promise<T>): Promise<T> {
     this.metrics.queue++;
-    const run = this.tail.then(async () => {
+    const run = this.takeSlot(this.model?.parallel ?? 1).then(async () => {
       this.metrics.queue--;
       if (signal.aborted) throw new HttpError(499, 'client closed the request');
       const m = this.model;
@@ -356,9 +383,9 @@ export class Phi3Server {
         this.metrics.active--;
       }
     });
-    this.tail = run.then(
-      () => {},
-      () => {},
+    void run.then(
+      () => this.giveSlot(),
+      () => this.giveSlot(),
     );
     return run;
   }
@@ -455,6 +482,20 @@ export class Phi3Server {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
         res.end(this.metrics.text(this.model));
         return 200;
+      case 'GET /props': {
+        const m = this.ready();
+        return this.json(res, 200, {
+          model_path: m.path,
+          model_alias: this.modelId,
+          total_slots: m.parallel,
+          n_ctx: m.ctx * m.parallel,
+          n_ctx_per_slot: m.ctx,
+          chat_template: m.chatTemplate ?? null,
+          build_info: 'phi3-ts',
+        });
+      }
+      case 'GET /slots':
+        return this.json(res, 200, this.ready().slotStates().map((s) => ({ id: s.id, is_processing: s.busy, n_ctx: this.ready().ctx, n_past: s.cachedTokens })));
       case 'GET /v1/models':
         return this.json(res, 200, { object: 'list', data: [{ id: this.modelId, object: 'model', created: 0, owned_by: 'phi3-ts' }] });
       case 'POST /tokenize': {
@@ -509,7 +550,7 @@ export class Phi3Server {
           throw new HttpError(400, `this model's context holds ${m0.ctx} tokens, but the prompt (${ids.length} tokens) plus ${opts.maxTokens ? `max_tokens (${opts.maxTokens})` : 'one generated token'} needs ${want}`, chat ? 'messages' : 'prompt', 'context_length_exceeded');
         const stream = b.stream === true;
         const includeUsage = stream && (b.stream_options as Body | undefined)?.include_usage === true;
-        return this.exclusive(signal, (m, w) => this.complete(m, res, w, { chat, ids, opts: { ...opts, signal, topLogprobs: logprobs ? topLogprobs : undefined }, stream, includeUsage }));
+        return this.inSlot(signal, (m, w) => this.complete(m, res, w, { chat, ids, opts: { ...opts, signal, topLogprobs: logprobs ? topLogprobs : undefined }, stream, includeUsage }));
       }
       default:
         if (['/health', '/metrics', '/v1/models', '/tokenize', '/detokenize', '/v1/chat/completions', '/v1/completions'].includes(route.split(' ')[1]!))
