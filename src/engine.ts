@@ -48,48 +48,29 @@ interface Slot {
 const SIMILAR = 0.5;
 
 /**
- * Who runs on the model, first come first served: a generation takes one free slot (the idle one
- * whose cached tokens share the longest prefix with its prompt: prompt-cache reuse), a call that
- * needs the whole model (logits) waits until every slot is idle and holds them all.
+ * Who runs on the model, first come first served: each call takes one free slot — the idle one
+ * whose cached tokens share the longest prefix with its prompt (prompt-cache reuse), else the least
+ * recently used — and gives it back when it ends.
  */
 class Slots {
-  private readonly waiting: ({ all: false; ids: readonly number[]; grant: (s: Slot) => void } | { all: true; grant: () => void })[] = [];
-  private whole = false;
+  private readonly waiting: { ids: readonly number[]; grant: (s: Slot) => void }[] = [];
   private clock = 0;
   constructor(readonly slots: Slot[]) {}
 
   take(ids: readonly number[]): Promise<Slot> {
-    return new Promise((grant) => (this.waiting.push({ all: false, ids, grant }), this.pump()));
+    return new Promise((grant) => (this.waiting.push({ ids, grant }), this.pump()));
   }
   release(slot: Slot): void {
     slot.busy = false;
     this.pump();
   }
-  /** every slot; the returned function gives them back */
-  async takeAll(): Promise<() => void> {
-    await new Promise<void>((grant) => (this.waiting.push({ all: true, grant }), this.pump()));
-    let given = false;
-    return () => {
-      if (given) return;
-      given = true;
-      this.whole = false;
-      this.pump();
-    };
-  }
   get busy(): boolean {
-    return this.whole || this.slots.some((s) => s.busy);
+    return this.slots.some((s) => s.busy);
   }
 
   private pump(): void {
-    while (this.waiting.length && !this.whole) {
+    while (this.waiting.length) {
       const head = this.waiting[0]!;
-      if (head.all) {
-        if (this.slots.some((s) => s.busy)) return;
-        this.waiting.shift();
-        this.whole = true;
-        head.grant();
-        return;
-      }
       const free = this.slots.filter((s) => !s.busy);
       if (free.length === 0) return;
       this.waiting.shift();
@@ -290,7 +271,11 @@ export class Model {
   /** phimoe: the smallest top-k routing margin of the last logits() call (see moe.ts); Infinity for dense models */
   routingMargin = Infinity;
 
-  /** logits after each token (all = every position, else only the last); starts a fresh cache. Queues behind other calls, and holds the whole model. */
+  /**
+   * Logits after each token (all = every position, else only the last), computed from a fresh cache
+   * in one free sequence (its cached tokens are forgotten); queues behind other calls when every
+   * sequence is busy.
+   */
   async logits(tokens: number[], opts: { all?: boolean; batch?: number } = {}): Promise<Float32Array[]> {
     this.checkOpen();
     if (!Array.isArray(tokens) || tokens.length === 0) throw new RangeError('no tokens');
@@ -298,24 +283,25 @@ export class Model {
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
     this.checkTokens(tokens);
     if (tokens.length > this.ctx) throw new ContextLengthError(tokens.length, this.ctx, 'the tokens');
-    const release = await this.slots.takeAll();
+    const slot = await this.slots.take([]);
+    const forget = () => ((slot.seq.nPast = 0), (slot.history = []));
     try {
       await this.recover();
-      this.forgetAll();
+      forget();
       // in calls of `batch` tokens through the KV cache (llama.cpp's n_batch): the same logits
       const rows: Float32Array[] = [];
       let margin = Infinity;
       for (let s = 0; s < tokens.length; s += batch) {
-        const part = this.phi3.forward(tokens.slice(s, s + batch), { allLogits: opts.all ?? false });
+        const part = this.phi3.forward(tokens.slice(s, s + batch), { allLogits: opts.all ?? false, seq: slot.seq });
         margin = Math.min(margin, this.phi3.routingMargin);
         if (opts.all || s + batch >= tokens.length) rows.push(...part);
       }
       this.routingMargin = margin;
       return rows;
     } finally {
-      this.forgetAll();
+      forget();
       void this.recover();
-      release();
+      this.slots.release(slot);
     }
   }
 
@@ -328,6 +314,23 @@ export class Model {
    * and a prompt goes to the idle sequence whose cache shares the longest prefix with it.
    */
   stream(prompt: string | number[], opts: GenerateOptions = {}, onEnd?: (s: GenerationStats) => void): AsyncGenerator<GeneratedChunk, GenerationStats> {
+    return this.streamIn(undefined, prompt, opts, onEnd);
+  }
+
+  /**
+   * A sequence kept for one caller — a conversation — until `dispose()`: its calls run one at a time
+   * in it and keep its KV cache between them, batched with the model's other generations. It holds
+   * one of the `parallel` slots meanwhile (waiting for one to be free).
+   */
+  async createSequence(): Promise<ModelSequence> {
+    this.checkOpen();
+    const slot = await this.slots.take([]);
+    slot.seq.nPast = 0;
+    slot.history = [];
+    return new ModelSequence(this, slot, (prompt, opts, onEnd, turn) => this.streamIn({ slot, turn }, prompt, opts, onEnd), () => this.slots.release(slot));
+  }
+
+  private streamIn(pinned: { slot: Slot; turn: () => Promise<() => void> } | undefined, prompt: string | number[], opts: GenerateOptions, onEnd?: (s: GenerationStats) => void): AsyncGenerator<GeneratedChunk, GenerationStats> {
     this.checkOpen();
     if (typeof prompt !== 'string' && !Array.isArray(prompt)) throw new TypeError('the prompt must be a string or an array of token ids');
     validateGenerateOptions(opts, this.config.vocabSize);
@@ -340,15 +343,18 @@ export class Model {
     const self = this;
     const token: { release?: () => void } = {};
     async function* run(): AsyncGenerator<GeneratedChunk, GenerationStats> {
-      // a sequence of its own: the idle one whose cache shares the longest prefix with the prompt
-      const slot = await self.slots.take(ids);
+      // a sequence of its own (the idle one whose cache shares the longest prefix with the prompt),
+      // or the caller's (createSequence), in turn
+      const giveTurn = pinned ? await pinned.turn() : undefined;
+      const slot = pinned?.slot ?? (await self.slots.take(ids));
       const seq = self.batcher.sequence(slot.seq);
       let released = false;
       const release = () => {
         if (released) return;
         released = true;
         seq.close();
-        self.slots.release(slot);
+        if (giveTurn) giveTurn();
+        else self.slots.release(slot);
       };
       token.release = release;
       try {
@@ -465,6 +471,71 @@ export class Model {
   /** `await using model = await loadModel(…)` closes it at the end of the scope */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+}
+
+/** A FIFO lock: a sequence's calls run in turn. */
+class Turns {
+  private held = false;
+  private readonly waiting: (() => void)[] = [];
+  async take(): Promise<() => void> {
+    if (this.held) await new Promise<void>((r) => this.waiting.push(r));
+    this.held = true;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.held = false;
+    };
+  }
+}
+
+type StreamIn = (prompt: string | number[], opts: GenerateOptions, onEnd: ((s: GenerationStats) => void) | undefined, turn: () => Promise<() => void>) => AsyncGenerator<GeneratedChunk, GenerationStats>;
+
+/** one sequence of a Model, kept for a caller (Model.createSequence) */
+export class ModelSequence {
+  private readonly turns = new Turns();
+  private disposed = false;
+  constructor(
+    readonly model: Model,
+    private readonly slot: Slot,
+    private readonly run: StreamIn,
+    private readonly giveBack: () => void,
+  ) {}
+
+  /** the tokens its KV cache holds */
+  get cachedTokens(): number {
+    return this.slot.history.length;
+  }
+
+  /** as Model.stream, in this sequence: only the tokens after the prefix shared with its cache are computed */
+  stream(prompt: string | number[], opts: GenerateOptions = {}, onEnd?: (s: GenerationStats) => void): AsyncGenerator<GeneratedChunk, GenerationStats> {
+    if (this.disposed) throw new Error('the sequence is disposed');
+    return this.run(prompt, opts, onEnd, () => this.turns.take());
+  }
+
+  generate(prompt: string | number[], opts: GenerateOptions = {}): Generation {
+    return textGeneration((onEnd) => this.stream(prompt, opts, onEnd));
+  }
+
+  chat(messages: ChatMessage[], opts: GenerateOptions & { parseSpecialInContent?: boolean } = {}): Generation {
+    const { parseSpecialInContent, ...gen } = opts;
+    return this.generate(this.model.chatTokens(messages, { parseSpecialInContent }), gen);
+  }
+
+  /** give the slot back (after its running call, if any, ends) */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const done = await this.turns.take();
+    done();
+    this.giveBack();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
   }
 }
 

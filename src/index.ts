@@ -1,12 +1,13 @@
 /**
  * phi3-ts: a Phi-3 runtime in TypeScript. Library entry point.
  */
-export { loadModel, Model, ContextLengthError, GgufError, UnsupportedModelError, TokenizerError, OutOfMemoryError, CrewError, TemplateError, NonFiniteLogitsError } from './api.js';
+export { loadModel, Model, ModelSequence, ContextLengthError, GgufError, UnsupportedModelError, TokenizerError, OutOfMemoryError, CrewError, TemplateError, NonFiniteLogitsError } from './api.js';
 export type {
   LoadOptions, LoadStats, Generation, GenerateOptions, GenerationStats, GeneratedChunk, FinishReason, SamplingOptions, ChatMessage,
   BackendName, BenchResult, Phi3Config, ConfigWarning,
 } from './api.js';
-export { GGUFFile } from './gguf/reader.js';
+export { GGUFFile, BufferSource, type ByteSource } from './gguf/reader.js';
+export { openGguf, FileSource } from './gguf/file-source.js';
 export { writeGguf, serializeGguf } from './gguf/writer.js';
 export { GGMLType, GGML_TYPES } from './quant/ggml-type.js';
 export { dequantize, dequantizeRow } from './quant/dequantize.js';

@@ -120,15 +120,41 @@ describe('Model with parallel sequences (the demo model)', () => {
     expect(batched.slotStates().filter((s) => s.cachedTokens > 0).length).toBeGreaterThanOrEqual(2);
   });
 
-  it('logits() waits for running generations and holds the whole model; generations started meanwhile wait for it', async () => {
-    const order: string[] = [];
-    const g1 = run(batched, 'Once upon a time', { seed: 1, temperature: 0, maxTokens: 20 }).then(() => order.push('g1'));
+  it('logits() runs in one free sequence beside running generations, with the bits it has alone', async () => {
+    const ref = await run(alone, 'Once upon a time', { seed: 1, temperature: 0, maxTokens: 20 });
+    const g1 = run(batched, 'Once upon a time', { seed: 1, temperature: 0, maxTokens: 20 });
     await new Promise((r) => setTimeout(r, 5));
-    const lg = batched.logits([1, 450, 2030], { all: true }).then((rows) => (order.push('logits'), rows));
-    const g2 = run(batched, 'The old man said', { seed: 2, temperature: 0, maxTokens: 3 }).then(() => order.push('g2'));
-    const [, rows] = await Promise.all([g1, lg, g2]);
-    expect(order).toEqual(['g1', 'logits', 'g2']);
+    const rows = await batched.logits([1, 450, 2030], { all: true });
+    expect((await g1).ids).toEqual(ref.ids);
     expect(bits(rows[2]!)).toEqual(bits((await alone.logits([1, 450, 2030], { all: true }))[2]!));
+  });
+
+  it('createSequence(): a conversation keeps its cache between calls, beside other generations; a pinned slot is not lent out', async () => {
+    const m = await loadModel(demoModelPath(), { parallel: 2, ctx: 512, threads: 2 });
+    try {
+      await using a = await m.createSequence();
+      const turn1 = 'The old man walked into the hall and sat down by the fire.';
+      let s1, s2;
+      for await (const _ of a.generate(turn1, { maxTokens: 8, temperature: 0 })) void _;
+      const g = a.generate(turn1 + ' He said', { maxTokens: 8, temperature: 0 });
+      const other = run(m, 'Something else', { seed: 3, temperature: 0.7, maxTokens: 16 }); // the other slot
+      for await (const _ of g) void _;
+      s2 = await g.stats;
+      s1 = await other;
+      expect(s2.promptTokensEvaluated).toBeLessThanOrEqual(3);
+      expect(s1.ids).toEqual((await run(alone, 'Something else', { seed: 3, temperature: 0.7, maxTokens: 16 })).ids);
+      // with both slots pinned, a plain generation waits until one is given back
+      const b = await m.createSequence();
+      let ran = false;
+      const waiting = run(m, 'Late', { seed: 1, temperature: 0, maxTokens: 2 }).then(() => (ran = true));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(ran).toBe(false);
+      await b.dispose();
+      await waiting;
+      expect(ran).toBe(true);
+    } finally {
+      await m.close();
+    }
   });
 
   it('parallel is checked: a positive integer', async () => {

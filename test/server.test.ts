@@ -477,3 +477,64 @@ describe('continuous batching: --parallel slots', () => {
   });
   const raw2 = (method: string, p: string) => fetch(base2 + p, { method }).then(async (r) => ({ status: r.status, body: await r.text() }));
 });
+
+describe('production basics: API key, CORS origin, time limit, body limit, latency histograms', () => {
+  let s3: Phi3Server, base3: string;
+  beforeAll(async () => {
+    s3 = new Phi3Server(model, { port: 0, modelId: 'tiny', apiKey: 'sk-test-123', cors: 'https://app.example', timeoutMs: 300 });
+    base3 = `http://127.0.0.1:${(await s3.listen()).port}`;
+  });
+  afterAll(async () => {
+    await s3.close();
+  });
+
+  it('--api-key: a missing or wrong Bearer key is a 401 in OpenAI\'s shape; the right one works (openai client); /health stays open', async () => {
+    const none = await fetch(`${base3}/v1/models`);
+    expect(none.status).toBe(401);
+    expect((await none.json()).error).toMatchObject({ code: 'invalid_api_key', type: 'invalid_request_error' });
+    const wrong = await fetch(`${base3}/v1/models`, { headers: { authorization: 'Bearer sk-test-124' } });
+    expect(wrong.status).toBe(401);
+    expect((await fetch(`${base3}/health`)).status).toBe(200);
+    const ok = new OpenAI({ baseURL: `${base3}/v1`, apiKey: 'sk-test-123', maxRetries: 0 });
+    const r = await ok.completions.create({ model: 'tiny', prompt: 'hi', max_tokens: 4, temperature: 0 });
+    expect(r.choices[0]!.text.length).toBeGreaterThanOrEqual(0);
+    await expect(new OpenAI({ baseURL: `${base3}/v1`, apiKey: 'nope', maxRetries: 0 }).models.list()).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('--cors: responses carry the configured origin', async () => {
+    const r = await fetch(`${base3}/health`);
+    expect(r.headers.get('access-control-allow-origin')).toBe('https://app.example');
+  });
+
+  it('a body declared over the limit is refused (413) before it is read', async () => {
+    const t0 = performance.now();
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(`${base3}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(100 << 20), authorization: 'Bearer sk-test-123' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.write('{"prompt": "'); // and never the rest
+    });
+    expect(status).toBe(413);
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
+  it('--timeout-ms: a request still queued when its time is up gets a 504; TTFT and inter-token histograms are in /metrics', async () => {
+    const inSlot = (s3 as unknown as { inSlot: (sig: AbortSignal, f: () => Promise<unknown>) => Promise<unknown> }).inSlot.bind(s3);
+    let free!: () => void;
+    const hold = inSlot(new AbortController().signal, () => new Promise<void>((r) => (free = r))); // the only slot, held
+    const t0 = performance.now();
+    const r = await fetch(`${base3}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test-123' }, body: JSON.stringify({ prompt: 'hi', max_tokens: 4 }) });
+    free();
+    await hold;
+    expect(r.status).toBe(504);
+    expect((await r.json()).error.code).toBe('timeout');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(250);
+    const four = await fetch(`${base3}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test-123' }, body: JSON.stringify({ prompt: 'hi', max_tokens: 4, ignore_eos: true }) });
+    expect(four.status).toBe(200);
+    const metrics = await (await fetch(`${base3}/metrics`, { headers: { authorization: 'Bearer sk-test-123' } })).text();
+    expect(metrics).toMatch(/^phi3_time_to_first_token_seconds_bucket\{le="\+Inf"\} [1-9]/m);
+    expect(metrics).toMatch(/^phi3_inter_token_seconds_count [1-9]/m);
+  });
+});

@@ -224,6 +224,10 @@ const SERVE = {
   ...MODEL,
   host: { type: 'string', help: 'address to listen on (default 127.0.0.1)' },
   port: { type: 'int', min: 0, max: 65535, help: 'port (default 8080; 0 = any free port)' },
+  'api-key': { type: 'string', help: 'require Authorization: Bearer <key> (all routes but /health)' },
+  'api-key-file': { type: 'string', help: 'the same, the key read from a file (first line)' },
+  cors: { type: 'string', help: "Access-Control-Allow-Origin (default '*')" },
+  'timeout-ms': { type: 'int', min: 1, help: "a generation request's time limit, queueing included (default: none)" },
   parallel: { type: 'int', min: 1, max: 256, help: 'slots: generations that run at once, batched together (default 4); --ctx is split among them, as llama-server\'s -np' },
   'ctx-per-slot': { type: 'int', min: 1, help: "each slot's context (instead of --ctx split among the slots)" },
   'grace-ms': { type: 'int', min: 0, help: 'on SIGTERM/SIGINT, wait this long for running requests (default 10000)' },
@@ -355,7 +359,17 @@ const commands: Record<string, Command> = {
       const perSlot = pre.load.ctx ?? Math.max(1, Math.floor(pre.config.contextLength / parallel));
       const modelP = loadModel(file, { ...pre.load, ctx: perSlot, parallel });
       // /health answers "loading" while the weights load
-      const server = new Phi3Server(modelP, { host: v.host ?? '127.0.0.1', port: v.port ?? 8080, modelId: path.basename(file).replace(/\.gguf$/i, ''), parseSpecialContent: v['parse-special-content'], maxPromptTokens: v['max-prompt-tokens'], maxMessages: v['max-messages'] });
+      if (v['api-key'] !== undefined && v['api-key-file'] !== undefined) throw new UsageError('give --api-key or --api-key-file, not both');
+      let apiKey = v['api-key'];
+      if (v['api-key-file'] !== undefined) {
+        try {
+          apiKey = fs.readFileSync(v['api-key-file'], 'utf8').split('\n')[0]!.trim();
+        } catch (e) {
+          throw new UsageError(`--api-key-file ${v['api-key-file']}: ${(e as Error).message}`);
+        }
+      }
+      if (apiKey !== undefined && apiKey === '') throw new UsageError('the API key is empty');
+      const server = new Phi3Server(modelP, { apiKey, cors: v.cors, timeoutMs: v['timeout-ms'], host: v.host ?? '127.0.0.1', port: v.port ?? 8080, modelId: path.basename(file).replace(/\.gguf$/i, ''), parseSpecialContent: v['parse-special-content'], maxPromptTokens: v['max-prompt-tokens'], maxMessages: v['max-messages'] });
       let addr;
       try {
         addr = await server.listen();

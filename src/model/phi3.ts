@@ -162,6 +162,8 @@ class RunState<B> {
 export interface ForwardOptions {
   /** logits for every token of the batch (default: only the last) */
   allLogits?: boolean;
+  /** the sequence to run (default: the first) */
+  seq?: Sequence;
 }
 
 /** One sequence's place in the model: its own KV cache, and how many positions of it are filled. */
@@ -249,17 +251,18 @@ export class Phi3<B = unknown> {
   }
 
   /**
-   * Run tokens through the model at positions nPast…, append them to the KV cache, and return
+   * Run tokens through one sequence at its positions nPast…, append them to its KV cache, and return
    * logits: one row (vocabSize) for the last token, or one per token with allLogits.
    */
   forward(tokens: ArrayLike<number>, opts: ForwardOptions = {}): Float32Array[] {
-    if (this.nPast + tokens.length > this.ctx) throw new ContextLengthError(this.nPast + tokens.length, this.ctx, 'the tokens');
+    const seq = opts.seq ?? this.sequences[0]!;
+    if (seq.nPast + tokens.length > seq.ctx) throw new ContextLengthError(seq.nPast + tokens.length, seq.ctx, 'the tokens');
     const out: Float32Array[] = [];
     this.routingMargin = Infinity;
     for (let i = 0; i < tokens.length; i += this.maxBatch) {
       const batch = Array.prototype.slice.call(tokens, i, i + this.maxBatch) as number[];
       const isLast = i + this.maxBatch >= tokens.length;
-      out.push(...this.forwardParts([{ seq: this.sequences[0]!, tokens: batch, want: opts.allLogits ? 'all' : isLast ? 'last' : 'none' }])[0]!);
+      out.push(...this.forwardParts([{ seq, tokens: batch, want: opts.allLogits ? 'all' : isLast ? 'last' : 'none' }])[0]!);
     }
     return out;
   }

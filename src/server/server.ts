@@ -21,7 +21,7 @@ import { compileGrammar } from '../grammar/constrain.js';
 import { GrammarError } from '../grammar/gbnf.js';
 import { jsonObjectGrammar, jsonSchemaGrammar } from '../grammar/json-schema.js';
 import * as http from 'node:http';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Model } from '../api.js';
 import { ContextLengthError } from '../model/phi3.js';
 import type { ChatMessage } from '../generate/chat.js';
@@ -41,6 +41,36 @@ export class HttpError extends Error {
 
 const MAX_BODY = 8 << 20;
 
+/** `Bearer <key>` against the server's key, in time independent of where they differ */
+function keyMatches(header: string | undefined, key: string): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
+  if (!m) return false;
+  const a = Buffer.from(m[1]!.trim()), b = Buffer.from(key);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** a Prometheus histogram (cumulative buckets, sum, count) */
+class Histogram {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+  constructor(readonly bounds: number[]) {
+    this.counts = bounds.map(() => 0);
+  }
+  observe(x: number): void {
+    this.bounds.forEach((b, i) => x <= b && this.counts[i]!++);
+    this.sum += x;
+    this.count++;
+  }
+  lines(name: string, help: string): string[] {
+    return [
+      `# HELP ${name} ${help}`, `# TYPE ${name} histogram`,
+      ...this.bounds.map((b, i) => `${name}_bucket{le="${b}"} ${this.counts[i]}`),
+      `${name}_bucket{le="+Inf"} ${this.count}`, `${name}_sum ${this.sum}`, `${name}_count ${this.count}`,
+    ];
+  }
+}
+
 /** Prometheus counters and summaries, in the text exposition format */
 class Metrics {
   requests = new Map<string, number>(); // `${route}|${status}`
@@ -51,6 +81,9 @@ class Metrics {
   active = 0;
   aborted = 0;
   stalled = 0;
+  /** seconds from a request's arrival in the queue to its first token, and between its tokens */
+  ttft = new Histogram([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
+  itl = new Histogram([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
   request(route: string, status: number, seconds: number): void {
     const k = `${route}|${status}`;
     this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
@@ -75,6 +108,8 @@ class Metrics {
     L.push('# HELP phi3_generated_tokens_total Tokens generated.', '# TYPE phi3_generated_tokens_total counter', `phi3_generated_tokens_total ${this.generatedTokens}`);
     L.push('# HELP phi3_aborted_generations_total Generations stopped because the client went away.', '# TYPE phi3_aborted_generations_total counter', `phi3_aborted_generations_total ${this.aborted}`);
     L.push('# HELP phi3_stalled_generations_total Generations stopped by the watchdog (no progress).', '# TYPE phi3_stalled_generations_total counter', `phi3_stalled_generations_total ${this.stalled}`);
+    L.push(...this.ttft.lines('phi3_time_to_first_token_seconds', 'From a generation request entering the queue to its first token.'));
+    L.push(...this.itl.lines('phi3_inter_token_seconds', 'Between consecutive tokens of a generation.'));
     L.push('# HELP phi3_queue_depth Requests waiting for the model.', '# TYPE phi3_queue_depth gauge', `phi3_queue_depth ${this.queue}`);
     L.push('# HELP phi3_active_generations Generations running.', '# TYPE phi3_active_generations gauge', `phi3_active_generations ${this.active}`);
     if (model) {
@@ -260,6 +295,11 @@ export interface ServeOptions {
   modelId?: string;
   /** Access-Control-Allow-Origin for browsers (default '*') */
   cors?: string;
+  /** requests must carry `Authorization: Bearer <key>` (all routes but /health and CORS preflights) */
+  apiKey?: string;
+  /** a generation request's time limit, queueing included: past it a queued request gets a 504 and a
+   *  running one ends cleanly with finish_reason "length" (default: none) */
+  timeoutMs?: number;
   /** parse special-token text inside message content (the old, unsafe behaviour: users can forge turns) */
   parseSpecialContent?: boolean;
   /** most prompt tokens one request may send (default: the context) */
@@ -273,6 +313,8 @@ export interface ServeOptions {
 /** a running generation's last sign of progress, and how to stop it (the scheduler's watchdog) */
 interface Watch {
   last: number;
+  /** when the request was queued (performance.now()), for time to first token */
+  queued: number;
   cancel?: () => Promise<unknown> | void;
 }
 
@@ -337,12 +379,22 @@ export class Phi3Server {
   }
 
   /** a slot for one generation: at once if fewer than `parallel` run, else in arrival order */
-  private takeSlot(limit: number): Promise<void> {
+  private takeSlot(limit: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(signal.reason);
     if (this.running < limit) {
       this.running++;
       return Promise.resolve();
     }
-    return new Promise((r) => this.waiting.push(r));
+    // queued until a slot is handed over, or until the request is aborted (client gone, time limit)
+    return new Promise((resolve, reject) => {
+      const grant = () => (signal.removeEventListener('abort', leave), resolve());
+      const leave = () => {
+        const i = this.waiting.indexOf(grant);
+        if (i >= 0) this.waiting.splice(i, 1), reject(signal.reason);
+      };
+      this.waiting.push(grant);
+      signal.addEventListener('abort', leave, { once: true });
+    });
   }
   /** hand the slot to the next request waiting, or free it */
   private giveSlot(): void {
@@ -359,14 +411,20 @@ export class Phi3Server {
    */
   private inSlot<T>(signal: AbortSignal, f: (m: Model, w: Watch) => Promise<T>): Promise<T> {
     this.metrics.queue++;
-    const run = this.takeSlot(this.model?.parallel ?? 1).then(async () => {
-      this.metrics.queue--;
-      if (signal.aborted) throw new HttpError(499, 'client closed the request');
+    const queued = performance.now();
+    const slot = this.takeSlot(this.model?.parallel ?? 1, signal).then(
+      () => void this.metrics.queue--,
+      (why) => {
+        this.metrics.queue--;
+        throw why === 'timeout' ? new HttpError(504, `no slot was free within the request's ${this.opts.timeoutMs} ms`, null, 'timeout') : new HttpError(499, 'client closed the request');
+      },
+    );
+    const run = slot.then(async () => {
       const m = this.model;
       if (!m) throw new HttpError(503, 'the model is still loading');
       this.metrics.active++;
       const stallMs = this.opts.stallMs ?? 60_000;
-      const w: Watch = { last: Date.now() };
+      const w: Watch = { last: Date.now(), queued };
       let timer: NodeJS.Timeout | undefined;
       const stalled = new Promise<never>((_, reject) => {
         timer = setInterval(() => {
@@ -383,9 +441,10 @@ export class Phi3Server {
         this.metrics.active--;
       }
     });
-    void run.then(
-      () => this.giveSlot(),
-      () => this.giveSlot(),
+    // the slot is given back however the run ends (not when it was never taken)
+    slot.then(
+      () => void run.then(() => this.giveSlot(), () => this.giveSlot()),
+      () => {},
     );
     return run;
   }
@@ -399,17 +458,23 @@ export class Phi3Server {
       if (!res.writableFinished) ac.abort('client');
     });
     res.setHeader('access-control-allow-origin', this.opts.cors ?? '*');
+    if (this.opts.cors && this.opts.cors !== '*') res.setHeader('vary', 'Origin');
+    const limit = this.opts.timeoutMs && req.method === 'POST' ? setTimeout(() => ac.abort('timeout'), this.opts.timeoutMs) : undefined;
     let status = 200;
     let finished!: () => void;
     const entry = { ac, done: new Promise<void>((r) => (finished = r)) };
     this.inflight.add(entry);
     try {
       if (this.stopping) throw new HttpError(503, 'the server is shutting down');
+      if (this.opts.apiKey !== undefined && route !== 'GET /health' && req.method !== 'OPTIONS' && !keyMatches(req.headers.authorization, this.opts.apiKey))
+        throw new HttpError(401, req.headers.authorization ? 'Incorrect API key provided' : 'You didn\'t provide an API key: send it as Authorization: Bearer <key>', null, 'invalid_api_key');
       status = await this.route(route, req, res, ac.signal);
     } catch (e) {
       const err =
         ac.signal.aborted && e === ac.signal.reason
-          ? new HttpError(499, 'the client went away')
+          ? e === 'timeout'
+            ? new HttpError(504, `the request took more than its ${this.opts.timeoutMs} ms`, null, 'timeout')
+            : new HttpError(499, 'the client went away')
           : e instanceof HttpError
           ? e
           : e instanceof ContextLengthError
@@ -428,6 +493,7 @@ export class Phi3Server {
         res.end(`data: ${JSON.stringify({ error: { message: err.message, type: err.type, param: err.param, code: err.code } })}\n\n`);
       }
     } finally {
+      clearTimeout(limit);
       this.inflight.delete(entry);
       finished();
     }
@@ -436,6 +502,11 @@ export class Phi3Server {
 
   private async readJson(req: http.IncomingMessage): Promise<Body> {
     // decoded as it arrives, so that a megabyte body is not one long step at its end
+    const declared = Number(req.headers['content-length']);
+    if (declared > MAX_BODY) {
+      req.resume(); // not read into memory: drained and dropped
+      throw new HttpError(413, `request body of ${declared} bytes is over the ${MAX_BODY}-byte limit`);
+    }
     const dec = new TextDecoder('utf-8', { ignoreBOM: true });
     let text = '';
     let size = 0;
@@ -582,6 +653,13 @@ export class Phi3Server {
     });
     const it = m.stream(o.ids, o.opts);
     w.cancel = () => it.return(undefined as never).catch(() => {});
+    let lastToken: number | undefined;
+    const tokenTime = () => {
+      const now = performance.now();
+      if (lastToken === undefined) this.metrics.ttft.observe((now - w.queued) / 1000);
+      else this.metrics.itl.observe((now - lastToken) / 1000);
+      lastToken = now;
+    };
     if (o.stream) {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }); // keep-alive as the client asks (node:http)
       // after each event, let the event loop run (so a hang-up is seen within one token) and
@@ -613,7 +691,7 @@ export class Phi3Server {
           break;
         }
         const c = r.value;
-        if (c.token >= 0) this.metrics.generatedTokens++;
+        if (c.token >= 0) this.metrics.generatedTokens++, tokenTime();
         if (!c.text && c.logprob === undefined) continue;
         const lp = c.logprob !== undefined && c.token >= 0 ? c : undefined;
         if (o.chat) await send({ id, object, created, model: this.modelId, choices: [{ index: 0, delta: { content: c.text }, logprobs: lp ? { content: [lpChat(lp)] } : null, finish_reason: null }] });
@@ -650,6 +728,7 @@ export class Phi3Server {
       text += r.value.text;
       if (r.value.token >= 0) {
         this.metrics.generatedTokens++;
+        tokenTime();
         if (r.value.logprob !== undefined) chunks.push(r.value);
       }
     }
