@@ -190,9 +190,9 @@ export class Model {
     return this.phi3.sequences.length;
   }
 
-  /** continuous batching so far: forward passes, tokens they carried, the most sequences one carried */
-  get batching(): { ticks: number; tokens: number; widest: number } {
-    return { ticks: this.batcher.ticks, tokens: this.batcher.tokens, widest: this.batcher.widest };
+  /** continuous batching so far: forward passes, tokens they carried, the most sequences one carried, when the last ended (Date.now()) */
+  get batching(): { ticks: number; tokens: number; widest: number; lastPassAt: number } {
+    return { ticks: this.batcher.ticks, tokens: this.batcher.tokens, widest: this.batcher.widest, lastPassAt: this.batcher.lastPassAt };
   }
 
   /** each sequence (slot): whether a generation runs in it, and how many tokens its cache holds */

@@ -14,6 +14,8 @@ describe('npm pack', () => {
     const files: string[] = pack[0].files.map((f: { path: string }) => f.path);
     expect(files).toContain('build/kernels.wasm');
     expect(files).toContain('dist/src/index.js');
+    // the browser entry and the demo page ship too
+    for (const f of ['dist/browser/phi3.js', 'dist/browser/phi3-worker.js', 'dist/src/browser/index.d.ts', 'web/index.html', 'build/kernels-relaxed.wasm']) expect(files).toContain(f);
     expect(files.some((f) => f.startsWith('test/') || f.startsWith('golden/'))).toBe(false);
     const app = path.join(dir, 'app');
     fs.mkdirSync(app);
@@ -34,5 +36,8 @@ describe('npm pack', () => {
     const r = spawnSync(process.execPath, ['main.js'], { cwd: app, encoding: 'utf8', timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout.trim())).toEqual({ ok: true, n: 856 });
+    // 'phi3-ts/browser' resolves to the browser bundle through the package's exports
+    const b = spawnSync(process.execPath, ['--input-type=module', '-e', "console.log(import.meta.resolve('phi3-ts/browser'))"], { cwd: app, encoding: 'utf8' });
+    expect(b.stdout.trim()).toMatch(/node_modules\/phi3-ts\/dist\/browser\/phi3\.js$/);
   }, 240_000);
 });

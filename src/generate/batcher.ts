@@ -2,8 +2,8 @@
  * Continuous batching: several generations step one model together. Each open sequence submits its
  * next tokens (a decode token, or a chunk of its prompt) and awaits their logits; a tick runs every
  * submission it can fit through one Phi3.forwardParts call — decode tokens first, then prompt chunks
- * in the room left (so running streams keep flowing while a new prompt fills) — and resolves those
- * that are done. A decode step of 8 sequences reads each weight once, as a step of 1 does.
+ * in the room left (16 tokens a pass while streams decode, so they keep flowing while a new prompt
+ * fills; 64 otherwise) — and resolves those that are done. A decode step of 8 sequences reads each weight once, as a step of 1 does.
  *
  * A tick starts once every open sequence has submitted, or after GRACE_TURNS turns of the event loop
  * if some have not (a slow consumer cannot stall the others for long). The tokens each sequence
@@ -49,6 +49,8 @@ interface Submission {
 }
 
 const GRACE_TURNS = 2;
+/** prompt tokens one pass carries beside running decode steps */
+const PREFILL_BESIDE_DECODE = 16;
 
 const nextTurn: (f: () => void) => void = typeof setImmediate === 'function' ? (f) => setImmediate(f) : (f) => setTimeout(f, 0);
 
@@ -62,6 +64,8 @@ export class Batcher {
   tokens = 0;
   /** the most sequences one tick has carried */
   widest = 0;
+  /** when the latest forward pass ended (Date.now()) */
+  lastPassAt = 0;
 
   constructor(readonly model: Phi3) {}
 
@@ -114,10 +118,15 @@ export class Batcher {
     this.schedule();
   }
 
-  /** one forward pass over as much of the queue as fits: decode steps first, then prompt chunks, in arrival order */
+  /**
+   * One forward pass over as much of the queue as fits: decode steps first, then prompt chunks in
+   * arrival order — at most PREFILL_BESIDE_DECODE prompt tokens while streams are decoding, so that a
+   * new prompt delays their next token by a short pass, not a full one.
+   */
   private tick(): void {
-    const room = this.model.maxBatch;
-    const order = [...this.queue.filter((q) => q.tokens.length - q.done === 1), ...this.queue.filter((q) => q.tokens.length - q.done > 1)];
+    const decoding = this.queue.filter((q) => q.tokens.length - q.done === 1);
+    const room = decoding.length ? Math.min(this.model.maxBatch, decoding.length + PREFILL_BESIDE_DECODE) : this.model.maxBatch;
+    const order = [...decoding, ...this.queue.filter((q) => q.tokens.length - q.done > 1)];
     const taken: { sub: Submission; n: number }[] = [];
     const inTick = new Set<Sequence>();
     let used = 0;
@@ -137,6 +146,7 @@ export class Batcher {
       for (const { sub } of taken) this.drop(sub), sub.reject(e);
       return;
     }
+    this.lastPassAt = Date.now();
     this.ticks++;
     this.tokens += used;
     this.widest = Math.max(this.widest, taken.length);

@@ -315,6 +315,9 @@ interface Watch {
   last: number;
   /** when the request was queued (performance.now()), for time to first token */
   queued: number;
+  /** waiting for the model's next token: progress is then any forward pass of the model (its prompt
+   *  may be filling in the passes it shares with other generations), not only this request's tokens */
+  inModel?: boolean;
   cancel?: () => Promise<unknown> | void;
 }
 
@@ -405,7 +408,8 @@ export class Phi3Server {
 
   /**
    * Run `f` when one of the model's slots is free (up to `parallel` at once, in arrival order), under a watchdog:
-   * a generation that reports no progress (a token, a write) for `stallMs` is ended — its iterator
+   * a generation that reports no progress (a token, a write; or, while it waits for the model, any
+   * forward pass of the model) for `stallMs` is ended — its iterator
    * returned, so the model is given back — and the request fails with a 500; the queue moves on
    * whatever `f` is stuck on.
    */
@@ -428,7 +432,7 @@ export class Phi3Server {
       let timer: NodeJS.Timeout | undefined;
       const stalled = new Promise<never>((_, reject) => {
         timer = setInterval(() => {
-          if (Date.now() - w.last < stallMs) return;
+          if (Date.now() - (w.inModel ? Math.max(w.last, m.batching.lastPassAt) : w.last) < stallMs) return;
           this.metrics.stalled++;
           void w.cancel?.();
           reject(new HttpError(500, `the generation made no progress for ${stallMs / 1000} s and was stopped`, null, 'generation_stalled'));
@@ -684,7 +688,9 @@ export class Phi3Server {
       if (o.chat) await send({ id, object, created, model: this.modelId, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
       let stats: GenerationStats;
       for (;;) {
+        w.inModel = true;
         const r = await it.next();
+        w.inModel = false;
         w.last = Date.now();
         if (r.done) {
           stats = r.value;
@@ -719,7 +725,9 @@ export class Phi3Server {
     const chunks: GeneratedChunk[] = [];
     let stats: GenerationStats;
     for (;;) {
+      w.inModel = true;
       const r = await it.next();
+      w.inModel = false;
       w.last = Date.now();
       if (r.done) {
         stats = r.value;
