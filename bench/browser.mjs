@@ -116,7 +116,7 @@ const promptTokens = node.tokenize(prompt).length;
 
 // a profile on disk (a fresh one each run): a private context's storage quota is too small for the OPFS copy
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'phi3-bench-chromium-'));
-const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, headless: true });
+const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, headless: true, args: ['--disable-dev-shm-usage'] });
 const browser = context.browser() ?? { version: () => context.pages()[0]?.context().browser()?.version() ?? 'unknown' };
 const page = context.pages()[0] ?? (await context.newPage());
 const logs = [];

@@ -3,10 +3,12 @@
  * text, and openModel(), which builds one from a parsed GGUF and a platform (ModelHost). Node's
  * loadModel(path) is in api.ts; a browser's in src/browser/.
  *
- * One Model owns one GGUF file, one backend and one KV cache. Calls that use the KV cache (logits,
- * generate, stream, chat) queue and run one at a time, in call order: a generation takes the model
- * when it is first iterated and gives it back when it ends — done, aborted, `break` out of the loop,
- * `return()`/`throw()` on the iterator, or, for one abandoned mid-way, when it is garbage-collected.
+ * One Model owns one GGUF file, one backend and `parallel` sequences, each with its own KV cache
+ * (one by default). A call that uses a KV cache (logits, generate, stream, chat) takes a free
+ * sequence, in call order, and up to `parallel` generations run at once, batched into each forward
+ * pass (generate/batcher.ts). A generation takes its sequence when it is first iterated and gives it
+ * back when it ends — done, aborted, `break` out of the loop, `return()`/`throw()` on the iterator,
+ * or, for one abandoned mid-way, when it is garbage-collected.
  */
 import type { GGUFFile } from './gguf/reader.js';
 import { RefOps } from './backend/ref/ops.js';

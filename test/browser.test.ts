@@ -43,7 +43,7 @@ describe.skipIf(!CHROMIUM)('in Chromium (headless), the demo page', () => {
 
   beforeAll(async () => {
     const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--disable-dev-shm-usage'] });
     server = await startWebServer({ model: demoModelPath(), port: 0 });
     node = await loadModel(demoModelPath(), { threads: 2 });
     page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
@@ -204,7 +204,7 @@ describe.skipIf(!CHROMIUM)('in Chromium, GGUF sources past 2 and 4 GiB', () => {
     for (const at of AT) fs.writeSync(fd, pattern(at), 0, 64, at);
     fs.closeSync(fd);
     const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--disable-dev-shm-usage'] });
     server = await startWebServer({ model: big, port: 0 });
   });
   afterAll(async () => {
