@@ -46,6 +46,12 @@ interface Slot {
   used: number;
 }
 
+/** a slot's KV cache and its record of it start over */
+function forget(slot: Slot): void {
+  slot.seq.nPast = 0;
+  slot.history = [];
+}
+
 /** a slot's cache is reused when it shares at least this share of the prompt */
 const SIMILAR = 0.5;
 
@@ -65,9 +71,6 @@ class Slots {
   release(slot: Slot): void {
     slot.busy = false;
     this.pump();
-  }
-  get busy(): boolean {
-    return this.slots.some((s) => s.busy);
   }
 
   private pump(): void {
@@ -202,15 +205,9 @@ export class Model {
     return this.slots.slots.map((s) => ({ id: s.seq.index, busy: s.busy, cachedTokens: s.history.length }));
   }
 
-  /** whether a call is running or waiting for the model */
-  get busy(): boolean {
-    return this.slots.busy;
-  }
-
   /** forget every sequence's cached tokens (their KV caches start over) */
   private forgetAll(): void {
-    this.phi3.reset();
-    for (const s of this.slots.slots) s.history = [];
+    this.slots.slots.forEach(forget);
   }
 
   /** what the backend rounds: 'exact' or 'ggml' (ref backend), 'fast' (wasm) — see src/backend/numerics.ts */
@@ -286,10 +283,9 @@ export class Model {
     this.checkTokens(tokens);
     if (tokens.length > this.ctx) throw new ContextLengthError(tokens.length, this.ctx, 'the tokens');
     const slot = await this.slots.take([]);
-    const forget = () => ((slot.seq.nPast = 0), (slot.history = []));
     try {
       await this.recover();
-      forget();
+      forget(slot);
       // in calls of `batch` tokens through the KV cache (llama.cpp's n_batch): the same logits
       const rows: Float32Array[] = [];
       let margin = Infinity;
@@ -301,7 +297,7 @@ export class Model {
       this.routingMargin = margin;
       return rows;
     } finally {
-      forget();
+      forget(slot);
       void this.recover();
       this.slots.release(slot);
     }
@@ -327,8 +323,7 @@ export class Model {
   async createSequence(): Promise<ModelSequence> {
     this.checkOpen();
     const slot = await this.slots.take([]);
-    slot.seq.nPast = 0;
-    slot.history = [];
+    forget(slot);
     return new ModelSequence(this, slot, (prompt, opts, onEnd, turn) => this.streamIn({ slot, turn }, prompt, opts, onEnd), () => this.slots.release(slot));
   }
 
@@ -366,8 +361,7 @@ export class Model {
       } catch (e) {
         // a failed step leaves the cache in an unknown state: start over next time (and a failed
         // crew is replaced now, so that the next call finds a working one)
-        slot.seq.nPast = 0;
-        slot.history = [];
+        forget(slot);
         void self.recover();
         throw e;
       } finally {

@@ -429,19 +429,23 @@ describe('structured output: response_format and grammar', () => {
   });
 });
 
+/** a server of its own over a tiny Q8_0 model with `parallel` slots of 128 positions */
+async function parallelServer(parallel: number) {
+  const file = path.join(tmpDir(), `serve-parallel-${parallel}.gguf`);
+  writeSynth(file, { shape: PRESETS.tiny!, type: 'Q8_0', seed: 21 });
+  const m = await loadModel(file, { ctx: 128, threads: 2, parallel });
+  const s = new Phi3Server(m, { port: 0, modelId: 'tiny' });
+  const base = `http://127.0.0.1:${(await s.listen()).port}`;
+  return { m, s, base, client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'none', maxRetries: 0 }), close: async () => (await s.close(), await m.close()) };
+}
+
 describe('continuous batching: --parallel slots', () => {
-  let m2: Model, s2: Phi3Server, base2: string, c2: OpenAI;
+  let m2: Model, s2: Phi3Server, base2: string, c2: OpenAI, close2: () => Promise<void>;
   beforeAll(async () => {
-    const file = path.join(tmpDir(), 'serve-parallel.gguf');
-    writeSynth(file, { shape: PRESETS.tiny!, type: 'Q8_0', seed: 21 });
-    m2 = await loadModel(file, { ctx: 128, threads: 2, parallel: 3 });
-    s2 = new Phi3Server(m2, { port: 0, modelId: 'tiny' });
-    base2 = `http://127.0.0.1:${(await s2.listen()).port}`;
-    c2 = new OpenAI({ baseURL: `${base2}/v1`, apiKey: 'none', maxRetries: 0 });
+    ({ m: m2, s: s2, base: base2, client: c2, close: close2 } = await parallelServer(3));
   });
   afterAll(async () => {
-    await s2.close();
-    await m2.close();
+    await close2();
   });
 
   it('streams run at the same time (each one\'s tokens interleave with the others\'), and each gets what it gets alone', async () => {
@@ -540,18 +544,12 @@ describe('production basics: API key, CORS origin, time limit, body limit, laten
 });
 
 describe('load (loopback, a tiny model, 4 slots)', () => {
-  let m4: Model, s4: Phi3Server, base4: string, c4: OpenAI;
+  let m4: Model, s4: Phi3Server, base4: string, c4: OpenAI, close4: () => Promise<void>;
   beforeAll(async () => {
-    const file = path.join(tmpDir(), 'serve-load.gguf');
-    writeSynth(file, { shape: PRESETS.tiny!, type: 'Q8_0', seed: 21 });
-    m4 = await loadModel(file, { ctx: 128, threads: 2, parallel: 4 });
-    s4 = new Phi3Server(m4, { port: 0, modelId: 'tiny' });
-    base4 = `http://127.0.0.1:${(await s4.listen()).port}`;
-    c4 = new OpenAI({ baseURL: `${base4}/v1`, apiKey: 'none', maxRetries: 0 });
+    ({ m: m4, s: s4, base: base4, client: c4, close: close4 } = await parallelServer(4));
   });
   afterAll(async () => {
-    await s4.close();
-    await m4.close();
+    await close4();
   });
   const slotsBusy = async () => (JSON.parse(await (await fetch(`${base4}/slots`)).text()) as { is_processing: boolean }[]).filter((s) => s.is_processing).length;
 

@@ -34,7 +34,7 @@ export function soloSequence(model: Phi3, seq: Sequence = model.sequences[0]!): 
       return seq.nPast;
     },
     maxBatch: model.maxBatch,
-    truncate: (n) => void (seq.nPast = Math.min(seq.nPast, Math.max(0, n))),
+    truncate: (n) => seq.truncate(n),
     step: async (tokens) => model.forwardParts([{ seq, tokens, want: 'last' }])[0]![0]!,
   };
 }
@@ -79,7 +79,7 @@ export class Batcher {
         return seq.nPast;
       },
       maxBatch: this.model.maxBatch,
-      truncate: (n) => void (seq.nPast = Math.min(seq.nPast, Math.max(0, n))),
+      truncate: (n) => seq.truncate(n),
       step: (tokens) => self.submit(seq, tokens),
       close: () => {
         self.open.delete(seq);

@@ -175,6 +175,10 @@ export class Sequence {
     /** positions its cache holds */
     readonly ctx: number,
   ) {}
+  /** keep only the first n cached positions */
+  truncate(n: number): void {
+    this.nPast = Math.min(this.nPast, Math.max(0, n));
+  }
 }
 
 /** a sequence's tokens in a batch of several sequences (forwardParts), and which of their logits are wanted */
@@ -247,7 +251,7 @@ export class Phi3<B = unknown> {
 
   /** keep only the first n cached positions (for chat: reuse a shared prefix) */
   truncate(n: number): void {
-    this.nPast = Math.min(this.nPast, Math.max(0, n));
+    this.sequences[0]!.truncate(n);
   }
 
   /**

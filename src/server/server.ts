@@ -569,8 +569,10 @@ export class Phi3Server {
           build_info: 'phi3-ts',
         });
       }
-      case 'GET /slots':
-        return this.json(res, 200, this.ready().slotStates().map((s) => ({ id: s.id, is_processing: s.busy, n_ctx: this.ready().ctx, n_past: s.cachedTokens })));
+      case 'GET /slots': {
+        const m = this.ready();
+        return this.json(res, 200, m.slotStates().map((s) => ({ id: s.id, is_processing: s.busy, n_ctx: m.ctx, n_past: s.cachedTokens })));
+      }
       case 'GET /v1/models':
         return this.json(res, 200, { object: 'list', data: [{ id: this.modelId, object: 'model', created: 0, owned_by: 'phi3-ts' }] });
       case 'POST /tokenize': {
