@@ -177,6 +177,9 @@ describe.skipIf(!CHROMIUM)('in Chromium (headless), the demo page', () => {
       await h.close();
       let err = '';
       await loadModel(new Blob([new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])], { type: 'application/octet-stream' })).catch((e) => (err = \`\${e.name}: \${e.message}\`));
+      let refused = '';
+      await loadModel('./model.gguf', { type: 'Q8_0' }).catch((e) => (refused = e.message));
+      err += ' | ' + refused;
       return { cached: phases.some((p) => p.phase === 'download' && p.cached), loads: phases.filter((p) => p.phase === 'load').length, a, b, ids, err };
     })()`);
     expect(r.cached).toBe(true); // the first test's load downloaded it
@@ -187,6 +190,7 @@ describe.skipIf(!CHROMIUM)('in Chromium (headless), the demo page', () => {
     expect(r.b).toBe(ref);
     expect(r.ids).toEqual(node.tokenize('The old man'));
     expect(r.err).toMatch(/^GgufError: .*magic/i);
+    expect(r.err).toMatch(/option 'type' is for Hugging Face folders/);
   });
 });
 

@@ -62,6 +62,8 @@ async function load(req: LoadRequest, id: number): Promise<ModelInfo> {
   const t0 = performance.now();
   const opts: LoadOptions = { ...req.options };
   validateLoadOptions(opts);
+  for (const k of ['type', 'cacheDir'] as const)
+    if (opts[k] !== undefined) throw new TypeError(`option '${k}' is for Hugging Face folders, which the browser does not read: convert the folder first (phi3 convert)`);
   await prepareKernels(new URL(req.assetsUrl ?? '../../build/', import.meta.url));
   const file = GGUFFile.fromSource(await openSource(req, id));
   let last = 0;
