@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { afterAll } from 'vitest';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const SHARED_MODELS = path.resolve(ROOT, '..', 'shared', 'models');
@@ -29,11 +30,22 @@ export function firstBitDiff(a: Float32Array, b: Float32Array): number {
   return -1;
 }
 
+const made: string[] = [];
+
+/** A fresh folder under .cache/test-tmp, removed when the test file that asked for it ends
+ * (a suite run writes gigabytes of models; CI's disk is not large). */
 export function tmpDir(): string {
   const d = path.join(ROOT, '.cache', 'test-tmp');
   fs.mkdirSync(d, { recursive: true });
-  return fs.mkdtempSync(path.join(d, 'run-'));
+  const dir = fs.mkdtempSync(path.join(d, 'run-'));
+  made.push(dir);
+  return dir;
 }
+
+// helpers is imported while each test file is collected, so this hook belongs to that file
+afterAll(() => {
+  for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
 
 if (!fs.existsSync(PHI3_VOCAB)) {
   console.warn(`NOTE: ${PHI3_VOCAB} is absent: tests that need Phi-3's real vocabulary are skipped.`);
