@@ -24,6 +24,19 @@ import { textGeneration, type Generation } from './generate/generation.js';
 import { renderChat, renderChatSegments, type ChatMessage } from './generate/chat.js';
 import { PHI4_CHAT_TEMPLATE } from './generate/phi3-template.js';
 import type { TemplateRenderer } from './generate/templates.js';
+import { ToolsUnsupportedError, toolFormat, toolRequest, toolsForTemplate, validateTools, withToolCalls, type FunctionTool, type SentToolCall, type ToolChoice, type ToolFormat } from './generate/tools.js';
+
+/** Model.chat's options: generation, and tools the model may call */
+export interface ChatOptions extends GenerateOptions {
+  /** parse special-token text inside message content (unsafe: users can forge turns) */
+  parseSpecialInContent?: boolean;
+  /** functions the model may call (OpenAI's shape); the calls come back in Generation.toolCalls */
+  tools?: FunctionTool[];
+  /** auto (default), none, required, or {type: 'function', function: {name}} */
+  toolChoice?: ToolChoice;
+  /** several calls in one turn (default true) */
+  parallelToolCalls?: boolean;
+}
 export { TemplateError } from './generate/templates.js';
 export { NonFiniteLogitsError } from './generate/generate.js';
 
@@ -389,6 +402,11 @@ export class Model {
     };
   }
 
+  /** how this model takes tools and writes calls, or a ToolsUnsupportedError that says why it cannot */
+  toolFormat(): ToolFormat {
+    return toolFormat(this.tokenizer, this.chatTemplate);
+  }
+
   /** the chat prompt for messages: the file's chat template (or Phi-3's), ending with the assistant's turn */
   chatPrompt(messages: ChatMessage[]): string {
     return renderChat(messages, this.templateTokens());
@@ -399,9 +417,10 @@ export class Model {
    * is tokenized as text, so special-token text a user writes (`<|end|><|system|>`) stays text and
    * cannot forge a turn — unless `parseSpecialInContent` asks for the old behaviour.
    */
-  chatTokens(messages: ChatMessage[], opts: { parseSpecialInContent?: boolean } = {}): number[] {
-    if (opts.parseSpecialInContent) return this.tokenize(this.chatPrompt(messages), { special: true, addBos: false });
-    const segs = renderChatSegments(messages, this.templateTokens());
+  chatTokens(messages: ChatMessage[], opts: { parseSpecialInContent?: boolean; tools?: FunctionTool[] } = {}): number[] {
+    const o = { ...this.templateTokens(), tools: opts.tools };
+    if (opts.parseSpecialInContent) return this.tokenize(renderChat(messages, o), { special: true, addBos: false });
+    const segs = renderChatSegments(messages, o);
     return this.tokenizer.encodeSegments(segs.map((s) => ({ text: s.text, parseSpecial: s.markup })), { addSpecial: false });
   }
 
@@ -409,8 +428,8 @@ export class Model {
    * chatTokens with the template run in a worker under limits (TemplateRunner): what a server uses,
    * since a template is code from the model file. A template past its limits is a TemplateError.
    */
-  async chatTokensLimited(messages: ChatMessage[], opts: { parseSpecialInContent?: boolean; signal?: AbortSignal } = {}): Promise<number[]> {
-    const task = { messages, ...this.templateTokens() };
+  async chatTokensLimited(messages: ChatMessage[], opts: { parseSpecialInContent?: boolean; signal?: AbortSignal; tools?: FunctionTool[] } = {}): Promise<number[]> {
+    const task = { messages, ...this.templateTokens(), tools: opts.tools };
     const { signal } = opts;
     if (opts.parseSpecialInContent) return this.tokenizeAsync(await this.templates.render({ ...task, mode: 'text' }), { special: true, addBos: false, signal });
     const segs = await this.templates.render({ ...task, mode: 'segments' });
@@ -439,9 +458,41 @@ export class Model {
   }
 
   /** Stream an assistant reply to messages; `<|end|>` (an end-of-generation token) ends the turn. */
-  chat(messages: ChatMessage[], opts: GenerateOptions & { parseSpecialInContent?: boolean } = {}): Generation {
-    const { parseSpecialInContent, ...gen } = opts;
-    return this.generate(this.chatTokens(messages, { parseSpecialInContent }), gen);
+  chat(messages: ChatMessage[], opts: ChatOptions = {}): Generation {
+    const { ids, gen } = this.chatRequest(messages, opts);
+    return this.generate(ids, gen);
+  }
+
+  /**
+   * A chat's prompt ids and generation options. With `tools`, the template is told the tools and the
+   * generation may call them (`toolChoice`: auto, none, required or a named function; tools.ts);
+   * assistant messages that carry `tool_calls` (arguments as JSON text) are written as the model writes them.
+   */
+  chatRequest(messages: ChatMessage[], opts: ChatOptions = {}): { ids: number[]; gen: GenerateOptions } {
+    const p = this.prepareChat(messages, opts);
+    return { ids: this.chatTokens(p.messages, { parseSpecialInContent: opts.parseSpecialInContent, tools: p.tools }), gen: p.gen };
+  }
+
+  /** chatRequest before tokenizing: the messages and tools for the template, and the generation's options */
+  prepareChat(messages: ChatMessage[], opts: ChatOptions = {}): { messages: ChatMessage[]; tools?: FunctionTool[]; gen: GenerateOptions } {
+    const { parseSpecialInContent: _, tools, toolChoice, parallelToolCalls, ...gen } = opts;
+    const calls = messages.some((m) => m.role === 'assistant' && m.tool_calls !== undefined);
+    if (tools === undefined && toolChoice === undefined && !calls) return { messages, gen };
+    if (tools === undefined && toolChoice !== undefined) throw new TypeError('tool_choice needs tools');
+    let f: ToolFormat;
+    try {
+      f = this.toolFormat();
+    } catch (e) {
+      if (tools !== undefined || !(e instanceof ToolsUnsupportedError)) throw e;
+      throw new ToolsUnsupportedError(`messages[${messages.findIndex((m) => m.tool_calls !== undefined)}].tool_calls: ${e.message}`);
+    }
+    const msgs = messages.map((m, i) => (m.role === 'assistant' && m.tool_calls ? withToolCalls({ ...m, tool_calls: undefined }, m.tool_calls as SentToolCall[], f, `messages[${i}].tool_calls`) : m));
+    if (tools === undefined) return { messages: msgs, gen };
+    const v = validateTools(tools, toolChoice);
+    const req = toolRequest(f, v.tools, v.choice, parallelToolCalls ?? true);
+    if (gen.grammar !== undefined && req.toolCalls) throw new TypeError('give a grammar or tools, not both');
+    const logitBias = req.ban === undefined ? gen.logitBias : { ...Object.fromEntries(gen.logitBias instanceof Map ? gen.logitBias : Object.entries(gen.logitBias ?? {})), [req.ban]: -Infinity };
+    return { messages: toolsForTemplate(msgs, v.tools, f), tools: req.templateTools, gen: { ...gen, logitBias, toolCalls: req.toolCalls } };
   }
 
   /** release the weights, stop worker threads, close the file */
@@ -516,9 +567,9 @@ export class ModelSequence {
     return textGeneration((onEnd) => this.stream(prompt, opts, onEnd));
   }
 
-  chat(messages: ChatMessage[], opts: GenerateOptions & { parseSpecialInContent?: boolean } = {}): Generation {
-    const { parseSpecialInContent, ...gen } = opts;
-    return this.generate(this.model.chatTokens(messages, { parseSpecialInContent }), gen);
+  chat(messages: ChatMessage[], opts: ChatOptions = {}): Generation {
+    const { ids, gen } = this.model.chatRequest(messages, opts);
+    return this.generate(ids, gen);
   }
 
   /** give the slot back (after its running call, if any, ends) */

@@ -183,12 +183,16 @@ describe('parameters are honoured or refused by name', () => {
     expect(await firstBytes({ logit_bias: Object.fromEntries(ids.map((i) => [i, -100])) })).not.toBe(base);
     expect((await chat({ logit_bias: { abc: 1 } })).status).toBe(400);
   });
-  it("role 'developer' is a system message; an assistant message with tool_calls may have content null", async () => {
-    const r = await raw('POST', '/v1/chat/completions', JSON.stringify({
-      messages: [{ role: 'developer', content: 'Be brief.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: null, tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'user', content: 'ok' }],
+  it("role 'developer' is a system message; tool_calls on a model without a tool-call format are refused by name", async () => {
+    const r = await raw('POST', '/v1/chat/completions', JSON.stringify({ messages: [{ role: 'developer', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], max_tokens: 2 }));
+    expect(r.status, r.body).toBe(200);
+    const t = await raw('POST', '/v1/chat/completions', JSON.stringify({
+      messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: null, tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'user', content: 'ok' }],
       max_tokens: 2,
     }));
-    expect(r.status, r.body).toBe(200);
+    expect(t.status, t.body).toBe(400);
+    expect(JSON.parse(t.body).error).toMatchObject({ param: 'messages', code: 'tools_unsupported' });
+    expect(JSON.parse(t.body).error.message).toMatch(/messages\[1\]\.tool_calls: .*<\|tool_call\|>/);
   });
   it('without max_tokens, a prompt that nearly fills the context still gets an answer (default: the rest of the context)', async () => {
     const long = 'word '.repeat(200);

@@ -27,9 +27,13 @@ export interface GenerateOptions extends SamplingOptions {
   /** a GBNF grammar (llama.cpp's syntax; jsonSchemaGrammar / jsonObjectGrammar make them from JSON
    *  Schema): only text the grammar allows is generated, and generation ends when nothing may follow */
   grammar?: string;
+  /** tool calls (tools.ts): sampled freely until `open` is drawn (or `open` first, when `force`), then
+   *  only text of `grammar` until `close` or an end-of-generation token ends the call and the generation */
+  toolCalls?: { open: number; close: number; grammar: string; force: boolean };
 }
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+/** 'tool_calls': the model called tools (GenerateOptions.toolCalls) */
+export type FinishReason = 'stop' | 'length' | 'abort' | 'tool_calls';
 
 export interface GenerationStats {
   promptTokens: number;
@@ -49,10 +53,12 @@ export interface GeneratedChunk {
   token: number;
   logprob?: number;
   topLogprobs?: { token: number; logprob: number }[];
+  /** part of a tool call (after `<|tool_call|>`): the text is the calls' JSON, not content */
+  toolCall?: boolean;
 }
 
 const GENERATE_KEYS = new Set([
-  'maxTokens', 'stop', 'stopAtEog', 'signal', 'topLogprobs', 'reuseCache', 'grammar',
+  'maxTokens', 'stop', 'stopAtEog', 'signal', 'topLogprobs', 'reuseCache', 'grammar', 'toolCalls',
   'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'frequencyPenalty', 'presencePenalty', 'penaltyLastN', 'seed', 'logitBias',
 ]);
 
@@ -76,6 +82,13 @@ export function validateGenerateOptions(o: GenerateOptions, vocabSize?: number, 
   if (o.grammar !== undefined) {
     if (typeof o.grammar !== 'string') throw new TypeError(`${name('grammar')} must be a GBNF string`);
     compileGrammar(o.grammar); // a GrammarError names the line and offset now, before anything runs
+  }
+  if (o.toolCalls !== undefined) {
+    const t = o.toolCalls;
+    if (typeof t !== 'object' || t === null || !Number.isInteger(t.open) || !Number.isInteger(t.close) || typeof t.grammar !== 'string' || typeof t.force !== 'boolean')
+      throw new TypeError(`${name('toolCalls')} must be {open, close: token ids, grammar: GBNF, force: boolean}`);
+    if (o.grammar !== undefined) throw new TypeError(`give ${name('grammar')} or ${name('toolCalls')}, not both`);
+    compileGrammar(t.grammar);
   }
 }
 
@@ -134,7 +147,9 @@ export async function* generate(
   const maxTokens = o.maxTokens ?? model.ctx - prompt.length;
   if (prompt.length + maxTokens > model.ctx) throw new ContextLengthError(prompt.length + maxTokens, model.ctx, `prompt (${prompt.length} tokens) plus max_tokens (${maxTokens})`);
   const sampler = new Sampler(o);
-  const constraint = o.grammar !== undefined ? new TokenConstraint(tok, o.grammar) : undefined;
+  let constraint = o.grammar !== undefined ? new TokenConstraint(tok, o.grammar) : undefined;
+  const tools = o.toolCalls;
+  let inCall = false; // past the tool-call token: the text is the calls' JSON
   const stops = (typeof o.stop === 'string' ? [o.stop] : (o.stop ?? [])).filter((s) => s.length > 0);
 
   let keep = 0, generated = 0;
@@ -180,20 +195,36 @@ export async function* generate(
       if (o.signal?.aborted) break;
       checkFinite(logits!, history.length);
       let id: number;
-      if (constraint) {
+      if (tools && !inCall) {
+        id = tools.force ? tools.open : sampler.sample(logits!, generatedIds);
+        if (id === tools.open) {
+          // the call starts (forced first, or drawn): from here on only the calls' grammar
+          inCall = true;
+          constraint = new TokenConstraint(tok, tools.grammar, [tools.close]);
+          // text held back for a stop string is content: it goes out before the call
+          const rest = pending + decoder.flush();
+          pending = '';
+          if (rest) yield { text: rest, token: -1 };
+        }
+      } else if (constraint) {
         // the sampler's own choice when the grammar allows it, else a draw among the tokens it allows
         id = constraint.final ? constraint.endToken : sampler.sample(logits!, generatedIds);
         if (!constraint.final && !constraint.allows(id)) id = sampler.sample(constraint.mask(logits!), generatedIds);
         constraint.advance(id);
       } else id = sampler.sample(logits!, generatedIds);
       generated++;
+      if (inCall && (id === tools!.close || tok.eog.has(id))) {
+        finishReason = 'tool_calls';
+        ended = true;
+        break;
+      }
       if (((o.stopAtEog ?? true) || constraint) && tok.eog.has(id)) {
         finishReason = 'stop';
         ended = true;
         break;
       }
       generatedIds.push(id);
-      let chunk: GeneratedChunk = { text: '', token: id };
+      let chunk: GeneratedChunk = inCall ? { text: '', token: id, toolCall: true } : { text: '', token: id };
       if (o.topLogprobs !== undefined) {
         const lp = logSoftmax(logits!);
         chunk.logprob = lp[id]!;
@@ -203,6 +234,16 @@ export async function* generate(
         }
       }
       pending += decoder.push(id);
+      if (inCall) {
+        // the calls' JSON: no stop strings in it
+        chunk.text = pending;
+        pending = '';
+        yield chunk;
+        if (generated >= maxTokens || o.signal?.aborted) break;
+        logits = await model.step([id]);
+        history.push(id);
+        continue;
+      }
       // a stop string anywhere in the pending text ends generation before it
       const hit = stops.map((s) => pending.indexOf(s)).filter((i) => i >= 0);
       if (hit.length) {
@@ -228,7 +269,7 @@ export async function* generate(
     if (!ended) finishReason = o.signal?.aborted ? 'abort' : 'length';
     if (finishReason !== 'stop') {
       const rest = pending + decoder.flush();
-      if (rest) yield { text: rest, token: -1 };
+      if (rest) yield inCall ? { text: rest, token: -1, toolCall: true } : { text: rest, token: -1 };
     }
     return stats();
   } finally {

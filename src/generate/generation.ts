@@ -1,9 +1,12 @@
 /** A text stream over a token stream: what Model.generate and the browser's generate return. */
 import type { GeneratedChunk, GenerationStats } from './generate.js';
+import { ToolCallStream, type ToolCall } from './tools.js';
 
 export interface Generation extends AsyncIterable<string> {
   /** resolves when generation ends */
   readonly stats: Promise<GenerationStats>;
+  /** the tools the model called (a chat with `tools`; finishReason 'tool_calls'), when generation ends; the text is the content only */
+  readonly toolCalls: Promise<ToolCall[]>;
 }
 
 /**
@@ -16,12 +19,14 @@ export function textGeneration(start: (onEnd: (s: GenerationStats) => void) => A
   const stats = new Promise<GenerationStats>((res, rej) => ((resolve = res), (reject = rej)));
   stats.catch(() => {});
   const it = start((s) => resolve(s));
+  const calls = new ToolCallStream();
   async function* text(): AsyncGenerator<string> {
     try {
       for (;;) {
         const r = await it.next();
         if (r.done) return resolve(r.value);
-        if (r.value.text) yield r.value.text;
+        if (r.value.toolCall) calls.push(r.value.text);
+        else if (r.value.text) yield r.value.text;
       }
     } catch (e) {
       reject(e);
@@ -33,5 +38,5 @@ export function textGeneration(start: (onEnd: (s: GenerationStats) => void) => A
     }
   }
   const gen = text();
-  return { stats, [Symbol.asyncIterator]: () => gen };
+  return { stats, toolCalls: stats.then(() => calls.calls, () => calls.calls), [Symbol.asyncIterator]: () => gen };
 }

@@ -11,3 +11,11 @@ export const PHI3_CHAT_TEMPLATE =
  */
 export const PHI4_CHAT_TEMPLATE =
   "{% for message in messages %}{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant<|im_sep|>'}}{% endif %}";
+
+/**
+ * The chat template of microsoft/Phi-4-mini-instruct (its tokenizer_config.json): a system message
+ * may carry `tools` (a JSON list of functions) printed between <|tool|> and <|/tool|>; every other
+ * turn, `tool` results included, is `<|role|>content<|end|>`. Written into synthetic Phi-4-mini models.
+ */
+export const PHI4_MINI_CHAT_TEMPLATE =
+  "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and message['tools'] is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + '<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}";

@@ -10,11 +10,13 @@ export interface TemplateTask {
   bosToken: string;
   eosToken: string;
   addGenerationPrompt: boolean;
+  /** OpenAI-shaped tools for templates that read a `tools` variable */
+  tools?: unknown[];
   /** 'segments' for renderChatSegments, 'text' for renderChat */
   mode: 'segments' | 'text';
 }
 
 export default function render(t: TemplateTask): ChatSegment[] | string {
-  const o = { template: t.template, bosToken: t.bosToken, eosToken: t.eosToken, addGenerationPrompt: t.addGenerationPrompt };
+  const o = { template: t.template, bosToken: t.bosToken, eosToken: t.eosToken, addGenerationPrompt: t.addGenerationPrompt, tools: t.tools };
   return t.mode === 'segments' ? renderChatSegments(t.messages, o) : renderChat(t.messages, o);
 }

@@ -75,13 +75,19 @@ export class TokenConstraint {
   private readonly trie: ReturnType<typeof vocabTrie>;
   private readonly eog: number;
 
+  /** tokens that end the text as an end-of-generation token does: the eog set, and `ends` */
+  private readonly ends: Set<number>;
+
   constructor(
     private readonly tok: SpmTokenizer,
     grammar: string,
+    /** more tokens that may end the grammar's text, the first of them the one to end with (a tool call's `<|/tool_call|>`) */
+    ends: number[] = [],
   ) {
     this.state = GrammarState.start(compileGrammar(grammar));
     this.trie = vocabTrie(tok);
-    this.eog = tok.eog.has(tok.eos) ? tok.eos : [...tok.eog][0] ?? -1;
+    this.ends = new Set([...ends, ...tok.eog]);
+    this.eog = ends[0] ?? (tok.eog.has(tok.eos) ? tok.eos : [...tok.eog][0] ?? -1);
   }
 
   /** the text so far is a whole sentence of the grammar */
@@ -99,7 +105,7 @@ export class TokenConstraint {
   }
 
   allows(id: number): boolean {
-    if (this.tok.eog.has(id)) return this.state.done;
+    if (this.ends.has(id)) return this.state.done;
     const c = this.trie.cps[id];
     return c !== undefined && this.state.acceptText(c) !== undefined;
   }
@@ -115,14 +121,14 @@ export class TokenConstraint {
       }
     };
     walk(this.trie.root, this.state);
-    if (this.state.done) for (const id of this.tok.eog) out[id] = logits[id]!;
+    if (this.state.done) for (const id of this.ends) out[id] = logits[id]!;
     if (!out.some((x) => x > -Infinity)) throw new GrammarError('no token of the vocabulary can continue the grammar here');
     return out;
   }
 
   /** move past a chosen token (one the grammar allows) */
   advance(id: number): void {
-    if (this.tok.eog.has(id)) return;
+    if (this.ends.has(id)) return;
     const next = this.state.acceptText(this.trie.cps[id] ?? []);
     if (!next) throw new GrammarError(`token ${id} does not continue the grammar`);
     this.state = next;

@@ -25,6 +25,7 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Model } from '../api.js';
 import { ContextLengthError } from '../model/phi3.js';
 import type { ChatMessage } from '../generate/chat.js';
+import { ToolCallStream, ToolsUnsupportedError, type FunctionTool, type ToolChoice } from '../generate/tools.js';
 import { yieldToEventLoop, type GeneratedChunk, type GenerateOptions, type GenerationStats } from '../generate/generate.js';
 
 export class HttpError extends Error {
@@ -144,12 +145,9 @@ const COMMON_PARAMS = [
   'model', 'stream', 'stream_options', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'presence_penalty', 'frequency_penalty',
   'repeat_penalty', 'seed', 'stop', 'n', 'logprobs', 'logit_bias', 'user', 'ignore_eos', 'response_format', 'grammar',
 ];
-const CHAT_PARAMS = new Set([...COMMON_PARAMS, 'messages', 'max_completion_tokens', 'top_logprobs']);
+const CHAT_PARAMS = new Set([...COMMON_PARAMS, 'messages', 'max_completion_tokens', 'top_logprobs', 'tools', 'tool_choice', 'parallel_tool_calls']);
 const COMPLETION_PARAMS = new Set([...COMMON_PARAMS, 'prompt']);
 const NOT_YET: Record<string, string> = {
-  tools: 'tool calls are not implemented yet',
-  tool_choice: 'tool calls are not implemented yet',
-  parallel_tool_calls: 'tool calls are not implemented yet',
   functions: 'function calls are not implemented',
   function_call: 'function calls are not implemented',
   json_schema: "give the schema as response_format: {type: 'json_schema', json_schema: {schema}}",
@@ -251,7 +249,7 @@ function checked(grammar: string, param: string): string {
   }
 }
 
-/** OpenAI messages → the template's: `developer` is a system message; an assistant turn of tool calls keeps them as text */
+/** OpenAI messages → the template's: `developer` is a system message; tool calls and results stay as OpenAI gives them (Model.prepareChat writes them) */
 function messagesOf(b: Body): ChatMessage[] {
   const m = b.messages;
   if (!Array.isArray(m) || m.length === 0) throw new HttpError(400, "'messages' must be a non-empty array", 'messages');
@@ -259,11 +257,10 @@ function messagesOf(b: Body): ChatMessage[] {
     if (!x || typeof x !== 'object' || Array.isArray(x)) throw new HttpError(400, `messages[${i}] must be an object`, 'messages');
     const msg = x as Body;
     for (const k of Object.keys(msg))
-      if (!['role', 'content', 'name', 'tool_calls', 'refusal'].includes(k)) throw new HttpError(400, `messages[${i}]: unknown field '${k}'`, 'messages');
+      if (!['role', 'content', 'name', 'tool_calls', 'tool_call_id', 'refusal'].includes(k)) throw new HttpError(400, `messages[${i}]: unknown field '${k}'`, 'messages');
     let role = msg.role;
     if (role === 'developer') role = 'system';
-    if (role === 'tool') throw new HttpError(400, `messages[${i}]: role 'tool' needs tool calls, which are not implemented yet`, 'messages');
-    if (role !== 'system' && role !== 'user' && role !== 'assistant') throw new HttpError(400, `messages[${i}].role must be system, developer, user or assistant`, 'messages');
+    if (role !== 'system' && role !== 'user' && role !== 'assistant' && role !== 'tool') throw new HttpError(400, `messages[${i}].role must be system, developer, user, assistant or tool`, 'messages');
     let content = msg.content;
     if (Array.isArray(content))
       content = content
@@ -277,12 +274,17 @@ function messagesOf(b: Body): ChatMessage[] {
       content = '';
     }
     if (typeof content !== 'string') throw new HttpError(400, `messages[${i}].content must be a string`, 'messages');
+    const out: ChatMessage = { role, content };
     if (msg.tool_calls !== undefined) {
-      // earlier tool calls stay in the conversation as the JSON the model wrote
       if (role !== 'assistant' || !Array.isArray(msg.tool_calls)) throw new HttpError(400, `messages[${i}].tool_calls must be an array on an assistant message`, 'messages');
-      content += JSON.stringify(msg.tool_calls.map((c: Body) => c?.function ?? c));
+      out.tool_calls = msg.tool_calls as ChatMessage['tool_calls'];
     }
-    return { role, content };
+    if (role === 'tool') {
+      if (typeof msg.tool_call_id !== 'string') throw new HttpError(400, `messages[${i}].tool_call_id must be the id of the call it answers`, 'messages');
+      out.tool_call_id = msg.tool_call_id;
+    } else if (msg.tool_call_id !== undefined) throw new HttpError(400, `messages[${i}].tool_call_id belongs on a 'tool' message`, 'messages');
+    if (typeof msg.name === 'string') out.name = msg.name;
+    return out;
   });
 }
 
@@ -609,7 +611,17 @@ export class Phi3Server {
           const msgs = messagesOf(b);
           const maxMessages = this.opts.maxMessages ?? 1024;
           if (msgs.length > maxMessages) throw new HttpError(400, `${msgs.length} messages are more than this server's limit of ${maxMessages}`, 'messages', 'too_many_messages');
-          prompt = await m0.chatTokensLimited(msgs, { parseSpecialInContent: this.opts.parseSpecialContent, signal });
+          if (b.parallel_tool_calls !== undefined && typeof b.parallel_tool_calls !== 'boolean') throw new HttpError(400, "'parallel_tool_calls' must be a boolean", 'parallel_tool_calls');
+          let p: ReturnType<Model['prepareChat']>;
+          try {
+            p = m0.prepareChat(msgs, { ...opts, tools: b.tools as FunctionTool[] | undefined, toolChoice: b.tool_choice as ToolChoice | undefined, parallelToolCalls: b.parallel_tool_calls as boolean | undefined });
+          } catch (e) {
+            if (!(e instanceof TypeError || e instanceof ToolsUnsupportedError)) throw e;
+            const param = /^messages/.test(e.message) ? 'messages' : /tool_choice/.test(e.message) ? 'tool_choice' : 'tools';
+            throw new HttpError(400, e.message, param, e instanceof ToolsUnsupportedError ? 'tools_unsupported' : undefined);
+          }
+          Object.assign(opts, p.gen);
+          prompt = await m0.chatTokensLimited(p.messages, { parseSpecialInContent: this.opts.parseSpecialContent, signal, tools: p.tools });
         }
         else {
           const p = b.prompt;
@@ -658,6 +670,7 @@ export class Phi3Server {
       top_logprobs: (c.topLogprobs ?? []).map((t) => ({ token: m.tokenizer.decode([t.token], { special: true }), logprob: t.logprob, bytes: [...Buffer.from(m.tokenizer.decode([t.token], { special: true }))] })),
     });
     const it = m.stream(o.ids, o.opts);
+    const calls = new ToolCallStream();
     w.cancel = () => it.return(undefined as never).catch(() => {});
     let lastToken: number | undefined;
     const tokenTime = () => {
@@ -700,6 +713,12 @@ export class Phi3Server {
         }
         const c = r.value;
         if (c.token >= 0) this.metrics.generatedTokens++, tokenTime();
+        if (c.toolCall) {
+          // a call's name once it is complete, then its arguments as they come (OpenAI's tool_calls deltas)
+          for (const d of calls.push(c.text))
+            await send({ id, object, created, model: this.modelId, choices: [{ index: 0, delta: { tool_calls: ['id' in d ? { index: d.index, id: d.id, type: 'function', function: { name: d.name, arguments: '' } } : { index: d.index, function: { arguments: d.arguments } }] }, logprobs: null, finish_reason: null }] });
+          continue;
+        }
         if (!c.text && c.logprob === undefined) continue;
         const lp = c.logprob !== undefined && c.token >= 0 ? c : undefined;
         if (o.chat) await send({ id, object, created, model: this.modelId, choices: [{ index: 0, delta: { content: c.text }, logprobs: lp ? { content: [lpChat(lp)] } : null, finish_reason: null }] });
@@ -716,7 +735,7 @@ export class Phi3Server {
         return 499;
       }
       // ended by shutdown: a clean end, cut short (as by a length limit)
-      const finish = stats.finishReason === 'stop' ? 'stop' : 'length';
+      const finish = finishOf(stats);
       if (o.chat) await send({ id, object, created, model: this.modelId, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finish }] });
       else await send({ id, object, created, model: this.modelId, choices: [{ index: 0, text: '', logprobs: null, finish_reason: finish }] });
       if (o.includeUsage) await send({ id, object, created, model: this.modelId, choices: [], usage: usage(stats) });
@@ -735,11 +754,12 @@ export class Phi3Server {
         stats = r.value;
         break;
       }
-      text += r.value.text;
+      if (r.value.toolCall) calls.push(r.value.text);
+      else text += r.value.text;
       if (r.value.token >= 0) {
         this.metrics.generatedTokens++;
         tokenTime();
-        if (r.value.logprob !== undefined) chunks.push(r.value);
+        if (r.value.logprob !== undefined && !r.value.toolCall) chunks.push(r.value);
       }
     }
     this.metrics.promptTokens += stats.promptTokens;
@@ -747,11 +767,12 @@ export class Phi3Server {
       this.metrics.aborted++;
       return 499;
     }
-    const finish = stats.finishReason === 'stop' ? 'stop' : 'length';
+    const finish = finishOf(stats);
+    const called = calls.calls.length > 0;
     if (o.chat)
       return this.json(res, 200, {
         id, object, created, model: this.modelId,
-        choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: o.opts.topLogprobs !== undefined ? { content: chunks.map(lpChat) } : null, finish_reason: finish }],
+        choices: [{ index: 0, message: { role: 'assistant', content: called && !text ? null : text, ...(called ? { tool_calls: calls.calls } : {}) }, logprobs: o.opts.topLogprobs !== undefined ? { content: chunks.map(lpChat) } : null, finish_reason: finish }],
         usage: usage(stats),
       });
     return this.json(res, 200, {
@@ -765,6 +786,11 @@ export class Phi3Server {
       usage: usage(stats),
     });
   }
+}
+
+/** OpenAI's finish_reason: stop, tool_calls, or length (also for a generation ended early by shutdown) */
+function finishOf(s: GenerationStats): 'stop' | 'length' | 'tool_calls' {
+  return s.finishReason === 'stop' || s.finishReason === 'tool_calls' ? s.finishReason : 'length';
 }
 
 function usage(s: GenerationStats) {

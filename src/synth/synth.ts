@@ -19,7 +19,7 @@ import { openGguf } from '../gguf/file-source.js';
 import { kv, writeGguf, type GGUFTensorSpec } from '../gguf/writer.js';
 import { GGUFValueType, type GGUFKV } from '../gguf/types.js';
 import { Rng } from '../util/rng.js';
-import { PHI3_CHAT_TEMPLATE } from '../generate/phi3-template.js';
+import { PHI3_CHAT_TEMPLATE, PHI4_MINI_CHAT_TEMPLATE } from '../generate/phi3-template.js';
 import { longRopeAttnFactor, type SynthShape } from './presets.js';
 import { bpeVocabMetadata } from './bpe-vocab.js';
 
@@ -299,6 +299,8 @@ export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tens
   const bpeVocab = o.vocabFile !== undefined && vocabPre !== undefined && isBpeVocab(o.vocabFile);
   if (bpeVocab) {
     vocabKv = bpeVocabMetadata(o.vocabFile!, vocabPre!).filter(([k]) => k.startsWith('tokenizer.'));
+    // Phi-4-mini's own template (tools in the system turn); Phi-4's format is found from its tokens
+    if (vocabPre === 'gpt-4o') vocabKv.push(['tokenizer.chat_template', kv.str(PHI4_MINI_CHAT_TEMPLATE)]);
     vocabSize = (vocabKv.find(([k]) => k === 'tokenizer.ggml.tokens')![1].value as { items: string[] }).items.length;
   } else if (o.vocabFile) {
     const f = openGguf(o.vocabFile);
