@@ -6,6 +6,8 @@ export type {
   LoadOptions, LoadStats, Generation, GenerateOptions, GenerationStats, GeneratedChunk, FinishReason, SamplingOptions, ChatMessage,
   BackendName, BenchResult, Phi3Config, ConfigWarning,
 } from './api.js';
+export type { ChatOptions } from './engine.js';
+export { ToolsUnsupportedError, ToolCallStream, toolCallGrammar, type FunctionTool, type ToolChoice, type ToolCall } from './generate/tools.js';
 export { GGUFFile, BufferSource, type ByteSource } from './gguf/reader.js';
 export { openGguf, FileSource } from './gguf/file-source.js';
 export { writeGguf, serializeGguf } from './gguf/writer.js';
