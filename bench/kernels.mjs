@@ -1,7 +1,7 @@
 // `npm run kernels [-- types…] [--mb N] [--cols N]`: one thread, one matmul kernel at a time, in
 // G MAC/s — a decode matrix×vector (T = 1) from DRAM (a matrix of --mb MB, default 1024: far
 // beyond the last-level cache, as a model's weights are), from cache (256 rows), and prefill
-// (T = 16, 256 rows). For kernel work only: model speed is `npm run bench`. Weights are real ggml
+// (T = 16, 256 rows), and batched decode (T = 2, 4, 8 sequences' tokens over the DRAM matrix). For kernel work only: model speed is `npm run bench`. Weights are real ggml
 // blocks (64 distinct quantized rows, repeated), activations are quantized once as the backend does.
 import { nodeKernels } from '../dist/src/backend/wasm/node-host.js';
 import { instantiate, KERNEL_STATIC_BYTES, KERNEL_SCRATCH_BYTES } from '../dist/src/backend/wasm/kernels.js';
@@ -81,5 +81,7 @@ for (const name of types) {
   };
   run(256, 1); // compile and warm
   const dram = run(ROWS, 1), cache = run(256, 1), prefill = run(256, T);
-  console.log(`${name.padEnd(5)} ${fn.padEnd(12)} decode DRAM ${dram.padStart(6)}  cache ${cache.padStart(6)}  prefill(T=${T}) ${prefill.padStart(6)}  G MAC/s`);
+  // a batched decode step of a few sequences: T = 2, 4, 8 over the whole matrix, from DRAM
+  const batch = [2, 4, 8].map((tt) => `${tt}: ${run(ROWS, tt)}`).join('  ');
+  console.log(`${name.padEnd(5)} ${fn.padEnd(12)} decode DRAM ${dram.padStart(6)}  cache ${cache.padStart(6)}  prefill(T=${T}) ${prefill.padStart(6)}  batch DRAM T=${batch}  G MAC/s`);
 }
