@@ -81,6 +81,7 @@ function mapTensors(hf: HfFolder): Source[] {
     const n = t.name;
     if (n.endsWith('.rotary_emb.inv_freq')) continue; // a buffer recomputed from config.json
     if (n === 'lm_head.weight' && hf.config.tied) continue; // transformers ties it to the embedding
+    if (hf.config.vision && n.startsWith('model.vision_embed_tokens.')) continue; // Phi-3-vision's image side: read from the folder (vision/load.ts)
     const top = TOP_NAMES[n];
     if (top) {
       out.push({ parts: [t], gguf: top, role: top === 'token_embd.weight' ? (hf.config.tied ? 'output' : 'token_embd') : top === 'output.weight' ? 'output' : undefined, layer: 0 });

@@ -58,6 +58,24 @@ export interface HfPhi3Config {
   bos: number | undefined;
   eos: number | undefined;
   name: string;
+  /** Phi3VForCausalLM: the image side (config.json img_processor, embd_layer), read by vision/load.ts */
+  vision: { layerIdx: number; order: string } | undefined;
+}
+
+/** Phi-3-vision's image settings; what phi3-ts does not run is refused by name */
+function visionConfig(cfg: Json, fail: (msg: string) => never): { layerIdx: number; order: string } {
+  const ip = (cfg.img_processor ?? {}) as Json, el = (cfg.embd_layer ?? {}) as Json;
+  if (ip.name !== undefined && ip.name !== 'clip_vision_model') fail(`img_processor.name '${String(ip.name)}' is not supported (clip_vision_model)`);
+  if (ip.num_img_tokens !== undefined && ip.num_img_tokens !== 144) fail(`img_processor.num_img_tokens ${String(ip.num_img_tokens)} is not supported (144: 12×12 merged patches a crop)`);
+  if (ip.type_feature !== undefined && ip.type_feature !== 'patch') fail(`img_processor.type_feature '${String(ip.type_feature)}' is not supported (patch)`);
+  if (el.embedding_cls !== undefined && el.embedding_cls !== 'image') fail(`embd_layer.embedding_cls '${String(el.embedding_cls)}' is not supported (image)`);
+  if (el.use_hd_transform === false || el.with_learnable_separator === false) fail('embd_layer without use_hd_transform and with_learnable_separator is not supported (Phi-3-vision has both)');
+  if (el.projection_cls !== undefined && el.projection_cls !== 'mlp') fail(`embd_layer.projection_cls '${String(el.projection_cls)}' is not supported (mlp)`);
+  const order = el.hd_transform_order ?? 'sub_glb';
+  if (order !== 'sub_glb' && order !== 'glb_sub') fail(`embd_layer.hd_transform_order '${String(order)}' is not supported (sub_glb, glb_sub)`);
+  const layerIdx = ip.layer_idx ?? -2;
+  if (typeof layerIdx !== 'number' || !Number.isInteger(layerIdx) || layerIdx >= 0) fail(`img_processor.layer_idx ${String(layerIdx)} is not supported (a negative layer index; Phi-3-vision uses −2)`);
+  return { layerIdx: layerIdx as number, order: order as string };
 }
 
 export function parsePhi3Config(cfg: Json, file: string): HfPhi3Config {
@@ -65,8 +83,10 @@ export function parsePhi3Config(cfg: Json, file: string): HfPhi3Config {
     throw new UnsupportedModelError(`${file}: ${msg}`);
   };
   const archs = (cfg.architectures as string[] | undefined) ?? [];
-  if (cfg.model_type !== 'phi3' || (archs.length && !archs.includes('Phi3ForCausalLM')))
-    fail(`model_type '${String(cfg.model_type)}' (${archs.join(', ') || 'no architectures'}) is not supported: phi3-ts reads Phi3ForCausalLM folders (Phi-3, Phi-3.5-mini, Phi-4-mini)`);
+  // Phi3VForCausalLM (Phi-3-vision, Phi-3.5-vision): the text model's keys are config.json's own; the vision tower is vision/load.ts's
+  const vision = cfg.model_type === 'phi3_v' && (!archs.length || archs.includes('Phi3VForCausalLM'));
+  if (!vision && (cfg.model_type !== 'phi3' || (archs.length && !archs.includes('Phi3ForCausalLM'))))
+    fail(`model_type '${String(cfg.model_type)}' (${archs.join(', ') || 'no architectures'}) is not supported: phi3-ts reads Phi3ForCausalLM folders (Phi-3, Phi-3.5-mini, Phi-4-mini) and Phi3VForCausalLM (Phi-3.5-vision)`);
   const int = (k: string, min = 1): number => {
     const v = cfg[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(`${k} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
@@ -133,6 +153,7 @@ export function parsePhi3Config(cfg: Json, file: string): HfPhi3Config {
     bos: idOf('bos_token_id'),
     eos: idOf('eos_token_id'),
     name: typeof cfg._name_or_path === 'string' && cfg._name_or_path ? path.basename(cfg._name_or_path) : '',
+    vision: vision ? visionConfig(cfg, fail) : undefined,
   };
 }
 

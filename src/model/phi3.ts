@@ -186,6 +186,8 @@ export interface SequencePart {
   seq: Sequence;
   tokens: number[];
   want: 'all' | 'last' | 'none';
+  /** input embeddings (an image's, vision/phi3v.ts) in place of tokens at..at+n−1 of the part: n rows of dim */
+  embeds?: { at: number; rows: Float32Array };
 }
 
 export class Phi3<B = unknown> {
@@ -284,7 +286,8 @@ export class Phi3<B = unknown> {
       if (p.seq.nPast + p.tokens.length > p.seq.ctx) throw new ContextLengthError(p.seq.nPast + p.tokens.length, p.seq.ctx, 'the tokens');
     const at = (buf: B, row: number, width: number) => ops.view(buf, row * width);
 
-    ops.embed(s.x, w.tokenEmbd, parts.flatMap((p) => p.tokens)); //   x = tok_embeddings(tokens)
+    ops.embed(s.x, w.tokenEmbd, parts.flatMap((p) => (p.embeds ? p.tokens.map((t) => Math.max(t, 0)) : p.tokens))); // x = tok_embeddings(tokens)
+    this.placeEmbeds(parts); //                                        x[image positions] = image embeddings
     for (let l = 0; l < c.nLayers; l++) {
       const L = w.layers[l]!;
       this.norm(s.xb, s.x, L.attnNorm, T); //                          h = attn_norm(x)
@@ -323,6 +326,20 @@ export class Phi3<B = unknown> {
     }
     let r = 0;
     return counts.map((n) => Array.from({ length: n }, () => ops.read(s.logits, r++ * c.vocabSize, c.vocabSize)));
+  }
+
+  /** each part's input embeddings over its rows of state.x */
+  private placeEmbeds(parts: SequencePart[]): void {
+    let row = 0;
+    for (const p of parts) {
+      const e = p.embeds;
+      if (e) {
+        const n = e.rows.length / this.config.dim;
+        if (!Number.isInteger(n) || e.at < 0 || e.at + n > p.tokens.length) throw new RangeError(`input embeddings of ${e.rows.length} values do not fit the part's ${p.tokens.length} tokens at ${e.at} (rows of ${this.config.dim})`);
+        this.ops.write(this.state.x, (row + e.at) * this.config.dim, e.rows);
+      }
+      row += p.tokens.length;
+    }
   }
 
   /** out = rmsnorm(x) · w (+ b) */

@@ -1,0 +1,33 @@
+/**
+ * The image side of a Phi3VForCausalLM folder (Phi-3.5-vision-instruct): the CLIP tower, the HD
+ * separators and the projection as F32 (F16/BF16 widened: it runs once per image), and
+ * preprocessor_config.json's num_crops. The text model is converted as any Phi-3 folder is.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { HfFolder, HfFolderError } from '../hf/folder.js';
+import { phi3vWeights, type Phi3VWeights } from './phi3v.js';
+
+export interface Phi3VImageSide {
+  weights: Phi3VWeights;
+  /** the most sub-image crops an image is cut into (preprocessor_config.json num_crops) */
+  numCrops: number;
+}
+
+export function loadPhi3VImageSide(dir: string): Phi3VImageSide {
+  const hf = HfFolder.open(dir);
+  try {
+    const v = hf.config.vision;
+    if (!v) throw new HfFolderError(`${dir}: not a Phi3VForCausalLM folder (config.json model_type is not phi3_v)`);
+    const weights = phi3vWeights((name) => {
+      const t = hf.tensor(name);
+      return t && { data: t.file.readF32(name), shape: t.info.shape };
+    }, v);
+    const pp = path.join(dir, 'preprocessor_config.json');
+    const numCrops = fs.existsSync(pp) ? (JSON.parse(fs.readFileSync(pp, 'utf8')).num_crops ?? 16) : 16;
+    if (!Number.isInteger(numCrops) || numCrops < 1) throw new HfFolderError(`${pp}: num_crops must be a positive integer, got ${JSON.stringify(numCrops)}`);
+    return { weights, numCrops };
+  } finally {
+    hf.close();
+  }
+}

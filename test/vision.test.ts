@@ -1,0 +1,111 @@
+/**
+ * Phi-3.5-vision's image side against float64 PyTorch (golden/vision/make_goldens.py: transformers'
+ * CLIPVisionModel, the HD merge and projection written from the published model code, and
+ * Phi3ForCausalLM on the prompt's embeddings), on a synthetic folder remade here from the recipe.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { writeVisionSynth, seededCrops, type VisionSynthShape } from '../src/synth/vision.js';
+import { loadPhi3VImageSide } from '../src/vision/load.js';
+import { clipFeatures } from '../src/vision/clip.js';
+import { erf, imageEmbeddings, imageTokenCount } from '../src/vision/phi3v.js';
+import { convertHf } from '../src/convert/convert-hf.js';
+import { openGguf } from '../src/gguf/file-source.js';
+import { Phi3 } from '../src/model/phi3.js';
+import { RefOps } from '../src/backend/ref/ops.js';
+import { NUMERICS } from '../src/backend/numerics.js';
+import { HfFolder } from '../src/hf/folder.js';
+import { UnsupportedModelError } from '../src/model/config.js';
+import { ROOT, f32FromB64, tmpDir } from './helpers.js';
+
+interface VisionGolden {
+  recipe: { id: string; seed: number; shape: VisionSynthShape; h: number; w: number };
+  tokens: number[];
+  features: Record<string, string>;
+  maxAbsFeature: number;
+  embeddings: string;
+  maxAbsEmbedding: number;
+  maxAbsLogit: number;
+  nVocab: number;
+  logits: Record<string, string>;
+}
+
+const dir = path.join(ROOT, 'golden', 'data', 'vision');
+const goldens: VisionGolden[] = fs.existsSync(dir) ? fs.readdirSync(dir).sort().map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))) : [];
+if (!goldens.length) console.warn(`NOTE: ${dir} is absent: the Phi-3.5-vision float64 checks are skipped (golden/vision/make_goldens.py makes them).`);
+
+const maxRel = (ours: ArrayLike<number>, ref: Float32Array, scale: number) => {
+  expect(ours.length).toBe(ref.length);
+  let m = 0;
+  for (let i = 0; i < ref.length; i++) m = Math.max(m, Math.abs(ours[i]! - ref[i]!));
+  return m / scale;
+};
+
+describe('Phi-3.5-vision image side', () => {
+  it('image token counts follow (h·w + 1)·144 + 1 + (h + 1)·12', () => {
+    expect(imageTokenCount(1, 1)).toBe(313);
+    expect(imageTokenCount(1, 2)).toBe(457);
+    expect(imageTokenCount(2, 2)).toBe(757);
+    expect(imageTokenCount(4, 4)).toBe(2509); // num_crops 16, a square image
+  });
+
+  it('erf is accurate to 1e-14 (GELU of the projection)', () => {
+    // reference values (Abramowitz & Stegun table, and erf(x) → 1)
+    for (const [x, v] of [[0, 0], [0.5, 0.5204998778130465], [1, 0.8427007929497149], [2, 0.9953222650189527], [3, 0.9999779095030014], [-1.5, -0.9661051464753108], [6, 1]] as const)
+      expect(Math.abs(erf(x) - v)).toBeLessThan(1e-14);
+  });
+
+  for (const g of goldens)
+    it(`${g.recipe.id}: CLIP features, image embeddings and the text model's logits = float64 PyTorch within 1e-5 × scale`, () => {
+      const folder = path.join(tmpDir(), g.recipe.id);
+      writeVisionSynth(folder, g.recipe.shape, { seed: g.recipe.seed });
+      const side = loadPhi3VImageSide(folder);
+      const { h, w } = g.recipe;
+      const crops = seededCrops(g.recipe.seed, 1 + h * w);
+      for (const [i, b64] of Object.entries(g.features)) {
+        const rel = maxRel(clipFeatures(side.weights.clip, crops[Number(i)]!), f32FromB64(b64), g.maxAbsFeature);
+        console.log(`${g.recipe.id} crop ${i} features: max |Δ| / scale ${rel.toExponential(2)}`);
+        expect(rel).toBeLessThan(1e-5);
+      }
+      const emb = imageEmbeddings(side.weights, crops, h, w);
+      const relE = maxRel(emb, f32FromB64(g.embeddings), g.maxAbsEmbedding);
+      console.log(`${g.recipe.id} image embeddings (${emb.length / side.weights.dim} × ${side.weights.dim}): max |Δ| / scale ${relE.toExponential(2)}`);
+      expect(relE).toBeLessThan(1e-5);
+
+      // the text model on the prompt with the image's embeddings in place of its placeholder rows
+      const gguf = path.join(folder, 'text.gguf');
+      convertHf(folder, gguf, { type: 'F32' });
+      const f = openGguf(gguf);
+      try {
+        const model = Phi3.load(f, new RefOps(NUMERICS.exact), { ctx: 1024, maxBatch: g.tokens.length });
+        const at = g.tokens.indexOf(-1);
+        expect(g.tokens.filter((t) => t < 0).length).toBe(emb.length / side.weights.dim);
+        const [rows] = model.forwardParts([{ seq: model.sequences[0]!, tokens: g.tokens, want: 'all', embeds: { at, rows: Float32Array.from(emb) } }]);
+        let worst = 0;
+        for (const [pos, b64] of Object.entries(g.logits)) worst = Math.max(worst, maxRel(rows![Number(pos)]!, f32FromB64(b64), g.maxAbsLogit));
+        console.log(`${g.recipe.id} logits at ${Object.keys(g.logits).length} positions: max |Δ| / scale ${worst.toExponential(2)}`);
+        expect(worst).toBeLessThan(1e-5);
+      } finally {
+        f.close();
+      }
+    }, 300_000);
+
+  it('a vision folder with settings phi3-ts does not run is refused by name', () => {
+    const folder = path.join(tmpDir(), 'v');
+    writeVisionSynth(folder, { text: { dim: 128, hiddenDim: 256, nLayers: 1, nHeads: 2, nKvHeads: 2, contextLength: 1024 }, hidden: 64, intermediate: 128, layers: 2, numCrops: 4 }, { seed: 3 });
+    const cfgPath = path.join(folder, 'config.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+    for (const [k, v, msg] of [
+      ['embd_layer', { ...cfg.embd_layer, hd_transform_order: 'glb_first' }, /hd_transform_order 'glb_first'/],
+      ['img_processor', { ...cfg.img_processor, num_img_tokens: 256 }, /num_img_tokens 256/],
+      ['img_processor', { ...cfg.img_processor, layer_idx: 3 }, /layer_idx 3/],
+    ] as const) {
+      fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, [k]: v }));
+      expect(() => HfFolder.open(folder).close()).toThrow(UnsupportedModelError);
+      expect(() => HfFolder.open(folder).close()).toThrow(msg);
+    }
+    fs.writeFileSync(cfgPath, JSON.stringify(cfg));
+    expect(loadPhi3VImageSide(folder).weights.dim).toBe(128); // restored, it loads
+  });
+});
