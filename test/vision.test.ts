@@ -17,6 +17,10 @@ import { RefOps } from '../src/backend/ref/ops.js';
 import { NUMERICS } from '../src/backend/numerics.js';
 import { HfFolder } from '../src/hf/folder.js';
 import { UnsupportedModelError } from '../src/model/config.js';
+import { decodeImage, hdSize, ImageError, preprocessImage } from '../src/vision/preprocess.js';
+import { GOLDEN_IMAGES, syntheticImage } from '../src/synth/vision.js';
+import { PNG } from 'pngjs';
+import jpeg from 'jpeg-js';
 import { ROOT, f32FromB64, tmpDir } from './helpers.js';
 
 interface VisionGolden {
@@ -107,5 +111,76 @@ describe('Phi-3.5-vision image side', () => {
     }
     fs.writeFileSync(cfgPath, JSON.stringify(cfg));
     expect(loadPhi3VImageSide(folder).weights.dim).toBe(128); // restored, it loads
+  });
+});
+
+interface PreprocessGolden {
+  image: string;
+  numCrops: number;
+  imageSize: [number, number];
+  h: number;
+  w: number;
+  stride: number;
+  crops: { sampled: string; sum: number }[];
+}
+
+const preDir = path.join(ROOT, 'golden', 'data', 'vision-preprocess');
+const preGoldens = fs.existsSync(preDir) ? fs.readdirSync(preDir).filter((f) => !f.includes('decoded')).sort() : [];
+
+/** the golden pictures as files, written as prepare-images.mjs writes them */
+function goldenImageFile(name: string): Uint8Array {
+  const [, seed, w, h, format] = GOLDEN_IMAGES.find((g) => g[0] === name)!;
+  const im = syntheticImage(seed, w, h);
+  const rgba = Buffer.alloc(w * h * 4, 255);
+  for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) rgba[4 * i + c] = im.data[3 * i + c]!;
+  if (format === 'jpeg') return jpeg.encode({ width: w, height: h, data: rgba }, 90).data;
+  const png = new PNG({ width: w, height: h });
+  rgba.copy(png.data);
+  return PNG.sync.write(png);
+}
+
+describe('Phi-3-vision preprocessing = the reference processor (PIL + torch, golden/vision/make_preprocess_goldens.py)', () => {
+  for (const file of preGoldens) {
+    const g = JSON.parse(fs.readFileSync(path.join(preDir, file), 'utf8')) as PreprocessGolden;
+    // a JPEG decodes a level or two apart between decoders (jpeg-js here, libjpeg in PIL): its values are held looser
+    const jpg = g.image.endsWith('.jpg');
+    it(`${g.image}, num_crops ${g.numCrops}: image_sizes ${g.imageSize.join('×')}, ${g.h}×${g.w} tiles, values within ${jpg ? '0.05 (decoder)' : '1e-4'}`, () => {
+      const p = preprocessImage(decodeImage(goldenImageFile(g.image.replace(/\.(png|jpg)$/, '')), g.image), g.numCrops);
+      expect(p.imageSize).toEqual(g.imageSize);
+      expect([p.h, p.w]).toEqual([g.h, g.w]);
+      expect(p.crops.length).toBe(g.crops.length);
+      let worst = 0;
+      for (const [i, c] of g.crops.entries()) {
+        const ref = f32FromB64(c.sampled);
+        for (let k = 0; k < ref.length; k++) worst = Math.max(worst, Math.abs(p.crops[i]![k * g.stride]! - ref[k]!));
+        const sum = p.crops[i]!.reduce((a, v) => a + v, 0);
+        expect(Math.abs(sum - c.sum) / p.crops[i]!.length, `crop ${i} mean`).toBeLessThan(jpg ? 1e-2 : 1e-6);
+      }
+      expect(worst).toBeLessThan(jpg ? 0.05 : 1e-4);
+    });
+  }
+
+  it('the JPEG decodes within 3 levels of PIL (libjpeg), 97 % of bytes within 1', () => {
+    const d = JSON.parse(fs.readFileSync(path.join(preDir, 'photo-400x250-decoded.json'), 'utf8')) as { width: number; height: number; every13: string };
+    const im = decodeImage(goldenImageFile('photo-400x250'));
+    expect([im.width, im.height]).toEqual([d.width, d.height]);
+    const ref = Buffer.from(d.every13, 'base64');
+    let worst = 0, within1 = 0;
+    for (let k = 0; k < ref.length; k++) {
+      const diff = Math.abs(im.data[k * 13]! - ref[k]!);
+      worst = Math.max(worst, diff);
+      if (diff <= 1) within1++;
+    }
+    expect(worst).toBeLessThanOrEqual(3);
+    expect(within1 / ref.length).toBeGreaterThan(0.97); // seen 98.4 % (chroma upsampling differs)
+  });
+
+  it('the HD size follows the reference rule, and bad images are ImageErrors that say why', () => {
+    expect(hdSize(500, 300, 16)).toEqual([1680, 1008]);
+    expect(hdSize(1000, 180, 4)).toEqual([1344, 241]);
+    expect(() => decodeImage(new Uint8Array([1, 2, 3, 4]), 'x.bin')).toThrow(/x.bin is neither PNG nor JPEG \(first bytes 01 02 03 04\)/);
+    const png = goldenImageFile('small-100x100');
+    expect(() => decodeImage(png.subarray(0, 200), 'cut.png')).toThrow(ImageError);
+    expect(() => decodeImage(png.subarray(0, 200), 'cut.png')).toThrow(/cut.png cannot be decoded/);
   });
 });

@@ -110,3 +110,30 @@ export function seededCrops(seed: number, n: number): Float32Array[] {
   const rng = new Rng(seed * 31 + 5);
   return Array.from({ length: n }, () => Float32Array.from({ length: 3 * 336 * 336 }, () => (rng.next() * 2 - 1) * 1.8));
 }
+
+/** a seeded test picture: smooth colour gradients, a few bands and noise, 8-bit RGB */
+export function syntheticImage(seed: number, width: number, height: number): { width: number; height: number; data: Uint8Array } {
+  const rng = new Rng(seed * 131 + 7);
+  const data = new Uint8Array(width * height * 3);
+  const fx = 1 + rng.int(7), fy = 1 + rng.int(5);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      const band = Math.floor((x * fx + y * fy) / 37) % 2 ? 40 : 0;
+      data[i] = Math.min(255, Math.floor((255 * x) / width) * 0.7 + band + rng.int(30));
+      data[i + 1] = Math.min(255, Math.floor((255 * y) / height) * 0.8 + rng.int(40));
+      data[i + 2] = Math.min(255, 128 + 100 * Math.sin((x * fx + y) / 23) + rng.int(20));
+    }
+  return { width, height, data };
+}
+
+/** the preprocessing goldens' pictures: [name, seed, width, height, format] */
+export const GOLDEN_IMAGES: [string, number, number, number, 'png' | 'jpeg'][] = [
+  ['wide-500x300', 1, 500, 300, 'png'],
+  ['tall-300x700', 2, 300, 700, 'png'],
+  ['exact-672x336', 3, 672, 336, 'png'],
+  ['small-100x100', 4, 100, 100, 'png'],
+  ['strip-1000x180', 5, 1000, 180, 'png'],
+  ['tall-336x1344', 6, 336, 1344, 'png'],
+  ['photo-400x250', 7, 400, 250, 'jpeg'],
+];
