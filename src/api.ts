@@ -11,6 +11,8 @@ import { TemplateRunner } from './generate/template-runner.js';
 import { CONVERT_TYPES, cachedHfGguf, isHfFolder } from './convert/convert-hf.js';
 import { openModel, validateLoadOptions, type BackendName, type LoadOptions, type Model } from './engine.js';
 import type { KvType } from './backend/wasm/ops.js';
+import { loadPhi3VImageSide, isVisionFolder, type Phi3VImageSide } from './vision/load.js';
+import { Phi3VEncoder } from './vision/encoder.js';
 
 export * from './engine.js';
 
@@ -21,10 +23,16 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
   if (opts.cacheDir !== undefined && typeof opts.cacheDir !== 'string') throw new TypeError('cacheDir must be a string');
   opts.signal?.throwIfAborted();
   const t0 = performance.now();
-  if (isHfFolder(path)) path = cachedHfGguf(path, { type: opts.type, cacheDir: opts.cacheDir }).path;
-  else if (opts.type !== undefined) throw new RangeError(`type '${opts.type}' applies to a Hugging Face folder; ${path} is not one`);
+  let vision: Phi3VImageSide | undefined;
+  if (isHfFolder(path)) {
+    // Phi-3.5-vision: the text model converted as any Phi-3 folder, the image side read from the folder
+    vision = isVisionFolder(path) ? loadPhi3VImageSide(path) : undefined;
+    path = cachedHfGguf(path, { type: opts.type, cacheDir: opts.cacheDir }).path;
+  } else if (opts.type !== undefined) throw new RangeError(`type '${opts.type}' applies to a Hugging Face folder; ${path} is not one`);
   const file = openGguf(path);
-  return openModel(file, opts, { wasm: nodeHost, cores: os.availableParallelism(), memoryBytes: os.totalmem(), templates: new TemplateRunner() }, t0);
+  const model = await openModel(file, opts, { wasm: nodeHost, cores: os.availableParallelism(), memoryBytes: os.totalmem(), templates: new TemplateRunner() }, t0);
+  if (vision) model.vision = new Phi3VEncoder(vision);
+  return model;
 }
 
 export interface BenchResult {

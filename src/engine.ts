@@ -21,10 +21,26 @@ import { Batcher } from './generate/batcher.js';
 import { SpmTokenizer } from './tokenizer/spm.js';
 import { generate, sharedPrefix, validateGenerateOptions, type GenerateOptions, type GenerationStats, type GeneratedChunk } from './generate/generate.js';
 import { textGeneration, type Generation } from './generate/generation.js';
-import { renderChat, renderChatSegments, type ChatMessage } from './generate/chat.js';
+import { renderChat, renderChatSegments, type ChatMessage, type ChatSegment } from './generate/chat.js';
 import { PHI4_CHAT_TEMPLATE } from './generate/phi3-template.js';
 import type { TemplateRenderer } from './generate/templates.js';
 import { ToolsUnsupportedError, toolFormat, toolRequest, toolsForTemplate, validateTools, withToolCalls, type FunctionTool, type SentToolCall, type ToolChoice, type ToolFormat } from './generate/tools.js';
+
+/** what turns an image into a vision model's input embeddings (Node: vision/encoder.ts) */
+export interface ImageEncoder {
+  /** the text model's width: each embedding row's length */
+  readonly dim: number;
+  /** an image file's bytes, from a path */
+  read(path: string): Uint8Array;
+  /** an image file's bytes → its rows (count × dim) */
+  encode(bytes: Uint8Array, what: string): { rows: Float32Array; count: number; seconds: number };
+}
+
+/** a part of a message's content: text, or an image (a file's bytes, or its path) for a vision model */
+export type ChatContentPart = { type: 'text'; text: string } | { type: 'image'; image: Uint8Array | string };
+
+/** a chat message as callers give it: content text, or parts with images (Phi-3.5-vision) */
+export type ChatInput = Omit<ChatMessage, 'content'> & { content: string | ChatContentPart[] };
 
 /** Model.chat's options: generation, and tools the model may call */
 export interface ChatOptions extends GenerateOptions {
@@ -183,6 +199,8 @@ export class Model {
   private readonly batcher: Batcher;
   private closed = false;
 
+  /** a vision model's image side (Phi-3.5-vision loaded from its folder); undefined for text models */
+  vision: ImageEncoder | undefined;
   /** the chat template in use: tokenizer.chat_template of the file, or Phi-4's format (undefined: Phi-3's) */
   chatTemplate: string | undefined;
   constructor(
@@ -276,8 +294,11 @@ export class Model {
     if (this.closed) throw new Error('the model is closed');
   }
 
-  private checkTokens(ids: readonly number[]): void {
-    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+  /** every id in the vocabulary, or (with `images`) one of the images' places: −1 − k for image k */
+  private checkTokens(ids: readonly number[], images = 0): void {
+    for (const id of ids)
+      if (!Number.isInteger(id) || id < -images || id >= this.config.vocabSize)
+        throw new RangeError(id < 0 && id >= -images - 1e9 && Number.isInteger(id) ? `token id ${id} stands for image ${-id}, but ${images} image${images === 1 ? ' is' : 's are'} given` : `token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
   }
 
   /** phimoe: the smallest top-k routing margin of the last logits() call (see moe.ts); Infinity for dense models */
@@ -345,7 +366,7 @@ export class Model {
     if (typeof prompt !== 'string' && !Array.isArray(prompt)) throw new TypeError('the prompt must be a string or an array of token ids');
     validateGenerateOptions(opts, this.config.vocabSize);
     const ids = typeof prompt === 'string' ? this.tokenize(prompt, { special: true }) : prompt;
-    this.checkTokens(ids);
+    this.checkTokens(ids, opts.images?.length ?? 0);
     if (ids.length === 0) throw new RangeError('the prompt is empty');
     const maxTokens = opts.maxTokens ?? this.ctx - ids.length;
     if (ids.length >= this.ctx || ids.length + maxTokens > this.ctx)
@@ -421,6 +442,7 @@ export class Model {
     const o = { ...this.templateTokens(), tools: opts.tools };
     if (opts.parseSpecialInContent) return this.tokenize(renderChat(messages, o), { special: true, addBos: false });
     const segs = renderChatSegments(messages, o);
+    if (segs.some((s) => s.image)) return this.segmentIds(segs);
     return this.tokenizer.encodeSegments(segs.map((s) => ({ text: s.text, parseSpecial: s.markup })), { addSpecial: false });
   }
 
@@ -433,6 +455,7 @@ export class Model {
     const { signal } = opts;
     if (opts.parseSpecialInContent) return this.tokenizeAsync(await this.templates.render({ ...task, mode: 'text' }), { special: true, addBos: false, signal });
     const segs = await this.templates.render({ ...task, mode: 'segments' });
+    if (segs.some((s) => s.image)) return this.segmentIds(segs);
     return this.tokenizer.encodeSegmentsAsync(segs.map((s) => ({ text: s.text, parseSpecial: s.markup })), { addSpecial: false, signal });
   }
 
@@ -458,7 +481,7 @@ export class Model {
   }
 
   /** Stream an assistant reply to messages; `<|end|>` (an end-of-generation token) ends the turn. */
-  chat(messages: ChatMessage[], opts: ChatOptions = {}): Generation {
+  chat(messages: (ChatMessage | ChatInput)[], opts: ChatOptions = {}): Generation {
     const { ids, gen } = this.chatRequest(messages, opts);
     return this.generate(ids, gen);
   }
@@ -468,14 +491,63 @@ export class Model {
    * generation may call them (`toolChoice`: auto, none, required or a named function; tools.ts);
    * assistant messages that carry `tool_calls` (arguments as JSON text) are written as the model writes them.
    */
-  chatRequest(messages: ChatMessage[], opts: ChatOptions = {}): { ids: number[]; gen: GenerateOptions } {
+  chatRequest(messages: (ChatMessage | ChatInput)[], opts: ChatOptions = {}): { ids: number[]; gen: GenerateOptions } {
     const p = this.prepareChat(messages, opts);
     return { ids: this.chatTokens(p.messages, { parseSpecialInContent: opts.parseSpecialInContent, tools: p.tools }), gen: p.gen };
   }
 
+  /**
+   * Messages whose content has image parts, as the template takes them: each image's placeholder
+   * `<|image_N|>` and a newline before the text (Phi-3.5-vision's prompt format), the placeholder a
+   * segment that stands for the image's embedding rows; the images encoded, in order.
+   */
+  private imageMessages(input: (ChatMessage | ChatInput)[]): { messages: ChatMessage[]; images: Float32Array[] } {
+    if (!Array.isArray(input)) throw new TypeError('messages must be an array');
+    const images: Float32Array[] = [];
+    const messages = input.map((m, i): ChatMessage => {
+      if (!m || typeof m !== 'object' || !Array.isArray(m.content)) return m as ChatMessage;
+      const parts: ChatSegment[] = [];
+      for (const [j, p] of (m.content as ChatContentPart[]).entries()) {
+        const at = `messages[${i}].content[${j}]`;
+        if (p?.type === 'text' && typeof p.text === 'string') parts.push({ text: p.text, markup: false });
+        else if (p?.type === 'image') {
+          if (!this.vision) throw new TypeError(`${at}: this model takes no images (it has no vision tower; Phi-3.5-vision-instruct, loaded from its folder, does)`);
+          const bytes = typeof p.image === 'string' ? this.vision.read(p.image) : p.image;
+          if (!(bytes instanceof Uint8Array)) throw new TypeError(`${at}.image must be a file's bytes (Uint8Array) or its path`);
+          const e = this.vision.encode(bytes, typeof p.image === 'string' ? p.image : at);
+          images.push(e.rows);
+          parts.push({ text: `<|image_${images.length}|>`, markup: false, image: { index: images.length - 1, count: e.count } }, { text: '\n', markup: false });
+        } else throw new TypeError(`${at} must be {type: 'text', text} or {type: 'image', image}`);
+      }
+      return { ...m, content: parts.map((p) => p.text).join(''), contentParts: parts } as ChatMessage;
+    });
+    return { messages, images };
+  }
+
+  /** a chat prompt's segments as token ids: text runs tokenized one by one, each image as its rows' ids (−1 − index) */
+  private segmentIds(segs: ChatSegment[]): number[] {
+    const out: number[] = [];
+    let run: ChatSegment[] = [];
+    const flush = () => {
+      if (run.length) out.push(...this.tokenizer.encodeSegments(run.map((s) => ({ text: s.text, parseSpecial: s.markup })), { addSpecial: false }));
+      run = [];
+    };
+    for (const s of segs) {
+      if (!s.image) run.push(s);
+      else {
+        flush();
+        for (let k = 0; k < s.image.count; k++) out.push(-1 - s.image.index);
+      }
+    }
+    flush();
+    return out;
+  }
+
   /** chatRequest before tokenizing: the messages and tools for the template, and the generation's options */
-  prepareChat(messages: ChatMessage[], opts: ChatOptions = {}): { messages: ChatMessage[]; tools?: FunctionTool[]; gen: GenerateOptions } {
-    const { parseSpecialInContent: _, tools, toolChoice, parallelToolCalls, ...gen } = opts;
+  prepareChat(input: (ChatMessage | ChatInput)[], opts: ChatOptions = {}): { messages: ChatMessage[]; tools?: FunctionTool[]; gen: GenerateOptions } {
+    const { parseSpecialInContent: _, tools, toolChoice, parallelToolCalls, ...rest } = opts;
+    const { messages, images } = this.imageMessages(input);
+    const gen: GenerateOptions = images.length ? { ...rest, images } : rest;
     const calls = messages.some((m) => m.role === 'assistant' && m.tool_calls !== undefined);
     if (tools === undefined && toolChoice === undefined && !calls) return { messages, gen };
     if (tools === undefined && toolChoice !== undefined) throw new TypeError('tool_choice needs tools');
@@ -567,7 +639,7 @@ export class ModelSequence {
     return textGeneration((onEnd) => this.stream(prompt, opts, onEnd));
   }
 
-  chat(messages: ChatMessage[], opts: ChatOptions = {}): Generation {
+  chat(messages: (ChatMessage | ChatInput)[], opts: ChatOptions = {}): Generation {
     const { ids, gen } = this.model.chatRequest(messages, opts);
     return this.generate(ids, gen);
   }

@@ -18,7 +18,10 @@ import { NUMERICS } from '../src/backend/numerics.js';
 import { HfFolder } from '../src/hf/folder.js';
 import { UnsupportedModelError } from '../src/model/config.js';
 import { decodeImage, hdSize, ImageError, preprocessImage } from '../src/vision/preprocess.js';
-import { GOLDEN_IMAGES, syntheticImage } from '../src/synth/vision.js';
+import { GOLDEN_IMAGES, VISION_PRESETS, syntheticImage } from '../src/synth/vision.js';
+import { loadModel } from '../src/api.js';
+import { demoModelPath } from '../src/demo-model.js';
+import { logSoftmax } from '../src/generate/sampler.js';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
 import { ROOT, f32FromB64, tmpDir } from './helpers.js';
@@ -85,7 +88,7 @@ describe('Phi-3.5-vision image side', () => {
         const model = Phi3.load(f, new RefOps(NUMERICS.exact), { ctx: 1024, maxBatch: g.tokens.length });
         const at = g.tokens.indexOf(-1);
         expect(g.tokens.filter((t) => t < 0).length).toBe(emb.length / side.weights.dim);
-        const [rows] = model.forwardParts([{ seq: model.sequences[0]!, tokens: g.tokens, want: 'all', embeds: { at, rows: Float32Array.from(emb) } }]);
+        const [rows] = model.forwardParts([{ seq: model.sequences[0]!, tokens: g.tokens, want: 'all', embeds: [{ at, rows: Float32Array.from(emb) }] }]);
         let worst = 0;
         for (const [pos, b64] of Object.entries(g.logits)) worst = Math.max(worst, maxRel(rows![Number(pos)]!, f32FromB64(b64), g.maxAbsLogit));
         console.log(`${g.recipe.id} logits at ${Object.keys(g.logits).length} positions: max |Δ| / scale ${worst.toExponential(2)}`);
@@ -183,4 +186,50 @@ describe('Phi-3-vision preprocessing = the reference processor (PIL + torch, gol
     expect(() => decodeImage(png.subarray(0, 200), 'cut.png')).toThrow(ImageError);
     expect(() => decodeImage(png.subarray(0, 200), 'cut.png')).toThrow(/cut.png cannot be decoded/);
   });
+});
+
+describe('Phi-3.5-vision through the library: loadModel(folder), chat with an image part', () => {
+  it("an image's embeddings take its place in the prompt; the first token's log-probabilities = the float64 reference run on the same embeddings", async () => {
+    const folder = path.join(tmpDir(), 'phi3v-lib');
+    writeVisionSynth(folder, VISION_PRESETS['phi3.5-vision-tiny']!, { seed: 9 });
+    const model = await loadModel(folder, { threads: 2, ctx: 2048 });
+    try {
+      expect(model.vision?.dim).toBe(256);
+      const png = goldenImageFile('wide-500x300'); // 4 crops: 2×2 tiles
+      const messages = [{ role: 'user' as const, content: [{ type: 'image' as const, image: png }, { type: 'text' as const, text: 'What is in the picture?' }] }];
+      const { ids, gen } = model.chatRequest(messages);
+      expect(ids.filter((t) => t === -1).length).toBe(imageTokenCount(2, 2));
+      expect(gen.images).toHaveLength(1);
+      // the template got the placeholder and the text; the image's rows sit where the placeholder was
+      const first = ids.indexOf(-1);
+      expect(model.tokenizer.decode(ids.slice(0, first), { special: true })).toMatch(/<\|user\|>\s*$/);
+      expect(model.tokenizer.decode(ids.slice(first + imageTokenCount(2, 2)), { special: true })).toMatch(/^\s*What is in the picture\?<\|end\|>/);
+      // the library's run (wasm kernels, F32 weights, prefill in chunks across the image)
+      const it = model.stream(ids, { ...gen, maxTokens: 1, temperature: 0, topLogprobs: 5 });
+      const c = (await it.next()).value as { token: number; topLogprobs: { token: number; logprob: number }[] };
+      await it.return(undefined as never);
+      // the reference: the folder's text model in exact numerics on the same rows
+      const gguf = path.join(folder, 'text.gguf');
+      convertHf(folder, gguf, { type: 'F32' });
+      const f = openGguf(gguf);
+      try {
+        const ref = Phi3.load(f, new RefOps(NUMERICS.exact), { ctx: 2048, maxBatch: ids.length });
+        const [rows] = ref.forwardParts([{ seq: ref.sequences[0]!, tokens: ids, want: 'last', embeds: [{ at: first, rows: gen.images![0]! }] }]);
+        const lp = logSoftmax(rows![0]!);
+        expect(c.token).toBe(c.topLogprobs[0]!.token);
+        for (const t of c.topLogprobs) expect(Math.abs(t.logprob - lp[t.token]!)).toBeLessThan(2e-3);
+      } finally {
+        f.close();
+      }
+    } finally {
+      await model.close();
+    }
+    // a text-only model refuses image parts by name
+    const text = await loadModel(demoModelPath(), { threads: 1 });
+    try {
+      expect(() => text.chatRequest([{ role: 'user', content: [{ type: 'image', image: new Uint8Array(4) }] }])).toThrow(/messages\[0\]\.content\[0\]: this model takes no images/);
+    } finally {
+      await text.close();
+    }
+  }, 300_000);
 });

@@ -10,7 +10,7 @@
  * gets are the same as alone: each token's logits depend only on its own sequence (every kernel
  * computes a row the same way whatever the batch), and each generation samples with its own sampler.
  */
-import type { Phi3, Sequence, SequencePart } from '../model/phi3.js';
+import { sliceEmbeds, type EmbedRange, type Phi3, type Sequence, type SequencePart } from '../model/phi3.js';
 
 /** what generate() runs tokens through: one sequence of a model */
 export interface TokenSequence {
@@ -23,7 +23,8 @@ export interface TokenSequence {
   /** keep only the first n positions */
   truncate(n: number): void;
   /** run tokens at positions nPast…; resolves to the last one's logits */
-  step(tokens: number[]): Promise<Float32Array>;
+  /** run tokens (embeds: input embeddings in place of some of them, an image's) and give the last one's logits */
+  step(tokens: number[], embeds?: EmbedRange[]): Promise<Float32Array>;
 }
 
 /** a model's sequence stepped on its own, without a batcher (tests, one-off scripts): each step one forward pass */
@@ -35,13 +36,14 @@ export function soloSequence(model: Phi3, seq: Sequence = model.sequences[0]!): 
     },
     maxBatch: model.maxBatch,
     truncate: (n) => seq.truncate(n),
-    step: async (tokens) => model.forwardParts([{ seq, tokens, want: 'last' }])[0]![0]!,
+    step: async (tokens, embeds) => model.forwardParts([{ seq, tokens, want: 'last', embeds }])[0]![0]!,
   };
 }
 
 interface Submission {
   seq: Sequence;
   tokens: number[];
+  embeds?: EmbedRange[];
   /** tokens of it already run */
   done: number;
   resolve(logits: Float32Array): void;
@@ -80,7 +82,7 @@ export class Batcher {
       },
       maxBatch: this.model.maxBatch,
       truncate: (n) => seq.truncate(n),
-      step: (tokens) => self.submit(seq, tokens),
+      step: (tokens, embeds) => self.submit(seq, tokens, embeds),
       close: () => {
         self.open.delete(seq);
         self.schedule(); // the others need not wait for it any more
@@ -88,10 +90,10 @@ export class Batcher {
     };
   }
 
-  private submit(seq: Sequence, tokens: number[]): Promise<Float32Array> {
+  private submit(seq: Sequence, tokens: number[], embeds?: EmbedRange[]): Promise<Float32Array> {
     if (tokens.length === 0) return Promise.reject(new RangeError('no tokens to run'));
     return new Promise<Float32Array>((resolve, reject) => {
-      this.queue.push({ seq, tokens, done: 0, resolve, reject });
+      this.queue.push({ seq, tokens, embeds, done: 0, resolve, reject });
       this.schedule();
     });
   }
@@ -138,7 +140,12 @@ export class Batcher {
       inTick.add(sub.seq);
       used += n;
     }
-    const parts: SequencePart[] = taken.map(({ sub, n }) => ({ seq: sub.seq, tokens: sub.tokens.slice(sub.done, sub.done + n), want: sub.done + n === sub.tokens.length ? 'last' : 'none' }));
+    const parts: SequencePart[] = taken.map(({ sub, n }) => ({
+      seq: sub.seq,
+      tokens: sub.tokens.slice(sub.done, sub.done + n),
+      want: sub.done + n === sub.tokens.length ? 'last' : 'none',
+      embeds: sliceEmbeds(sub.embeds, sub.done, sub.done + n, this.model.config.dim),
+    }));
     let out: Float32Array[][];
     try {
       out = this.model.forwardParts(parts);

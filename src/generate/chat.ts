@@ -28,6 +28,8 @@ export interface ChatSegment {
   text: string;
   /** true for template markup (its control tokens are parsed), false for message content */
   markup: boolean;
+  /** an image's place: `count` rows of image `index`'s input embeddings, not text (the text is its placeholder) */
+  image?: { index: number; count: number };
 }
 
 /**

@@ -5,7 +5,7 @@
  * Text is streamed through the UTF-8-aware StreamDecoder, and held back while it could still be
  * the start of a stop string, so a stop string never leaks into the output.
  */
-import { ContextLengthError } from '../model/phi3.js';
+import { ContextLengthError, type EmbedRange } from '../model/phi3.js';
 import type { TokenSequence } from './batcher.js';
 import type { SpmTokenizer } from '../tokenizer/spm.js';
 import { StreamDecoder } from '../tokenizer/spm.js';
@@ -30,6 +30,8 @@ export interface GenerateOptions extends SamplingOptions {
   /** tool calls (tools.ts): sampled freely until `open` is drawn (or `open` first, when `force`), then
    *  only text of `grammar` until `close` or an end-of-generation token ends the call and the generation */
   toolCalls?: { open: number; close: number; grammar: string; force: boolean };
+  /** input embeddings of images (vision/phi3v.ts), row after row: prompt id −1 − k stands for the next row of images[k] */
+  images?: Float32Array[];
 }
 
 /** 'tool_calls': the model called tools (GenerateOptions.toolCalls) */
@@ -58,7 +60,7 @@ export interface GeneratedChunk {
 }
 
 const GENERATE_KEYS = new Set([
-  'maxTokens', 'stop', 'stopAtEog', 'signal', 'topLogprobs', 'reuseCache', 'grammar', 'toolCalls',
+  'maxTokens', 'stop', 'stopAtEog', 'signal', 'topLogprobs', 'reuseCache', 'grammar', 'toolCalls', 'images',
   'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'frequencyPenalty', 'presencePenalty', 'penaltyLastN', 'seed', 'logitBias',
 ]);
 
@@ -83,6 +85,8 @@ export function validateGenerateOptions(o: GenerateOptions, vocabSize?: number, 
     if (typeof o.grammar !== 'string') throw new TypeError(`${name('grammar')} must be a GBNF string`);
     compileGrammar(o.grammar); // a GrammarError names the line and offset now, before anything runs
   }
+  if (o.images !== undefined && (!Array.isArray(o.images) || !o.images.every((x) => x instanceof Float32Array)))
+    throw new TypeError(`${name('images')} must be an array of Float32Array (each image's embedding rows)`);
   if (o.toolCalls !== undefined) {
     const t = o.toolCalls;
     if (typeof t !== 'object' || t === null || !Number.isInteger(t.open) || !Number.isInteger(t.close) || typeof t.grammar !== 'string' || typeof t.force !== 'boolean')
@@ -121,11 +125,37 @@ export const yieldToEventLoop: () => Promise<void> =
         return () => new Promise<void>((r) => (waiting.push(r), ch.port2.postMessage(0)));
       })();
 
-/** tokens in common at the start of two sequences */
+/** tokens in common at the start of two sequences (an image's rows, id < 0, are never in common: two images share an id) */
 export function sharedPrefix(a: readonly number[], b: readonly number[]): number {
   let n = 0;
-  while (n < a.length && n < b.length && a[n] === b[n]) n++;
+  while (n < a.length && n < b.length && a[n] === b[n] && a[n]! >= 0) n++;
   return n;
+}
+
+/**
+ * The input-embedding ranges of prompt[from, to): each run of one image's ids (−1 − k) takes that
+ * image's next rows, counted from the prompt's start. Checks that every image's rows match its ids.
+ */
+export function imageRanges(prompt: readonly number[], images: readonly Float32Array[] | undefined, from: number, to: number): EmbedRange[] | undefined {
+  if (!images?.length) return undefined;
+  const counts = images.map(() => 0);
+  for (const id of prompt) if (id < 0) counts[-1 - id] = (counts[-1 - id] ?? 0) + 1;
+  const dim = images[0]!.length / Math.max(counts[0]!, 1);
+  images.forEach((im, k) => {
+    if (counts[k] === undefined || counts[k] * dim !== im.length) throw new RangeError(`image ${k + 1} has ${im.length / dim} embedding rows, but the prompt has ${counts[k] ?? 0} places for it`);
+  });
+  const seen = images.map(() => 0), runs: { k: number; row: number; at: number; n: number }[] = [];
+  for (let p = 0; p < to; p++) {
+    const id = prompt[p]!;
+    if (id >= 0) continue;
+    const k = -1 - id, row = seen[k]!;
+    seen[k] = row + 1;
+    if (p < from) continue;
+    const last = runs.at(-1);
+    if (last && last.k === k && last.at + last.n === p - from) last.n++;
+    else runs.push({ k, row, at: p - from, n: 1 });
+  }
+  return runs.map((r) => ({ at: r.at, rows: images[r.k]!.subarray(r.row * dim, (r.row + r.n) * dim) }));
 }
 
 /**
@@ -181,8 +211,9 @@ export async function* generate(
     history.length = keep;
     let logits: Float32Array | undefined;
     for (let i = keep; i < prompt.length; i += model.maxBatch) {
-      const chunk = prompt.slice(i, Math.min(i + model.maxBatch, prompt.length));
-      logits = await model.step(chunk);
+      const end = Math.min(i + model.maxBatch, prompt.length);
+      const chunk = prompt.slice(i, end);
+      logits = await model.step(chunk, imageRanges(prompt, o.images, i, end));
       history.push(...chunk);
       if (i + model.maxBatch < prompt.length && o.signal?.aborted) return stats();
     }

@@ -186,8 +186,25 @@ export interface SequencePart {
   seq: Sequence;
   tokens: number[];
   want: 'all' | 'last' | 'none';
-  /** input embeddings (an image's, vision/phi3v.ts) in place of tokens at..at+n−1 of the part: n rows of dim */
-  embeds?: { at: number; rows: Float32Array };
+  /** input embeddings (an image's, vision/phi3v.ts) in place of tokens: each range's n rows of dim replace tokens at..at+n−1 of the part */
+  embeds?: EmbedRange[];
+}
+
+/** rows of input embeddings and the first token of a part (or submission) they replace */
+export interface EmbedRange {
+  at: number;
+  rows: Float32Array;
+}
+
+/** the ranges' rows that fall in tokens [from, to), re-based to from */
+export function sliceEmbeds(ranges: readonly EmbedRange[] | undefined, from: number, to: number, dim: number): EmbedRange[] | undefined {
+  if (!ranges) return undefined;
+  const out: EmbedRange[] = [];
+  for (const r of ranges) {
+    const n = r.rows.length / dim, a = Math.max(r.at, from), b = Math.min(r.at + n, to);
+    if (a < b) out.push({ at: a - from, rows: r.rows.subarray((a - r.at) * dim, (b - r.at) * dim) });
+  }
+  return out.length ? out : undefined;
 }
 
 export class Phi3<B = unknown> {
@@ -332,8 +349,7 @@ export class Phi3<B = unknown> {
   private placeEmbeds(parts: SequencePart[]): void {
     let row = 0;
     for (const p of parts) {
-      const e = p.embeds;
-      if (e) {
+      for (const e of p.embeds ?? []) {
         const n = e.rows.length / this.config.dim;
         if (!Number.isInteger(n) || e.at < 0 || e.at + n > p.tokens.length) throw new RangeError(`input embeddings of ${e.rows.length} values do not fit the part's ${p.tokens.length} tokens at ${e.at} (rows of ${this.config.dim})`);
         this.ops.write(this.state.x, (row + e.at) * this.config.dim, e.rows);

@@ -31,3 +31,12 @@ export function loadPhi3VImageSide(dir: string): Phi3VImageSide {
     hf.close();
   }
 }
+
+/** a folder whose config.json is a Phi3VForCausalLM's */
+export function isVisionFolder(dir: string): boolean {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).model_type === 'phi3_v';
+  } catch {
+    return false;
+  }
+}
