@@ -20,6 +20,8 @@ import { UnsupportedModelError } from '../src/model/config.js';
 import { decodeImage, hdSize, ImageError, preprocessImage } from '../src/vision/preprocess.js';
 import { GOLDEN_IMAGES, VISION_PRESETS, syntheticImage } from '../src/synth/vision.js';
 import { loadModel } from '../src/api.js';
+import { Phi3Server } from '../src/server/server.js';
+import OpenAI from 'openai';
 import { demoModelPath } from '../src/demo-model.js';
 import { logSoftmax } from '../src/generate/sampler.js';
 import { PNG } from 'pngjs';
@@ -229,6 +231,47 @@ describe('Phi-3.5-vision through the library: loadModel(folder), chat with an im
     try {
       expect(() => text.chatRequest([{ role: 'user', content: [{ type: 'image', image: new Uint8Array(4) }] }])).toThrow(/messages\[0\]\.content\[0\]: this model takes no images/);
     } finally {
+      await text.close();
+    }
+  }, 300_000);
+});
+
+describe('Phi-3.5-vision through the server: OpenAI image_url parts', () => {
+  it('a data: URI image is answered, its rows counted in usage; bad, remote, too many and unwanted images are 400s that say why', async () => {
+    const folder = path.join(tmpDir(), 'phi3v-serve');
+    writeVisionSynth(folder, VISION_PRESETS['phi3.5-vision-tiny']!, { seed: 10 });
+    const model = await loadModel(folder, { threads: 2, ctx: 2048 });
+    const server = new Phi3Server(model, { port: 0, modelId: 'phi3v-tiny', maxImages: 2 });
+    const { port } = await server.listen();
+    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'none', maxRetries: 0 });
+    const post = (body: object) => fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, error: (await r.json()).error }));
+    try {
+      const png = goldenImageFile('exact-672x336'); // 1×2 tiles
+      const url = `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
+      const r = await client.chat.completions.create({ model: 'phi3v-tiny', max_tokens: 4, temperature: 0, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'Describe it.' }] }] });
+      expect(r.choices[0]!.message.content!.length).toBeGreaterThan(0);
+      const textOnly = await client.chat.completions.create({ model: 'phi3v-tiny', max_tokens: 1, messages: [{ role: 'user', content: 'Describe it.' }] });
+      expect(r.usage!.prompt_tokens - textOnly.usage!.prompt_tokens).toBe(imageTokenCount(1, 2) + 1); // the rows, and the newline after them
+      const img = (u: string) => ({ type: 'image_url', image_url: { url: u } });
+      const ask = (parts: object[]) => post({ max_tokens: 2, messages: [{ role: 'user', content: [...parts, { type: 'text', text: 'x' }] }] });
+      expect(await ask([img('data:image/png;base64,AAAA')])).toMatchObject({ status: 400, error: { code: 'invalid_image', param: 'messages' } });
+      expect(await ask([img('https://example.invalid/cat.png')])).toMatchObject({ status: 400, error: { code: 'image_urls_disabled' } });
+      expect(await ask([img(url), img(url), img(url)])).toMatchObject({ status: 400, error: { code: 'too_many_images' } });
+      expect(await ask([img('file:///etc/passwd')])).toMatchObject({ status: 400, error: { code: 'invalid_image' } });
+      expect((await post({ max_tokens: 2, messages: [{ role: 'assistant', content: [img(url)] }] })).status).toBe(400);
+    } finally {
+      await server.close();
+      await model.close();
+    }
+    const text = await loadModel(demoModelPath(), { threads: 1 });
+    const s2 = new Phi3Server(text, { port: 0 });
+    const { port: p2 } = await s2.listen();
+    try {
+      const r = await fetch(`http://127.0.0.1:${p2}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }] }] }) });
+      expect(r.status).toBe(400);
+      expect((await r.json()).error.code).toBe('images_unsupported');
+    } finally {
+      await s2.close();
       await text.close();
     }
   }, 300_000);

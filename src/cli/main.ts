@@ -15,6 +15,8 @@ import * as readline from 'node:readline';
 import { inspectGguf, formatInspect } from './inspect.js';
 import { parseFlags, usageOf, UsageError, HelpRequested, type FlagTable, type FlagValues } from './flags.js';
 import { PRESETS, SYNTH_TYPES, writeSynth } from '../synth/synth.js';
+import { VISION_PRESETS, writeVisionSynth } from '../synth/vision.js';
+import { isVisionFolder } from '../vision/load.js';
 import { openGguf } from '../gguf/file-source.js';
 import { SpmTokenizer } from '../tokenizer/spm.js';
 import { loadModel, benchModel, ContextLengthError, type BackendName, type LoadOptions, type Model } from '../api.js';
@@ -85,7 +87,15 @@ function modelPath(v: ModelFlags, positionals: string[], usage: string, o: { dem
   const t0 = performance.now();
   const r = cachedHfGguf(p, { type });
   if (r.converted) warn(`converted the Hugging Face folder ${p} to ${r.path} in ${((performance.now() - t0) / 1000).toFixed(1)} s (kept for next time)`);
+  if (isVisionFolder(p)) visionFolders.set(r.path, { dir: p, type });
   return r.path;
+}
+
+/** converted GGUFs whose folder has an image side (Phi-3.5-vision): loaded from the folder (its conversion cached) */
+const visionFolders = new Map<string, { dir: string; type: string | undefined }>();
+function load(file: string, opts: LoadOptions): Promise<Model> {
+  const v = visionFolders.get(file);
+  return v ? loadModel(v.dir, { ...opts, type: v.type }) : loadModel(file, opts);
 }
 
 /**
@@ -214,6 +224,7 @@ const RUN = {
   prompt: { type: 'string', short: 'p', help: 'the prompt (or -f, or stdin)' },
   file: { type: 'string', short: 'f', help: 'read the prompt from a file' },
   system: { type: 'string', help: "a system message: the prompt becomes a chat turn in the file's template" },
+  image: { type: 'string', multiple: true, help: 'an image (PNG, JPEG) for a vision model (Phi-3.5-vision), repeatable: the prompt becomes a chat turn with the images before it' },
   'ignore-eos': { type: 'bool', help: 'go on past end-of-generation tokens until -n (as llama.cpp)' },
   ...SAMPLING,
 } as const satisfies FlagTable;
@@ -234,6 +245,8 @@ const SERVE = {
   'parse-special-content': { type: 'bool', help: 'parse special-token text inside chat message content (unsafe: users can forge turns)' },
   'max-prompt-tokens': { type: 'int', min: 1, help: 'refuse requests with more prompt tokens (default: the context)' },
   'max-messages': { type: 'int', min: 1, help: 'refuse chat requests with more messages (default 1024)' },
+  'allow-image-urls': { type: 'bool', help: 'a vision model: fetch http(s) image_url parts (default: data: URIs only)' },
+  'max-images': { type: 'int', min: 1, help: 'a vision model: refuse requests with more images (default 8)' },
 } as const satisfies FlagTable;
 
 const commands: Record<string, Command> = {
@@ -259,14 +272,17 @@ const commands: Record<string, Command> = {
       const ctx = v.ctx ?? pre.config.contextLength;
       const nPrompt = pre.tok.encode(prompt, { parseSpecial: true }).length;
       if (nPrompt + (opts.maxTokens ?? 1) > ctx) throw new ContextLengthError(nPrompt + (opts.maxTokens ?? 1), ctx, `prompt (${nPrompt} tokens) plus -n (${opts.maxTokens ?? 1})`);
-      const model = await loadModel(file, pre.load);
+      const model = await load(file, pre.load);
       try {
         const ac = new AbortController();
         process.once('SIGINT', () => ac.abort());
         let g;
-        if (v.system !== undefined) {
-          warnIfSystemDropped(model, v.system);
-          g = model.chat([{ role: 'system', content: v.system }, { role: 'user', content: prompt }], { ...opts, signal: ac.signal });
+        const images = v.image ?? [];
+        if (images.length && !model.vision) throw new UsageError(`--image needs a vision model (Phi-3.5-vision-instruct's folder); ${visionFolders.get(file)?.dir ?? file} has no vision tower`);
+        if (v.system !== undefined || images.length) {
+          if (v.system !== undefined) warnIfSystemDropped(model, v.system);
+          const user = images.length ? [...images.map((p) => ({ type: 'image' as const, image: p })), { type: 'text' as const, text: prompt }] : prompt;
+          g = model.chat([...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content: user }], { ...opts, signal: ac.signal });
         } else g = model.generate(prompt, { ...opts, signal: ac.signal });
         for await (const text of g) process.stdout.write(text);
         const s = await g.stats;
@@ -288,7 +304,7 @@ const commands: Record<string, Command> = {
       const opts = samplingOf(v);
       opts.temperature ??= 0.7;
       const pre = preflight(file, v);
-      const model = await loadModel(file, pre.load);
+      const model = await load(file, pre.load);
       warnIfSystemDropped(model, v.system);
       const tty = process.stdin.isTTY && process.stdout.isTTY;
       const rl = readline.createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty, historySize: 1000 });
@@ -357,7 +373,7 @@ const commands: Record<string, Command> = {
       if (v.ctx !== undefined && v.ctx < parallel) throw new UsageError(`--ctx ${v.ctx} cannot be split among ${parallel} slots (--parallel)`);
       const pre = preflight(file, { ...v, ctx: v['ctx-per-slot'] ?? (v.ctx !== undefined ? Math.floor(v.ctx / parallel) : undefined) });
       const perSlot = pre.load.ctx ?? Math.max(1, Math.floor(pre.config.contextLength / parallel));
-      const modelP = loadModel(file, { ...pre.load, ctx: perSlot, parallel });
+      const modelP = load(file, { ...pre.load, ctx: perSlot, parallel });
       // /health answers "loading" while the weights load
       if (v['api-key'] !== undefined && v['api-key-file'] !== undefined) throw new UsageError('give --api-key or --api-key-file, not both');
       let apiKey = v['api-key'];
@@ -369,7 +385,7 @@ const commands: Record<string, Command> = {
         }
       }
       if (apiKey !== undefined && apiKey === '') throw new UsageError('the API key is empty');
-      const server = new Phi3Server(modelP, { apiKey, cors: v.cors, timeoutMs: v['timeout-ms'], host: v.host ?? '127.0.0.1', port: v.port ?? 8080, modelId: path.basename(file).replace(/\.gguf$/i, ''), parseSpecialContent: v['parse-special-content'], maxPromptTokens: v['max-prompt-tokens'], maxMessages: v['max-messages'] });
+      const server = new Phi3Server(modelP, { apiKey, cors: v.cors, timeoutMs: v['timeout-ms'], host: v.host ?? '127.0.0.1', port: v.port ?? 8080, modelId: path.basename(file).replace(/\.gguf$/i, ''), parseSpecialContent: v['parse-special-content'], maxPromptTokens: v['max-prompt-tokens'], maxMessages: v['max-messages'], allowImageUrls: v['allow-image-urls'], maxImages: v['max-images'] });
       let addr;
       try {
         addr = await server.listen();
@@ -490,7 +506,7 @@ const commands: Record<string, Command> = {
       const ids = tokenList(v.tokens);
       const pre = preflight(file, v);
       for (const id of ids) if (id >= pre.config.vocabSize) throw new UsageError(`--tokens: id ${id} is outside the vocabulary (0..${pre.config.vocabSize - 1})`);
-      const model = await loadModel(file, { ...pre.load, ctx: v.ctx ?? Math.max(ids.length, 1) });
+      const model = await load(file, { ...pre.load, ctx: v.ctx ?? Math.max(ids.length, 1) });
       try {
         const rows = await model.logits(ids, { all: v.all ?? false });
         if (model.routingMargin < ROUTING_NEAR_TIE)
@@ -569,7 +585,7 @@ const commands: Record<string, Command> = {
       const ctx = klBase !== undefined ? readKldBase(klBase).nCtx : v.ctx ?? 512;
       if (klBase !== undefined && v.ctx !== undefined && v.ctx !== ctx) throw new UsageError(`--ctx ${v.ctx} differs from ${klBase}'s n_ctx ${ctx}`);
       const pre = preflight(file, { ...v, ctx });
-      const model = await loadModel(file, { ...pre.load, ctx });
+      const model = await load(file, { ...pre.load, ctx });
       try {
         const t0 = performance.now();
         const r = await perplexity(model, text, {
@@ -643,9 +659,10 @@ const commands: Record<string, Command> = {
     },
   },
   synth: {
-    synopsis: 'phi3 synth --preset P --type T --seed N --out x.gguf [shape flags]      a synthetic model (random weights, real shapes)',
+    synopsis: 'phi3 synth --preset P --type T --seed N --out x.gguf [shape flags]      a synthetic model (random weights, real shapes); --format hf for a Hugging Face folder of a vision preset',
     flags: {
-      preset: { type: 'string', choices: Object.keys(PRESETS), help: 'the shape (default tiny)' },
+      preset: { type: 'string', choices: [...Object.keys(PRESETS), ...Object.keys(VISION_PRESETS)], help: 'the shape (default tiny)' },
+      format: { type: 'string', choices: ['gguf', 'hf'], help: 'gguf (default), or hf: a Hugging Face folder (the vision presets: phi3.5-vision, phi3.5-vision-tiny)' },
       type: { type: 'string', help: `weight type: ${SYNTH_TYPES.join(' ')} (default F32)` },
       seed: { type: 'int', min: 0, max: 2 ** 31, help: 'same seed → same bytes (default 1)' },
       vocab: { type: 'string', help: "copy this GGUF's tokenizer (e.g. ../shared/models/ggml-vocab-phi-3.gguf)" },
@@ -662,8 +679,22 @@ const commands: Record<string, Command> = {
     },
     run(values) {
       const v = values as Record<string, string | number | boolean | undefined>;
-      const preset = PRESETS[(v.preset as string | undefined) ?? 'tiny']!;
       if (!v.out) throw new UsageError(`--out is required`);
+      const vision = VISION_PRESETS[(v.preset as string | undefined) ?? ''];
+      if (vision || v.format === 'hf') {
+        // a Phi-3.5-vision folder: text model F32 (convert on load quantizes it), vision tower F32
+        if (!vision) throw new UsageError(`--format hf writes the vision presets (${Object.keys(VISION_PRESETS).join(', ')}); use phi3 export-hf for a text model`);
+        if (v.format !== 'hf') throw new UsageError(`--preset ${v.preset} is a Hugging Face folder: give --format hf`);
+        for (const k of ['type', 'tied', 'dim', 'hidden', 'layers', 'heads', 'kv-heads', 'ctx', 'rope-dim', 'pre'])
+          if (v[k] !== undefined) throw new UsageError(`--${k} does not apply to --format hf (the folder is F32 at the preset's shape)`);
+        const t0 = performance.now();
+        const out = v.out as string;
+        if (fs.existsSync(out) && fs.readdirSync(out).length) throw new UsageError(`--out ${out}: the folder exists and is not empty`);
+        writeVisionSynth(out, vision, { seed: (v.seed as number | undefined) ?? 1, vocabFile: v.vocab as string | undefined });
+        process.stderr.write(`wrote ${out}/ in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+        return;
+      }
+      const preset = PRESETS[(v.preset as string | undefined) ?? 'tiny']!;
       const type = ((v.type as string | undefined) ?? 'F32').toUpperCase();
       if (!SYNTH_TYPES.includes(type)) throw new UsageError(`unknown --type '${v.type}' (one of ${SYNTH_TYPES.join(', ')})`);
       const nHeads = (v.heads as number | undefined) ?? preset.nHeads;

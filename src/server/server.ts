@@ -26,6 +26,8 @@ import type { Model } from '../api.js';
 import { ContextLengthError } from '../model/phi3.js';
 import type { ChatMessage } from '../generate/chat.js';
 import { ToolCallStream, ToolsUnsupportedError, type FunctionTool, type ToolChoice } from '../generate/tools.js';
+import type { ChatContentPart, ChatInput } from '../engine.js';
+import { ImageError } from '../vision/preprocess.js';
 import { yieldToEventLoop, type GeneratedChunk, type GenerateOptions, type GenerationStats } from '../generate/generate.js';
 
 export class HttpError extends Error {
@@ -261,14 +263,27 @@ function messagesOf(b: Body): ChatMessage[] {
     let role = msg.role;
     if (role === 'developer') role = 'system';
     if (role !== 'system' && role !== 'user' && role !== 'assistant' && role !== 'tool') throw new HttpError(400, `messages[${i}].role must be system, developer, user, assistant or tool`, 'messages');
-    let content = msg.content;
-    if (Array.isArray(content))
-      content = content
-        .map((p: Body, j) => {
-          if (p && p.type === 'text' && typeof p.text === 'string') return p.text;
-          throw new HttpError(400, `messages[${i}].content[${j}]: only text parts are supported${p && typeof p.type === 'string' ? ` (got '${p.type}')` : ''}`, 'messages');
-        })
-        .join('');
+    let content: unknown = msg.content;
+    if (Array.isArray(content)) {
+      const parts = content.map((p: Body, j): ChatContentPart | { type: 'image_url'; url: string; at: string } => {
+        const at = `messages[${i}].content[${j}]`;
+        if (p && p.type === 'text' && typeof p.text === 'string') return { type: 'text', text: p.text };
+        if (p && p.type === 'image_url') {
+          const u = (p.image_url as Body | undefined)?.url;
+          if (typeof u !== 'string') throw new HttpError(400, `${at}.image_url.url must be a string (a data: URI)`, 'messages');
+          const d = /^data:image\/(?:png|jpeg|jpg|webp|gif);base64,/i.exec(u);
+          if (d) return { type: 'image', image: new Uint8Array(Buffer.from(u.slice(d[0].length), 'base64')) };
+          if (/^https?:\/\//i.test(u)) return { type: 'image_url', url: u, at };
+          throw new HttpError(400, `${at}.image_url.url must be a data:image/…;base64 URI${/^data:/.test(u) ? ` (got '${u.slice(0, 30)}…')` : ''}`, 'messages', 'invalid_image');
+        }
+        throw new HttpError(400, `${at}: only text and image_url parts are supported${p && typeof p.type === 'string' ? ` (got '${p.type}')` : ''}`, 'messages');
+      });
+      if (parts.some((p) => p.type !== 'text')) {
+        if (role !== 'user') throw new HttpError(400, `messages[${i}]: images go in user messages`, 'messages');
+        return { role, content: parts } as unknown as ChatMessage;
+      }
+      content = parts.map((p) => (p as { text: string }).text).join('');
+    }
     if (content === null || content === undefined) {
       if (role !== 'assistant' || msg.tool_calls === undefined) throw new HttpError(400, `messages[${i}].content must be a string`, 'messages');
       content = '';
@@ -310,6 +325,10 @@ export interface ServeOptions {
   maxMessages?: number;
   /** a generation with no progress (token or write) for this long is stopped (default 60 s) */
   stallMs?: number;
+  /** image_url parts may be http(s) URLs, fetched by the server (default: data: URIs only) */
+  allowImageUrls?: boolean;
+  /** most images one request may send (default 8) */
+  maxImages?: number;
 }
 
 /** a running generation's last sign of progress, and how to stop it (the scheduler's watchdog) */
@@ -608,7 +627,7 @@ export class Phi3Server {
         let prompt: string | number[];
         const m0 = this.ready();
         if (chat) {
-          const msgs = messagesOf(b);
+          const msgs = await this.images(messagesOf(b), signal);
           const maxMessages = this.opts.maxMessages ?? 1024;
           if (msgs.length > maxMessages) throw new HttpError(400, `${msgs.length} messages are more than this server's limit of ${maxMessages}`, 'messages', 'too_many_messages');
           if (b.parallel_tool_calls !== undefined && typeof b.parallel_tool_calls !== 'boolean') throw new HttpError(400, "'parallel_tool_calls' must be a boolean", 'parallel_tool_calls');
@@ -616,6 +635,7 @@ export class Phi3Server {
           try {
             p = m0.prepareChat(msgs, { ...opts, tools: b.tools as FunctionTool[] | undefined, toolChoice: b.tool_choice as ToolChoice | undefined, parallelToolCalls: b.parallel_tool_calls as boolean | undefined });
           } catch (e) {
+            if (e instanceof ImageError) throw new HttpError(400, e.message, 'messages', 'invalid_image');
             if (!(e instanceof TypeError || e instanceof ToolsUnsupportedError)) throw e;
             const param = /^messages/.test(e.message) ? 'messages' : /tool_choice/.test(e.message) ? 'tool_choice' : 'tools';
             throw new HttpError(400, e.message, param, e instanceof ToolsUnsupportedError ? 'tools_unsupported' : undefined);
@@ -646,6 +666,37 @@ export class Phi3Server {
           throw new HttpError(405, `method ${req.method} is not allowed here`);
         throw new HttpError(404, `no route ${route}`);
     }
+  }
+
+  /** a request's images: counted, sized, and http(s) ones fetched when allowed (with the request's signal and a size cap) */
+  private async images(msgs: ChatMessage[], signal: AbortSignal): Promise<ChatMessage[]> {
+    const parts = msgs.flatMap((m) => (Array.isArray(m.content) ? (m.content as { type: string }[]) : [])).filter((p) => p.type !== 'text');
+    if (!parts.length) return msgs;
+    const max = this.opts.maxImages ?? 8;
+    if (parts.length > max) throw new HttpError(400, `${parts.length} images are more than this server's limit of ${max} a request`, 'messages', 'too_many_images');
+    if (!this.ready().vision) throw new HttpError(400, `this model (${this.modelId}) takes no images: it has no vision tower (serve Phi-3.5-vision-instruct's folder)`, 'messages', 'images_unsupported');
+    const fetchOne = async (u: { url: string; at: string }): Promise<Uint8Array> => {
+      if (!this.opts.allowImageUrls) throw new HttpError(400, `${u.at}: image URLs are not fetched by this server: send the image as a data: URI (or start it with --allow-image-urls)`, 'messages', 'image_urls_disabled');
+      let r: Response;
+      try {
+        r = await fetch(u.url, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]), redirect: 'follow' });
+      } catch (e) {
+        throw new HttpError(400, `${u.at}: ${u.url} could not be fetched: ${(e as Error).message}`, 'messages', 'invalid_image');
+      }
+      if (!r.ok) throw new HttpError(400, `${u.at}: ${u.url} answered ${r.status}`, 'messages', 'invalid_image');
+      const declared = Number(r.headers.get('content-length'));
+      if (declared > MAX_BODY) throw new HttpError(400, `${u.at}: ${u.url} is ${declared} bytes, over the ${MAX_BODY}-byte limit`, 'messages', 'invalid_image');
+      const buf = new Uint8Array(await r.arrayBuffer());
+      if (buf.length > MAX_BODY) throw new HttpError(400, `${u.at}: ${u.url} is over the ${MAX_BODY}-byte limit`, 'messages', 'invalid_image');
+      return buf;
+    };
+    return Promise.all(
+      msgs.map(async (m) => {
+        if (!Array.isArray(m.content)) return m;
+        const content = await Promise.all((m.content as (ChatContentPart | { type: 'image_url'; url: string; at: string })[]).map(async (p) => (p.type === 'image_url' ? { type: 'image' as const, image: await fetchOne(p) } : p)));
+        return { ...m, content } as unknown as ChatMessage;
+      }),
+    );
   }
 
   private ready(): Model {
