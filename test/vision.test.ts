@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { writeVisionSynth, seededCrops, type VisionSynthShape } from '../src/synth/vision.js';
 import { loadPhi3VImageSide } from '../src/vision/load.js';
@@ -274,5 +275,25 @@ describe('Phi-3.5-vision through the server: OpenAI image_url parts', () => {
       await s2.close();
       await text.close();
     }
+  }, 300_000);
+});
+
+describe('Phi-3.5-vision on the command line', () => {
+  const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+  const phi3 = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, XDG_CACHE_HOME: path.join(tmpDir(), 'xdg') } });
+  it('synth --format hf, inspect shows the vision tower, run --image answers, a bad image is a one-line error', () => {
+    const dir = path.join(tmpDir(), 'cli-v');
+    expect(phi3(['synth', '--preset', 'phi3.5-vision-tiny', '--format', 'hf', '--out', dir, '--seed', '4']).status).toBe(0);
+    const ins = phi3(['inspect', dir]);
+    expect(ins.stdout).toMatch(/vision {8}CLIP ViT 336² in 14² patches: hidden 128, mlp 256, heads 2, 2 of 3 layers run/);
+    const png = path.join(dir, 'p.png');
+    fs.writeFileSync(png, goldenImageFile('small-100x100'));
+    const r = phi3(['run', dir, '--image', png, '-p', 'What is it?', '-n', '3', '--temp', '0', '--threads', '1']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(Number(/prompt (\d+) tok/.exec(r.stderr)![1])).toBeGreaterThan(imageTokenCount(2, 2)); // the image's rows are in the prompt
+    const bad = phi3(['run', dir, '--image', path.join(dir, 'config.json'), '-p', 'x', '-n', '1']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim().split('\n').at(-1)).toMatch(/^phi3 run: ImageError: .*config\.json is neither PNG nor JPEG/);
+    expect(phi3(['run', '--image', png, '-p', 'x', '-n', '1']).stderr).toMatch(/--image needs a vision model/);
   }, 300_000);
 });

@@ -5,6 +5,7 @@
 import { openGguf } from '../gguf/file-source.js';
 import { GGUFValueType } from '../gguf/types.js';
 import { ggmlTypeName } from '../quant/ggml-type.js';
+import type { VisionSummary } from '../vision/load.js';
 import { configFromGguf, estimateMemory, ropeFactorSet, SUPPORTED_ARCHS, type ConfigWarning, type MemoryEstimate, type Phi3Config } from '../model/config.js';
 
 export interface InspectReport {
@@ -36,6 +37,8 @@ export interface InspectReport {
   metadataKeys: number;
   /** keys neither llama.cpp nor phi3-ts reads for this architecture */
   warnings: ConfigWarning[];
+  /** a Phi-3.5-vision folder's image side (vision/load.ts) */
+  vision?: VisionSummary;
 }
 
 export function inspectGguf(path: string, ctx?: number): InspectReport {
@@ -121,6 +124,11 @@ export function formatInspect(r: InspectReport): string {
   const a = r.atCtx;
   if (a) L.push(`at ctx ${a.ctx}   rope factors: ${a.ropeFactors === 'none' ? 'none' : `${a.ropeFactors} (rope_factors_${a.ropeFactors}.weight)`}${a.slidingWindow === 'ignored' ? '; sliding window ignored' : ''}`);
   if (m) L.push(`memory @ctx ${m.ctx}: ${mib(m.totalBytes)} (weights ${mib(m.weightsBytes)} + f16 KV cache ${mib(m.kvCacheBytes)} + scratch ${mib(m.scratchBytes)})`);
+  const v = r.vision;
+  if (v)
+    L.push(
+      `vision        CLIP ViT ${v.image}² in ${v.patch}² patches: hidden ${v.hidden}, mlp ${v.intermediate}, heads ${v.heads}, ${v.layersRun} of ${v.layersInFile} layers run (layer_idx ${v.layerIdx}); HD ${v.order}, num_crops ${v.numCrops}; projection ${4 * v.hidden} → ${v.dim} → ${v.dim}; ${(v.params / 1e6).toFixed(1)} M params, F32 ${mib(v.params * 4)}`,
+    );
   for (const w of r.warnings) L.push(`warning       ${w.message}`);
   return L.join('\n');
 }

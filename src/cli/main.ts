@@ -16,7 +16,7 @@ import { inspectGguf, formatInspect } from './inspect.js';
 import { parseFlags, usageOf, UsageError, HelpRequested, type FlagTable, type FlagValues } from './flags.js';
 import { PRESETS, SYNTH_TYPES, writeSynth } from '../synth/synth.js';
 import { VISION_PRESETS, writeVisionSynth } from '../synth/vision.js';
-import { isVisionFolder } from '../vision/load.js';
+import { isVisionFolder, visionSummary } from '../vision/load.js';
 import { openGguf } from '../gguf/file-source.js';
 import { SpmTokenizer } from '../tokenizer/spm.js';
 import { loadModel, benchModel, ContextLengthError, type BackendName, type LoadOptions, type Model } from '../api.js';
@@ -534,7 +534,10 @@ const commands: Record<string, Command> = {
     flags: { model: MODEL.model, json: { type: 'bool', help: 'print JSON' }, ctx: MODEL.ctx },
     run(values, positionals, usage) {
       const v = values as { model?: string; json?: boolean; ctx?: number };
-      const r = inspectGguf(modelPath(v, positionals, usage), v.ctx);
+      const file = modelPath(v, positionals, usage);
+      const r = inspectGguf(file, v.ctx);
+      const folder = visionFolders.get(file);
+      if (folder) r.vision = visionSummary(folder.dir);
       process.stdout.write(v.json ? JSON.stringify(r, null, 2) + '\n' : formatInspect(r) + '\n');
     },
   },

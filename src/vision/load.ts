@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HfFolder, HfFolderError } from '../hf/folder.js';
 import { phi3vWeights, type Phi3VWeights } from './phi3v.js';
+import { CLIP_IMAGE, CLIP_PATCH } from './clip.js';
 
 export interface Phi3VImageSide {
   weights: Phi3VWeights;
@@ -38,5 +39,41 @@ export function isVisionFolder(dir: string): boolean {
     return JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).model_type === 'phi3_v';
   } catch {
     return false;
+  }
+}
+
+/** what `phi3 inspect` reports of a vision folder's image side */
+export interface VisionSummary {
+  image: number;
+  patch: number;
+  hidden: number;
+  intermediate: number;
+  heads: number;
+  layersRun: number;
+  layersInFile: number;
+  layerIdx: number;
+  order: string;
+  numCrops: number;
+  dim: number;
+  params: number;
+}
+
+export function visionSummary(dir: string): VisionSummary {
+  const side = loadPhi3VImageSide(dir);
+  const hf = HfFolder.open(dir);
+  try {
+    const v = hf.config.vision!;
+    const prefix = 'model.vision_embed_tokens.';
+    let params = 0, layers = 0;
+    for (const [n, t] of hf.tensors) {
+      if (!n.startsWith(prefix)) continue;
+      params += t.info.nElements;
+      const m = /encoder\.layers\.(\d+)\./.exec(n);
+      if (m) layers = Math.max(layers, Number(m[1]) + 1);
+    }
+    const c = side.weights.clip.shape;
+    return { image: CLIP_IMAGE, patch: CLIP_PATCH, hidden: c.hidden, intermediate: c.intermediate, heads: c.heads, layersRun: c.layersRun, layersInFile: layers, layerIdx: v.layerIdx, order: side.weights.order, numCrops: side.numCrops, dim: side.weights.dim, params };
+  } finally {
+    hf.close();
   }
 }
