@@ -31,7 +31,15 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
   } else if (opts.type !== undefined) throw new RangeError(`type '${opts.type}' applies to a Hugging Face folder; ${path} is not one`);
   const file = openGguf(path);
   const model = await openModel(file, opts, { wasm: nodeHost, cores: os.availableParallelism(), memoryBytes: os.totalmem(), templates: new TemplateRunner() }, t0);
-  if (vision) model.vision = new Phi3VEncoder(vision);
+  if (vision) {
+    // the image side on its own WASM memory and crew (exact float64 with the ref backend)
+    try {
+      model.vision = await Phi3VEncoder.create(vision, { exact: opts.backend === 'ref', threads: Math.min(opts.threads ?? os.availableParallelism(), os.availableParallelism()) });
+    } catch (e) {
+      await model.close();
+      throw e;
+    }
+  }
   return model;
 }
 

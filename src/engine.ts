@@ -34,6 +34,8 @@ export interface ImageEncoder {
   read(path: string): Uint8Array;
   /** an image file's bytes → its rows (count × dim) */
   encode(bytes: Uint8Array, what: string): { rows: Float32Array; count: number; seconds: number };
+  /** stop its worker threads (Model.close calls it) */
+  close(): Promise<void>;
 }
 
 /** a part of a message's content: text, or an image (a file's bytes, or its path) for a vision model */
@@ -572,6 +574,7 @@ export class Model {
     if (this.closed) return;
     this.closed = true;
     void this.templates.close();
+    void this.vision?.close();
     this.phi3.ops.dispose();
     this.file.close();
   }
@@ -581,6 +584,7 @@ export class Model {
     if (this.closed) return;
     this.closed = true;
     await this.templates.close();
+    await this.vision?.close();
     const ops = this.phi3.ops as { close?: () => Promise<void> };
     this.file.close();
     if (ops.close) await ops.close();

@@ -9,6 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { writeVisionSynth, seededCrops, type VisionSynthShape } from '../src/synth/vision.js';
 import { loadPhi3VImageSide } from '../src/vision/load.js';
+import { Phi3VEncoder } from '../src/vision/encoder.js';
+import type { FastPhi3V } from '../src/vision/fast.js';
 import { clipFeatures } from '../src/vision/clip.js';
 import { erf, imageEmbeddings, imageTokenCount } from '../src/vision/phi3v.js';
 import { convertHf } from '../src/convert/convert-hf.js';
@@ -67,7 +69,7 @@ describe('Phi-3.5-vision image side', () => {
   });
 
   for (const g of goldens)
-    it(`${g.recipe.id}: CLIP features, image embeddings and the text model's logits = float64 PyTorch within 1e-5 × scale`, () => {
+    it(`${g.recipe.id}: CLIP features, image embeddings and the text model's logits = float64 PyTorch within 1e-5 × scale (the fast encoder within 5e-3)`, async () => {
       const folder = path.join(tmpDir(), g.recipe.id);
       writeVisionSynth(folder, g.recipe.shape, { seed: g.recipe.seed });
       const side = loadPhi3VImageSide(folder);
@@ -82,6 +84,18 @@ describe('Phi-3.5-vision image side', () => {
       const relE = maxRel(emb, f32FromB64(g.embeddings), g.maxAbsEmbedding);
       console.log(`${g.recipe.id} image embeddings (${emb.length / side.weights.dim} × ${side.weights.dim}): max |Δ| / scale ${relE.toExponential(2)}`);
       expect(relE).toBeLessThan(1e-5);
+      // the fast encoder (WASM kernels, F16 matrices and f16-rounded activations, as ggml's F16 matmul)
+      const enc = await Phi3VEncoder.create(side, { threads: 2 });
+      try {
+        const fast = (enc as unknown as { fast: { enc: FastPhi3V<unknown> } }).fast.enc;
+        const relF = maxRel(fast.features(crops[0]!), f32FromB64(g.features['0']!), g.maxAbsFeature);
+        const relFE = maxRel(fast.embeddings(crops, h, w), f32FromB64(g.embeddings), g.maxAbsEmbedding);
+        console.log(`${g.recipe.id} fast encoder: features ${relF.toExponential(2)}, embeddings ${relFE.toExponential(2)} (× scale)`);
+        expect(relF).toBeLessThan(5e-3);
+        expect(relFE).toBeLessThan(5e-3);
+      } finally {
+        await enc.close();
+      }
 
       // the text model on the prompt with the image's embeddings in place of its placeholder rows
       const gguf = path.join(folder, 'text.gguf');

@@ -7,9 +7,37 @@ import type { ImageEncoder } from '../engine.js';
 import { decodeImage, preprocessImage } from './preprocess.js';
 import { imageEmbeddings, imageTokenCount } from './phi3v.js';
 import type { Phi3VImageSide } from './load.js';
+import { FastPhi3V, visionPlan } from './fast.js';
+import { WasmOps } from '../backend/wasm/ops.js';
+import { nodeHost } from '../backend/wasm/node-host.js';
+import type { Ops } from '../backend/ops.js';
 
 export class Phi3VEncoder implements ImageEncoder {
-  constructor(readonly side: Phi3VImageSide) {}
+  /** exact: the float64 twin (clip.ts, phi3v.ts; slow, for the ref backend); else on the WASM kernels (fast.ts) */
+  private constructor(
+    readonly side: Phi3VImageSide,
+    private readonly fast: { enc: FastPhi3V<unknown>; ops: WasmOps } | undefined,
+  ) {}
+
+  static async create(side: Phi3VImageSide, o: { exact?: boolean; threads: number }): Promise<Phi3VEncoder> {
+    if (o.exact) return new Phi3VEncoder(side, undefined);
+    const ops = new WasmOps(visionPlan(side.weights, o.threads), nodeHost);
+    try {
+      await ops.start();
+      const enc = new FastPhi3V(side.weights, ops as Ops<unknown>);
+      await ops.start(); // again, should the weights have needed more banks
+      return new Phi3VEncoder(side, { enc, ops });
+    } catch (e) {
+      ops.dispose();
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    const ops = this.fast?.ops as { close?: () => Promise<void>; dispose(): void } | undefined;
+    if (ops?.close) await ops.close();
+    else ops?.dispose();
+  }
 
   get dim(): number {
     return this.side.weights.dim;
@@ -29,7 +57,7 @@ export class Phi3VEncoder implements ImageEncoder {
   encode(bytes: Uint8Array, what: string): { rows: Float32Array; count: number; seconds: number } {
     const t0 = performance.now();
     const p = preprocessImage(decodeImage(bytes, what), this.side.numCrops);
-    const rows = Float32Array.from(imageEmbeddings(this.side.weights, p.crops, p.h, p.w));
+    const rows = this.fast ? this.fast.enc.embeddings(p.crops, p.h, p.w) : Float32Array.from(imageEmbeddings(this.side.weights, p.crops, p.h, p.w));
     return { rows, count: imageTokenCount(p.h, p.w), seconds: (performance.now() - t0) / 1000 };
   }
 }
