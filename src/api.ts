@@ -34,7 +34,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
   if (vision) {
     // the image side on its own WASM memory and crew (exact float64 with the ref backend)
     try {
-      model.vision = await Phi3VEncoder.create(vision, { exact: opts.backend === 'ref', threads: Math.min(opts.threads ?? os.availableParallelism(), os.availableParallelism()) });
+      model.vision = await Phi3VEncoder.create(vision, { exact: opts.backend === 'ref', threads: Math.min(opts.threads ?? os.availableParallelism(), os.availableParallelism()), type: opts.visionType });
     } catch (e) {
       await model.close();
       throw e;

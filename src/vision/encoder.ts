@@ -11,6 +11,7 @@ import { FastPhi3V, visionPlan } from './fast.js';
 import { WasmOps } from '../backend/wasm/ops.js';
 import { nodeHost } from '../backend/wasm/node-host.js';
 import type { Ops } from '../backend/ops.js';
+import { GGMLType } from '../quant/ggml-type.js';
 
 export class Phi3VEncoder implements ImageEncoder {
   /** exact: the float64 twin (clip.ts, phi3v.ts; slow, for the ref backend); else on the WASM kernels (fast.ts) */
@@ -19,12 +20,12 @@ export class Phi3VEncoder implements ImageEncoder {
     private readonly fast: { enc: FastPhi3V<unknown>; ops: WasmOps } | undefined,
   ) {}
 
-  static async create(side: Phi3VImageSide, o: { exact?: boolean; threads: number }): Promise<Phi3VEncoder> {
+  static async create(side: Phi3VImageSide, o: { exact?: boolean; threads: number; type?: 'Q8_0' | 'F16' }): Promise<Phi3VEncoder> {
     if (o.exact) return new Phi3VEncoder(side, undefined);
     const ops = new WasmOps(visionPlan(side.weights, o.threads), nodeHost);
     try {
       await ops.start();
-      const enc = new FastPhi3V(side.weights, ops as Ops<unknown>);
+      const enc = new FastPhi3V(side.weights, ops as Ops<unknown>, o.type === 'F16' ? GGMLType.F16 : GGMLType.Q8_0);
       await ops.start(); // again, should the weights have needed more banks
       return new Phi3VEncoder(side, { enc, ops });
     } catch (e) {

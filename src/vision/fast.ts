@@ -1,6 +1,6 @@
 /**
  * The CLIP encoder and projection on the WASM kernels (the fast twin of clip.ts and phi3v.ts, which
- * are exact): matrices as F16 (the checkpoint's precision), every matmul of a 577-token crop one
+ * are exact): matrices as Q8_0 (default) or F16, every matmul of a 577-token crop one
  * multi-threaded kernel call; layer norms, quick_gelu, GELU and softmax-free parts on the host in
  * f32. Attention is not causal, and the text model's attention kernel is: the crop's keys and values
  * go into a one-layer cache by one causal call (its outputs unused), then each query runs alone at
@@ -15,6 +15,7 @@ import { CLIP_GRID, CLIP_IMAGE, CLIP_PATCH, CLIP_PATCHES, type ClipWeights } fro
 import { erf, type Phi3VWeights } from './phi3v.js';
 
 const N = CLIP_PATCHES + 1; // tokens of a crop
+
 const M = CLIP_GRID / 2;
 const PATCH_COLS = 3 * CLIP_PATCH * CLIP_PATCH; // 588
 const PATCH_PAD = Math.ceil(PATCH_COLS / 32) * 32; // 608: kernels take rows of whole blocks
@@ -59,10 +60,12 @@ export class FastPhi3V<B> {
   constructor(
     readonly w: Phi3VWeights,
     private readonly ops: Ops<B>,
+    /** the matrices' type: Q8_0 (the fast kernels) or F16 */
+    type: GGMLType.Q8_0 | GGMLType.F16 = GGMLType.Q8_0,
   ) {
     const c = w.clip, D = (this.D = c.shape.hidden), F = c.shape.intermediate;
     // every matrix as F16 in one in-memory GGUF, loaded as the text model's weights are
-    const f16 = (name: string, rows: number, cols: number, data: Float32Array) => ({ name, shape: [cols, rows], type: GGMLType.F16, data: () => quantize(GGMLType.F16, data) });
+    const f16 = (name: string, rows: number, cols: number, data: Float32Array) => ({ name, shape: [cols, rows], type, data: () => quantize(type, data) });
     const padded = new Float32Array(D * PATCH_PAD);
     for (let d = 0; d < D; d++) padded.set(c.patch_embedding.subarray(d * PATCH_COLS, (d + 1) * PATCH_COLS), d * PATCH_PAD);
     const cat = (...a: Float32Array[]) => {
