@@ -34,6 +34,8 @@ export interface ImageEncoder {
   read(path: string): Uint8Array;
   /** an image file's bytes → its rows (count × dim) */
   encode(bytes: Uint8Array, what: string): { rows: Float32Array; count: number; seconds: number };
+  /** the same, giving the event loop turns while it runs (what servers and chat() use) */
+  encodeAsync(bytes: Uint8Array, what: string): Promise<{ rows: Float32Array; count: number; seconds: number }>;
   /** stop its worker threads (Model.close calls it) */
   close(): Promise<void>;
 }
@@ -43,6 +45,11 @@ export type ChatContentPart = { type: 'text'; text: string } | { type: 'image'; 
 
 /** a chat message as callers give it: content text, or parts with images (Phi-3.5-vision) */
 export type ChatInput = Omit<ChatMessage, 'content'> & { content: string | ChatContentPart[] };
+
+/** some message has an image part */
+function hasImages(messages: (ChatMessage | ChatInput)[]): boolean {
+  return Array.isArray(messages) && messages.some((m) => m && Array.isArray(m.content) && (m.content as ChatContentPart[]).some((p) => p?.type === 'image'));
+}
 
 /** Model.chat's options: generation, and tools the model may call */
 export interface ChatOptions extends GenerateOptions {
@@ -488,8 +495,18 @@ export class Model {
 
   /** Stream an assistant reply to messages; `<|end|>` (an end-of-generation token) ends the turn. */
   chat(messages: (ChatMessage | ChatInput)[], opts: ChatOptions = {}): Generation {
-    const { ids, gen } = this.chatRequest(messages, opts);
-    return this.generate(ids, gen);
+    if (!hasImages(messages)) {
+      const { ids, gen } = this.chatRequest(messages, opts);
+      return this.generate(ids, gen);
+    }
+    // images: encoded when the generation is first read, the event loop turning meanwhile
+    const self = this;
+    return textGeneration((onEnd) =>
+      (async function* () {
+        const p = await self.prepareChatAsync(messages, opts);
+        return yield* self.stream(self.chatTokens(p.messages, { parseSpecialInContent: opts.parseSpecialInContent, tools: p.tools }), p.gen, onEnd);
+      })(),
+    );
   }
 
   /**
@@ -507,7 +524,7 @@ export class Model {
    * `<|image_N|>` and a newline before the text (Phi-3.5-vision's prompt format), the placeholder a
    * segment that stands for the image's embedding rows; the images encoded, in order.
    */
-  private imageMessages(input: (ChatMessage | ChatInput)[]): { messages: ChatMessage[]; images: Float32Array[] } {
+  private imageMessages(input: (ChatMessage | ChatInput)[], encoded?: Map<ChatContentPart, { rows: Float32Array; count: number }>): { messages: ChatMessage[]; images: Float32Array[] } {
     if (!Array.isArray(input)) throw new TypeError('messages must be an array');
     const images: Float32Array[] = [];
     const messages = input.map((m, i): ChatMessage => {
@@ -518,9 +535,7 @@ export class Model {
         if (p?.type === 'text' && typeof p.text === 'string') parts.push({ text: p.text, markup: false });
         else if (p?.type === 'image') {
           if (!this.vision) throw new TypeError(`${at}: this model takes no images (it has no vision tower; Phi-3.5-vision-instruct, loaded from its folder, does)`);
-          const bytes = typeof p.image === 'string' ? this.vision.read(p.image) : p.image;
-          if (!(bytes instanceof Uint8Array)) throw new TypeError(`${at}.image must be a file's bytes (Uint8Array) or its path`);
-          const e = this.vision.encode(bytes, typeof p.image === 'string' ? p.image : at);
+          const e = encoded?.get(p) ?? this.vision.encode(this.imageBytes(p, at), typeof p.image === 'string' ? p.image : at);
           images.push(e.rows);
           parts.push({ text: `<|image_${images.length}|>`, markup: false, image: { index: images.length - 1, count: e.count } }, { text: '\n', markup: false });
         } else throw new TypeError(`${at} must be {type: 'text', text} or {type: 'image', image}`);
@@ -528,6 +543,23 @@ export class Model {
       return { ...m, content: parts.map((p) => p.text).join(''), contentParts: parts } as ChatMessage;
     });
     return { messages, images };
+  }
+
+  private imageBytes(p: { image: Uint8Array | string }, at: string): Uint8Array {
+    const bytes = typeof p.image === 'string' ? this.vision!.read(p.image) : p.image;
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`${at}.image must be a file's bytes (Uint8Array) or its path`);
+    return bytes;
+  }
+
+  /** prepareChat with the images encoded first, the event loop turning meanwhile (servers, chat()) */
+  async prepareChatAsync(input: (ChatMessage | ChatInput)[], opts: ChatOptions = {}): Promise<{ messages: ChatMessage[]; tools?: FunctionTool[]; gen: GenerateOptions }> {
+    const encoded = new Map<ChatContentPart, { rows: Float32Array; count: number }>();
+    if (this.vision && Array.isArray(input))
+      for (const [i, m] of input.entries())
+        if (m && Array.isArray(m.content))
+          for (const [j, p] of (m.content as ChatContentPart[]).entries())
+            if (p?.type === 'image') encoded.set(p, await this.vision.encodeAsync(this.imageBytes(p, `messages[${i}].content[${j}]`), typeof p.image === 'string' ? p.image : `messages[${i}].content[${j}]`));
+    return this.prepareChat(input, opts, encoded);
   }
 
   /** a chat prompt's segments as token ids: text runs tokenized one by one, each image as its rows' ids (−1 − index) */
@@ -550,9 +582,9 @@ export class Model {
   }
 
   /** chatRequest before tokenizing: the messages and tools for the template, and the generation's options */
-  prepareChat(input: (ChatMessage | ChatInput)[], opts: ChatOptions = {}): { messages: ChatMessage[]; tools?: FunctionTool[]; gen: GenerateOptions } {
+  prepareChat(input: (ChatMessage | ChatInput)[], opts: ChatOptions = {}, encoded?: Map<ChatContentPart, { rows: Float32Array; count: number }>): { messages: ChatMessage[]; tools?: FunctionTool[]; gen: GenerateOptions } {
     const { parseSpecialInContent: _, tools, toolChoice, parallelToolCalls, ...rest } = opts;
-    const { messages, images } = this.imageMessages(input);
+    const { messages, images } = this.imageMessages(input, encoded);
     const gen: GenerateOptions = images.length ? { ...rest, images } : rest;
     const calls = messages.some((m) => m.role === 'assistant' && m.tool_calls !== undefined);
     if (tools === undefined && toolChoice === undefined && !calls) return { messages, gen };

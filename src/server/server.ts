@@ -633,7 +633,7 @@ export class Phi3Server {
           if (b.parallel_tool_calls !== undefined && typeof b.parallel_tool_calls !== 'boolean') throw new HttpError(400, "'parallel_tool_calls' must be a boolean", 'parallel_tool_calls');
           let p: ReturnType<Model['prepareChat']>;
           try {
-            p = m0.prepareChat(msgs, { ...opts, tools: b.tools as FunctionTool[] | undefined, toolChoice: b.tool_choice as ToolChoice | undefined, parallelToolCalls: b.parallel_tool_calls as boolean | undefined });
+            p = await m0.prepareChatAsync(msgs, { ...opts, tools: b.tools as FunctionTool[] | undefined, toolChoice: b.tool_choice as ToolChoice | undefined, parallelToolCalls: b.parallel_tool_calls as boolean | undefined });
           } catch (e) {
             if (e instanceof ImageError) throw new HttpError(400, e.message, 'messages', 'invalid_image');
             if (!(e instanceof TypeError || e instanceof ToolsUnsupportedError)) throw e;

@@ -12,6 +12,7 @@ import { WasmOps } from '../backend/wasm/ops.js';
 import { nodeHost } from '../backend/wasm/node-host.js';
 import type { Ops } from '../backend/ops.js';
 import { GGMLType } from '../quant/ggml-type.js';
+import { yieldToEventLoop } from '../generate/generate.js';
 
 export class Phi3VEncoder implements ImageEncoder {
   /** exact: the float64 twin (clip.ts, phi3v.ts; slow, for the ref backend); else on the WASM kernels (fast.ts) */
@@ -53,6 +54,15 @@ export class Phi3VEncoder implements ImageEncoder {
     } catch (e) {
       throw new TypeError(`cannot read the image ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
+  }
+
+  async encodeAsync(bytes: Uint8Array, what: string): Promise<{ rows: Float32Array; count: number; seconds: number }> {
+    if (!this.fast) return this.encode(bytes, what);
+    const t0 = performance.now();
+    const p = preprocessImage(decodeImage(bytes, what), this.side.numCrops);
+    await yieldToEventLoop();
+    const rows = await this.fast.enc.embeddingsAsync(p.crops, p.h, p.w, yieldToEventLoop);
+    return { rows, count: imageTokenCount(p.h, p.w), seconds: (performance.now() - t0) / 1000 };
   }
 
   encode(bytes: Uint8Array, what: string): { rows: Float32Array; count: number; seconds: number } {

@@ -45,6 +45,14 @@ interface FastLayer {
   fc2B: unknown;
 }
 
+/** run a step generator to its end */
+function drive<T>(g: Generator<void, T>): T {
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+  }
+}
+
 export class FastPhi3V<B> {
   private readonly layers: FastLayer[] = [];
   private readonly patch: Weight;
@@ -119,6 +127,11 @@ export class FastPhi3V<B> {
 
   /** one crop's features, [576, D] (as clipFeatures) */
   features(pixels: Float32Array): Float32Array {
+    return drive(this.featureSteps(pixels));
+  }
+
+  /** features(), a layer a step (so that an async caller can give the event loop turns between them) */
+  *featureSteps(pixels: Float32Array): Generator<void, Float32Array> {
     const { ops, D, buf } = this;
     const c: ClipWeights = this.w.clip, F = c.shape.intermediate, S = CLIP_IMAGE, P = CLIP_PATCH;
     // patches (576 × 588, padded to 608) · patch_embeddingᵀ
@@ -136,7 +149,8 @@ export class FastPhi3V<B> {
     for (let i = 0; i < CLIP_PATCHES * D; i++) x[D + i] = pe[i]! + c.position_embedding[D + i]!;
     x = this.layerNorm(x, c.pre_layrnorm.w, c.pre_layrnorm.b, N, D);
     const s = this.attn;
-    c.layers.forEach((L, l) => {
+    for (const [l, L] of c.layers.entries()) {
+      yield;
       const fl = this.layers[l]!;
       ops.write(buf.h, 0, this.layerNorm(x, L.layer_norm1.w, L.layer_norm1.b, N, D));
       ops.matmul(buf.qkv, fl.qkv, buf.h, N); //                                   q | k | v
@@ -163,22 +177,37 @@ export class FastPhi3V<B> {
       ops.addBias(buf.f, fl.fc2B as B, N, D);
       const m = ops.read(buf.f, 0, N * D);
       for (let i = 0; i < N * D; i++) x[i] = x[i]! + m[i]!; //                    x = x + fc2(h)
-    });
+    }
     return x.subarray(D);
   }
 
   /** an image's embeddings (as imageEmbeddings) from its crops */
   embeddings(crops: Float32Array[], h: number, wc: number): Float32Array {
+    return drive(this.embeddingSteps(crops, h, wc));
+  }
+
+  /** embeddings() as the async encoder takes it: the event loop gets a turn after every layer */
+  async embeddingsAsync(crops: Float32Array[], h: number, wc: number, turn: () => Promise<void>): Promise<Float32Array> {
+    const g = this.embeddingSteps(crops, h, wc);
+    for (;;) {
+      const r = g.next();
+      if (r.done) return r.value;
+      await turn();
+    }
+  }
+
+  *embeddingSteps(crops: Float32Array[], h: number, wc: number): Generator<void, Float32Array> {
     const { ops, D, buf, w } = this;
     const C4 = 4 * D;
-    const merged = crops.slice(0, 1 + h * wc).map((crop) => {
-      const f = this.features(crop), out = new Float32Array(M * M * C4);
+    const merged: Float32Array[] = [];
+    for (const crop of crops.slice(0, 1 + h * wc)) {
+      const f = yield* this.featureSteps(crop), out = new Float32Array(M * M * C4);
       for (let i = 0; i < M; i++)
         for (let j = 0; j < M; j++)
           for (let a = 0; a < 2; a++)
             for (let b = 0; b < 2; b++) out.set(f.subarray(((2 * i + a) * CLIP_GRID + 2 * j + b) * D, ((2 * i + a) * CLIP_GRID + 2 * j + b + 1) * D), ((i * M + j) * 4 + a * 2 + b) * D);
-      return out;
-    });
+      merged.push(out);
+    }
     const rows: Float32Array[] = [];
     const globalPart = () => {
       for (let i = 0; i < M; i++) {
