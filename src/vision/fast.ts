@@ -12,11 +12,10 @@ import { GGMLType } from '../quant/ggml-type.js';
 import { quantize } from '../quant/quantize.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../backend/ops.js';
 import { CLIP_GRID, CLIP_IMAGE, CLIP_PATCH, CLIP_PATCHES, type ClipWeights } from './clip.js';
-import { erf, type Phi3VWeights } from './phi3v.js';
+import { erf, hdRows, merge2x2, type Phi3VWeights } from './phi3v.js';
 
 const N = CLIP_PATCHES + 1; // tokens of a crop
 
-const M = CLIP_GRID / 2;
 const PATCH_COLS = 3 * CLIP_PATCH * CLIP_PATCH; // 588
 const PATCH_PAD = Math.ceil(PATCH_COLS / 32) * 32; // 608: kernels take rows of whole blocks
 
@@ -200,29 +199,8 @@ export class FastPhi3V<B> {
     const { ops, D, buf, w } = this;
     const C4 = 4 * D;
     const merged: Float32Array[] = [];
-    for (const crop of crops.slice(0, 1 + h * wc)) {
-      const f = yield* this.featureSteps(crop), out = new Float32Array(M * M * C4);
-      for (let i = 0; i < M; i++)
-        for (let j = 0; j < M; j++)
-          for (let a = 0; a < 2; a++)
-            for (let b = 0; b < 2; b++) out.set(f.subarray(((2 * i + a) * CLIP_GRID + 2 * j + b) * D, ((2 * i + a) * CLIP_GRID + 2 * j + b + 1) * D), ((i * M + j) * 4 + a * 2 + b) * D);
-      merged.push(out);
-    }
-    const rows: Float32Array[] = [];
-    const globalPart = () => {
-      for (let i = 0; i < M; i++) {
-        for (let j = 0; j < M; j++) rows.push(merged[0]!.subarray((i * M + j) * C4, (i * M + j + 1) * C4));
-        rows.push(w.sub_GN);
-      }
-    };
-    const subPart = () => {
-      for (let r = 0; r < h * M; r++) {
-        for (let col = 0; col < wc * M; col++) rows.push(merged[1 + Math.floor(r / M) * wc + Math.floor(col / M)]!.subarray(((r % M) * M + (col % M)) * C4, ((r % M) * M + (col % M) + 1) * C4));
-        rows.push(w.sub_GN);
-      }
-    };
-    if (w.order === 'sub_glb') subPart(), rows.push(w.glb_GN), globalPart();
-    else globalPart(), rows.push(w.glb_GN), subPart();
+    for (const crop of crops.slice(0, 1 + h * wc)) merged.push(merge2x2(yield* this.featureSteps(crop), D));
+    const rows = hdRows(w, merged, h, wc, C4);
     // the projection, 1024 rows at a time
     const out = new Float32Array(rows.length * w.dim);
     for (let r0 = 0; r0 < rows.length; r0 += PROJ_ROWS) {

@@ -56,14 +56,44 @@ export function phi3vWeights(get: (name: string) => VisionTensor | undefined, o:
   };
 }
 
+type Floats = Float32Array | Float64Array;
+
 /** the 2×2 merge of one crop's features (576 × C) into 144 × 4C: row (i, j) = f[2i,2j] | f[2i,2j+1] | f[2i+1,2j] | f[2i+1,2j+1] */
-function merge2x2(f: Float64Array, C: number): Float64Array {
-  const out = new Float64Array(M * M * 4 * C);
+export function merge2x2<T extends Floats>(f: T, C: number): T {
+  const out = new (f.constructor as new (n: number) => T)(M * M * 4 * C);
   for (let i = 0; i < M; i++)
     for (let j = 0; j < M; j++)
       for (let a = 0; a < 2; a++)
         for (let b = 0; b < 2; b++) out.set(f.subarray(((2 * i + a) * CLIP_GRID + 2 * j + b) * C, ((2 * i + a) * CLIP_GRID + 2 * j + b + 1) * C), ((i * M + j) * 4 + a * 2 + b) * C);
   return out;
+}
+
+/**
+ * An image's rows before the projection, in order: the sub-images as one (12h)×(12w) grid and the
+ * global view's 12×12, each row of either ended by sub_GN, glb_GN between them (`order` says which part
+ * comes first). merged[0] is the global view's 144 × 4C, merged[1…h·w] the tiles'.
+ */
+export function hdRows(w: Pick<Phi3VWeights, 'sub_GN' | 'glb_GN' | 'order'>, merged: Floats[], h: number, wc: number, C4: number): ArrayLike<number>[] {
+  const m = merged, rows: ArrayLike<number>[] = [];
+  const globalPart = () => {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < M; j++) rows.push(m[0]!.subarray((i * M + j) * C4, (i * M + j + 1) * C4));
+      rows.push(w.sub_GN);
+    }
+  };
+  const subPart = () => {
+    for (let r = 0; r < h * M; r++) {
+      const hc = Math.floor(r / M), i = r % M;
+      for (let col = 0; col < wc * M; col++) {
+        const c = Math.floor(col / M), j = col % M;
+        rows.push(m[1 + hc * wc + c]!.subarray((i * M + j) * C4, (i * M + j + 1) * C4));
+      }
+      rows.push(w.sub_GN);
+    }
+  };
+  if (w.order === 'sub_glb') subPart(), rows.push(w.glb_GN), globalPart();
+  else globalPart(), rows.push(w.glb_GN), subPart();
+  return rows;
 }
 
 /** erf, for the exact GELU: its Taylor series near 0, the continued fraction of erfc beyond (|error| < 1e-14) */
@@ -94,26 +124,7 @@ export function imageEmbeddings(w: Phi3VWeights, crops: Float32Array[], h: numbe
   if (crops.length < 1 + h * wc) throw new RangeError(`an image of ${h}×${wc} crops needs ${1 + h * wc} crops, got ${crops.length}`);
   const C = w.clip.shape.hidden, C4 = 4 * C;
   const feats = crops.slice(0, 1 + h * wc).map((c) => merge2x2(clipFeatures(w.clip, c), C)); // each (144, 4C)
-  const rows: Float64Array[] = [];
-  const push = (v: ArrayLike<number>) => rows.push(Float64Array.from(v));
-  const globalPart = () => {
-    for (let i = 0; i < M; i++) {
-      for (let j = 0; j < M; j++) rows.push(feats[0]!.subarray((i * M + j) * C4, (i * M + j + 1) * C4));
-      push(w.sub_GN);
-    }
-  };
-  const subPart = () => {
-    for (let r = 0; r < h * M; r++) {
-      const hc = Math.floor(r / M), i = r % M;
-      for (let col = 0; col < wc * M; col++) {
-        const c = Math.floor(col / M), j = col % M;
-        rows.push(feats[1 + hc * wc + c]!.subarray((i * M + j) * C4, (i * M + j + 1) * C4));
-      }
-      push(w.sub_GN);
-    }
-  };
-  if (w.order === 'sub_glb') subPart(), push(w.glb_GN), globalPart();
-  else globalPart(), push(w.glb_GN), subPart();
+  const rows = hdRows(w, feats, h, wc, C4);
   // projection: Linear(4C → dim) → GELU → Linear(dim → dim)
   const D = w.dim, out = new Float64Array(rows.length * D), hid = new Float64Array(D);
   for (const [t, x] of rows.entries()) {
