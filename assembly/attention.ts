@@ -86,7 +86,7 @@ const Q8_0_BLOCK = 34;
 
 // causal attention for query heads [h0, h1) of T tokens at positions pos0…:
 // out[t, h·hd…] = Σ_{pos0+t-window < p ≤ pos0+t} softmax_p(q·k_p · scale) · v_p over one layer's f16 cache
-// (window 0: every p ≤ pos0+t).
+// (window 0: every p ≤ pos0+t; window −1: every p < pos0+T, no causal mask).
 // attPtr: scratch of (pos0+T) f32 per thread. (twin: attentionRef)
 export const ATT_FLOOR: f32 = reinterpret<f32>(<u32>0x0d800000); // 2^-100
 // exact: 1 when the layer's cache holds an Inf/NaN half (kv_store said so), for the exact conversion.
@@ -103,8 +103,9 @@ export function attention(outPtr: usize, qkvPtr: usize, kPtr: usize, vPtr: usize
   const rowBytes: usize = q8kv ? <usize>((headDim >> 5) * Q8_0_BLOCK) : <usize>headDim << (f32kv ? 2 : 1);
   let touched = i32x4.splat(0);
   for (let t = 0; t < T; t++) {
-    // causal, and with a sliding window only the last `window` positions (0: all): positions p0 … n-1
-    const n = pos0 + t + 1;
+    // causal, and with a sliding window only the last `window` positions (0: all): positions p0 … n-1;
+    // window −1: no mask, every query sees all pos0 + T positions (an encoder: vision/fast.ts)
+    const n = window < 0 ? pos0 + T : pos0 + t + 1;
     const p0 = window > 0 && n > window ? n - window : 0;
     const m = n - p0, skip = <usize>p0 * rowBytes;
     for (let h = h0; h < h1; h++) {

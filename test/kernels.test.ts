@@ -388,7 +388,7 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
         fc.integer({ min: 0, max: 9 }), // pos0
         fc.boolean(), // partial rope
         fc.boolean(), // LongRoPE factors and attn_factor
-        fc.integer({ min: 0, max: 6 }), // sliding window (0: none)
+        fc.integer({ min: -1, max: 6 }), // sliding window (0: none; −1: no causal mask, an encoder's)
         fc.integer(),
         (headDim, nKvHeads, group, T, pos0, partial, longRope, window, seed) => {
           const nHeads = nKvHeads * group;
@@ -438,13 +438,13 @@ describe('rope and attention kernels = ropeRef / attentionRef', () => {
           expect(new Uint16Array(h.memory.buffer, vp, ctx * kvDim)).toEqual(headMajor(cache.v[0]!));
           h.f32(out, want.length).forEach((v, i) => expect(Math.abs(v - want[i]!), `attention[${i}]`).toBeLessThanOrEqual(2e-5 * (1 + Math.abs(want[i]!))));
           // and both against a brute-force masked softmax in f64 (mask[t][p] = -∞ where p is in the
-          // future or, with a window, window or more positions back)
+          // future or, with a window, window or more positions back; window −1: no mask)
           const K = cache.k[0]!, V = cache.v[0]!;
           for (let t = 0; t < T; t++)
             for (let hh = 0; hh < nHeads; hh++) {
               const kvh = Math.floor(hh / group) * headDim, q = t * s.qkvDim + hh * headDim;
               const logit = Array.from({ length: ctx }, (_, p) => {
-                const masked = p > pos0 + t || (window > 0 && pos0 + t - p >= window);
+                const masked = window < 0 ? false : p > pos0 + t || (window > 0 && pos0 + t - p >= window);
                 if (masked) return -Infinity;
                 let d = 0;
                 for (let i = 0; i < headDim; i++) d += roped[q + i]! * fp16ToFp32(K[p * kvDim + kvh + i]!);

@@ -34,7 +34,8 @@ export interface AttnShape {
   /** rope.scaling.attn_factor: cos and sin are both multiplied by it, so q·k grows by its square */
   ropeAttnFactor: number;
   /** sliding-window attention: each token sees only the last `window` positions, itself included
-   *  (llama.cpp's standard SWA mask); 0 = full causal attention */
+   *  (llama.cpp's standard SWA mask); 0 = full causal attention; −1 = no mask: every token of a call
+   *  sees all pos0 + T positions (an encoder's attention: vision/fast.ts) */
   window: number;
   /** elements per token in the fused qkv buffer: q (nHeads·headDim) | k (kvDim) | v (kvDim) */
   qkvDim: number;

@@ -2,9 +2,7 @@
  * The CLIP encoder and projection on the WASM kernels (the fast twin of clip.ts and phi3v.ts, which
  * are exact): matrices as Q8_0 (default) or F16, every matmul of a 577-token crop one
  * multi-threaded kernel call; layer norms, quick_gelu, GELU and softmax-free parts on the host in
- * f32. Attention is not causal, and the text model's attention kernel is: the crop's keys and values
- * go into a one-layer cache by one causal call (its outputs unused), then each query runs alone at
- * the last position, where it sees every key.
+ * f32. Attention is the text model's kernel over a one-layer f32 cache with no causal mask (window −1).
  */
 import { serializeGguf } from '../gguf/writer.js';
 import { BufferSource, GGUFFile } from '../gguf/reader.js';
@@ -61,7 +59,7 @@ export class FastPhi3V<B> {
   private readonly proj2B: B;
   private readonly cache: KvCache;
   private readonly attn: AttnShape;
-  private readonly buf: { qkv: B; att: B; row: B; h: B; f: B };
+  private readonly buf: { qkv: B; att: B; h: B; f: B };
   readonly D: number;
 
   constructor(
@@ -106,9 +104,9 @@ export class FastPhi3V<B> {
       }),
     );
     this.cache = ops.kvCache(1, N, D);
-    this.attn = { nHeads: c.shape.heads, nKvHeads: c.shape.heads, headDim: 64, ropeDim: 0, ropeFreqBase: 1, ropeFreqScale: 1, ropeFreqFactors: undefined, ropeAttnFactor: 1, window: 0, qkvDim: 3 * D };
+    this.attn = { nHeads: c.shape.heads, nKvHeads: c.shape.heads, headDim: 64, ropeDim: 0, ropeFreqBase: 1, ropeFreqScale: 1, ropeFreqFactors: undefined, ropeAttnFactor: 1, window: -1, qkvDim: 3 * D };
     const maxT = Math.max(N, PROJ_ROWS);
-    this.buf = { qkv: ops.alloc(N * 3 * D), att: ops.alloc(N * D), row: ops.alloc(3 * D), h: ops.alloc(maxT * Math.max(4 * D, F, PATCH_PAD)), f: ops.alloc(maxT * Math.max(F, w.dim, D)) };
+    this.buf = { qkv: ops.alloc(N * 3 * D), att: ops.alloc(N * D), h: ops.alloc(maxT * Math.max(4 * D, F, PATCH_PAD)), f: ops.alloc(maxT * Math.max(F, w.dim, D)) };
   }
 
   private layerNorm(x: Float32Array, g: Float32Array, b: Float32Array, T: number, D: number): Float32Array {
@@ -154,14 +152,8 @@ export class FastPhi3V<B> {
       ops.write(buf.h, 0, this.layerNorm(x, L.layer_norm1.w, L.layer_norm1.b, N, D));
       ops.matmul(buf.qkv, fl.qkv, buf.h, N); //                                   q | k | v
       ops.addBias(buf.qkv, fl.qkvB as B, N, 3 * D);
-      // keys and values of all N tokens into the cache (a causal pass: its outputs are not used)
+      // keys and values into the cache, and every query over all N of them (window −1: no causal mask)
       ops.attention(buf.att, buf.qkv, this.cache, 0, N, 0, s);
-      // each query at the last position, with the last token's k|v so that the cache stays as it is
-      ops.copy(buf.row, D, buf.qkv, (N - 1) * 3 * D + D, 2 * D);
-      for (let i = 0; i < N; i++) {
-        ops.copy(buf.row, 0, buf.qkv, i * 3 * D, D);
-        ops.attention(ops.view(buf.att, i * D), buf.row, this.cache, 0, 1, N - 1, s);
-      }
       ops.matmul(buf.f, fl.out, buf.att, N);
       ops.addBias(buf.f, fl.outB as B, N, D);
       const o = ops.read(buf.f, 0, N * D);

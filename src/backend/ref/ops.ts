@@ -194,7 +194,7 @@ export function attentionRef(out: Float32Array, qkv: Float32Array, c: RefKvCache
   const q = new Float64Array(headDim);
   const group = nHeads / nKvHeads;
   for (let t = 0; t < T; t++) {
-    const n = pos0 + t + 1; // causal: positions 0..pos0+t
+    const n = s.window < 0 ? pos0 + T : pos0 + t + 1; // causal: positions 0..pos0+t (window −1: no mask, all pos0+T)
     const p0 = s.window > 0 && n > s.window ? n - s.window : 0; // sliding window: only the last `window` of them
     for (let h = 0; h < nHeads; h++) {
       const qo = t * qkvDim + h * headDim;
