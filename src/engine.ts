@@ -309,9 +309,11 @@ export class Model {
 
   /** every id in the vocabulary, or (with `images`) one of the images' places: −1 − k for image k */
   private checkTokens(ids: readonly number[], images = 0): void {
-    for (const id of ids)
-      if (!Number.isInteger(id) || id < -images || id >= this.config.vocabSize)
-        throw new RangeError(id < 0 && id >= -images - 1e9 && Number.isInteger(id) ? `token id ${id} stands for image ${-id}, but ${images} image${images === 1 ? ' is' : 's are'} given` : `token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+    for (const id of ids) {
+      if (Number.isInteger(id) && id >= -images && id < this.config.vocabSize) continue;
+      const image = Number.isInteger(id) && id < 0; // −1 − k: image k (the (−id)th image)
+      throw new RangeError(image ? `token id ${id} stands for image ${-id}, but ${images} image${images === 1 ? ' is' : 's are'} given` : `token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+    }
   }
 
   /** phimoe: the smallest top-k routing margin of the last logits() call (see moe.ts); Infinity for dense models */

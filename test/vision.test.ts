@@ -246,6 +246,10 @@ describe('Phi-3.5-vision through the library: loadModel(folder), chat with an im
     const text = await loadModel(demoModelPath(), { threads: 1 });
     try {
       expect(() => text.chatRequest([{ role: 'user', content: [{ type: 'image', image: new Uint8Array(4) }] }])).toThrow(/messages\[0\]\.content\[0\]: this model takes no images/);
+      // an image's place with no image given, and a token beyond the vocabulary, say which
+      expect(() => text.stream([1, -1], { maxTokens: 1 })).toThrow(/token id -1 stands for image 1, but 0 images are given/);
+      expect(() => text.stream([1, 32064], { maxTokens: 1 })).toThrow(/token id 32064 is outside the vocabulary \(0\.\.32063\)/);
+      expect(() => text.stream([1, 0.5], { maxTokens: 1 })).toThrow(/token id 0.5 is outside the vocabulary/);
     } finally {
       await text.close();
     }

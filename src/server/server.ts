@@ -251,8 +251,13 @@ function checked(grammar: string, param: string): string {
   }
 }
 
+/** an image given by URL, fetched (or refused) in Server.images(); `at` is where the request gave it */
+type ImageUrlPart = { type: 'image_url'; url: string; at: string };
+/** a message as read from the request: its images either bytes or URLs still to fetch */
+type WireMessage = Omit<ChatMessage, 'content'> & { content: string | (ChatContentPart | ImageUrlPart)[] };
+
 /** OpenAI messages → the template's: `developer` is a system message; tool calls and results stay as OpenAI gives them (Model.prepareChat writes them) */
-function messagesOf(b: Body): ChatMessage[] {
+function messagesOf(b: Body): WireMessage[] {
   const m = b.messages;
   if (!Array.isArray(m) || m.length === 0) throw new HttpError(400, "'messages' must be a non-empty array", 'messages');
   return m.map((x, i) => {
@@ -265,7 +270,7 @@ function messagesOf(b: Body): ChatMessage[] {
     if (role !== 'system' && role !== 'user' && role !== 'assistant' && role !== 'tool') throw new HttpError(400, `messages[${i}].role must be system, developer, user, assistant or tool`, 'messages');
     let content: unknown = msg.content;
     if (Array.isArray(content)) {
-      const parts = content.map((p: Body, j): ChatContentPart | { type: 'image_url'; url: string; at: string } => {
+      const parts = content.map((p: Body, j): ChatContentPart | ImageUrlPart => {
         const at = `messages[${i}].content[${j}]`;
         if (p && p.type === 'text' && typeof p.text === 'string') return { type: 'text', text: p.text };
         if (p && p.type === 'image_url') {
@@ -280,7 +285,7 @@ function messagesOf(b: Body): ChatMessage[] {
       });
       if (parts.some((p) => p.type !== 'text')) {
         if (role !== 'user') throw new HttpError(400, `messages[${i}]: images go in user messages`, 'messages');
-        return { role, content: parts } as unknown as ChatMessage;
+        return { role, content: parts };
       }
       content = parts.map((p) => (p as { text: string }).text).join('');
     }
@@ -669,13 +674,12 @@ export class Phi3Server {
   }
 
   /** a request's images: counted, sized, and http(s) ones fetched when allowed (with the request's signal and a size cap) */
-  private async images(msgs: ChatMessage[], signal: AbortSignal): Promise<ChatMessage[]> {
-    const parts = msgs.flatMap((m) => (Array.isArray(m.content) ? (m.content as { type: string }[]) : [])).filter((p) => p.type !== 'text');
-    if (!parts.length) return msgs;
+  private async images(msgs: WireMessage[], signal: AbortSignal): Promise<ChatInput[]> {
+    const parts = msgs.flatMap((m) => (Array.isArray(m.content) ? m.content : [])).filter((p) => p.type !== 'text');
     const max = this.opts.maxImages ?? 8;
     if (parts.length > max) throw new HttpError(400, `${parts.length} images are more than this server's limit of ${max} a request`, 'messages', 'too_many_images');
-    if (!this.ready().vision) throw new HttpError(400, `this model (${this.modelId}) takes no images: it has no vision tower (serve Phi-3.5-vision-instruct's folder)`, 'messages', 'images_unsupported');
-    const fetchOne = async (u: { url: string; at: string }): Promise<Uint8Array> => {
+    if (parts.length && !this.ready().vision) throw new HttpError(400, `this model (${this.modelId}) takes no images: it has no vision tower (serve Phi-3.5-vision-instruct's folder)`, 'messages', 'images_unsupported');
+    const fetchOne = async (u: ImageUrlPart): Promise<Uint8Array> => {
       if (!this.opts.allowImageUrls) throw new HttpError(400, `${u.at}: image URLs are not fetched by this server: send the image as a data: URI (or start it with --allow-image-urls)`, 'messages', 'image_urls_disabled');
       let r: Response;
       try {
@@ -691,10 +695,10 @@ export class Phi3Server {
       return buf;
     };
     return Promise.all(
-      msgs.map(async (m) => {
-        if (!Array.isArray(m.content)) return m;
-        const content = await Promise.all((m.content as (ChatContentPart | { type: 'image_url'; url: string; at: string })[]).map(async (p) => (p.type === 'image_url' ? { type: 'image' as const, image: await fetchOne(p) } : p)));
-        return { ...m, content } as unknown as ChatMessage;
+      msgs.map(async (m): Promise<ChatInput> => {
+        if (!Array.isArray(m.content)) return { ...m, content: m.content };
+        const content = await Promise.all(m.content.map(async (p): Promise<ChatContentPart> => (p.type === 'image_url' ? { type: 'image', image: await fetchOne(p) } : p)));
+        return { ...m, content };
       }),
     );
   }

@@ -30,7 +30,7 @@ export interface ClipShape {
   eps: number;
 }
 
-interface Affine {
+export interface Affine {
   w: Float32Array;
   b: Float32Array;
 }
@@ -59,6 +59,14 @@ export class VisionModelError extends Error {
   override name = 'VisionModelError';
 }
 
+/** the tensor `name` from `get`, its shape checked: a VisionModelError names it (and `part`) when absent or mis-shaped */
+export function checkedTensor(get: (name: string) => VisionTensor | undefined, name: string, shape: number[], part: string): Float32Array {
+  const t = get(name);
+  if (!t) throw new VisionModelError(`${part} has no tensor '${name}'`);
+  if (t.shape.join() !== shape.join()) throw new VisionModelError(`'${name}' has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  return t.data;
+}
+
 /**
  * The encoder's weights by their checkpoint names (`get(name)`: the tensor, or undefined), checked
  * against the shapes CLIP needs. The hyper-parameters come from the tensors, as Microsoft's code
@@ -66,12 +74,7 @@ export class VisionModelError extends Error {
  * `layerIdx` (config.img_processor.layer_idx, default −2) picks the layer whose output is used.
  */
 export function clipWeights(get: (name: string) => VisionTensor | undefined, prefix: string, layerIdx = -2): ClipWeights {
-  const need = (name: string, shape: number[]): Float32Array => {
-    const t = get(prefix + name);
-    if (!t) throw new VisionModelError(`the vision tower has no tensor '${prefix + name}'`);
-    if (t.shape.join() !== shape.join()) throw new VisionModelError(`'${prefix + name}' has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
-    return t.data;
-  };
+  const need = (name: string, shape: number[]): Float32Array => checkedTensor(get, prefix + name, shape, 'the vision tower');
   const cls = get(prefix + 'embeddings.class_embedding');
   if (!cls || cls.shape.length !== 1) throw new VisionModelError(`the vision tower has no 1-D '${prefix}embeddings.class_embedding'`);
   const D = cls.shape[0]!;
@@ -109,6 +112,11 @@ export function clipWeights(get: (name: string) => VisionTensor | undefined, pre
   };
 }
 
+/** CLIP's activation: x·σ(1.702·x) */
+export function quickGelu(x: number): number {
+  return x / (1 + Math.exp(-1.702 * x));
+}
+
 /** out[t] = W·x[t] + b  (x: T × nIn, W: nOut × nIn, out: T × nOut), in float64 */
 function linear(x: Float64Array, a: Affine, T: number, nIn: number, nOut: number): Float64Array {
   const out = new Float64Array(T * nOut);
@@ -121,9 +129,9 @@ function linear(x: Float64Array, a: Affine, T: number, nIn: number, nOut: number
   return out;
 }
 
-/** layer norm of each row (biased variance, as torch) */
-function layerNorm(x: Float64Array, a: Affine, T: number, D: number, eps: number): Float64Array {
-  const out = new Float64Array(T * D);
+/** layer norm of each row of x (T × D; biased variance, as torch), into a new array of x's kind: float64 here, float32 in the fast encoder */
+export function layerNorm<F extends Float32Array | Float64Array>(x: F, a: Affine, T: number, D: number, eps: number): F {
+  const out = (x instanceof Float64Array ? new Float64Array(T * D) : new Float32Array(T * D)) as F;
   for (let t = 0; t < T; t++) {
     let mean = 0;
     for (let i = 0; i < D; i++) mean += x[t * D + i]!;
@@ -186,7 +194,7 @@ export function clipFeatures(w: ClipWeights, pixels: Float32Array): Float64Array
     for (let i = 0; i < N * D; i++) x[i] = x[i]! + o[i]!; //                       x = x + out_proj(h)
     const h2 = layerNorm(x, L.layer_norm2, N, D, eps); //                         h = layer_norm2(x)
     const f = linear(h2, L.fc1, N, D, F);
-    for (let i = 0; i < f.length; i++) f[i] = f[i]! / (1 + Math.exp(-1.702 * f[i]!)); // h = quick_gelu(fc1(h))
+    for (let i = 0; i < f.length; i++) f[i] = quickGelu(f[i]!); //                h = quick_gelu(fc1(h))
     const m = linear(f, L.fc2, N, F, D);
     for (let i = 0; i < N * D; i++) x[i] = x[i]! + m[i]!; //                       x = x + fc2(h)
   }

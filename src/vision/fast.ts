@@ -9,8 +9,8 @@ import { BufferSource, GGUFFile } from '../gguf/reader.js';
 import { GGMLType } from '../quant/ggml-type.js';
 import { quantize } from '../quant/quantize.js';
 import type { AttnShape, KvCache, Ops, Weight } from '../backend/ops.js';
-import { CLIP_GRID, CLIP_IMAGE, CLIP_PATCH, CLIP_PATCHES, type ClipWeights } from './clip.js';
-import { erf, hdRows, merge2x2, type Phi3VWeights } from './phi3v.js';
+import { CLIP_GRID, CLIP_IMAGE, CLIP_PATCH, CLIP_PATCHES, layerNorm, quickGelu, type ClipWeights } from './clip.js';
+import { gelu, hdRows, merge2x2, type Phi3VWeights } from './phi3v.js';
 
 const N = CLIP_PATCHES + 1; // tokens of a crop
 
@@ -109,19 +109,6 @@ export class FastPhi3V<B> {
     this.buf = { qkv: ops.alloc(N * 3 * D), att: ops.alloc(N * D), h: ops.alloc(maxT * Math.max(4 * D, F, PATCH_PAD)), f: ops.alloc(maxT * Math.max(F, w.dim, D)) };
   }
 
-  private layerNorm(x: Float32Array, g: Float32Array, b: Float32Array, T: number, D: number): Float32Array {
-    const out = new Float32Array(T * D), eps = this.w.clip.shape.eps;
-    for (let t = 0; t < T; t++) {
-      let mean = 0, v = 0;
-      for (let i = 0; i < D; i++) mean += x[t * D + i]!;
-      mean /= D;
-      for (let i = 0; i < D; i++) v += (x[t * D + i]! - mean) ** 2;
-      const r = 1 / Math.sqrt(v / D + eps);
-      for (let i = 0; i < D; i++) out[t * D + i] = (x[t * D + i]! - mean) * r * g[i]! + b[i]!;
-    }
-    return out;
-  }
-
   /** one crop's features, [576, D] (as clipFeatures) */
   features(pixels: Float32Array): Float32Array {
     return drive(this.featureSteps(pixels));
@@ -130,7 +117,7 @@ export class FastPhi3V<B> {
   /** features(), a layer a step (so that an async caller can give the event loop turns between them) */
   *featureSteps(pixels: Float32Array): Generator<void, Float32Array> {
     const { ops, D, buf } = this;
-    const c: ClipWeights = this.w.clip, F = c.shape.intermediate, S = CLIP_IMAGE, P = CLIP_PATCH;
+    const c: ClipWeights = this.w.clip, F = c.shape.intermediate, eps = c.shape.eps, S = CLIP_IMAGE, P = CLIP_PATCH;
     // patches (576 × 588, padded to 608) · patch_embeddingᵀ
     const patches = new Float32Array(CLIP_PATCHES * PATCH_PAD);
     for (let gy = 0; gy < CLIP_GRID; gy++)
@@ -144,12 +131,12 @@ export class FastPhi3V<B> {
     let x: Float32Array = new Float32Array(N * D);
     for (let d = 0; d < D; d++) x[d] = c.class_embedding[d]! + c.position_embedding[d]!;
     for (let i = 0; i < CLIP_PATCHES * D; i++) x[D + i] = pe[i]! + c.position_embedding[D + i]!;
-    x = this.layerNorm(x, c.pre_layrnorm.w, c.pre_layrnorm.b, N, D);
+    x = layerNorm(x, c.pre_layrnorm, N, D, eps);
     const s = this.attn;
     for (const [l, L] of c.layers.entries()) {
       yield;
       const fl = this.layers[l]!;
-      ops.write(buf.h, 0, this.layerNorm(x, L.layer_norm1.w, L.layer_norm1.b, N, D));
+      ops.write(buf.h, 0, layerNorm(x, L.layer_norm1, N, D, eps));
       ops.matmul(buf.qkv, fl.qkv, buf.h, N); //                                   q | k | v
       ops.addBias(buf.qkv, fl.qkvB as B, N, 3 * D);
       // keys and values into the cache, and every query over all N of them (window −1: no causal mask)
@@ -158,11 +145,11 @@ export class FastPhi3V<B> {
       ops.addBias(buf.f, fl.outB as B, N, D);
       const o = ops.read(buf.f, 0, N * D);
       for (let i = 0; i < N * D; i++) x[i] = x[i]! + o[i]!; //                    x = x + out_proj(attn)
-      ops.write(buf.h, 0, this.layerNorm(x, L.layer_norm2.w, L.layer_norm2.b, N, D));
+      ops.write(buf.h, 0, layerNorm(x, L.layer_norm2, N, D, eps));
       ops.matmul(buf.f, fl.fc1, buf.h, N);
       ops.addBias(buf.f, fl.fc1B as B, N, F);
       const f = ops.read(buf.f, 0, N * F);
-      for (let i = 0; i < f.length; i++) f[i] = f[i]! / (1 + Math.exp(-1.702 * f[i]!)); // quick_gelu
+      for (let i = 0; i < f.length; i++) f[i] = quickGelu(f[i]!);
       ops.write(buf.h, 0, f);
       ops.matmul(buf.f, fl.fc2, buf.h, N);
       ops.addBias(buf.f, fl.fc2B as B, N, D);
@@ -202,7 +189,7 @@ export class FastPhi3V<B> {
       ops.matmul(buf.f, this.proj0, buf.h, T);
       ops.addBias(buf.f, this.proj0B, T, w.dim);
       const g = ops.read(buf.f, 0, T * w.dim);
-      for (let i = 0; i < g.length; i++) g[i] = 0.5 * g[i]! * (1 + erf(g[i]! / Math.SQRT2));
+      for (let i = 0; i < g.length; i++) g[i] = gelu(g[i]!);
       ops.write(buf.h, 0, g);
       ops.matmul(buf.f, this.proj2, buf.h, T);
       ops.addBias(buf.f, this.proj2B, T, w.dim);

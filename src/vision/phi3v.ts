@@ -8,7 +8,7 @@
  * An image of h×w crops gives (h·w + 1)·144 + 1 + (h + 1)·12 embeddings, which replace its
  * `<|image_N|>` placeholder in the prompt. Exact twin, float64 (see clip.ts).
  */
-import { CLIP_GRID, VisionModelError, clipFeatures, clipWeights, type ClipWeights, type VisionTensor } from './clip.js';
+import { CLIP_GRID, VisionModelError, checkedTensor, clipFeatures, clipWeights, type ClipWeights, type VisionTensor } from './clip.js';
 
 const M = CLIP_GRID / 2; // 12: merged patches a side
 
@@ -34,12 +34,7 @@ export function phi3vWeights(get: (name: string) => VisionTensor | undefined, o:
   const p = 'model.vision_embed_tokens.';
   const clip = clipWeights(get, p + 'img_processor.vision_model.', o.layerIdx);
   const C4 = 4 * clip.shape.hidden;
-  const need = (name: string, shape: number[]): Float32Array => {
-    const t = get(p + name);
-    if (!t) throw new VisionModelError(`the vision embedding has no tensor '${p + name}'`);
-    if (t.shape.join() !== shape.join()) throw new VisionModelError(`'${p + name}' has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
-    return t.data;
-  };
+  const need = (name: string, shape: number[]): Float32Array => checkedTensor(get, p + name, shape, 'the vision embedding');
   const p0 = get(p + 'img_projection.0.weight');
   if (!p0 || p0.shape.length !== 2 || p0.shape[1] !== C4) throw new VisionModelError(`'${p}img_projection.0.weight' must be [dim, ${C4}]`);
   const dim = p0.shape[0]!;
@@ -96,6 +91,11 @@ export function hdRows(w: Pick<Phi3VWeights, 'sub_GN' | 'glb_GN' | 'order'>, mer
   return rows;
 }
 
+/** the exact GELU (torch's nn.GELU()): x·Φ(x) */
+export function gelu(x: number): number {
+  return 0.5 * x * (1 + erf(x / Math.SQRT2));
+}
+
 /** erf, for the exact GELU: its Taylor series near 0, the continued fraction of erfc beyond (|error| < 1e-14) */
 export function erf(x: number): number {
   const z = Math.abs(x);
@@ -132,7 +132,7 @@ export function imageEmbeddings(w: Phi3VWeights, crops: Float32Array[], h: numbe
       let s = 0;
       for (let i = 0; i < C4; i++) s += x[i]! * w.proj0.w[o * C4 + i]!;
       s += w.proj0.b[o]!;
-      hid[o] = 0.5 * s * (1 + erf(s / Math.SQRT2));
+      hid[o] = gelu(s);
     }
     for (let o = 0; o < D; o++) {
       let s = 0;
