@@ -21,14 +21,12 @@ import { NUMERICS } from '../src/backend/numerics.js';
 import { HfFolder } from '../src/hf/folder.js';
 import { UnsupportedModelError } from '../src/model/config.js';
 import { decodeImage, hdSize, ImageError, preprocessImage } from '../src/vision/preprocess.js';
-import { GOLDEN_IMAGES, VISION_PRESETS, syntheticImage } from '../src/synth/vision.js';
+import { VISION_PRESETS, goldenImageFile } from '../src/synth/vision.js';
 import { loadModel } from '../src/api.js';
 import { Phi3Server } from '../src/server/server.js';
 import OpenAI from 'openai';
 import { demoModelPath } from '../src/demo-model.js';
 import { logSoftmax } from '../src/generate/sampler.js';
-import { PNG } from 'pngjs';
-import jpeg from 'jpeg-js';
 import { ROOT, f32FromB64, tmpDir } from './helpers.js';
 
 interface VisionGolden {
@@ -148,17 +146,8 @@ interface PreprocessGolden {
 const preDir = path.join(ROOT, 'golden', 'data', 'vision-preprocess');
 const preGoldens = fs.existsSync(preDir) ? fs.readdirSync(preDir).filter((f) => !f.includes('decoded')).sort() : [];
 
-/** the golden pictures as files, written as prepare-images.mjs writes them */
-function goldenImageFile(name: string): Uint8Array {
-  const [, seed, w, h, format] = GOLDEN_IMAGES.find((g) => g[0] === name)!;
-  const im = syntheticImage(seed, w, h);
-  const rgba = Buffer.alloc(w * h * 4, 255);
-  for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) rgba[4 * i + c] = im.data[3 * i + c]!;
-  if (format === 'jpeg') return jpeg.encode({ width: w, height: h, data: rgba }, 90).data;
-  const png = new PNG({ width: w, height: h });
-  rgba.copy(png.data);
-  return PNG.sync.write(png);
-}
+/** a golden picture's bytes (src/synth/vision.ts GOLDEN_IMAGES) */
+const goldenImage = (name: string): Uint8Array => goldenImageFile(name).bytes;
 
 describe('Phi-3-vision preprocessing = the reference processor (PIL + torch, golden/vision/make_preprocess_goldens.py)', () => {
   for (const file of preGoldens) {
@@ -166,7 +155,7 @@ describe('Phi-3-vision preprocessing = the reference processor (PIL + torch, gol
     // a JPEG decodes a level or two apart between decoders (jpeg-js here, libjpeg in PIL): its values are held looser
     const jpg = g.image.endsWith('.jpg');
     it(`${g.image}, num_crops ${g.numCrops}: image_sizes ${g.imageSize.join('×')}, ${g.h}×${g.w} tiles, values within ${jpg ? '0.05 (decoder)' : '1e-4'}`, () => {
-      const p = preprocessImage(decodeImage(goldenImageFile(g.image.replace(/\.(png|jpg)$/, '')), g.image), g.numCrops);
+      const p = preprocessImage(decodeImage(goldenImage(g.image.replace(/\.(png|jpg)$/, '')), g.image), g.numCrops);
       expect(p.imageSize).toEqual(g.imageSize);
       expect([p.h, p.w]).toEqual([g.h, g.w]);
       expect(p.crops.length).toBe(g.crops.length);
@@ -183,7 +172,7 @@ describe('Phi-3-vision preprocessing = the reference processor (PIL + torch, gol
 
   it('the JPEG decodes within 3 levels of PIL (libjpeg), 97 % of bytes within 1', () => {
     const d = JSON.parse(fs.readFileSync(path.join(preDir, 'photo-400x250-decoded.json'), 'utf8')) as { width: number; height: number; every13: string };
-    const im = decodeImage(goldenImageFile('photo-400x250'));
+    const im = decodeImage(goldenImage('photo-400x250'));
     expect([im.width, im.height]).toEqual([d.width, d.height]);
     const ref = Buffer.from(d.every13, 'base64');
     let worst = 0, within1 = 0;
@@ -200,10 +189,69 @@ describe('Phi-3-vision preprocessing = the reference processor (PIL + torch, gol
     expect(hdSize(500, 300, 16)).toEqual([1680, 1008]);
     expect(hdSize(1000, 180, 4)).toEqual([1344, 241]);
     expect(() => decodeImage(new Uint8Array([1, 2, 3, 4]), 'x.bin')).toThrow(/x.bin is neither PNG nor JPEG \(first bytes 01 02 03 04\)/);
-    const png = goldenImageFile('small-100x100');
+    const png = goldenImage('small-100x100');
     expect(() => decodeImage(png.subarray(0, 200), 'cut.png')).toThrow(ImageError);
     expect(() => decodeImage(png.subarray(0, 200), 'cut.png')).toThrow(/cut.png cannot be decoded/);
   });
+});
+
+const tjsDir = path.join(ROOT, 'golden', 'data', 'vision-tjs');
+const tjsGoldens = fs.existsSync(tjsDir) ? fs.readdirSync(tjsDir).sort() : [];
+
+/** the largest difference between a crop and a golden's samples of it (every `stride`th value), and the mean's difference */
+function cropDiff(crop: Float32Array, g: { sampled: string; sum: number }, stride: number): { worst: number; mean: number } {
+  const ref = f32FromB64(g.sampled);
+  let worst = 0;
+  for (let k = 0; k < ref.length; k++) worst = Math.max(worst, Math.abs(crop[k * stride]! - ref[k]!));
+  return { worst, mean: Math.abs(crop.reduce((a, v) => a + v, 0) - g.sum) / crop.length };
+}
+
+// transformers.js's processor (golden/vision/transformersjs/) is a second implementation, written for Microsoft's ONNX export.
+// It agrees with Microsoft's where it does the same thing, and these tests hold it to 1e-4 there:
+// - image_sizes and the image token count, for landscape and square images (it does not transpose a
+//   portrait image before the HD rule, so its sizes there differ from Microsoft's, which the PIL goldens follow);
+// - the global view, where the HD size is the image's own (no resampling: sharp's resize is not PIL's);
+// - every tile, where the tiles also form a √n × √n grid (its sub-crops are √n × √n regions, resized).
+describe("Phi-3-vision preprocessing = transformers.js's Phi3VImageProcessor where both define the same thing", () => {
+  if (!tjsGoldens.length) it.skip(`no transformers.js goldens in ${tjsDir} (golden/vision/transformersjs: npm run golden)`, () => {});
+  const compared = { sizes: 0, global: 0, tiles: 0 };
+  for (const file of tjsGoldens) {
+    const g = JSON.parse(fs.readFileSync(path.join(tjsDir, file), 'utf8')) as PreprocessGolden & { numImgTokens: number };
+    const name = g.image.replace(/\.(png|jpg)$/, '');
+    const im = decodeImage(goldenImage(name), g.image);
+    const portrait = im.width < im.height;
+    const unresampled = !portrait && hdSize(im.width, im.height, g.numCrops).join() === [im.width, im.height].join();
+    const jpg = g.image.endsWith('.jpg'); // sharp's libjpeg and jpeg-js decode a level or two apart
+    const what = portrait ? 'nothing (portrait)' : unresampled ? 'sizes and values' : 'sizes';
+    it(`${g.image}, num_crops ${g.numCrops}: ${what}`, () => {
+      const p = preprocessImage(im, g.numCrops);
+      if (portrait) {
+        expect(p.imageSize[0]).toBeGreaterThan(p.imageSize[1]); // ours stays portrait (Microsoft's rule), see above
+        return;
+      }
+      expect(p.imageSize).toEqual(g.imageSize);
+      expect(imageTokenCount(p.h, p.w)).toBe(g.numImgTokens);
+      compared.sizes++;
+      if (!unresampled) return;
+      const tol = jpg ? 0.05 : 1e-4;
+      const glb = cropDiff(p.crops[0]!, g.crops[0]!, g.stride);
+      expect(glb.worst, 'global view').toBeLessThan(tol);
+      expect(glb.mean, 'global view mean').toBeLessThan(jpg ? 1e-2 : 1e-6);
+      compared.global++;
+      if (p.h * p.h !== g.numCrops || p.w !== p.h) return;
+      expect(g.crops.length).toBe(1 + g.numCrops);
+      for (let i = 1; i <= g.numCrops; i++) {
+        const d = cropDiff(p.crops[i]!, g.crops[i]!, g.stride);
+        expect(d.worst, `tile ${i}`).toBeLessThan(tol);
+        expect(d.mean, `tile ${i} mean`).toBeLessThan(jpg ? 1e-2 : 1e-6);
+      }
+      compared.tiles++;
+    });
+  }
+  if (tjsGoldens.length)
+    it('the comparisons above happened: sizes of 14 image/num_crops pairs, 4 global views, 3 grids of tiles', () => {
+      expect(compared).toEqual({ sizes: 14, global: 4, tiles: 3 });
+    });
 });
 
 describe('Phi-3.5-vision through the library: loadModel(folder), chat with an image part', () => {
@@ -213,7 +261,7 @@ describe('Phi-3.5-vision through the library: loadModel(folder), chat with an im
     const model = await loadModel(folder, { threads: 2, ctx: 2048 });
     try {
       expect(model.vision?.dim).toBe(256);
-      const png = goldenImageFile('wide-500x300'); // 4 crops: 2×2 tiles
+      const png = goldenImage('wide-500x300'); // 4 crops: 2×2 tiles
       const messages = [{ role: 'user' as const, content: [{ type: 'image' as const, image: png }, { type: 'text' as const, text: 'What is in the picture?' }] }];
       const { ids, gen } = model.chatRequest(messages);
       expect(ids.filter((t) => t === -1).length).toBe(imageTokenCount(2, 2));
@@ -266,7 +314,7 @@ describe('Phi-3.5-vision through the server: OpenAI image_url parts', () => {
     const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'none', maxRetries: 0 });
     const post = (body: object) => fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, error: (await r.json()).error }));
     try {
-      const png = goldenImageFile('exact-672x336'); // 1×2 tiles
+      const png = goldenImage('exact-672x336'); // 1×2 tiles
       const url = `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
       const r = await client.chat.completions.create({ model: 'phi3v-tiny', max_tokens: 4, temperature: 0, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'Describe it.' }] }] });
       expect(r.choices[0]!.message.content!.length).toBeGreaterThan(0);
@@ -306,7 +354,7 @@ describe('Phi-3.5-vision on the command line', () => {
     const ins = phi3(['inspect', dir]);
     expect(ins.stdout).toMatch(/vision {8}CLIP ViT 336² in 14² patches: hidden 128, mlp 256, heads 2, 2 of 3 layers run/);
     const png = path.join(dir, 'p.png');
-    fs.writeFileSync(png, goldenImageFile('small-100x100'));
+    fs.writeFileSync(png, goldenImage('small-100x100'));
     const r = phi3(['run', dir, '--image', png, '-p', 'What is it?', '-n', '3', '--temp', '0', '--threads', '1']);
     expect(r.status, r.stderr).toBe(0);
     expect(Number(/prompt (\d+) tok/.exec(r.stderr)![1])).toBeGreaterThan(imageTokenCount(2, 2)); // the image's rows are in the prompt

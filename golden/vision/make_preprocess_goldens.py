@@ -5,7 +5,7 @@ decode and convert('RGB'), HD_transform (transpose portrait, largest scale with 
 padding of the height to a multiple of 336, centred), ToTensor + CLIP Normalize in float32, the global
 view by F.interpolate(bicubic) to 336², and the tiles by reshape/permute.
 
-For each picture of <images> and num_crops 4 and 16 writes golden/data/vision-preprocess/<name>-<n>.json:
+For each picture of <images> (its manifest.json: the file and the num_crops to run it with) writes golden/data/vision-preprocess/<name>-<n>.json:
 image_sizes, the tile grid, and each crop's values at every 97th index (f32 base64) with their sum.
 The JPEG's decoded pixels (PIL) are written too, every 13th byte, for the decoder check.
 
@@ -59,13 +59,14 @@ def b64(a):
     return base64.b64encode(np.ascontiguousarray(a, dtype='<f4').tobytes()).decode()
 
 
-for f in sorted(os.listdir(src)):
+for entry in json.load(open(os.path.join(src, 'manifest.json'))):
+    f = entry['file']
     name = os.path.splitext(f)[0]
     img = Image.open(os.path.join(src, f)).convert('RGB')
     if f.endswith('.jpg'):
         px = np.asarray(img, dtype=np.uint8).reshape(-1)
         json.dump({'name': name, 'decoder': f'PIL {PIL.__version__}', 'width': img.size[0], 'height': img.size[1], 'every13': base64.b64encode(px[::13].tobytes()).decode()}, open(os.path.join(dst, f'{name}-decoded.json'), 'w'))
-    for n in (4, 16):
+    for n in entry['numCrops']:
         hd = hd_transform(img, n)
         x = torch.from_numpy(np.asarray(hd, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)  # ToTensor
         x = (x - MEAN) / STD  # Normalize

@@ -3,21 +3,14 @@
 //   node golden/vision/prepare-images.mjs [outDir]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PNG } from 'pngjs';
-import jpeg from 'jpeg-js';
-import { GOLDEN_IMAGES, syntheticImage } from '../../dist/src/synth/vision.js';
+import { GOLDEN_IMAGES, goldenImageFile } from '../../dist/src/synth/vision.js';
 
 const out = process.argv[2] ?? path.join(import.meta.dirname, '..', '.cache', 'vision-images');
 fs.mkdirSync(out, { recursive: true });
-for (const [name, seed, w, h, format] of GOLDEN_IMAGES) {
-  const im = syntheticImage(seed, w, h);
-  const rgba = Buffer.alloc(w * h * 4, 255);
-  for (let i = 0; i < w * h; i++) im.data.subarray(3 * i, 3 * i + 3).forEach((v, c) => (rgba[4 * i + c] = v));
-  const file = path.join(out, `${name}.${format === 'png' ? 'png' : 'jpg'}`);
-  if (format === 'png') {
-    const png = new PNG({ width: w, height: h });
-    rgba.copy(png.data);
-    fs.writeFileSync(file, PNG.sync.write(png));
-  } else fs.writeFileSync(file, jpeg.encode({ width: w, height: h, data: rgba }, 90).data);
-  console.log(file);
+for (const g of GOLDEN_IMAGES) {
+  const { file, bytes } = goldenImageFile(g.name);
+  fs.writeFileSync(path.join(out, file), bytes);
+  console.log(path.join(out, file));
 }
+// which num_crops each picture is run with (make_preprocess_goldens.py, transformersjs/make_goldens.mjs)
+fs.writeFileSync(path.join(out, 'manifest.json'), JSON.stringify(GOLDEN_IMAGES.map((g) => ({ file: goldenImageFile(g.name).file, numCrops: g.numCrops }))));

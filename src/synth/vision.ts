@@ -9,6 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { SafetensorsFile, writeSafetensors, type SafetensorsEntry } from '../safetensors/safetensors.js';
 import { exportHf } from '../convert/export-hf.js';
+import { PNG } from 'pngjs';
+import jpeg from 'jpeg-js';
 import { Rng } from '../util/rng.js';
 import { writeSynth, type SynthShape } from './synth.js';
 import { CLIP_PATCH, CLIP_PATCHES } from '../vision/clip.js';
@@ -127,13 +129,44 @@ export function syntheticImage(seed: number, width: number, height: number): { w
   return { width, height, data };
 }
 
-/** the preprocessing goldens' pictures: [name, seed, width, height, format] */
-export const GOLDEN_IMAGES: [string, number, number, number, 'png' | 'jpeg'][] = [
-  ['wide-500x300', 1, 500, 300, 'png'],
-  ['tall-300x700', 2, 300, 700, 'png'],
-  ['exact-672x336', 3, 672, 336, 'png'],
-  ['small-100x100', 4, 100, 100, 'png'],
-  ['strip-1000x180', 5, 1000, 180, 'png'],
-  ['tall-336x1344', 6, 336, 1344, 'png'],
-  ['photo-400x250', 7, 400, 250, 'jpeg'],
+/** a preprocessing golden's picture: which seed and size, how it is stored, and the num_crops it is run with */
+export interface GoldenImage {
+  name: string;
+  seed: number;
+  width: number;
+  height: number;
+  format: 'png' | 'jpeg';
+  numCrops: number[];
+}
+
+/**
+ * The preprocessing goldens' pictures. The last three have a width of s·336 and a height the HD size
+ * keeps (at the num_crops given), so that no resampling happens and the tiles form an s×s grid: where
+ * transformers.js's processor (√n×√n regions, sharp's resize) and Microsoft's (HD tiles, PIL's resize)
+ * do the same operations (golden/vision/transformersjs/).
+ */
+export const GOLDEN_IMAGES: GoldenImage[] = [
+  { name: 'wide-500x300', seed: 1, width: 500, height: 300, format: 'png', numCrops: [4, 16] },
+  { name: 'tall-300x700', seed: 2, width: 300, height: 700, format: 'png', numCrops: [4, 16] },
+  { name: 'exact-672x336', seed: 3, width: 672, height: 336, format: 'png', numCrops: [4, 16] },
+  { name: 'small-100x100', seed: 4, width: 100, height: 100, format: 'png', numCrops: [4, 16] },
+  { name: 'strip-1000x180', seed: 5, width: 1000, height: 180, format: 'png', numCrops: [4, 16] },
+  { name: 'tall-336x1344', seed: 6, width: 336, height: 1344, format: 'png', numCrops: [4, 16] },
+  { name: 'photo-400x250', seed: 7, width: 400, height: 250, format: 'jpeg', numCrops: [4, 16] },
+  { name: 'square-672x672', seed: 8, width: 672, height: 672, format: 'png', numCrops: [4, 16] },
+  { name: 'pad-1008x700', seed: 9, width: 1008, height: 700, format: 'png', numCrops: [9] },
+  { name: 'pad-1344x1100', seed: 10, width: 1344, height: 1100, format: 'png', numCrops: [16] },
 ];
+
+/** a golden picture's file: its name (`<name>.png` or `.jpg`) and bytes (PNG by pngjs, JPEG quality 90 by jpeg-js) */
+export function goldenImageFile(name: string): { file: string; bytes: Uint8Array } {
+  const g = GOLDEN_IMAGES.find((x) => x.name === name);
+  if (!g) throw new RangeError(`no golden image '${name}' (${GOLDEN_IMAGES.map((x) => x.name).join(', ')})`);
+  const im = syntheticImage(g.seed, g.width, g.height);
+  const rgba = Buffer.alloc(g.width * g.height * 4, 255);
+  for (let i = 0; i < g.width * g.height; i++) for (let c = 0; c < 3; c++) rgba[4 * i + c] = im.data[3 * i + c]!;
+  if (g.format === 'jpeg') return { file: `${name}.jpg`, bytes: jpeg.encode({ width: g.width, height: g.height, data: rgba }, 90).data };
+  const png = new PNG({ width: g.width, height: g.height });
+  rgba.copy(png.data);
+  return { file: `${name}.png`, bytes: PNG.sync.write(png) };
+}
