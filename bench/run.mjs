@@ -1,5 +1,7 @@
-// `npm run bench [-- --types Q4_0,Q4_K_M --threads 1,2,4 --rounds 3]`: write the synthetic mini model
-// as Q4_0, Q4_K_M and Q8_0 (and a tiny one), then run phi3-ts and llama.cpp alternately on the same file
+// `npm run bench [-- --types Q4_0,Q4_K_M --threads 1,2,4 --rounds 3 --weights trained|blocks]`: write the
+// synthetic mini model as Q4_0, Q4_K_M and Q8_0 (and a tiny one) — by default with weights drawn like a
+// trained model's and quantized by the ggml-exact quantizers, so that block scales (and their share of
+// subnormal f16 values, printed) fall as in real files; `--weights blocks` for the fast random-block files — then run phi3-ts and llama.cpp alternately on the same file
 // with the same threads, several rounds, and print medians, ours/llama.cpp ratios and each decode's
 // share of the bandwidth ceiling (bench/bandwidth.mjs, measured in the same run). Results also go to
 // bench/results.json.
@@ -27,12 +29,16 @@ const nPrompt = Number(arg('prompt-tokens', '128')), nGen = Number(arg('gen-toke
 // V8 ≥ 13 turns relaxed SIMD's i32 dot-add into one instruction where the CPU has AVX-VNNI
 const oursNode = arg('node', process.execPath);
 const oursVersion = execFileSync(oursNode, ['--version'], { encoding: 'utf8' }).trim();
+const weights = arg('weights', 'trained');
+if (!['trained', 'blocks'].includes(weights)) throw new Error(`--weights ${weights}: trained or blocks`);
 
 function model(preset, type) {
-  const file = path.join(cache, `${preset}-${type}.gguf`);
+  const file = path.join(cache, `${preset}-${type}${weights === 'trained' ? '-trained' : ''}.gguf`);
   if (!fs.existsSync(file)) {
     const v = fs.existsSync(vocab) && preset === 'mini' ? ['--vocab', vocab] : [];
-    execFileSync(process.execPath, [cli, 'synth', '--preset', preset, '--type', type, '--seed', '1', ...v, '--out', file], { stdio: 'inherit' });
+    // written beside, then renamed: an interrupted write leaves no half file in the cache
+    execFileSync(process.execPath, [cli, 'synth', '--preset', preset, '--type', type, '--seed', '1', '--weights', weights, ...v, '--out', file + '.part'], { stdio: 'inherit' });
+    fs.renameSync(file + '.part', file);
   }
   return file;
 }
@@ -66,6 +72,29 @@ function bytesPerToken(file) {
 const bandwidth = Object.fromEntries(threadList.map((t) => [t, run(path.join(here, 'bandwidth.mjs'), [String(t)]).gb_s]));
 console.log(`stream read bandwidth (bench/bandwidth.mjs), GB/s by threads: ${JSON.stringify(bandwidth)}`);
 
+// each file's f16 block scales: how many are subnormal (real files have some, in small Q6_K and Q8_0 blocks)
+const { GGMLType } = await import('../dist/src/quant/ggml-type.js');
+const { scaleStats } = await import('../dist/src/quant/check.js');
+const scales = {};
+function scaleReport(file) {
+  const f = openGguf(file), byType = {};
+  try {
+    for (const t of f.tensors) {
+      const st = scaleStats(t.type, f.readTensor(t));
+      if (!st.scales) continue;
+      const a = (byType[GGMLType[t.type]] ??= { scales: 0, subnormal: 0, zero: 0 });
+      for (const k of ['scales', 'subnormal', 'zero']) a[k] += st[k];
+    }
+  } finally {
+    f.close();
+  }
+  return byType;
+}
+for (const t of types) {
+  scales[t] = scaleReport(model('mini', t));
+  console.log(`mini ${t} (${weights} weights): f16 scales subnormal ${Object.entries(scales[t]).map(([k, v]) => `${k} ${((100 * v.subnormal) / v.scales).toFixed(2)} %`).join(', ') || '(none: a float type)'}`);
+}
+
 const cases = [...types.map((t) => ['mini', t]), ['tiny', 'Q4_0']].flatMap((c) => threadList.map((t) => [...c, t]));
 for (const [preset, type, threads] of cases) {
   const file = model(preset, type);
@@ -89,9 +118,9 @@ for (const [preset, type, threads] of cases) {
   console.log(JSON.stringify(row));
 }
 const f = (x, d = 2) => x.toFixed(d);
-console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0].model}, threads ${threadList.join(', ')}, phi3-ts on Node ${oursVersion}, llama.cpp (node-llama-cpp) on Node ${process.version}, medians of ${rounds} alternating runs`);
+console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0].model}, threads ${threadList.join(', ')}, phi3-ts on Node ${oursVersion}, llama.cpp (node-llama-cpp) on Node ${process.version}, medians of ${rounds} alternating runs, ${weights} weights`);
 console.log('| model | threads | prefill tok/s (ours / llama.cpp = ratio) | decode tok/s | decode ceiling tok/s (ours, llama.cpp % of it) | load s | peak RSS MB |');
 console.log('|---|---|---|---|---|---|---|');
 for (const r of results)
   console.log(`| ${r.model} | ${r.threads} | ${f(r.prefill_tok_s.phi3)} / ${f(r.prefill_tok_s.llama)} = **${f(r.prefill_tok_s.ratio)}×** | ${f(r.decode_tok_s.phi3)} / ${f(r.decode_tok_s.llama)} = **${f(r.decode_tok_s.ratio)}×** | ${f(r.ceiling_tok_s)} (${f(100 * r.of_ceiling.phi3, 0)} %, ${f(100 * r.of_ceiling.llama, 0)} %) | ${f(r.load_s.phi3)} / ${f(r.load_s.llama)} | ${f(r.peak_rss_mb.phi3, 0)} / ${f(r.peak_rss_mb.llama, 0)} |`);
-fs.writeFileSync(path.join(here, 'results.json'), JSON.stringify({ date: new Date().toISOString(), cpu: os.cpus()[0].model, node: process.version, oursNode: oursVersion, bandwidth, results }, null, 2));
+fs.writeFileSync(path.join(here, 'results.json'), JSON.stringify({ date: new Date().toISOString(), cpu: os.cpus()[0].model, node: process.version, oursNode: oursVersion, weights, scales, bandwidth, results }, null, 2));

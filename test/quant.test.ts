@@ -4,7 +4,14 @@ import { GGML_TYPES, GGMLType, ggmlTypeByName } from '../src/quant/ggml-type.js'
 import { dequantize } from '../src/quant/dequantize.js';
 import { quantize, canQuantize } from '../src/quant/quantize.js';
 import { fp16ToFp32, fp32ToFp16, fp32ToBf16, bf16ToFp32 } from '../src/quant/fp16.js';
-import { f32FromB64, firstBitDiff, fromB64, golden } from './helpers.js';
+import { f32FromB64, firstBitDiff, fromB64, golden, tmpDir } from './helpers.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { scaleStats } from '../src/quant/check.js';
+import { trainedTensor, trainedValues } from '../src/synth/trained.js';
+import { PRESETS, randomTensor, writeSynth } from '../src/synth/synth.js';
+import { writeSynthAsync } from '../src/synth/write-node.js';
+import { Rng } from '../src/util/rng.js';
 
 interface QuantGolden {
   types: { id: number; name: string; blockSize: number; typeSize: number }[];
@@ -94,4 +101,65 @@ describe('fp16 / bf16', () => {
     for (const v of [0, 1, -1, 3.140625, 1e30, -2.5e-20]) expect(bf16ToFp32(fp32ToBf16(v))).toBe(bf16ToFp32(fp32ToBf16(bf16ToFp32(fp32ToBf16(v)))));
     expect(bf16ToFp32(fp32ToBf16(1.00390625))).toBe(1); // tie → even
   });
+});
+
+describe("benchmark files drawn like a trained model's (synth --weights trained)", () => {
+  it('scaleStats counts the f16 scale fields of each block, and which are subnormal or zero', () => {
+    // three Q8_0 blocks (d at bytes 0–1): subnormal 0x0001, zero, normal 1.0; −0 counts as zero
+    const q8 = new Uint8Array(4 * 34);
+    [0x0001, 0x0000, 0x3c00, 0x8000].forEach((h, b) => ((q8[b * 34] = h & 0xff), (q8[b * 34 + 1] = h >> 8)));
+    expect(scaleStats(GGMLType.Q8_0, q8)).toEqual({ scales: 4, subnormal: 1, zero: 2 });
+    // a Q4_K block: d (bytes 0–1) the largest subnormal 0x03ff, dmin (2–3) the smallest normal 0x0400
+    const q4k = new Uint8Array(144);
+    q4k.set([0xff, 0x03, 0x00, 0x04]);
+    expect(scaleStats(GGMLType.Q4_K, q4k)).toEqual({ scales: 2, subnormal: 1, zero: 0 });
+    // Q6_K's d sits at the block's end (bytes 208–209)
+    const q6k = new Uint8Array(210);
+    q6k[208] = 0x10;
+    expect(scaleStats(GGMLType.Q6_K, q6k)).toEqual({ scales: 1, subnormal: 1, zero: 0 });
+    expect(scaleStats(GGMLType.F16, new Uint8Array(8))).toEqual({ scales: 0, subnormal: 0, zero: 0 });
+  });
+
+  it('values: the RMS asked for, heavy tails, outlier channels, the same bytes from the same seed', () => {
+    const rows = 256, cols = 1024, rms = 0.02;
+    const w = trainedValues(rows, cols, rms, new Rng(3));
+    const m2 = w.reduce((a, v) => a + v * v, 0) / w.length;
+    expect(Math.sqrt(m2) / rms).toBeGreaterThan(0.9);
+    expect(Math.sqrt(m2) / rms).toBeLessThan(1.1);
+    const kurtosis = w.reduce((a, v) => a + v ** 4, 0) / w.length / m2 ** 2;
+    expect(kurtosis).toBeGreaterThan(3.5); // a normal's is 3
+    const colRms = Array.from({ length: cols }, (_, c) => Math.sqrt(Array.from({ length: rows }, (_, r) => w[r * cols + c]! ** 2).reduce((a, b) => a + b) / rows));
+    const median = [...colRms].sort((a, b) => a - b)[cols >> 1]!;
+    const outliers = colRms.filter((x) => x > 1.8 * median).length;
+    expect(outliers).toBeGreaterThan(0.002 * cols);
+    expect(outliers).toBeLessThan(0.03 * cols);
+    expect(trainedValues(rows, cols, rms, new Rng(3))).toEqual(w);
+  });
+
+  it('quantized, the block scales fall as in real files: graded by block, not all-or-nothing per field as random blocks', () => {
+    const frac = (b: Uint8Array, t: GGMLType) => {
+      const st = scaleStats(t, b);
+      return st.subnormal / st.scales;
+    };
+    // Q4_K (d and dmin): random blocks draw both fields from one scale, so one field is subnormal in every block or in none
+    const trainedQ4K = frac(trainedTensor(GGMLType.Q4_K, 64, 3072, 0.011, new Rng(1)), GGMLType.Q4_K);
+    const randomQ4K = frac(randomTensor(GGMLType.Q4_K, 64 * 3072, 0.011, new Rng(1)), GGMLType.Q4_K);
+    expect([0, 0.5, 1]).toContain(randomQ4K);
+    expect(trainedQ4K).toBeGreaterThan(0.05);
+    expect(trainedQ4K).toBeLessThan(0.45);
+    // Q8_0 at a small RMS: a few blocks subnormal (real files' small Q8_0 scales), none in random blocks
+    expect(frac(trainedTensor(GGMLType.Q8_0, 64, 3072, 0.0088, new Rng(1)), GGMLType.Q8_0)).toBeGreaterThan(0.001);
+    expect(frac(randomTensor(GGMLType.Q8_0, 64 * 3072, 0.0088, new Rng(1)), GGMLType.Q8_0)).toBe(0);
+    // and the quantizer is the ggml-exact one: the same bytes as quantize() of the drawn values
+    expect(trainedTensor(GGMLType.Q6_K, 64, 3072, 0.02, new Rng(1))).toEqual(quantize(GGMLType.Q6_K, trainedValues(64, 3072, 0.02, new Rng(1))));
+  });
+
+  it('writeSynthAsync on worker threads writes the same bytes as writeSynth on the main thread', async () => {
+    const dir = tmpDir();
+    const o = { shape: { ...PRESETS.tiny!, nLayers: 2 }, type: 'Q4_K_M', seed: 4, weights: 'trained' as const };
+    writeSynth(path.join(dir, 'a.gguf'), o);
+    await writeSynthAsync(path.join(dir, 'b.gguf'), o, 2);
+    expect(fs.readFileSync(path.join(dir, 'b.gguf')).equals(fs.readFileSync(path.join(dir, 'a.gguf')))).toBe(true);
+    expect(() => writeSynth(path.join(dir, 'c.gguf'), { ...o, weights: 'real' as never })).toThrow(/unknown weights 'real' \(blocks or trained\)/);
+  }, 60_000);
 });

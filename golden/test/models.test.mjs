@@ -184,6 +184,30 @@ test('a `phi3 synth` tiny Q8_0 file runs in llama.cpp and agrees with phi3-ts', 
   await model.dispose();
 });
 
+test('a `phi3 synth --weights trained` tiny Q4_K_M (subnormal Q6_K scales, as real files have) runs in llama.cpp and agrees with phi3-ts', async () => {
+  const file = path.join(CACHE, 'tiny-q4_k_m-trained.gguf');
+  phi3('synth', '--preset', 'tiny', '--type', 'Q4_K_M', '--weights', 'trained', '--threads', '2', '--seed', '5', '--out', file);
+  const { scaleStats } = await import('../../dist/src/quant/check.js');
+  const { GGMLType } = await import('../../dist/src/quant/ggml-type.js');
+  const f = openGguf(file);
+  let q6 = { scales: 0, subnormal: 0 };
+  for (const t of f.tensors.filter((x) => x.type === GGMLType.Q6_K)) {
+    const st = scaleStats(t.type, f.readTensor(t));
+    q6 = { scales: q6.scales + st.scales, subnormal: q6.subnormal + st.subnormal };
+  }
+  f.close();
+  assert.ok(q6.scales > 0 && q6.subnormal > 0, `the file has subnormal Q6_K scales: ${JSON.stringify(q6)}`);
+  const model = await loadModel(file);
+  const tokens = [1, ...tokenize(model, 'hello world, the model')];
+  const theirs = (await evalLogits(model, tokens)).map((x) => x.logits);
+  const ours = JSON.parse(phi3('logits', file, '--tokens', tokens.join(','), '--all', '--json'));
+  const d = compare(ours.logits.map((r) => Float32Array.from(r)), theirs);
+  console.log(`trained tiny Q4_K_M: Q6_K scales ${JSON.stringify(q6)}, rel ${d.rel}`);
+  assert.ok(d.rel <= 5e-2, JSON.stringify(d));
+  await model.dispose();
+  fs.rmSync(file);
+});
+
 test('a `phi3 synth` mini Q4_0 (Phi-3-mini shapes, real vocab) is written in under a minute and runs in llama.cpp', { skip: !fs.existsSync(VOCAB) && 'no Phi-3 vocab' }, async () => {
   const file = path.join(CACHE, 'mini-q4_0.gguf');
   const t0 = performance.now();

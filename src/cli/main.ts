@@ -14,7 +14,8 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { inspectGguf, formatInspect } from './inspect.js';
 import { parseFlags, usageOf, UsageError, HelpRequested, type FlagTable, type FlagValues } from './flags.js';
-import { PRESETS, SYNTH_TYPES, writeSynth } from '../synth/synth.js';
+import { PRESETS, SYNTH_TYPES } from '../synth/synth.js';
+import { writeSynthAsync } from '../synth/write-node.js';
 import { VISION_PRESETS, writeVisionSynth } from '../synth/vision.js';
 import { isVisionFolder, visionSummary } from '../vision/load.js';
 import { openGguf } from '../gguf/file-source.js';
@@ -680,8 +681,10 @@ const commands: Record<string, Command> = {
       'kv-heads': { type: 'int', min: 1, help: 'KV heads' },
       ctx: { type: 'int', min: 1, max: 1 << 24, help: 'trained context length' },
       'rope-dim': { type: 'int', min: 2, help: 'rotary dims per head' },
+      threads: { type: 'int', min: 1, max: 1024, help: 'worker threads that draw --weights trained (default: every core)' },
+      weights: { type: 'string', choices: ['blocks', 'trained'], help: "blocks (default): random quant blocks, fast; trained: F32 weights shaped like a trained model's, quantized by the ggml-exact quantizers (real files' scale distribution; slow)" },
     },
-    run(values) {
+    async run(values) {
       const v = values as Record<string, string | number | boolean | undefined>;
       if (!v.out) throw new UsageError(`--out is required`);
       const vision = VISION_PRESETS[(v.preset as string | undefined) ?? ''];
@@ -689,7 +692,7 @@ const commands: Record<string, Command> = {
         // a Phi-3.5-vision folder: text model F32 (convert on load quantizes it), vision tower F32
         if (!vision) throw new UsageError(`--format hf writes the vision presets (${Object.keys(VISION_PRESETS).join(', ')}); use phi3 export-hf for a text model`);
         if (v.format !== 'hf') throw new UsageError(`--preset ${v.preset} is a Hugging Face folder: give --format hf`);
-        for (const k of ['type', 'tied', 'dim', 'hidden', 'layers', 'heads', 'kv-heads', 'ctx', 'rope-dim', 'pre'])
+        for (const k of ['type', 'tied', 'dim', 'hidden', 'layers', 'heads', 'kv-heads', 'ctx', 'rope-dim', 'pre', 'weights'])
           if (v[k] !== undefined) throw new UsageError(`--${k} does not apply to --format hf (the folder is F32 at the preset's shape)`);
         const t0 = performance.now();
         const out = v.out as string;
@@ -720,7 +723,8 @@ const commands: Record<string, Command> = {
       if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`--out ${out}: the folder ${dir} does not exist`);
       const t0 = performance.now();
       try {
-        writeSynth(out, { shape, type, seed: (v.seed as number | undefined) ?? 1, vocabFile: v.vocab as string | undefined, pre: v.pre as string | undefined });
+        const o = { shape, type, seed: (v.seed as number | undefined) ?? 1, vocabFile: v.vocab as string | undefined, pre: v.pre as string | undefined, weights: v.weights as 'blocks' | 'trained' | undefined };
+        await writeSynthAsync(out, o, (v.threads as number | undefined) ?? os.availableParallelism());
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (err.code) throw new Error(`cannot write ${out}: ${err.message}`);

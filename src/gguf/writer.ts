@@ -177,6 +177,37 @@ export function writeGguf(path: string, spec: GGUFSpec): void {
   }
 }
 
+/**
+ * writeGguf() with tensors produced asynchronously (e.g. on worker threads): `produce(t, i)` is started
+ * for up to `ahead` tensors beyond the one being written, and the tensors are written in order.
+ */
+export async function writeGgufAsync(path: string, spec: GGUFSpec, produce: (t: GGUFTensorSpec, i: number) => Promise<Uint8Array> | Uint8Array, ahead = 2): Promise<void> {
+  const { header, sizes, alignment } = ggufHeader(spec);
+  const fd = fs.openSync(path, 'w');
+  const started: Promise<Uint8Array>[] = [];
+  const start = (i: number) => {
+    if (i < spec.tensors.length && !started[i]) started[i] = Promise.resolve().then(() => produce(spec.tensors[i]!, i));
+  };
+  try {
+    writeAll(fd, header);
+    const zeros = new Uint8Array(alignment);
+    for (let i = 0; i < spec.tensors.length; i++) {
+      for (let k = i; k <= i + ahead; k++) start(k);
+      const data = await started[i]!;
+      delete started[i];
+      const size = sizes[i]!;
+      if (data.length !== size) throw new Error(`tensor ${spec.tensors[i]!.name}: got ${data.length} bytes, expected ${size}`);
+      writeAll(fd, data);
+      const pad = (alignment - (size % alignment)) % alignment;
+      if (pad) writeAll(fd, zeros.subarray(0, pad));
+    }
+  } finally {
+    fs.closeSync(fd);
+    // a failure leaves the tensors already started to finish (their errors are the first one's)
+    await Promise.allSettled(started.filter(Boolean));
+  }
+}
+
 function writeAll(fd: number, data: Uint8Array): void {
   for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, Math.min(data.length - done, 1 << 30));
 }

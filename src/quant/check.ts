@@ -29,3 +29,21 @@ export function firstNonFinite(type: GGMLType, bytes: Uint8Array): number {
       }
   return -1;
 }
+
+/** how many f16 scale fields (d, dmin, m) the blocks in `bytes` hold, and how many of them are subnormal or zero */
+export function scaleStats(type: GGMLType, bytes: Uint8Array): { scales: number; subnormal: number; zero: number } {
+  const t = GGML_TYPES.get(type)!;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const halves = t.fields.filter((f) => f.kind === 'f16');
+  let scales = 0, subnormal = 0, zero = 0;
+  if (t.blockSize === 1) return { scales, subnormal, zero }; // F32 / F16 / BF16: no scales
+  for (let o = 0; o + t.typeSize <= bytes.length; o += t.typeSize)
+    for (const f of halves)
+      for (let k = 0; k < f.bytes; k += 2) {
+        const h = dv.getUint16(o + f.offset + k, true) & 0x7fff;
+        scales++;
+        if (h === 0) zero++;
+        else if (h < 0x0400) subnormal++;
+      }
+  return { scales, subnormal, zero };
+}

@@ -236,13 +236,11 @@ function quantizeQ8KBlock(x: Float32Array, xo: number, y: Uint8Array, yo: number
 }
 
 /** quantize_row_q4_K_ref (nmax 15) and quantize_row_q5_K_ref (nmax 31) share this body. */
+// scratch of quantizeQ45K and makeQkx2Quants (one call at a time: JavaScript runs one on each thread)
+const K45 = { L: new Uint8Array(QK_K), Laux: new Uint8Array(32), weights: new Float32Array(32), mins: new Float32Array(8), scales: new Float32Array(8), out: { min: 0 }, xm: new Float32Array(32) };
+
 function quantizeQ45K(x: Float32Array, xo: number, y: Uint8Array, yo: number, nmax: 15 | 31): void {
-  const L = new Uint8Array(QK_K);
-  const Laux = new Uint8Array(32);
-  const weights = new Float32Array(32);
-  const mins = new Float32Array(8);
-  const scales = new Float32Array(8);
-  const out = { min: 0 };
+  const { L, Laux, weights, mins, scales, out } = K45;
   let maxScale = 0, maxMin = 0;
   for (let j = 0; j < 8; j++) {
     let sumX2 = 0;
@@ -367,18 +365,24 @@ function makeQkx2Quants(
     diff = fr(diff * diff);
     bestError = fr(bestError + fr(weights[i]! * diff));
   }
+  // x − min, kept while min is (ggml updates min when a step improves, and later steps use the new one)
+  const xm = K45.xm;
+  let xmOf = NaN;
   for (let is = 0; is <= nstep; is++) {
+    if (xmOf !== min) {
+      for (let i = 0; i < n; i++) xm[i] = x[xo + i]! - min;
+      xmOf = min;
+    }
     iscale = fr(fr(fr(rmin + fr(rdelta * is)) + nmax) / fr(max - min));
     let sumL = 0, sumL2 = 0, sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const xi = x[xo + i]!;
-      let l = nearestInt(fr(iscale * fr(xi - min)));
-      l = Math.max(0, Math.min(nmax, l));
+      let l = nearestInt(fr(iscale * xm[i]!));
+      l = l < 0 ? 0 : l > nmax ? nmax : l;
       Laux[i] = l;
-      const w = weights[i]!;
-      sumL = fr(sumL + fr(w * l));
-      sumL2 = fr(sumL2 + fr(fr(w * l) * l));
-      sumXL = fr(sumXL + fr(fr(w * l) * xi));
+      const wl = fr(weights[i]! * l);
+      sumL = fr(sumL + wl);
+      sumL2 = fr(sumL2 + fr(wl * l));
+      sumXL = fr(sumXL + fr(wl * x[xo + i]!));
     }
     const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
     if (D > 0) {

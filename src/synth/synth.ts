@@ -32,6 +32,8 @@ function isBpeVocab(file: string): boolean {
   }
 }
 
+import { trainedTensor, type TrainedJob } from './trained.js';
+
 export { PRESETS, type SynthShape } from './presets.js';
 
 /** llama_ftype values for general.file_type */
@@ -51,6 +53,12 @@ export interface SynthOptions {
   /** with a gpt2 (BPE) vocabFile: this pre-tokenizer and Phi-4's special tokens (default: the shape's) */
   pre?: string;
   name?: string;
+  /**
+   * how the weight matrices are drawn: 'blocks' (default) random quant bytes with calibrated scale
+   * fields, fast, for tests; 'trained' F32 values shaped like a trained model's, quantized by the
+   * ggml-exact quantizers, so that block scales fall as in real files (trained.ts), for benchmarks
+   */
+  weights?: 'blocks' | 'trained';
 }
 
 /** llama.cpp's use_more_bits(i_layer, n_layers): which ffn_down layers Q4_K_M bumps to q6_K */
@@ -280,10 +288,14 @@ function longRopeFactors(n: number, rng: Rng): [Float32Array, Float32Array] {
   return [long, short];
 }
 
+/** a synthetic tensor; 'trained' matrices also carry what a worker needs to draw the same bytes (write-node.ts) */
+export type SynthTensorSpec = GGUFTensorSpec & { job?: TrainedJob };
+
 /** Build the GGUF spec of a synthetic model (metadata now, tensor bytes lazily as they are written). */
-export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tensors: GGUFTensorSpec[] } {
+export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tensors: SynthTensorSpec[] } {
   const s = o.shape;
   if (!(o.type in FILE_TYPE)) throw new Error(`synth: unsupported --type ${o.type} (one of ${SYNTH_TYPES.join(', ')})`);
+  if (o.weights !== undefined && o.weights !== 'blocks' && o.weights !== 'trained') throw new Error(`synth: unknown weights '${o.weights}' (blocks or trained)`);
   if (s.dim % s.nHeads !== 0) throw new Error(`synth: dim ${s.dim} is not divisible by ${s.nHeads} heads`);
   if (s.nHeads % s.nKvHeads !== 0) throw new Error(`synth: ${s.nHeads} heads are not a multiple of ${s.nKvHeads} KV heads`);
   const headDim = s.dim / s.nHeads;
@@ -343,7 +355,7 @@ export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tens
 
   // one RNG stream per tensor (seeded from the model seed and the tensor's index) so tensors
   // can be generated in any order and the bytes never depend on it
-  const tensors: GGUFTensorSpec[] = [];
+  const tensors: SynthTensorSpec[] = [];
   // (a fresh Rng on each call of data(): the same bytes however often the writer asks)
   const seeded = () => {
     const idx = tensors.length;
@@ -354,7 +366,12 @@ export function synthSpec(o: SynthOptions): { metadata: [string, GGUFKV][]; tens
     const type = tensorType(o.type, role, layer, s.nLayers);
     const rng = seeded();
     const n = cols * rows * Math.max(1, experts);
-    tensors.push({ name, type, shape: experts ? [cols, rows, experts] : [cols, rows], data: () => randomTensor(type, n, weightRms(role, s), rng()) });
+    const rms = weightRms(role, s);
+    const shape = experts ? [cols, rows, experts] : [cols, rows];
+    if (o.weights === 'trained') {
+      const job: TrainedJob = { type, rows: rows * Math.max(1, experts), cols, rms, seed: o.seed * 1000003 + tensors.length };
+      tensors.push({ name, type, shape, data: () => trainedTensor(type, job.rows, cols, rms, new Rng(job.seed)), job });
+    } else tensors.push({ name, type, shape, data: () => randomTensor(type, n, rms, rng()) });
   };
   const norm = (name: string) => {
     const rng = seeded();
