@@ -27,8 +27,7 @@ import { HfFolder, HfFolderError, type HfTensor } from '../hf/folder.js';
 import { kv, writeGguf, type GGUFSpec, type GGUFTensorSpec } from '../gguf/writer.js';
 import { GGUFValueType, type GGUFKV } from '../gguf/types.js';
 import { GGMLType, GGML_TYPES } from '../quant/ggml-type.js';
-import { quantize } from '../quant/quantize.js';
-import { fp32ToBf16, fp32ToFp16 } from '../quant/fp16.js';
+import { storeAs } from '../quant/quantize.js';
 import { FILE_TYPE, tensorType, type Role } from '../synth/synth.js';
 import { UnsupportedModelError } from '../model/config.js';
 
@@ -239,15 +238,7 @@ export function hfGgufSpec(hf: HfFolder, o: ConvertOptions = {}): ConvertPlan {
 function tensorBytes(s: Source, t: GGMLType): Uint8Array {
   const p = s.parts[0]!;
   if (s.parts.length === 1 && STORED[p.info.dtype] === t && p.info.dtype !== 'F64') return p.file.read(p.name);
-  const x = readF32(s);
-  if (t === GGMLType.F32) return new Uint8Array(x.buffer);
-  if (t === GGMLType.F16 || t === GGMLType.BF16) {
-    const h = new Uint16Array(x.length);
-    const f = t === GGMLType.F16 ? fp32ToFp16 : fp32ToBf16;
-    for (let i = 0; i < x.length; i++) h[i] = f(x[i]!);
-    return new Uint8Array(h.buffer);
-  }
-  return quantize(t, x);
+  return storeAs(t, readF32(s));
 }
 
 export interface ConvertResult {

@@ -488,3 +488,15 @@ export function quantize(type: GGMLType, src: Float32Array): Uint8Array {
   quantizeRow(type, src, 0, out, 0, src.length);
   return out;
 }
+
+/** F32 values stored as `type`: F32 as is, F16/BF16 rounded (ggml's conversions), quantized types by quantize() */
+export function storeAs(type: GGMLType, x: Float32Array): Uint8Array {
+  if (type === GGMLType.F32) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  if (type === GGMLType.F16 || type === GGMLType.BF16) {
+    const h = new Uint16Array(x.length);
+    const f = type === GGMLType.F16 ? fp32ToFp16 : fp32ToBf16;
+    for (let i = 0; i < x.length; i++) h[i] = f(x[i]!);
+    return new Uint8Array(h.buffer);
+  }
+  return quantize(type, x);
+}

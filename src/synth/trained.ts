@@ -11,8 +11,7 @@
  * checkpoint. Keep the random-block synth (synth.ts randomTensor) for tests: it is much faster.
  */
 import { GGMLType } from '../quant/ggml-type.js';
-import { fp32ToBf16, fp32ToFp16 } from '../quant/fp16.js';
-import { quantize } from '../quant/quantize.js';
+import { storeAs } from '../quant/quantize.js';
 import type { Rng } from '../util/rng.js';
 import { erf } from '../vision/phi3v.js';
 
@@ -60,15 +59,7 @@ export function trainedValues(rows: number, cols: number, rms: number, rng: Rng)
 
 /** trainedValues() stored as `type`: F32/F16/BF16 converted, quantized types by the ggml-exact quantizers */
 export function trainedTensor(type: GGMLType, rows: number, cols: number, rms: number, rng: Rng): Uint8Array {
-  const w = trainedValues(rows, cols, rms, rng);
-  if (type === GGMLType.F32) return new Uint8Array(w.buffer);
-  if (type === GGMLType.F16 || type === GGMLType.BF16) {
-    const conv = type === GGMLType.F16 ? fp32ToFp16 : fp32ToBf16;
-    const h = new Uint16Array(w.length);
-    for (let i = 0; i < w.length; i++) h[i] = conv(w[i]!);
-    return new Uint8Array(h.buffer);
-  }
-  return quantize(type, w);
+  return storeAs(type, trainedValues(rows, cols, rms, rng));
 }
 
 /** what a worker needs to draw one matrix (trained-worker.ts): the same bytes as on the main thread */
