@@ -692,7 +692,7 @@ const commands: Record<string, Command> = {
         // a Phi-3.5-vision folder: text model F32 (convert on load quantizes it), vision tower F32
         if (!vision) throw new UsageError(`--format hf writes the vision presets (${Object.keys(VISION_PRESETS).join(', ')}); use phi3 export-hf for a text model`);
         if (v.format !== 'hf') throw new UsageError(`--preset ${v.preset} is a Hugging Face folder: give --format hf`);
-        for (const k of ['type', 'tied', 'dim', 'hidden', 'layers', 'heads', 'kv-heads', 'ctx', 'rope-dim', 'pre', 'weights'])
+        for (const k of ['type', 'tied', 'dim', 'hidden', 'layers', 'heads', 'kv-heads', 'ctx', 'rope-dim', 'pre', 'weights', 'threads'])
           if (v[k] !== undefined) throw new UsageError(`--${k} does not apply to --format hf (the folder is F32 at the preset's shape)`);
         const t0 = performance.now();
         const out = v.out as string;
@@ -721,6 +721,7 @@ const commands: Record<string, Command> = {
       const out = v.out as string;
       const dir = path.dirname(path.resolve(out));
       if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`--out ${out}: the folder ${dir} does not exist`);
+      if (v.threads !== undefined && v.weights !== 'trained') throw new UsageError(`--threads draws --weights trained; random blocks are written on one thread`);
       const t0 = performance.now();
       try {
         const o = { shape, type, seed: (v.seed as number | undefined) ?? 1, vocabFile: v.vocab as string | undefined, pre: v.pre as string | undefined, weights: v.weights as 'blocks' | 'trained' | undefined };

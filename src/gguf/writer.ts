@@ -144,7 +144,11 @@ export function ggufHeader(spec: GGUFSpec): { header: Uint8Array; offsets: numbe
 }
 
 function produce(t: GGUFTensorSpec, size: number): Uint8Array {
-  const data = typeof t.data === 'function' ? t.data() : t.data;
+  return sized(t, typeof t.data === 'function' ? t.data() : t.data, size);
+}
+
+/** a tensor's bytes, checked against the size its shape and type give */
+function sized(t: GGUFTensorSpec, data: Uint8Array, size: number): Uint8Array {
   if (data.length !== size) throw new Error(`tensor ${t.name}: got ${data.length} bytes, expected ${size}`);
   return data;
 }
@@ -165,13 +169,7 @@ export function writeGguf(path: string, spec: GGUFSpec): void {
   const fd = fs.openSync(path, 'w');
   try {
     writeAll(fd, header);
-    const zeros = new Uint8Array(alignment);
-    spec.tensors.forEach((t, i) => {
-      const size = sizes[i]!;
-      writeAll(fd, produce(t, size));
-      const pad = (alignment - (size % alignment)) % alignment;
-      if (pad) writeAll(fd, zeros.subarray(0, pad));
-    });
+    spec.tensors.forEach((t, i) => writeTensor(fd, produce(t, sizes[i]!), alignment));
   } finally {
     fs.closeSync(fd);
   }
@@ -186,26 +184,30 @@ export async function writeGgufAsync(path: string, spec: GGUFSpec, produce: (t: 
   const fd = fs.openSync(path, 'w');
   const started: Promise<Uint8Array>[] = [];
   const start = (i: number) => {
-    if (i < spec.tensors.length && !started[i]) started[i] = Promise.resolve().then(() => produce(spec.tensors[i]!, i));
+    if (i >= spec.tensors.length || started[i]) return;
+    started[i] = Promise.resolve().then(() => produce(spec.tensors[i]!, i));
+    started[i].catch(() => {}); // a tensor ahead may fail before it is awaited: its error comes when it is
   };
   try {
     writeAll(fd, header);
-    const zeros = new Uint8Array(alignment);
     for (let i = 0; i < spec.tensors.length; i++) {
       for (let k = i; k <= i + ahead; k++) start(k);
       const data = await started[i]!;
       delete started[i];
-      const size = sizes[i]!;
-      if (data.length !== size) throw new Error(`tensor ${spec.tensors[i]!.name}: got ${data.length} bytes, expected ${size}`);
-      writeAll(fd, data);
-      const pad = (alignment - (size % alignment)) % alignment;
-      if (pad) writeAll(fd, zeros.subarray(0, pad));
+      writeTensor(fd, sized(spec.tensors[i]!, data, sizes[i]!), alignment);
     }
   } finally {
     fs.closeSync(fd);
-    // a failure leaves the tensors already started to finish (their errors are the first one's)
+    // after a failure, the tensors already started finish before the error goes on
     await Promise.allSettled(started.filter(Boolean));
   }
+}
+
+/** one tensor's bytes and the padding to the next */
+function writeTensor(fd: number, data: Uint8Array, alignment: number): void {
+  writeAll(fd, data);
+  const pad = (alignment - (data.length % alignment)) % alignment;
+  if (pad) writeAll(fd, new Uint8Array(pad));
 }
 
 function writeAll(fd: number, data: Uint8Array): void {

@@ -235,10 +235,10 @@ function quantizeQ8KBlock(x: Float32Array, xo: number, y: Uint8Array, yo: number
   dv.setFloat32(0, fr(1 / iscale), true);
 }
 
-/** quantize_row_q4_K_ref (nmax 15) and quantize_row_q5_K_ref (nmax 31) share this body. */
 // scratch of quantizeQ45K and makeQkx2Quants (one call at a time: JavaScript runs one on each thread)
 const K45 = { L: new Uint8Array(QK_K), Laux: new Uint8Array(32), weights: new Float32Array(32), mins: new Float32Array(8), scales: new Float32Array(8), out: { min: 0 }, xm: new Float32Array(32) };
 
+/** quantize_row_q4_K_ref (nmax 15) and quantize_row_q5_K_ref (nmax 31) share this body. */
 function quantizeQ45K(x: Float32Array, xo: number, y: Uint8Array, yo: number, nmax: 15 | 31): void {
   const { L, Laux, weights, mins, scales, out } = K45;
   let maxScale = 0, maxMin = 0;

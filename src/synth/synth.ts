@@ -22,6 +22,7 @@ import { Rng } from '../util/rng.js';
 import { PHI3_CHAT_TEMPLATE, PHI4_MINI_CHAT_TEMPLATE } from '../generate/phi3-template.js';
 import { longRopeAttnFactor, type SynthShape } from './presets.js';
 import { bpeVocabMetadata } from './bpe-vocab.js';
+import { trainedTensor, type TrainedJob } from './trained.js';
 
 function isBpeVocab(file: string): boolean {
   const f = openGguf(file);
@@ -31,8 +32,6 @@ function isBpeVocab(file: string): boolean {
     f.close();
   }
 }
-
-import { trainedTensor, type TrainedJob } from './trained.js';
 
 export { PRESETS, type SynthShape } from './presets.js';
 
