@@ -778,9 +778,12 @@ export async function openModel(file: GGUFFile, opts: LoadOptions, host: ModelHo
     }
     let phi3: Phi3<unknown>;
     try {
-      // the crew starts first and reads the weights with the main thread; starting it again after
-      // is a no-op unless the weights took more memory banks
-      if (ops instanceof WasmOps) await ops.start();
+      // the banks the weights need are opened and the crew starts over them, so that it reads the
+      // weights with the main thread; starting it again after is a no-op unless loading opened more
+      if (ops instanceof WasmOps) {
+        ops.planBanks(file.tensors);
+        await ops.start();
+      }
       phi3 = Phi3.load(file, ops, {
         ctx,
         maxBatch: MAX_BATCH,

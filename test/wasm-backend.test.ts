@@ -25,12 +25,21 @@ const dir = tmpDir();
 // does); otherwise the main thread reads them alone
 // solo: the crew is judged slower than the main thread alone (as on a busy machine), so every op
 // runs on the main thread, its workers asleep
-async function logitsWith(file: string, threads: number, bankBytes?: number, crewLoad = false, solo = false): Promise<Float32Array[]> {
+// crewLoad 'planned': the banks are opened first (planBanks, as loadModel does), so the crew reads
+// the tensors of every bank
+async function logitsWith(file: string, threads: number, bankBytes?: number, crewLoad: boolean | 'planned' = false, solo = false): Promise<Float32Array[]> {
   const f = openGguf(file);
   const c = configFromGguf(f);
   const ops = new WasmOps({ ...planFor(c, 64, 16, threads), bankBytes }, nodeHost);
+  if (crewLoad === 'planned') ops.planBanks(f.tensors);
   if (crewLoad) await ops.start();
+  const banks = ops.bankSizes().length;
   const m = Phi3.load(f, ops, { ctx: 64, maxBatch: 16 });
+  if (crewLoad === 'planned') {
+    // every tensor read by the crew, whatever its bank; no bank opened while loading
+    expect(ops.crewReadBytes).toBe(f.tensors.reduce((a, t) => a + t.byteSize, 0));
+    expect(ops.bankSizes().length).toBe(banks);
+  }
   await ops.start();
   if (solo) Object.assign((ops as unknown as { crewInstance: object }).crewInstance, { solo: true, soloUntil: Infinity });
   try {
@@ -90,6 +99,9 @@ describe('WASM backend', () => {
     expect(bits(await logitsWith(file, 2, 3 << 20))).toEqual(bits(one));
     // bank 0's tensors read by the crew, the others by the main thread
     expect(bits(await logitsWith(file, 2, 3 << 20, true))).toEqual(bits(one));
+    // the banks opened before the crew starts: it reads every bank's tensors
+    expect(bits(await logitsWith(file, 2, 3 << 20, 'planned'))).toEqual(bits(one));
+    expect(bits(await logitsWith(file, 3, 3 << 20, 'planned'))).toEqual(bits(one));
   });
 
   it('Q4_0 matrices: interleaved up to Q4_0X4_MAX_COLS columns, ggml rows beyond; both multiply right on the crew', async () => {

@@ -205,6 +205,8 @@ export class WasmOps implements Ops<WasmBuf> {
     return this.crewInstance;
   }
   private crewBanks = 0;
+  /** weight bytes the crew has read (Op.LOAD) — the rest were read by the main thread alone */
+  crewReadBytes = 0;
 
   get threads(): number {
     return this.plan.threads;
@@ -241,22 +243,46 @@ export class WasmOps implements Ops<WasmBuf> {
     return { ptr: b.ptr + offset * 4, n: b.n - offset };
   }
 
+  /** a new bank whose first tensor takes `firstBytes`, with its own staging area for cross-bank matmuls */
+  private addBank(firstBytes: number): Bank {
+    const size = KERNEL_STATIC_BYTES + firstBytes + this.stagingBytes + this.scratchBytes + 3 * ALIGN;
+    const b = new Bank(this.module, KERNEL_STATIC_BYTES + this.stagingBytes + this.scratchBytes + 2 * ALIGN, Math.max(this.bankBytes, size));
+    b.staging = b.alloc(this.stagingBytes)!;
+    b.scratch = b.alloc(this.scratchBytes)!;
+    this.banks.push(b);
+    return b;
+  }
+
+  /**
+   * Open, before the crew starts, the banks that these tensors will need (first fit in this order,
+   * as loadWeight places them), so that the crew's workers have every bank's memory and read every
+   * tensor with the main thread. Without it, a tensor that does not fit in the banks there are opens
+   * a new one as it loads, and is read by the main thread alone.
+   */
+  planBanks(tensors: readonly GGUFTensorInfo[]): void {
+    const tops = this.banks.map((b) => b.top);
+    for (const t of tensors) {
+      if (t.shape.length === 1) continue; // bank 0's reserve
+      const i = tops.findIndex((top, j) => Math.ceil(top / ALIGN) * ALIGN + t.byteSize <= this.banks[j]!.capacity);
+      if (i >= 0) tops[i] = Math.ceil(tops[i]! / ALIGN) * ALIGN + t.byteSize;
+      else {
+        const b = this.addBank(t.byteSize);
+        tops.push(Math.ceil(b.top / ALIGN) * ALIGN + t.byteSize);
+      }
+    }
+  }
+
   loadWeight(file: GGUFFile, t: GGUFTensorInfo): WasmWeight {
     const info = GGML_TYPES.get(t.type)!;
     const cols = t.shape[0]!;
     const rows = t.nElements / cols;
-    let bank = this.banks.length - 1;
-    // 1-D tensors (norm weights) live in bank 0's reserve, beside the activations that use them
-    let ptr = t.shape.length === 1 ? ((bank = 0), this.reserve(t.byteSize)) : this.banks[bank]!.alloc(t.byteSize);
+    // 1-D tensors (norm weights) live in bank 0's reserve, beside the activations that use them;
+    // the others in the first bank with room (planBanks opened them), else a new one
+    let bank = 0;
+    let ptr: number | undefined = t.shape.length === 1 ? this.reserve(t.byteSize) : this.banks[0]!.alloc(t.byteSize);
+    while (ptr === undefined && ++bank < this.banks.length) ptr = this.banks[bank]!.alloc(t.byteSize);
     if (ptr === undefined) {
-      // a new bank, with its own staging area for cross-bank matmuls
-      const size = KERNEL_STATIC_BYTES + t.byteSize + this.stagingBytes + this.scratchBytes + 3 * ALIGN;
-      const b = new Bank(this.module, size, Math.max(this.bankBytes, size));
-      b.staging = b.alloc(this.stagingBytes)!;
-      b.scratch = b.alloc(this.scratchBytes)!;
-      this.banks.push(b);
-      bank = this.banks.length - 1;
-      ptr = b.alloc(t.byteSize);
+      ptr = this.addBank(t.byteSize).alloc(t.byteSize);
       if (ptr === undefined) throw new RangeError(`tensor ${t.name} (${t.byteSize} bytes) does not fit in a 4 GiB WASM memory`);
     }
     const b = this.banks[bank]!;
@@ -265,15 +291,20 @@ export class WasmOps implements Ops<WasmBuf> {
     const layout = !matrix4 ? Layout.ROWS : t.type === GGMLType.Q4_0 ? (cols <= Q4_0X4_MAX_COLS ? Layout.Q4_0X4 : Layout.ROWS) : BLOCKS4_TYPES.has(t.type) ? Layout.BLOCKS4 : Layout.ROWS;
     let subnormalScales = 0;
     const where = file.fileRange(t);
-    const stagingPerThread = Math.floor((this.plan.maxT * this.plan.maxCols * 4) / this.plan.threads / ALIGN) * ALIGN; // xh, split
-    if (this.crewInstance && this.host.readFd && bank === 0 && where && (layout === Layout.ROWS || stagingPerThread >= 4 * rowBytes)) {
-      // the crew reads it (share.ts, Op.LOAD): the copy and the page faults on two cores
-      const args = [Op.LOAD, 0, where.fd, where.position, ptr, rows, rowBytes, cols, layout, info.typeSize, this.xh, stagingPerThread, this.loadResults];
-      b.f64(this.loadResults, 2 * this.plan.threads).fill(0);
-      this.crewInstance.run(args, (i, n) => runShare([b.k], args, i, n, this.host.readFd), false);
-      const res = b.f64(this.loadResults, 2 * this.plan.threads);
+    // the staging the crew reads through, split between the threads: bank 0's f16-rounded
+    // activations (xh), another bank's own staging area (the reorder stays within one memory)
+    const [staging, stagingBytes] = bank === 0 ? [this.xh, this.plan.maxT * this.plan.maxCols * 4] : [b.staging, this.stagingBytes];
+    const stagingPerThread = Math.floor(stagingBytes / this.plan.threads / ALIGN) * ALIGN;
+    if (this.crewInstance && this.crewBanks > bank && this.host.readFd && where && (layout === Layout.ROWS || stagingPerThread >= 4 * rowBytes)) {
+      // the crew reads it (share.ts, Op.LOAD): the copy and the page faults on every core
+      const args = [Op.LOAD, bank, where.fd, where.position, ptr, rows, rowBytes, cols, layout, info.typeSize, staging, stagingPerThread, this.loadResults];
+      const b0 = this.banks[0]!;
+      b0.f64(this.loadResults, 2 * this.plan.threads).fill(0);
+      this.crewInstance.run(args, (i, n) => runShare(this.banks.map((x) => x.k), args, i, n, this.host.readFd), false);
+      const res = b0.f64(this.loadResults, 2 * this.plan.threads);
       let got = 0;
       for (let i = 0; i < this.plan.threads; i++) (got += res[2 * i]!), (subnormalScales += res[2 * i + 1]!);
+      this.crewReadBytes += got;
       if (got !== t.byteSize) throw new GgufError(`short read: got ${got} of ${t.byteSize} bytes`, where.position, { file: file.path, tensor: t.name });
     } else if (layout === Layout.ROWS) file.readTensorInto(t, b.u8(ptr, t.byteSize));
     else {

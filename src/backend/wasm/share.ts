@@ -123,8 +123,8 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
     case Op.LOAD: {
       // a tensor read from the file into place, the threads side by side (the copy and the page
       // faults of fresh memory are most of a load): fd, position, ptr, rows, rowBytes, cols, layout,
-      // block bytes, staging, staging bytes per thread, results ([bytes read, subnormal scales] per
-      // thread, f64)
+      // block bytes, staging (in the tensor's bank), staging bytes per thread, results in bank 0
+      // ([bytes read, subnormal scales] per thread, f64)
       const [fd, position, ptr, rows, rowBytes, cols, layout, blockBytes, staging, stagingBytes, results] = [a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!];
       if (!readFd) throw new Error('Op.LOAD needs file reads by descriptor, which this platform has not given');
       const readFully = readFd;
@@ -146,7 +146,7 @@ export function runShare(kernels: Kernels[], a: Float64Array | number[], i: numb
           else K.interleave_blocks4(ptr + r * rowBytes, tmp, n, rowBytes, blockBytes);
         }
       }
-      new Float64Array(K.memory.buffer, results + i * 16, 2).set([got, subnormal]);
+      new Float64Array(kernels[0]!.memory.buffer, results + i * 16, 2).set([got, subnormal]); // in bank 0
       return;
     }
     default:
