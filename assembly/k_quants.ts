@@ -10,7 +10,7 @@ import { Q3_K_BYTES, q3_K_block, q3_expand } from './q3_K';
 import { Q4_K_BYTES, Q4_K_QS, Q4_K_SCALES, q4_K_block, q4_K_isum } from './q4_K';
 import { Q5_K_BYTES, Q5_K_QH, Q5_K_QS, q5_K_block, q5k_hi, q5k_lo } from './q5_K';
 import { Q6_K_BYTES, Q6_K_D, q6_K_block, q6_K_total, q6_expand } from './q6_K';
-import { RUNS, TOUCH_AHEAD, T_CHUNK, scales4 } from './rows';
+import { RUNS, TOUCH_AHEAD, T_CHUNK, in_order, scales4 } from './rows';
 
 // ── K-quant prefill: each block of four rows is expanded once, then dotted with every token ────
 // A row's expanded block (KX_ROW bytes at e, in the calling thread's scratch): the 256 weights as
@@ -147,15 +147,39 @@ export const KX_ROW: usize = 432;
 @inline export function kq_acc4(kind: i32, o: usize, w: usize, step: usize, x: usize, bs: usize, dx: f32, scratch: usize): void {
   const w1 = w + step, w2 = w1 + step, w3 = w2 + step;
   let v: v128;
+  // each row's result is stored as soon as it is made (in_order, at ord: never read), so that V8
+  // does one row's arithmetic before the next row's loads
+  const ord = scratch + 64;
   if (kind == GGML_TYPE_Q5_K || kind <= GGML_TYPE_Q3_K) {
-    v = f32x4(kq_block(kind, w, x, bs, dx, scratch), kq_block(kind, w1, x, bs, dx, scratch), kq_block(kind, w2, x, bs, dx, scratch), kq_block(kind, w3, x, bs, dx, scratch));
+    const a0 = kq_block(kind, w, x, bs, dx, scratch);
+    store<f32>(ord, a0);
+    const a1 = kq_block(kind, w1, x, bs, dx, scratch);
+    store<f32>(ord, a1, 4);
+    const a2 = kq_block(kind, w2, x, bs, dx, scratch);
+    store<f32>(ord, a2, 8);
+    v = f32x4(a0, a1, a2, kq_block(kind, w3, x, bs, dx, scratch));
   } else if (kind == GGML_TYPE_Q6_K) {
-    const t = i32x4(q6_K_total(w, x, bs, scratch), q6_K_total(w1, x, bs, scratch), q6_K_total(w2, x, bs, scratch), q6_K_total(w3, x, bs, scratch));
+    const t0 = q6_K_total(w, x, bs, scratch);
+    store<i32>(ord, t0);
+    const t1 = q6_K_total(w1, x, bs, scratch);
+    store<i32>(ord, t1, 4);
+    const t2 = q6_K_total(w2, x, bs, scratch);
+    store<i32>(ord, t2, 8);
+    const t = i32x4(t0, t1, t2, q6_K_total(w3, x, bs, scratch));
     v = f32x4.mul(f32x4.splat(dx), f32x4.mul(f16x8_lo(scales4(w + Q6_K_D, w1 + Q6_K_D, w2 + Q6_K_D, w3 + Q6_K_D)), f32x4.convert_i32x4_s(t)));
   } else {
-    const s0 = k4_scale_min(w + 4), s1 = k4_scale_min(w1 + 4), s2 = k4_scale_min(w2 + 4), s3 = k4_scale_min(w3 + 4);
-    const isum = f32x4.convert_i32x4_s(hsum4(q4_K_isum(w, x, s0, scratch), q4_K_isum(w1, x, s1, scratch), q4_K_isum(w2, x, s2, scratch), q4_K_isum(w3, x, s3, scratch)));
-    const msum = f32x4.convert_i32x4_s(hsum4(k4_msum(s0, bs), k4_msum(s1, bs), k4_msum(s2, bs), k4_msum(s3, bs)));
+    const s0 = k4_scale_min(w + 4), i0 = q4_K_isum(w, x, s0, scratch), m0 = k4_msum(s0, bs);
+    in_order(ord, i0);
+    in_order(ord + 16, m0);
+    const s1 = k4_scale_min(w1 + 4), i1 = q4_K_isum(w1, x, s1, scratch), m1 = k4_msum(s1, bs);
+    in_order(ord + 32, i1);
+    in_order(ord + 48, m1);
+    const s2 = k4_scale_min(w2 + 4), i2 = q4_K_isum(w2, x, s2, scratch), m2 = k4_msum(s2, bs);
+    in_order(ord + 64, i2);
+    in_order(ord + 80, m2);
+    const s3 = k4_scale_min(w3 + 4);
+    const isum = f32x4.convert_i32x4_s(hsum4(i0, i1, i2, q4_K_isum(w3, x, s3, scratch)));
+    const msum = f32x4.convert_i32x4_s(hsum4(m0, m1, m2, k4_msum(s3, bs)));
     // [d0 d1 dmin0 dmin1], [d2 d3 dmin2 dmin3] → [d0..d3], [dmin0..dmin3]
     const a = v128.shuffle<i32>(f16x8_lo(v128.load32_zero(w)), f16x8_lo(v128.load32_zero(w1)), 0, 4, 1, 5);
     const b = v128.shuffle<i32>(f16x8_lo(v128.load32_zero(w2)), f16x8_lo(v128.load32_zero(w3)), 0, 4, 1, 5);

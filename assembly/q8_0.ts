@@ -2,7 +2,7 @@
 //   d: f16 (offset 0) | qs: 32 × i8 (offset 2); w = d·q
 // Twin: matmulRef over dequantizeRow (src/quant/dequantize.ts).
 import { bytes, f16_to_f32, f16x8_lo, hsum4, hsum_i32 } from './lanes';
-import { RUNS, T_CHUNK, run_o, run_w, scales4 } from './rows';
+import { RUNS, T_CHUNK, in_order, run_o, run_w, scales4 } from './rows';
 
 // Q8_0 block (34 B): d f16 | qs[32] i8
 
@@ -43,14 +43,16 @@ import { RUNS, T_CHUNK, run_o, run_w, scales4 } from './rows';
 }
 
 // acc (at o) += the block at w of four rows (rowBytes apart) dotted with one token's block
-@inline export function q8_0_acc4(o: usize, w: usize, rowBytes: usize, ax0: v128, sx0: v128, ax1: v128, sx1: v128, dx: v128): void {
+@inline export function q8_0_acc4(o: usize, w: usize, rowBytes: usize, ax0: v128, sx0: v128, ax1: v128, sx1: v128, dx: v128, ord: usize): void {
   const w1 = w + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
-  const s = hsum4(
-    q8_0_isum(v128.load(w, 2), v128.load(w, 18), ax0, sx0, ax1, sx1),
-    q8_0_isum(v128.load(w1, 2), v128.load(w1, 18), ax0, sx0, ax1, sx1),
-    q8_0_isum(v128.load(w2, 2), v128.load(w2, 18), ax0, sx0, ax1, sx1),
-    q8_0_isum(v128.load(w3, 2), v128.load(w3, 18), ax0, sx0, ax1, sx1),
-  );
+  // each row's sum stored as it is made, at ord (the thread's scratch; never read): see in_order
+  const s0 = q8_0_isum(v128.load(w, 2), v128.load(w, 18), ax0, sx0, ax1, sx1);
+  in_order(ord, s0);
+  const s1 = q8_0_isum(v128.load(w1, 2), v128.load(w1, 18), ax0, sx0, ax1, sx1);
+  in_order(ord + 16, s1);
+  const s2 = q8_0_isum(v128.load(w2, 2), v128.load(w2, 18), ax0, sx0, ax1, sx1);
+  in_order(ord + 32, s2);
+  const s = hsum4(s0, s1, s2, q8_0_isum(v128.load(w3, 2), v128.load(w3, 18), ax0, sx0, ax1, sx1));
   v128.store(o, f32x4.add(v128.load(o), f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(f16x8_lo(scales4(w, w1, w2, w3)), dx))));
 }
 
@@ -92,7 +94,15 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
           const xb = qsPtr + (tb << 5);
           const x0 = v128.load(xb), x1 = v128.load(xb, 16);
           const xa = i16x8.extend_low_i8x16_s(x0), xb_ = i16x8.extend_high_i8x16_s(x0), xc = i16x8.extend_low_i8x16_s(x1), xd = i16x8.extend_high_i8x16_s(x1);
-          const s = hsum4(q8_0x_row(scratch, xa, xb_, xc, xd), q8_0x_row(scratch + 64, xa, xb_, xc, xd), q8_0x_row(scratch + 128, xa, xb_, xc, xd), q8_0x_row(scratch + 192, xa, xb_, xc, xd));
+          // each row's sum stored as it is made (in_order)
+          const s0 = q8_0x_row(scratch, xa, xb_, xc, xd);
+          in_order(scratch + 272, s0);
+          const s1 = q8_0x_row(scratch + 64, xa, xb_, xc, xd);
+          in_order(scratch + 288, s1);
+          const s2 = q8_0x_row(scratch + 128, xa, xb_, xc, xd);
+          in_order(scratch + 304, s2);
+          const s3 = q8_0x_row(scratch + 192, xa, xb_, xc, xd);
+          const s = hsum4(s0, s1, s2, s3);
           const out = outPtr + (<usize>(t * rows + r) << 2);
           v128.store(out, f32x4.add(v128.load(out), f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(v128.load(scratch, 256), v128.load32_splat(dPtr + (tb << 2))))));
         }
@@ -117,14 +127,14 @@ export function matmul_q8_0(outPtr: usize, wPtr: usize, qsPtr: usize, dPtr: usiz
       for (let xq = qsPtr, xd = dPtr; xq < xEnd; xq += 32, xd += 4) {
         const x0 = v128.load(xq), x1 = v128.load(xq, 16), dx = v128.load32_splat(xd);
         const ax0 = i8x16.abs(x0), sx0 = i8x16.lt_s(x0, zero), ax1 = i8x16.abs(x1), sx1 = i8x16.lt_s(x1, zero);
-        q8_0_acc4(o0, w0, rowStep, ax0, sx0, ax1, sx1, dx); w0 += blockStep;
-        q8_0_acc4(o1, w1, rowStep, ax0, sx0, ax1, sx1, dx); w1 += blockStep;
-        q8_0_acc4(o2, w2, rowStep, ax0, sx0, ax1, sx1, dx); w2 += blockStep;
-        q8_0_acc4(o3, w3, rowStep, ax0, sx0, ax1, sx1, dx); w3 += blockStep;
-        q8_0_acc4(o4, w4, rowStep, ax0, sx0, ax1, sx1, dx); w4 += blockStep;
-        q8_0_acc4(o5, w5, rowStep, ax0, sx0, ax1, sx1, dx); w5 += blockStep;
-        q8_0_acc4(o6, w6, rowStep, ax0, sx0, ax1, sx1, dx); w6 += blockStep;
-        q8_0_acc4(o7, w7, rowStep, ax0, sx0, ax1, sx1, dx); w7 += blockStep;
+        q8_0_acc4(o0, w0, rowStep, ax0, sx0, ax1, sx1, dx, scratch); w0 += blockStep;
+        q8_0_acc4(o1, w1, rowStep, ax0, sx0, ax1, sx1, dx, scratch); w1 += blockStep;
+        q8_0_acc4(o2, w2, rowStep, ax0, sx0, ax1, sx1, dx, scratch); w2 += blockStep;
+        q8_0_acc4(o3, w3, rowStep, ax0, sx0, ax1, sx1, dx, scratch); w3 += blockStep;
+        q8_0_acc4(o4, w4, rowStep, ax0, sx0, ax1, sx1, dx, scratch); w4 += blockStep;
+        q8_0_acc4(o5, w5, rowStep, ax0, sx0, ax1, sx1, dx, scratch); w5 += blockStep;
+        q8_0_acc4(o6, w6, rowStep, ax0, sx0, ax1, sx1, dx, scratch); w6 += blockStep;
+        q8_0_acc4(o7, w7, rowStep, ax0, sx0, ax1, sx1, dx, scratch); w7 += blockStep;
       }
     }
     r = r0 + ((r1 - r0) & ~3);
