@@ -41,7 +41,7 @@ async function logitsWith(file: string, threads: number, bankBytes?: number, cre
     expect(ops.bankSizes().length).toBe(banks);
   }
   await ops.start();
-  if (solo) Object.assign((ops as unknown as { crewInstance: object }).crewInstance, { solo: true, soloUntil: Infinity });
+  if (solo) Object.assign((ops as unknown as { crewInstance: { judge: object } }).crewInstance.judge, { solo: true, soloUntil: Infinity });
   try {
     const tokens = Array.from({ length: 20 }, (_, i) => 1 + ((i * 37) % 800));
     const rows = m.forward(tokens, { allLogits: true }); // two batches of 16 + 4

@@ -101,7 +101,9 @@ export abstract class Crew {
   readonly args = new Float64Array(this.control, ARGS, N_ARGS);
   protected failure: Error | undefined;
 
-  constructor(readonly nThreads: number) {}
+  constructor(readonly nThreads: number) {
+    this.judge = new CrewJudge(nThreads - 1);
+  }
 
   /** stop the workers once STOP is set and they have been woken (resolves when they are gone) */
   protected abstract stopWorkers(): Promise<void>;
@@ -127,35 +129,12 @@ export abstract class Crew {
     }
   }
 
-  /**
-   * Whether the crew pays for itself, measured as it runs. On a machine whose cores are busy with
-   * other work, a worker may be descheduled mid-op and the main thread then waits a whole time slice
-   * for it; and for a small model, handing out an op can cost more than the op. So the two ways of
-   * running are timed against each other on adjacent windows of WINDOW ops (decode repeats the same
-   * ops, so neighbouring windows hold the same work): in crew mode, once every PROBE_MS one window runs
-   * on the main thread alone; if it was faster per op, the main thread stays alone for SOLO_MS (its
-   * workers sleep), timing every window, then one crew window is timed again, and the faster way goes
-   * on. A crew window whose wait for the workers is far past what the crew saves (wait > 2·(n−1)·own:
-   * alone would take ≈ n·own) switches at once, from its MIN_OPS-th op. Results are the same either
-   * way: every split of an op gives bit-identical output.
-   */
-  private solo = false;
-  private soloUntil = 0;
-  /** what the current window is for: a probe of 'alone' from crew mode, or the crew again after a solo spell */
-  private checking: 'solo' | 'crew' | undefined;
-  private nextProbe = 0;
-  private windowOps = 0;
-  private windowTime = 0;
-  private own = 0;
-  private wait = 0;
-  /** ms per op of the latest window run each way */
-  private perOp = { solo: Infinity, crew: Infinity };
-  static readonly WINDOW = 32;
-  static readonly MIN_OPS = 2;
-  static readonly SOLO_MS = 1000;
-  static readonly PROBE_MS = 1000;
+  /** whether each op runs on every thread or on this one alone (CrewJudge) */
+  readonly judge: CrewJudge;
   /** times the main thread chose to run alone (for tests and the profile) */
-  soloSwitches = 0;
+  get soloSwitches(): number {
+    return this.judge.soloSwitches;
+  }
 
   /**
    * Run one op on every thread: `mine(0, n)` here, the workers their own index, then wait.
@@ -169,9 +148,10 @@ export abstract class Crew {
       return;
     }
     const t0op = performance.now();
-    if (this.solo && judge) {
+    if (this.judge.solo && judge) {
       mine(0, 1);
-      this.timed('solo', performance.now() - t0op);
+      const t = performance.now();
+      this.judge.soloOp(t - t0op, t);
       return;
     }
     this.checkFailure();
@@ -199,51 +179,7 @@ export abstract class Crew {
     this.checkFailure();
     if (!judge) return;
     const t2op = performance.now();
-    this.own += t1op - t0op;
-    this.wait += t2op - t1op;
-    if (this.windowOps + 1 >= Crew.MIN_OPS && this.wait > 2 * workers * this.own) {
-      this.goSolo(t2op);
-      return;
-    }
-    this.timed('crew', t2op - t0op);
-  }
-
-  private goSolo(now: number): void {
-    this.solo = true;
-    this.soloUntil = now + Crew.SOLO_MS;
-    this.checking = undefined;
-    this.soloSwitches++;
-    this.windowOps = this.windowTime = this.own = this.wait = 0;
-  }
-
-  /** count one judged op; at the end of a window, record its time per op and choose how the next runs */
-  private timed(mode: 'solo' | 'crew', ms: number): void {
-    this.windowTime += ms;
-    if (++this.windowOps < Crew.WINDOW) return;
-    this.perOp[mode] = this.windowTime / this.windowOps;
-    this.windowOps = this.windowTime = this.own = this.wait = 0;
-    const now = performance.now();
-    const soloFaster = this.perOp.solo < this.perOp.crew;
-    const checked = this.checking;
-    this.checking = undefined;
-    if (mode === 'crew') {
-      if (checked === 'crew' && soloFaster) this.goSolo(now); // after a solo spell: alone is still faster
-      else if (checked === 'crew') this.nextProbe = now + Crew.PROBE_MS;
-      else if (now >= this.nextProbe) {
-        this.solo = true; // probe: one window alone
-        this.soloUntil = 0;
-        this.checking = 'solo';
-      }
-    } else if (checked === 'solo') {
-      if (soloFaster) this.goSolo(now);
-      else {
-        this.solo = false;
-        this.nextProbe = now + Crew.PROBE_MS;
-      }
-    } else if (now > this.soloUntil) {
-      this.solo = false; // a crew window again, to compare
-      this.checking = 'crew';
-    }
+    this.judge.crewOp(t1op - t0op, t2op - t1op, t2op);
   }
 
   private checkFailure(): void {
@@ -262,5 +198,128 @@ export abstract class Crew {
     Atomics.add(this.ctl, SEQ, 1);
     Atomics.notify(this.ctl, SEQ);
     await this.stopWorkers();
+  }
+}
+
+/**
+ * Whether the crew pays for itself, judged as it runs (pure: fed each op's times, it says how the
+ * next op runs). On a machine whose cores are busy with other work, a worker may be descheduled
+ * mid-op and the main thread then waits a whole time slice for it; and for a small model, handing
+ * out an op can cost more than the op. So the two ways of running are timed against each other on
+ * adjacent windows of WINDOW ops (decode repeats the same ops, so neighbouring windows hold the same
+ * work):
+ * - in crew mode, now and then a probe: one window on the main thread alone. A probe of a big
+ *   model at n threads runs at 1/n of the crew's speed, so the gap before the next one is
+ *   PROBE_COST × what the probe costs more than a crew window (probeGap): probing takes at most
+ *   1/PROBE_COST of the time at any thread count (a probe every second, as before: a window at
+ *   1/16 speed each second, ≈ 8 % of a 16-thread decode), and a small model, for which alone may
+ *   well be faster, is probed within MIN_PROBE_MS;
+ * - if alone was faster per op, the main thread stays alone for a spell (its workers sleep), timing
+ *   every window, then one crew window is timed again, and the faster way goes on; each spell that
+ *   alone wins again lasts twice as long (SOLO_MS up to MAX_SOLO_MS);
+ * - a crew window whose wait for the workers is far past what the crew saves (wait > 2·(n−1)·own:
+ *   alone would take ≈ n·own) switches at once, from its MIN_OPS-th op — late enough that one
+ *   descheduled worker among many does not send a 16-thread crew alone for a second.
+ * Results are the same either way: every split of an op gives bit-identical output.
+ *
+ * Measured (16-core Sapphire Rapids, Node 24, mini decode, 3 alternating runs): with probes every
+ * 1 s and the switch from the 2nd op, 16 threads gave Q4_K_M 9.5–13.6 tok/s and Q4_0 12.9–22.0;
+ * never going alone 14.9–15.6 and 22.9–25.0.
+ */
+export class CrewJudge {
+  static readonly WINDOW = 32;
+  static readonly MIN_OPS = 8;
+  static readonly SOLO_MS = 1000;
+  static readonly MAX_SOLO_MS = 16_000;
+  static readonly PROBE_COST = 50;
+  static readonly MIN_PROBE_MS = 2;
+  static readonly MAX_PROBE_MS = 60_000;
+  /** the next op runs on the main thread alone */
+  solo = false;
+  soloUntil = 0;
+  soloSwitches = 0;
+  /** ms per op of the latest window run each way */
+  readonly perOp = { solo: Infinity, crew: Infinity };
+  private soloMs = CrewJudge.SOLO_MS;
+  /** what the current window is for: a probe of 'alone' from crew mode, or the crew again after a solo spell */
+  private checking: 'solo' | 'crew' | undefined;
+  private nextProbe = 0;
+  /** the main thread's own share per op in the latest crew window */
+  private ownPerOp = 0;
+  private windowOps = 0;
+  private windowTime = 0;
+  private own = 0;
+  private wait = 0;
+
+  /** `workers`: the crew's threads besides the main one */
+  constructor(readonly workers: number) {}
+
+  /** an op the whole crew ran: `own` ms on the main thread, then `wait` ms for the workers, ending at `now` */
+  crewOp(own: number, wait: number, now: number): void {
+    this.own += own;
+    this.wait += wait;
+    if (this.windowOps + 1 >= CrewJudge.MIN_OPS && this.wait > 2 * this.workers * this.own) {
+      if (this.checking === 'crew') this.soloMs = Math.min(CrewJudge.MAX_SOLO_MS, 2 * this.soloMs); // after a spell: alone still faster
+      this.goSolo(now);
+    } else this.timed('crew', own + wait, now);
+  }
+
+  /** an op the main thread ran alone in `ms`, ending at `now` */
+  soloOp(ms: number, now: number): void {
+    this.timed('solo', ms, now);
+  }
+
+  private goSolo(now: number): void {
+    this.solo = true;
+    this.soloUntil = now + this.soloMs;
+    this.checking = undefined;
+    this.soloSwitches++;
+    this.windowOps = this.windowTime = this.own = this.wait = 0;
+  }
+
+  /**
+   * How long until the next probe: PROBE_COST times what a probe costs more than a crew window —
+   * alone's time per op as last measured, or, before any, n × the main thread's share — so that
+   * probing takes at most 1 / PROBE_COST of the time, between MIN_PROBE_MS and MAX_PROBE_MS.
+   */
+  private probeGap(): number {
+    const solo = Number.isFinite(this.perOp.solo) ? this.perOp.solo : (this.workers + 1) * this.ownPerOp;
+    const extra = CrewJudge.WINDOW * (solo - this.perOp.crew);
+    return Math.min(CrewJudge.MAX_PROBE_MS, Math.max(CrewJudge.MIN_PROBE_MS, CrewJudge.PROBE_COST * extra));
+  }
+
+  /** count one judged op; at the end of a window, record its time per op and choose how the next runs */
+  private timed(mode: 'solo' | 'crew', ms: number, now: number): void {
+    this.windowTime += ms;
+    if (++this.windowOps < CrewJudge.WINDOW) return;
+    this.perOp[mode] = this.windowTime / this.windowOps;
+    if (mode === 'crew') this.ownPerOp = this.own / this.windowOps;
+    this.windowOps = this.windowTime = this.own = this.wait = 0;
+    const soloFaster = this.perOp.solo < this.perOp.crew;
+    const checked = this.checking;
+    this.checking = undefined;
+    if (mode === 'crew') {
+      if (checked === 'crew' && soloFaster) {
+        this.soloMs = Math.min(CrewJudge.MAX_SOLO_MS, 2 * this.soloMs); // after a spell alone, alone is still faster
+        this.goSolo(now);
+      } else if (checked === 'crew') {
+        this.soloMs = CrewJudge.SOLO_MS;
+        this.nextProbe = now + this.probeGap();
+      } else if (this.nextProbe === 0) this.nextProbe = now + this.probeGap(); // the first crew window
+      else if (now >= this.nextProbe) {
+        this.solo = true; // probe: one window alone
+        this.soloUntil = 0;
+        this.checking = 'solo';
+      }
+    } else if (checked === 'solo') {
+      if (soloFaster) this.goSolo(now);
+      else {
+        this.solo = false;
+        this.nextProbe = now + this.probeGap();
+      }
+    } else if (now > this.soloUntil) {
+      this.solo = false; // a crew window again, to compare
+      this.checking = 'crew';
+    }
   }
 }
