@@ -3,6 +3,7 @@
 // Twin: matmulRef over dequantizeRow (src/quant/dequantize.ts). Driver: k_quants.ts.
 import { k4_final, k4_scale_min, sub_dot16 } from './k_common';
 import { bytes, hi_nibbles } from './lanes';
+import { in_order } from './rows';
 import { Q4_K_SCALES } from './q4_K';
 
 export const Q5_K_BYTES: i32 = 176;
@@ -26,6 +27,7 @@ export const Q5_K_QS: usize = 48;
     const qa = v128.load(q), qb = v128.load(q, 16);
     // bit 2g of qh → bit 4 for the low nibbles, bit 2g+1 for the high ones (qh is shifted by 2 per pair)
     const lo = sub_dot16(v128.or(v128.and(qa, m4), v128.and(i16x8.shl(qha, 4), b4)), v128.load(xg), v128.or(v128.and(qb, m4), v128.and(i16x8.shl(qhb, 4), b4)), v128.load(xg, 16));
+    in_order(scratch + 32, lo); // (rows.ts)
     const hi = sub_dot16(v128.or(hi_nibbles(qa), v128.and(i16x8.shl(qha, 3), b4)), v128.load(xg, 32), v128.or(hi_nibbles(qb), v128.and(i16x8.shl(qhb, 3), b4)), v128.load(xg, 48));
     isum = i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(lo, v128.load16_splat(scratch + (g << 2))), i32x4.dot_i16x8_s(hi, v128.load16_splat(scratch + (g << 2) + 2))));
     qha = i16x8.shr_u(qha, 2);
