@@ -1,7 +1,7 @@
 // K-quants, shared: the integer dots of sub-blocks, scale unpacking shared by Q4_K and Q5_K, the
 // expanded-block forms (KX_ROW, KX6_ROW) the prefill dots, and Q2_K/Q3_K's 16-product dot.
 // The driver (decode, prefill, the five exports) is k_quants.ts; each format's block is its own file.
-import { SM_HIGH, SM_LOW, SM_SEL, f16x8_lo, hi_nibbles, hsum_i32 } from './lanes';
+import { K4_MINS2, K4_SHUF_A, K4_SHUF_H, SM_HIGH, SM_LOW, SM_SEL, f16x8_lo, hi_nibbles, hsum_i32, pick } from './lanes';
 
 // Σ of 32 products q·x of a K-quant sub-block (q unsigned, ≤ 31; x signed, within ±127), as i16x8
 // partials: relaxed, two i8×i7 pair-dots (q is a valid 7-bit operand; |lane| ≤ 2·2·31·127);
@@ -27,8 +27,8 @@ import { SM_HIGH, SM_LOW, SM_SEL, f16x8_lo, hi_nibbles, hsum_i32 } from './lanes
 //   j ≥ 4: sc = (q[j+4] & 15) | (q[j-4] >> 6) << 4,  m = (q[j+4] >> 4) | (q[j] >> 6) << 4
 @inline export function k4_scale_min(sc: usize): v128 {
   const v = v128.load(sc); // 12 bytes used; the next 4 belong to the same block
-  const a = v128.shuffle<u8>(v, v, 0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
-  const h = v128.shuffle<u8>(v, v, 0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6, 7);
+  const a = pick(v, K4_SHUF_A); // bytes 0 1 2 3 8 9 10 11 4 5 6 7 8 9 10 11
+  const h = pick(v, K4_SHUF_H); // bytes 0 0 0 0 0 1 2 3 0 0 0 0 4 5 6 7
   const lo = v128.bitselect(
     hi_nibbles(a),
     v128.and(a, v128.load(SM_LOW)),
@@ -49,9 +49,8 @@ import { SM_HIGH, SM_LOW, SM_SEL, f16x8_lo, hi_nibbles, hsum_i32 } from './lanes
 // Σ_s m_s·(Σx)_s as i32x4 partials
 @inline export function k4_msum(sm: v128, bs: usize): v128 {
   // [m0 m0 m1 m1 m2 m2 m3 m3] and [m4 m4 … m7 m7] as i16 (the mins are bytes 8..15 of sm)
-  const z = i8x16.splat(0);
-  const mlo = v128.shuffle<u8>(sm, z, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16);
-  const mhi = v128.shuffle<u8>(sm, z, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16);
+  const m2 = pick(sm, K4_MINS2); // each min twice
+  const mlo = i16x8.extend_low_i8x16_u(m2), mhi = i16x8.extend_high_i8x16_u(m2);
   return i32x4.add(i32x4.dot_i16x8_s(v128.load(bs), mlo), i32x4.dot_i16x8_s(v128.load(bs, 16), mhi));
 }
 

@@ -4,7 +4,7 @@
 // Twin: matmulRef (src/backend/ref/ops.ts).
 import { GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K } from './ggml';
 import { KX6_ROW, k4_msum, k4_scale_min, splat16, sub_dot16 } from './k_common';
-import { bytes, f16x8_lo, hi_nibbles, hsum4 } from './lanes';
+import { K4_MINS2, bytes, f16x8_lo, hi_nibbles, hsum4, pick } from './lanes';
 import { Q2_K_BYTES, q2_K_block, q2_expand } from './q2_K';
 import { Q3_K_BYTES, q3_K_block, q3_expand } from './q3_K';
 import { Q4_K_BYTES, Q4_K_QS, Q4_K_SCALES, q4_K_block, q4_K_isum } from './q4_K';
@@ -55,9 +55,9 @@ export const KX_ROW: usize = 432;
   v128.store(e, splat16(scl, 5), 336);
   v128.store(e, splat16(scl, 6), 352);
   v128.store(e, splat16(scl, 7), 368);
-  const z = i8x16.splat(0);
-  v128.store(e, v128.shuffle<u8>(sm, z, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16), 384);
-  v128.store(e, v128.shuffle<u8>(sm, z, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16), 400);
+  const m2 = pick(sm, K4_MINS2); // each min twice, as i16
+  v128.store(e, i16x8.extend_low_i8x16_u(m2), 384);
+  v128.store(e, i16x8.extend_high_i8x16_u(m2), 400);
   v128.store(e, f16x8_lo(v128.load32_zero(blk)), 416);
 }
 

@@ -127,6 +127,17 @@ export const KONST = memory.data<u8>([
 export const SM_LOW = memory.data<u8>([63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0], 16);
 export const SM_SEL = memory.data<u8>([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff], 16);
 export const SM_HIGH = memory.data<u8>([0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30], 16);
+// k4_scale_min's and k4_msum's byte patterns, as swizzle masks (a v128.shuffle's pattern is an
+// immediate, rebuilt at every use by general-register moves: four instructions, a load is one)
+export const K4_SHUF_A = memory.data<u8>([0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11], 16);
+export const K4_SHUF_H = memory.data<u8>([0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6, 7], 16);
+export const K4_MINS2 = memory.data<u8>([8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15], 16);
+// v's bytes picked by the mask at m (every index < 16): relaxed, one pshufb; SIMD128's swizzle
+// also clamps the indices first
+@inline export function pick(v: v128, m: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i8x16.relaxed_swizzle(v, v128.load(m));
+  return i8x16.swizzle(v, v128.load(m));
+}
 export const BITS8 = memory.data<u8>([1, 2, 4, 8, 16, 32, 64, 0x80, 1, 2, 4, 8, 16, 32, 64, 0x80], 16);
 export const Q3_LO = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0], 16);
 export const Q3_HI = memory.data<u8>([0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 15, 15, 15, 15], 16);
