@@ -24,11 +24,14 @@ export function nodeKernelBuild(level: SimdLevel): WebAssembly.Module | undefine
   const bytes = fs.readFileSync(file);
   if (level === 'relaxed') {
     // Node 20 ships relaxed SIMD behind a flag (V8 reads it at compile time, process-wide, so the
-    // worker threads inherit it; newer V8 has no such flag and would print an error for it); its
-    // baseline compiler drops relaxed_dot's accumulator, so compile optimized only (Node ≥ 22 has
-    // that fixed; optimized-only is harmless there).
-    if (!WebAssembly.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-    v8.setFlagsFromString('--no-liftoff');
+    // worker threads inherit it; newer V8 has no such flag and would print an error for it), and its
+    // baseline compiler drops relaxed_dot's accumulator, so there it compiles optimized only. Node ≥ 22
+    // has that fixed, and there the flags stay as they are: Node 26's V8 stops the process
+    // ("Check failed: function_feedback != …") when --no-liftoff is set at run time, after start-up.
+    if (!WebAssembly.validate(bytes)) {
+      v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+      v8.setFlagsFromString('--no-liftoff');
+    }
   }
   if (!WebAssembly.validate(bytes)) {
     if (level === 'relaxed') return compiled.set(level, undefined), undefined;
