@@ -258,10 +258,8 @@ export class CrewJudge {
   crewOp(own: number, wait: number, now: number): void {
     this.own += own;
     this.wait += wait;
-    if (this.windowOps + 1 >= CrewJudge.MIN_OPS && this.wait > 2 * this.workers * this.own) {
-      if (this.checking === 'crew') this.soloMs = Math.min(CrewJudge.MAX_SOLO_MS, 2 * this.soloMs); // after a spell: alone still faster
-      this.goSolo(now);
-    } else this.timed('crew', own + wait, now);
+    if (this.windowOps + 1 >= CrewJudge.MIN_OPS && this.wait > 2 * this.workers * this.own) this.goSolo(now, this.checking === 'crew');
+    else this.timed('crew', own + wait, now);
   }
 
   /** an op the main thread ran alone in `ms`, ending at `now` */
@@ -269,7 +267,9 @@ export class CrewJudge {
     this.timed('solo', ms, now);
   }
 
-  private goSolo(now: number): void {
+  /** a spell alone; `again`: right after one (alone still faster), so twice as long as that one */
+  private goSolo(now: number, again = false): void {
+    if (again) this.soloMs = Math.min(CrewJudge.MAX_SOLO_MS, 2 * this.soloMs);
     this.solo = true;
     this.soloUntil = now + this.soloMs;
     this.checking = undefined;
@@ -299,10 +299,8 @@ export class CrewJudge {
     const checked = this.checking;
     this.checking = undefined;
     if (mode === 'crew') {
-      if (checked === 'crew' && soloFaster) {
-        this.soloMs = Math.min(CrewJudge.MAX_SOLO_MS, 2 * this.soloMs); // after a spell alone, alone is still faster
-        this.goSolo(now);
-      } else if (checked === 'crew') {
+      if (checked === 'crew' && soloFaster) this.goSolo(now, true);
+      else if (checked === 'crew') {
         this.soloMs = CrewJudge.SOLO_MS;
         this.nextProbe = now + this.probeGap();
       } else if (this.nextProbe === 0) this.nextProbe = now + this.probeGap(); // the first crew window

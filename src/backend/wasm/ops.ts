@@ -43,6 +43,9 @@ interface WasmWeight extends Weight {
   subnormalScales: number;
 }
 
+/** where an allocation of `bytes` ends in a bank whose top is `top` (ALIGN-aligned start) */
+const allocEnd = (top: number, bytes: number) => Math.ceil(top / ALIGN) * ALIGN + bytes;
+
 class Bank {
   readonly memory: WebAssembly.Memory;
   readonly k: Kernels;
@@ -61,8 +64,8 @@ class Bank {
   }
   /** bump-allocate `bytes`, growing the memory as needed; undefined if the bank is full */
   alloc(bytes: number): number | undefined {
-    const ptr = Math.ceil(this.top / ALIGN) * ALIGN;
-    const end = ptr + bytes;
+    const end = allocEnd(this.top, bytes);
+    const ptr = end - bytes;
     if (end > this.capacity) return undefined;
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
@@ -263,12 +266,9 @@ export class WasmOps implements Ops<WasmBuf> {
     const tops = this.banks.map((b) => b.top);
     for (const t of tensors) {
       if (t.shape.length === 1) continue; // bank 0's reserve
-      const i = tops.findIndex((top, j) => Math.ceil(top / ALIGN) * ALIGN + t.byteSize <= this.banks[j]!.capacity);
-      if (i >= 0) tops[i] = Math.ceil(tops[i]! / ALIGN) * ALIGN + t.byteSize;
-      else {
-        const b = this.addBank(t.byteSize);
-        tops.push(Math.ceil(b.top / ALIGN) * ALIGN + t.byteSize);
-      }
+      let i = tops.findIndex((top, j) => allocEnd(top, t.byteSize) <= this.banks[j]!.capacity);
+      if (i < 0) i = tops.push(this.addBank(t.byteSize).top) - 1;
+      tops[i] = allocEnd(tops[i]!, t.byteSize);
     }
   }
 
