@@ -205,6 +205,115 @@ describe.runIf(haveVocab)('convert: byte-level BPE (Phi-4-mini tokenizer.json)',
   });
 });
 
+describe.runIf(haveVocab)('convert: Phi-3.5-MoE (PhimoeForCausalLM ↔ GGUF arch phimoe)', () => {
+  const dir = tmpDir();
+  // 4 experts, top-2, GQA 4:1, LongRoPE 256/64, biases everywhere: phimoe-tiny's features, smaller
+  const MOE: SynthShape = { arch: 'phimoe', nExpert: 4, nExpertUsed: 2, dim: 128, hiddenDim: 256, nLayers: 2, nHeads: 4, nKvHeads: 1, contextLength: 256, originalContextLength: 64 };
+  const gguf = path.join(dir, 'moe.gguf');
+  writeSynth(gguf, { shape: MOE, type: 'F16', seed: 5, vocabFile: PHI3_VOCAB });
+  const hf = path.join(dir, 'hf');
+  const exported = exportHf(gguf, hf);
+  const back = path.join(dir, 'back.gguf');
+  const converted = convertHf(hf, back);
+
+  it('export-hf writes the released checkpoint layout: one w1/w2/w3 per expert, the router, the biases, mscale', () => {
+    const c = readCfg(hf);
+    expect([c.model_type, c.architectures, c.num_local_experts, c.num_experts_per_tok, c.attention_bias, c.lm_head_bias]).toEqual(['phimoe', ['PhimoeForCausalLM'], 4, 2, true, true]);
+    const f = openGguf(gguf);
+    try {
+      expect(c.rope_scaling.short_mscale).toBeCloseTo(f.getNumber('phimoe.rope.scaling.attn_factor'), 6);
+      expect(c.rope_scaling.long_mscale).toBe(c.rope_scaling.short_mscale);
+      const st = SafetensorsFile.open(path.join(hf, 'model.safetensors'));
+      try {
+        const stack = f.tensor('blk.1.ffn_down_exps.weight')!;
+        const [cols, rows] = stack.shape;
+        const all = f.readTensor(stack), per = all.byteLength / 4;
+        for (let e = 0; e < 4; e++) {
+          const name = `model.layers.1.block_sparse_moe.experts.${e}.w2.weight`;
+          expect(st.tensor(name).shape, name).toEqual([rows, cols]);
+          expect(Buffer.from(st.read(name)).equals(Buffer.from(all.subarray(e * per, (e + 1) * per))), name).toBe(true);
+        }
+        for (const n of ['model.layers.0.block_sparse_moe.gate.weight', 'model.layers.0.self_attn.k_proj.bias', 'model.layers.0.input_layernorm.bias', 'model.norm.bias', 'lm_head.bias']) expect(st.tensors.has(n), n).toBe(true);
+        expect(st.tensor('model.layers.0.block_sparse_moe.gate.weight').dtype).toBe('F32');
+      } finally {
+        st.close();
+      }
+    } finally {
+      f.close();
+    }
+    // transformers' Phimoe is not llama.cpp's graph: both directions say so
+    expect(exported.warnings.join()).toMatch(/LayerNorm.*sparsemixer.*mscale/);
+    expect(converted.warnings.join()).toMatch(/llama\.cpp's phimoe graph, not the folder's/);
+  });
+
+  it('convert gives back the same tensors, bytes and phimoe.* keys, and the same logits', () => {
+    const a = openGguf(gguf), b = openGguf(back);
+    try {
+      expect(b.getString('general.architecture')).toBe('phimoe');
+      expect(b.tensors.map((t) => t.name).sort()).toEqual(a.tensors.map((t) => t.name).sort());
+      for (const t of a.tensors) {
+        const u = b.tensor(t.name)!;
+        expect([u.type, u.shape], t.name).toEqual([t.type, t.shape]);
+        expect(Buffer.from(b.readTensor(u)).equals(Buffer.from(a.readTensor(t))), t.name).toBe(true);
+      }
+      for (const k of ['expert_count', 'expert_used_count', 'context_length', 'embedding_length', 'feed_forward_length', 'block_count', 'attention.head_count', 'attention.head_count_kv', 'rope.dimension_count', 'rope.scaling.original_context_length'])
+        expect(b.getNumber(`phimoe.${k}`), k).toBe(a.getNumber(`phimoe.${k}`));
+      for (const k of ['rope.freq_base', 'rope.scaling.attn_factor', 'attention.layer_norm_rms_epsilon']) expect(b.getNumber(`phimoe.${k}`), k).toBeCloseTo(a.getNumber(`phimoe.${k}`), 6);
+    } finally {
+      a.close();
+      b.close();
+    }
+    const x = logits(gguf), y = logits(back);
+    expect(y.map((r) => Array.from(r))).toEqual(x.map((r) => Array.from(r)));
+  });
+
+  it('quantizes the experts with the mix and keeps the router F32', () => {
+    const out = path.join(dir, 'q8.gguf');
+    const r = convertHf(hf, out, { type: 'Q8_0' });
+    expect(r.types.get('blk.0.ffn_gate_inp.weight')).toBe('F32');
+    expect(r.types.get('blk.0.ffn_up_exps.weight')).toBe('Q8_0');
+    expect(r.types.get('blk.1.attn_q.bias')).toBe('F32');
+    const x = logits(gguf), y = logits(out);
+    let agree = 0;
+    x.forEach((row, p) => (agree += Number(row.indexOf(Math.max(...row)) === y[p]!.indexOf(Math.max(...y[p]!)))));
+    expect(agree / x.length).toBeGreaterThan(0.5);
+  });
+
+  it('run and the library refuse the folder itself, naming the graph differences; convert is the way', async () => {
+    await expect(loadModel(hf, { cacheDir: tmpDir(), backend: 'ref', ctx: 64 })).rejects.toThrow(/PhimoeForCausalLM folder is not run directly: .*LayerNorm.*phi3 convert/);
+    const r = phi3(['run', hf, '-p', 'Hello', '-n', '2'], { XDG_CACHE_HOME: tmpDir() });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/not run directly/);
+    const c = phi3(['convert', hf, '--out', path.join(dir, 'cli.gguf')]);
+    expect(c.status, c.stderr).toBe(0);
+    expect(c.stderr).toMatch(/llama\.cpp's phimoe graph, not the folder's/);
+  });
+
+  it('refuses, by name: a missing expert, missing biases, transformers 5\'s fused expert layout', () => {
+    let n = 0;
+    const variant = (edit: (entries: SafetensorsEntry[], cfg: Record<string, unknown>) => SafetensorsEntry[]) => {
+      const d = copyDir(hf, path.join(dir, `v${n++}`));
+      const st = SafetensorsFile.open(path.join(d, 'model.safetensors'));
+      const entries = [...st.tensors.keys()].map((name) => ({ name, dtype: st.tensor(name).dtype, shape: st.tensor(name).shape, data: st.read(name) }) as SafetensorsEntry);
+      st.close();
+      const cfg = readCfg(d);
+      writeSafetensors(path.join(d, 'model.safetensors'), edit(entries, cfg));
+      writeCfg(d, cfg);
+      return d;
+    };
+    const refuse = (d: string, re: RegExp) => expect(() => convertHf(d, path.join(dir, `out${n}.gguf`))).toThrow(re);
+    refuse(variant((e) => e.filter((t) => t.name !== 'model.layers.1.block_sparse_moe.experts.2.w3.weight')), /layer 1 has blk\.1\.ffn_up_exps\.weight for 3 of 4 experts but not expert 2/);
+    refuse(variant((e) => e.filter((t) => t.name !== 'lm_head.bias')), /missing output\.bias/);
+    refuse(variant((e, c) => ((c.attention_bias = false), e)), /attention_bias: false is not supported/);
+    refuse(variant((e, c) => ((c.num_experts_per_tok = 5), e)), /num_experts_per_tok 5 is more than num_local_experts 4/);
+    refuse(
+      variant((e) => [...e.filter((t) => !t.name.includes('.experts.')), { name: 'model.layers.0.mlp.experts.gate_up_proj', dtype: 'F32', shape: [4, 512, 128], data: new Uint8Array(4 * 512 * 128 * 4) }]),
+      /transformers 5's in-memory expert layout/,
+    );
+  });
+});
+
 describe('SentencePiece tokenizer.model', () => {
   it('round-trips pieces, scores, types and the normalizer flags', () => {
     const m = {
@@ -245,7 +354,8 @@ describe.runIf(haveVocab)('convert refuses what it does not run, by name', () =>
   };
   const refuse = (d: string, re: RegExp) => expect(() => convertHf(d, path.join(dir, `out${n}.gguf`))).toThrow(re);
   it('another architecture, rope type, activation or biases (config.json)', () => {
-    refuse(variant((d) => writeCfg(d, { ...readCfg(d), model_type: 'phimoe', architectures: ['PhiMoEForCausalLM'] })), /model_type 'phimoe' \(PhiMoEForCausalLM\) is not supported/);
+    refuse(variant((d) => writeCfg(d, { ...readCfg(d), model_type: 'phi3small', architectures: ['Phi3SmallForCausalLM'] })), /model_type 'phi3small' \(Phi3SmallForCausalLM\) is not supported/);
+    refuse(variant((d) => writeCfg(d, { ...readCfg(d), model_type: 'phimoe', architectures: ['PhiMoEForCausalLM'], num_local_experts: 4, num_experts_per_tok: 2 })), /attention_bias: false is not supported \(llama\.cpp's phimoe/);
     refuse(variant((d) => writeCfg(d, { ...readCfg(d), rope_scaling: { type: 'yarn', factor: 4 } })), /rope type 'yarn' is not supported/);
     refuse(variant((d) => writeCfg(d, { ...readCfg(d), hidden_act: 'gelu' })), /hidden_act 'gelu' is not supported/);
     refuse(variant((d) => writeCfg(d, { ...readCfg(d), attention_bias: true })), /attention_bias: true is not supported/);

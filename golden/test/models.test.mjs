@@ -171,6 +171,40 @@ for (const preset of ['phi3-mini-4k-tiny', 'phi3-mini-128k-tiny', 'phi3.5-mini-t
   }
 }
 
+// Phi-3.5-MoE from a Hugging Face folder: `phi3 export-hf` of a phimoe-tiny file gives a PhimoeForCausalLM
+// folder in the released layout; `phi3 convert` turns it back into llama.cpp's phimoe GGUF, which llama.cpp
+// loads and runs as phi3-ts does (F32: the same logits within the F32 budget; Q4_K_M: the same file for both).
+test('phi3 convert of a PhimoeForCausalLM folder: llama.cpp loads the GGUF and agrees with phi3-ts (F32 and Q4_K_M)', async () => {
+  const prompt = (seed) => `seed ${seed}: experts route the words of a sentence, and more words`;
+  const seed = freshSeed('phimoe-tiny', prompt, 512);
+  const orig = path.join(CACHE, `phimoe-hf-${seed}.gguf`), dir = path.join(CACHE, `phimoe-hf-${seed}`);
+  phi3('synth', '--preset', 'phimoe-tiny', '--type', 'F32', '--seed', String(seed), '--out', orig);
+  fs.rmSync(dir, { recursive: true, force: true });
+  phi3('export-hf', orig, '--out', dir);
+  for (const type of ['auto', 'Q4_K_M']) {
+    const file = path.join(CACHE, `phimoe-hf-${seed}-${type}.gguf`);
+    phi3('convert', dir, '--out', file, '--type', type);
+    const model = await loadModel(file);
+    const tokens = [1, ...tokenize(model, prompt(seed))];
+    const theirs = (await evalLogits(model, tokens, { contextSize: 512 })).map((x) => x.logits);
+    if (type === 'auto') await checkF32(model, file, tokens, theirs, `phimoe-tiny via HF, seed ${seed}`, ['--ctx', '512']);
+    else {
+      // quantized: the activations' Q8 rounding differs in the last bits; top-1 must agree at most positions
+      const out = file.replace(/\.gguf$/, '.bin');
+      phi3('logits', file, '--tokens', tokens.join(','), '--all', '--out', out, '--ctx', '512');
+      const d = compare(readRows(out, vocabSize(model)), theirs);
+      console.log(`phimoe-tiny via HF, Q4_K_M: rel ${d.rel}, top-1 mismatches ${d.top1.length}/${tokens.length}`);
+      assert.ok(d.rel <= 5e-2, `rel ${d.rel}`);
+      assert.ok(d.top1.length <= tokens.length / 4, JSON.stringify(d.top1));
+      await model.dispose();
+      fs.rmSync(file);
+      fs.rmSync(out);
+    }
+  }
+  fs.rmSync(orig);
+  fs.rmSync(dir, { recursive: true });
+});
+
 test('a `phi3 synth` tiny Q8_0 file runs in llama.cpp and agrees with phi3-ts', async () => {
   const file = path.join(CACHE, 'tiny-q8_0-cli.gguf');
   phi3('synth', '--preset', 'tiny', '--type', 'Q8_0', '--seed', '3', '--out', file);

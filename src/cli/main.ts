@@ -631,18 +631,19 @@ const commands: Record<string, Command> = {
     },
   },
   'export-hf': {
-    synopsis: 'phi3 export-hf <model.gguf> --out folder      an F32/F16/BF16 phi3 GGUF as a transformers Phi3ForCausalLM folder',
+    synopsis: 'phi3 export-hf <model.gguf> --out folder      an F32/F16/BF16 phi3 or phimoe GGUF as a transformers Phi3ForCausalLM or PhimoeForCausalLM folder',
     flags: { model: MODEL.model, out: { type: 'string', help: 'the folder to write (created)' } },
     run(values, positionals, usage) {
       const v = values as { model?: string; out?: string };
       const file = modelPath(v, positionals, usage);
       if (!v.out) throw new UsageError(`give --out folder\nusage: ${usage}`);
       const r = exportHf(file, v.out);
+      for (const w of r.warnings) warn(w);
       process.stdout.write(`wrote ${r.files.join(', ')} (${r.tensors} tensors, ${r.dtype})\n`);
     },
   },
   convert: {
-    synopsis: 'phi3 convert <hf-folder> --out x.gguf [--type auto|F16|Q8_0|Q4_K_M|…]      a Hugging Face Phi3ForCausalLM folder as a GGUF',
+    synopsis: 'phi3 convert <hf-folder> --out x.gguf [--type auto|F16|Q8_0|Q4_K_M|…]      a Hugging Face Phi3ForCausalLM or PhimoeForCausalLM folder as a GGUF',
     flags: {
       model: { type: 'string', short: 'm', help: 'the Hugging Face folder (or give it as the first argument)' },
       out: { type: 'string', help: 'the GGUF file to write' },
@@ -657,7 +658,7 @@ const commands: Record<string, Command> = {
       if (!isHfFolder(dir)) throw new UsageError(`${dir} is not a Hugging Face model folder (a directory with config.json)`);
       const t0 = performance.now();
       const r = convertHf(dir, v.out, { type: v.type, name: v.name });
-      for (const f of r.fallbacks) warn(f);
+      for (const f of [...r.warnings, ...r.fallbacks]) warn(f);
       const counts = new Map<string, number>();
       for (const t of r.types.values()) counts.set(t, (counts.get(t) ?? 0) + 1);
       process.stdout.write(`wrote ${r.out}: ${r.tensors} tensors (${[...counts].map(([t, n]) => `${n} ${t}`).join(', ')}), ${(r.bytes / 2 ** 20).toFixed(1)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -15,6 +15,13 @@
  *   lm_head.weight                             → output.weight            (absent when tie_word_embeddings)
  *   rope_scaling long_factor / short_factor    → rope_factors_long.weight / rope_factors_short.weight
  *
+ * A PhimoeForCausalLM folder (Phi-3.5-MoE) becomes arch `phimoe`, as convert_hf_to_gguf.py's PhiMoeModel
+ * writes it: q/k/v stay separate (attn_q/attn_k/attn_v, with their biases), every norm keeps its bias,
+ * lm_head.bias → output.bias, block_sparse_moe.gate → ffn_gate_inp (always F32), and each layer's
+ * experts block_sparse_moe.experts.E.w1 / w2 / w3 are stacked over E into ffn_gate_exps / ffn_down_exps /
+ * ffn_up_exps (ggml ne [cols, rows, experts]). Such a file runs llama.cpp's phimoe graph, which is not
+ * transformers' (PHIMOE_GRAPH_DIFFERENCES): `convert` says so, and `run <folder>` refuses the folder.
+ *
  * `auto` keeps each matrix's stored type (F32, F16, BF16; F64 becomes F32); norms are always F32. A
  * quantized type uses llama-quantize's mix (Q4_K_M: Q6_K output and some ffn_down/attn_v, Q5_K qkv)
  * and its fallbacks for rows that are not a multiple of 256 (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0).
@@ -23,7 +30,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { HfFolder, HfFolderError, type HfTensor } from '../hf/folder.js';
+import { HfFolder, HfFolderError, PHIMOE_GRAPH_DIFFERENCES, type HfTensor } from '../hf/folder.js';
 import { kv, writeGguf, type GGUFSpec, type GGUFTensorSpec } from '../gguf/writer.js';
 import { GGUFValueType, type GGUFKV } from '../gguf/types.js';
 import { GGMLType, GGML_TYPES } from '../quant/ggml-type.js';
@@ -47,6 +54,7 @@ const TOP_NAMES: Readonly<Record<string, string>> = {
   'model.norm.weight': 'output_norm.weight',
   'lm_head.weight': 'output.weight',
 };
+const MOE_TOP_NAMES: Readonly<Record<string, string>> = { 'model.norm.bias': 'output_norm.bias', 'lm_head.bias': 'output.bias' };
 
 /** rows of a 2-D tensor that llama-quantize cannot give a K-quant get this type instead */
 const K_FALLBACK: Partial<Record<GGMLType, GGMLType>> = {
@@ -60,67 +68,92 @@ const K_FALLBACK: Partial<Record<GGMLType, GGMLType>> = {
 const STORED: Record<string, GGMLType> = { F32: GGMLType.F32, F64: GGMLType.F32, F16: GGMLType.F16, BF16: GGMLType.BF16 };
 
 interface Source {
-  /** HF tensors concatenated along rows (one, or gate + up) */
+  /** HF tensors concatenated along rows (one, or gate + up), or with `stack` a phimoe layer's experts in order */
   parts: HfTensor[];
+  stack?: boolean;
   gguf: string;
   role: Role | undefined;
   layer: number;
 }
 
+/** phimoe (Phi-3.5-MoE): HF names inside a layer → GGUF names inside blk.N (all unfused, with biases) */
+const MOE_LAYER_NAMES: Readonly<Record<string, string>> = {
+  'input_layernorm.weight': 'attn_norm.weight',
+  'input_layernorm.bias': 'attn_norm.bias',
+  'self_attn.q_proj.weight': 'attn_q.weight',
+  'self_attn.q_proj.bias': 'attn_q.bias',
+  'self_attn.k_proj.weight': 'attn_k.weight',
+  'self_attn.k_proj.bias': 'attn_k.bias',
+  'self_attn.v_proj.weight': 'attn_v.weight',
+  'self_attn.v_proj.bias': 'attn_v.bias',
+  'self_attn.o_proj.weight': 'attn_output.weight',
+  'self_attn.o_proj.bias': 'attn_output.bias',
+  'post_attention_layernorm.weight': 'ffn_norm.weight',
+  'post_attention_layernorm.bias': 'ffn_norm.bias',
+  'block_sparse_moe.gate.weight': 'ffn_gate_inp.weight',
+};
+/** phimoe experts: block_sparse_moe.experts.E.wK.weight, stacked over E (w1 gate, w2 down, w3 up) */
+const MOE_EXPERTS: Readonly<Record<string, string>> = { w1: 'ffn_gate_exps', w2: 'ffn_down_exps', w3: 'ffn_up_exps' };
+
 /** each GGUF tensor and the HF tensors it comes from; unknown names are refused */
 function mapTensors(hf: HfFolder): Source[] {
   const out: Source[] = [];
+  const c = hf.config, moe = c.moe;
   /** unfused projections, fused as Phi-3 stores them: [q; k; v] and [gate; up] */
-  const FUSED: Record<string, [string, number]> = {
+  const FUSED: Record<string, [string, number]> = moe ? {} : {
     'self_attn.q_proj.weight': ['attn_qkv', 0], 'self_attn.k_proj.weight': ['attn_qkv', 1], 'self_attn.v_proj.weight': ['attn_qkv', 2],
     'mlp.gate_proj.weight': ['ffn_up', 0], 'mlp.up_proj.weight': ['ffn_up', 1],
   };
-  const fused = new Map<string, { layer: number; role: Role; parts: (HfTensor | undefined)[] }>();
+  const layerNames = moe ? MOE_LAYER_NAMES : LAYER_NAMES;
+  const kind = moe ? 'PhimoeForCausalLM' : 'Phi3ForCausalLM';
+  const fused = new Map<string, { layer: number; role: Role; parts: (HfTensor | undefined)[]; stack: boolean }>();
   for (const t of hf.tensors.values()) {
     const n = t.name;
     if (n.endsWith('.rotary_emb.inv_freq')) continue; // a buffer recomputed from config.json
-    if (n === 'lm_head.weight' && hf.config.tied) continue; // transformers ties it to the embedding
-    if (hf.config.vision && n.startsWith('model.vision_embed_tokens.')) continue; // Phi-3-vision's image side: read from the folder (vision/load.ts)
-    const top = TOP_NAMES[n];
+    if (n === 'lm_head.weight' && c.tied) continue; // transformers ties it to the embedding
+    if (c.vision && n.startsWith('model.vision_embed_tokens.')) continue; // Phi-3-vision's image side: read from the folder (vision/load.ts)
+    const top = TOP_NAMES[n] ?? (moe ? MOE_TOP_NAMES[n] : undefined);
     if (top) {
-      out.push({ parts: [t], gguf: top, role: top === 'token_embd.weight' ? (hf.config.tied ? 'output' : 'token_embd') : top === 'output.weight' ? 'output' : undefined, layer: 0 });
+      out.push({ parts: [t], gguf: top, role: top === 'token_embd.weight' ? (c.tied ? 'output' : 'token_embd') : top === 'output.weight' ? 'output' : undefined, layer: 0 });
       continue;
     }
     const m = /^model\.layers\.(\d+)\.(.+)$/.exec(n);
-    if (m && Number(m[1]) < hf.config.nLayers) {
+    if (m && Number(m[1]) < c.nLayers) {
       const layer = Number(m[1]);
       const fu = FUSED[m[2]!];
-      if (fu) {
-        const key = `blk.${layer}.${fu[0]}.weight`;
-        const e = fused.get(key) ?? { layer, role: fu[0] as Role, parts: new Array(fu[0] === 'attn_qkv' ? 3 : 2).fill(undefined) };
-        e.parts[fu[1]] = t;
+      const ex = moe ? /^block_sparse_moe\.experts\.(\d+)\.(w[123])\.weight$/.exec(m[2]!) : null;
+      if (fu || (ex && Number(ex[1]) < moe!.nExpert)) {
+        const [g, at] = fu ?? [MOE_EXPERTS[ex![2]!]!, Number(ex![1])];
+        const key = `blk.${layer}.${g}.weight`;
+        const e = fused.get(key) ?? { layer, role: g as Role, parts: new Array(fu ? (g === 'attn_qkv' ? 3 : 2) : moe!.nExpert).fill(undefined), stack: !fu };
+        e.parts[at] = t;
         fused.set(key, e);
         continue;
       }
-      const g = LAYER_NAMES[m[2]!];
+      const g = layerNames[m[2]!];
       if (g) {
-        out.push({ parts: [t], gguf: `blk.${layer}.${g}`, role: g.endsWith('norm.weight') ? undefined : (g.replace('.weight', '') as Role), layer });
+        out.push({ parts: [t], gguf: `blk.${layer}.${g}`, role: g.endsWith('norm.weight') || g.endsWith('.bias') ? undefined : (g.replace('.weight', '') as Role), layer });
         continue;
       }
+      if (moe && /^mlp\.(experts|router)\./.test(m[2]!))
+        throw new UnsupportedModelError(`${t.file.path}: tensor '${n}' is transformers 5's in-memory expert layout; phi3-ts reads Phi-3.5-MoE checkpoints as released (block_sparse_moe.experts.E.w1/w2/w3, block_sparse_moe.gate)`);
     }
-    throw new UnsupportedModelError(`${t.file.path}: tensor '${n}' has no Phi-3 GGUF counterpart (phi3-ts converts Phi3ForCausalLM weights only)`);
+    throw new UnsupportedModelError(`${t.file.path}: tensor '${n}' has no ${moe ? 'phimoe' : 'Phi-3'} GGUF counterpart (phi3-ts converts ${kind} weights only)`);
   }
   for (const [gguf, e] of fused) {
-    const names = e.role === 'attn_qkv' ? ['q_proj', 'k_proj', 'v_proj'] : ['gate_proj', 'up_proj'];
+    const names = e.stack ? e.parts.map((_, i) => `expert ${i}`) : e.role === 'attn_qkv' ? ['q_proj', 'k_proj', 'v_proj'] : ['gate_proj', 'up_proj'];
     const missing = names.filter((_, i) => !e.parts[i]);
-    if (missing.length) throw new UnsupportedModelError(`${hf.dir}: layer ${e.layer} has ${names.filter((x) => !missing.includes(x)).join(', ')} but not ${missing.join(', ')}`);
-    out.push({ parts: e.parts as HfTensor[], gguf, role: e.role, layer: e.layer });
+    if (missing.length) throw new UnsupportedModelError(`${hf.dir}: layer ${e.layer} has ${e.stack ? `${gguf} for ${names.length - missing.length} of ${names.length} experts` : names.filter((x) => !missing.includes(x)).join(', ')} but not ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', …' : ''}`);
+    out.push({ parts: e.parts as HfTensor[], gguf, role: e.role, layer: e.layer, stack: e.stack });
   }
-  const c = hf.config;
-  const need = ['token_embd.weight', 'output_norm.weight', ...(c.tied ? [] : ['output.weight'])];
-  for (let l = 0; l < c.nLayers; l++)
-    for (const s of ['attn_norm', 'attn_output', 'ffn_norm', 'ffn_up', 'ffn_down']) need.push(`blk.${l}.${s}.weight`);
-  for (let l = 0; l < c.nLayers; l++) need.push(`blk.${l}.attn_qkv.weight`);
+  const need = ['token_embd.weight', 'output_norm.weight', ...(c.tied ? [] : ['output.weight']), ...(moe ? Object.values(MOE_TOP_NAMES) : [])];
+  const perLayer = moe ? [...Object.values(MOE_LAYER_NAMES), ...Object.values(MOE_EXPERTS).map((x) => `${x}.weight`)] : ['attn_norm', 'attn_output', 'ffn_norm', 'ffn_up', 'ffn_down', 'attn_qkv'].map((x) => `${x}.weight`);
+  for (let l = 0; l < c.nLayers; l++) for (const s of perLayer) need.push(`blk.${l}.${s}`);
   const have = new Set(out.map((s) => s.gguf));
   const missing = need.filter((n) => !have.has(n));
   if (missing.length) throw new HfFolderError(`${hf.dir}: missing ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ` and ${missing.length - 4} more` : ''} (and no HF tensor that gives it)`);
   // llama.cpp's order: embedding, layers in order, output norm, output
-  const rank = (s: Source) => (s.gguf.startsWith('token_embd') ? -1 : s.gguf.startsWith('blk.') ? s.layer : s.gguf === 'output_norm.weight' ? 1e9 : 1e9 + 1);
+  const rank = (s: Source) => (s.gguf.startsWith('token_embd') ? -1 : s.gguf.startsWith('blk.') ? s.layer : s.gguf.startsWith('output_norm.') ? 1e9 : 1e9 + 1);
   return out.sort((a, b) => rank(a) - rank(b));
 }
 
@@ -139,9 +172,11 @@ function readF32(s: Source): Float32Array {
 
 function shapeOf(s: Source, file: string): number[] {
   const shapes = s.parts.map((p) => p.info.shape);
-  for (const sh of shapes) if (sh.length !== shapes[0]!.length || sh.slice(1).join() !== shapes[0]!.slice(1).join()) throw new HfFolderError(`${file}: '${s.parts.map((p) => p.name).join("' and '")}' have shapes ${shapes.map((x) => `[${x}]`).join(', ')} that cannot be fused`);
+  for (const sh of shapes) if (sh.length !== shapes[0]!.length || sh.slice(s.stack ? 0 : 1).join() !== shapes[0]!.slice(s.stack ? 0 : 1).join() || (s.stack && sh.length !== 2)) throw new HfFolderError(`${file}: '${s.parts.map((p) => p.name).join("' and '")}' have shapes ${shapes.map((x) => `[${x}]`).join(', ')} that cannot be fused`);
+  // torch [rows, cols] → ggml ne [cols, rows]; experts stacked as torch.stack(dim=0): ne [cols, rows, experts]
+  if (s.stack) return [...shapes[0]!].reverse().concat(shapes.length);
   const hf = [shapes.reduce((a, x) => a + x[0]!, 0), ...shapes[0]!.slice(1)];
-  return hf.reverse(); // torch [rows, cols] → ggml ne [cols, rows]
+  return hf.reverse();
 }
 
 export interface ConvertOptions {
@@ -157,6 +192,8 @@ export interface ConvertPlan {
   /** GGUF tensor → type, for the report; fallbacks named */
   types: Map<string, string>;
   fallbacks: string[];
+  /** what the user must know about the file's meaning (phimoe: llama.cpp's graph is not transformers') */
+  warnings: string[];
 }
 
 export function hfGgufSpec(hf: HfFolder, o: ConvertOptions = {}): ConvertPlan {
@@ -180,7 +217,8 @@ export function hfGgufSpec(hf: HfFolder, o: ConvertOptions = {}): ConvertPlan {
       throw new UnsupportedModelError(`${s.parts[0]!.file.path}: tensor '${s.parts[0]!.name}' is ${s.parts.map((p) => p.info.dtype).join('/')}; phi3-ts converts F32, F16, BF16 and F64 weights`);
     const shape = shapeOf(s, s.parts[0]!.file.path);
     let t: GGMLType;
-    if (shape.length === 1 || s.role === undefined) t = GGMLType.F32;
+    // the router stays F32 whatever the type, as convert_hf_to_gguf and llama-quantize keep it
+    if (shape.length === 1 || s.role === undefined || s.role === 'ffn_gate_inp') t = GGMLType.F32;
     else if (type === 'auto') {
       t = STORED[dtype]!;
       stored.add(GGML_TYPES.get(t)!.name);
@@ -197,9 +235,10 @@ export function hfGgufSpec(hf: HfFolder, o: ConvertOptions = {}): ConvertPlan {
     tensors.push({ name: s.gguf, type: target, shape, data: () => tensorBytes(s, target) });
   }
   const fileType = type === 'auto' ? (stored.size === 1 ? [...stored][0]! : stored.has('F16') ? 'F16' : 'F32') : type;
-  const a = (k: string) => `phi3.${k}`;
+  const arch = c.moe ? 'phimoe' : 'phi3';
+  const a = (k: string) => `${arch}.${k}`;
   const metadata: [string, GGUFKV][] = [
-    ['general.architecture', kv.str('phi3')],
+    ['general.architecture', kv.str(arch)],
     ['general.name', kv.str(o.name ?? c.name)],
     [a('context_length'), kv.u32(c.contextLength)],
     [a('rope.scaling.original_context_length'), kv.u32(c.originalContextLength)],
@@ -214,6 +253,7 @@ export function hfGgufSpec(hf: HfFolder, o: ConvertOptions = {}): ConvertPlan {
     ['general.file_type', kv.u32(FILE_TYPE[fileType]!)],
     [a('attention.sliding_window'), kv.u32(c.slidingWindow)],
     ...(c.longRope ? [[a('rope.scaling.attn_factor'), kv.f32(c.longRope.attnFactor)] as [string, GGUFKV]] : []),
+    ...(c.moe ? ([[a('expert_used_count'), kv.u32(c.moe.nExpertUsed)], [a('expert_count'), kv.u32(c.moe.nExpert)]] as [string, GGUFKV][]) : []),
     ['tokenizer.ggml.model', kv.str(v.model)],
     ['tokenizer.ggml.pre', kv.str(v.pre)],
     ['tokenizer.ggml.tokens', kv.arr(GGUFValueType.STRING, v.tokens)],
@@ -231,7 +271,8 @@ export function hfGgufSpec(hf: HfFolder, o: ConvertOptions = {}): ConvertPlan {
   opt('tokenizer.ggml.add_eos_token', v.addEos === undefined ? undefined : kv.bool(v.addEos));
   opt('tokenizer.chat_template', v.chatTemplate === undefined ? undefined : kv.str(v.chatTemplate));
   metadata.push(['general.quantization_version', kv.u32(2)]);
-  return { spec: { metadata, tensors }, types, fallbacks };
+  const warnings = c.moe ? [`${hf.dir}: the GGUF runs llama.cpp's phimoe graph, not the folder's: ${PHIMOE_GRAPH_DIFFERENCES}`] : [];
+  return { spec: { metadata, tensors }, types, fallbacks, warnings };
 }
 
 /** a source's bytes as the GGUF type: raw when the stored type is kept, else through f32 */
@@ -247,6 +288,7 @@ export interface ConvertResult {
   bytes: number;
   types: Map<string, string>;
   fallbacks: string[];
+  warnings: string[];
 }
 
 /** write the folder as a GGUF at `out` (through a temporary file, renamed when complete) */
@@ -262,10 +304,26 @@ export function convertHf(dir: string, out: string, o: ConvertOptions = {}): Con
       fs.rmSync(tmp, { force: true });
       throw e;
     }
-    return { out, tensors: plan.spec.tensors.length, bytes: fs.statSync(out).size, types: plan.types, fallbacks: plan.fallbacks };
+    return { out, tensors: plan.spec.tensors.length, bytes: fs.statSync(out).size, types: plan.types, fallbacks: plan.fallbacks, warnings: plan.warnings };
   } finally {
     hf.close();
   }
+}
+
+/**
+ * A folder whose transformers model computes something else than the GGUF phi3-ts would run for it is
+ * not run as if it were that model: Phi-3.5-MoE (PHIMOE_GRAPH_DIFFERENCES). `phi3 convert` still makes
+ * llama.cpp's GGUF of it, saying so.
+ */
+function refuseGraphMismatch(dir: string): void {
+  let modelType: unknown;
+  try {
+    modelType = (JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { model_type?: unknown }).model_type;
+  } catch {
+    return; // HfFolder.open says what is wrong with config.json
+  }
+  if (modelType === 'phimoe')
+    throw new UnsupportedModelError(`${dir}: a PhimoeForCausalLM folder is not run directly: ${PHIMOE_GRAPH_DIFFERENCES}. To run llama.cpp's graph on these weights, convert the folder first (phi3 convert ${dir} --out model.gguf)`);
 }
 
 /** is `p` a Hugging Face model folder (a directory with config.json)? */
@@ -289,6 +347,7 @@ export function defaultCacheDir(): string {
  */
 export function cachedHfGguf(dir: string, o: ConvertOptions & { cacheDir?: string } = {}): { path: string; converted: boolean } {
   const type = o.type ?? 'auto';
+  refuseGraphMismatch(dir);
   const h = crypto.createHash('sha256').update(`phi3-ts convert v1 ${type}\n`);
   for (const f of fs.readdirSync(dir).sort()) {
     const p = path.join(dir, f);

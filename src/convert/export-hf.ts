@@ -9,7 +9,11 @@
  * become rope_scaling.long_factor/short_factor, rope.dimension_count becomes partial_rotary_factor,
  * a missing output.weight becomes tie_word_embeddings. `sliding_window` is written as null, because
  * llama.cpp (and phi3-ts by default) run Phi with full attention whatever the key says.
- * Quantized files, phimoe and keys transformers' Phi3 cannot express are refused by name.
+ * A phimoe GGUF (Phi-3.5-MoE) becomes a PhimoeForCausalLM folder in the released checkpoint's layout
+ * (block_sparse_moe.experts.E.w1/w2/w3, one per expert; block_sparse_moe.gate), with the biases and
+ * rope_scaling's short/long_mscale set to the file's attn_factor. transformers runs such a folder with
+ * its own graph, which is not llama.cpp's (PHIMOE_GRAPH_DIFFERENCES): export-hf says so.
+ * Quantized files and keys transformers cannot express are refused by name.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,6 +24,7 @@ import { configFromGguf, type Phi3Config, UnsupportedModelError } from '../model
 import { longRopeAttnFactor } from '../synth/presets.js';
 import { writeSafetensors, type SafetensorsEntry } from '../safetensors/safetensors.js';
 import { exportTokenizer } from '../hf/export-tokenizer.js';
+import { PHIMOE_GRAPH_DIFFERENCES } from '../hf/folder.js';
 
 /** GGUF tensor name → transformers Phi3 name (per layer: `blk.N.` ↔ `model.layers.N.`) */
 export const GGUF_TO_HF: Readonly<Record<string, string>> = {
@@ -34,13 +39,39 @@ export const GGUF_TO_HF: Readonly<Record<string, string>> = {
   'ffn_down.weight': 'mlp.down_proj.weight',
 };
 
-export function hfName(ggufName: string): string | undefined {
+/** phimoe (Phi-3.5-MoE): GGUF → transformers Phimoe names; the *_exps stacks become one tensor per expert */
+export const PHIMOE_GGUF_TO_HF: Readonly<Record<string, string>> = {
+  'token_embd.weight': 'model.embed_tokens.weight',
+  'output_norm.weight': 'model.norm.weight',
+  'output_norm.bias': 'model.norm.bias',
+  'output.weight': 'lm_head.weight',
+  'output.bias': 'lm_head.bias',
+  'attn_norm.weight': 'input_layernorm.weight',
+  'attn_norm.bias': 'input_layernorm.bias',
+  'attn_q.weight': 'self_attn.q_proj.weight',
+  'attn_q.bias': 'self_attn.q_proj.bias',
+  'attn_k.weight': 'self_attn.k_proj.weight',
+  'attn_k.bias': 'self_attn.k_proj.bias',
+  'attn_v.weight': 'self_attn.v_proj.weight',
+  'attn_v.bias': 'self_attn.v_proj.bias',
+  'attn_output.weight': 'self_attn.o_proj.weight',
+  'attn_output.bias': 'self_attn.o_proj.bias',
+  'ffn_norm.weight': 'post_attention_layernorm.weight',
+  'ffn_norm.bias': 'post_attention_layernorm.bias',
+  'ffn_gate_inp.weight': 'block_sparse_moe.gate.weight',
+  'ffn_gate_exps.weight': 'block_sparse_moe.experts.{E}.w1.weight',
+  'ffn_down_exps.weight': 'block_sparse_moe.experts.{E}.w2.weight',
+  'ffn_up_exps.weight': 'block_sparse_moe.experts.{E}.w3.weight',
+};
+
+export function hfName(ggufName: string, arch = 'phi3'): string | undefined {
+  const names = arch === 'phimoe' ? PHIMOE_GGUF_TO_HF : GGUF_TO_HF;
   const m = /^blk\.(\d+)\.(.+)$/.exec(ggufName);
   if (m) {
-    const hf = GGUF_TO_HF[m[2]!];
+    const hf = names[m[2]!];
     return hf && !hf.startsWith('model.') && !hf.startsWith('lm_head') ? `model.layers.${m[1]}.${hf}` : undefined;
   }
-  return GGUF_TO_HF[ggufName];
+  return names[ggufName];
 }
 
 const DTYPE: Partial<Record<number, 'F32' | 'F16' | 'BF16'>> = { [GGMLType.F32]: 'F32', [GGMLType.F16]: 'F16', [GGMLType.BF16]: 'BF16' };
@@ -48,6 +79,7 @@ const TORCH_DTYPE = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as cons
 
 /** config.json of transformers' Phi3ForCausalLM for this GGUF's hyper-parameters */
 export function hfConfig(c: Phi3Config, f: GGUFFile, dtype: 'F32' | 'F16' | 'BF16'): Record<string, unknown> {
+  const moe = c.arch === 'phimoe';
   const factors = (n: string) => {
     const t = f.tensor(n);
     if (!t) return undefined;
@@ -59,9 +91,16 @@ export function hfConfig(c: Phi3Config, f: GGUFFile, dtype: 'F32' | 'F16' | 'BF1
     const long = factors('rope_factors_long.weight'), short = factors('rope_factors_short.weight');
     if (!long || !short) throw new UnsupportedModelError(`${f.path}: transformers' LongRoPE needs both rope_factors_long.weight and rope_factors_short.weight; the file has only ${long ? 'long' : 'short'}`);
     rope_scaling = { type: 'longrope', long_factor: long, short_factor: short };
-    // transformers computes √(1 + ln(s)/ln(original)) itself; a file that says otherwise gets it written
-    const computed = longRopeAttnFactor(c.contextLength, c.originalContextLength);
-    if (Math.abs(Math.fround(computed) - c.ropeAttnFactor) > 1e-6) rope_scaling.attention_factor = c.ropeAttnFactor;
+    if (moe) {
+      // transformers' Phimoe scales cos and sin by short_mscale / long_mscale (both required): the file's factor
+      rope_scaling.short_mscale = c.ropeAttnFactor;
+      rope_scaling.long_mscale = c.ropeAttnFactor;
+      rope_scaling.original_max_position_embeddings = c.originalContextLength;
+    } else {
+      // transformers computes √(1 + ln(s)/ln(original)) itself; a file that says otherwise gets it written
+      const computed = longRopeAttnFactor(c.contextLength, c.originalContextLength);
+      if (Math.abs(Math.fround(computed) - c.ropeAttnFactor) > 1e-6) rope_scaling.attention_factor = c.ropeAttnFactor;
+    }
   } else if (c.ropeFreqScale !== 1) {
     rope_scaling = { type: 'linear', factor: 1 / c.ropeFreqScale };
   }
@@ -72,8 +111,8 @@ export function hfConfig(c: Phi3Config, f: GGUFFile, dtype: 'F32' | 'F16' | 'BF1
   return {
     // general.name travels: llama.cpp gives Phi-3's special tokens rstrip when the name says phi3
     ...(name ? { _name_or_path: name } : {}),
-    architectures: ['Phi3ForCausalLM'],
-    model_type: 'phi3',
+    architectures: [moe ? 'PhimoeForCausalLM' : 'Phi3ForCausalLM'],
+    model_type: moe ? 'phimoe' : 'phi3',
     vocab_size: c.vocabSize,
     hidden_size: c.dim,
     intermediate_size: c.hiddenDim,
@@ -89,7 +128,19 @@ export function hfConfig(c: Phi3Config, f: GGUFFile, dtype: 'F32' | 'F16' | 'BF1
     partial_rotary_factor: c.ropeDim / c.headDim,
     sliding_window: null,
     tie_word_embeddings: c.tiedEmbeddings,
-    attention_bias: false,
+    attention_bias: moe,
+    ...(moe
+      ? {
+          lm_head_bias: true,
+          num_local_experts: c.nExpert,
+          num_experts_per_tok: c.nExpertUsed,
+          // Phi-3.5-MoE-instruct's values; in eval mode router_jitter_noise is sparsemixer's threshold
+          router_jitter_noise: 0.01,
+          input_jitter_noise: 0.01,
+          router_aux_loss_coef: 0,
+          output_router_logits: false,
+        }
+      : {}),
     attention_dropout: 0,
     embd_pdrop: 0,
     resid_pdrop: 0,
@@ -106,24 +157,34 @@ export interface ExportResult {
   files: string[];
   tensors: number;
   dtype: string;
+  /** what the user must know about the folder's meaning (phimoe: transformers' graph is not llama.cpp's) */
+  warnings: string[];
 }
 
 export function exportHf(ggufPath: string, outDir: string): ExportResult {
   const f = openGguf(ggufPath);
   try {
     const c = configFromGguf(f);
-    if (c.arch !== 'phi3') throw new UnsupportedModelError(`${ggufPath}: export-hf writes transformers' Phi3ForCausalLM; arch '${c.arch}' is not supported`);
+    if (c.arch !== 'phi3' && c.arch !== 'phimoe') throw new UnsupportedModelError(`${ggufPath}: export-hf writes transformers' Phi3ForCausalLM and PhimoeForCausalLM; arch '${c.arch}' is not supported`);
     const entries: SafetensorsEntry[] = [];
     const dtypes = new Set<string>();
     for (const t of f.tensors) {
       if (t.name.startsWith('rope_factors_')) continue; // into config.json
-      const name = hfName(t.name);
-      if (!name) throw new UnsupportedModelError(`${ggufPath}: tensor '${t.name}' has no transformers Phi3 counterpart`);
+      const name = hfName(t.name, c.arch);
+      if (!name) throw new UnsupportedModelError(`${ggufPath}: tensor '${t.name}' has no transformers ${c.arch === 'phimoe' ? 'Phimoe' : 'Phi3'} counterpart`);
       const dtype = DTYPE[t.type];
       if (!dtype) throw new UnsupportedModelError(`${ggufPath}: export-hf needs F32, F16 or BF16 weights; '${t.name}' is ${GGML_TYPES.get(t.type)?.name ?? t.type}`);
-      if (t.shape.length === 2) dtypes.add(dtype);
+      if (t.shape.length >= 2 && !t.name.endsWith('ffn_gate_inp.weight')) dtypes.add(dtype);
+      const data = f.readTensor(t);
+      if (t.shape.length === 3) {
+        // a phimoe expert stack, ne [cols, rows, experts]: one [rows, cols] tensor per expert
+        const [cols, rows, n] = t.shape as [number, number, number];
+        const bytes = data.byteLength / n;
+        for (let e = 0; e < n; e++) entries.push({ name: name.replace('{E}', String(e)), dtype, shape: [rows, cols], data: data.subarray(e * bytes, (e + 1) * bytes) });
+        continue;
+      }
       // ggml ne = [cols, rows] → torch shape [rows, cols]; 1-D stays
-      entries.push({ name, dtype, shape: [...t.shape].reverse(), data: f.readTensor(t) });
+      entries.push({ name, dtype, shape: [...t.shape].reverse(), data });
     }
     const dtype = dtypes.size === 1 ? ([...dtypes][0] as 'F32' | 'F16' | 'BF16') : 'F32';
     fs.mkdirSync(outDir, { recursive: true });
@@ -133,7 +194,8 @@ export function exportHf(ggufPath: string, outDir: string): ExportResult {
     fs.writeFileSync(files[1]!, JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id, pad_token_id: config.pad_token_id }, null, 2) + '\n');
     writeSafetensors(files[2]!, entries, { format: 'pt', source: `phi3-ts export-hf from ${path.basename(ggufPath)}` });
     files.push(...exportTokenizer(f, outDir));
-    return { files, tensors: entries.length, dtype };
+    const warnings = c.arch === 'phimoe' ? [`${outDir}: transformers runs this folder with its own graph, not the GGUF's: ${PHIMOE_GRAPH_DIFFERENCES}`] : [];
+    return { files, tensors: entries.length, dtype, warnings };
   } finally {
     f.close();
   }

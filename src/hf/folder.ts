@@ -60,7 +60,17 @@ export interface HfPhi3Config {
   name: string;
   /** Phi3VForCausalLM: the image side (config.json img_processor, embd_layer), read by vision/load.ts */
   vision: { layerIdx: number; order: string } | undefined;
+  /** PhimoeForCausalLM (Phi-3.5-MoE): the experts (GGUF arch phimoe) */
+  moe: { nExpert: number; nExpertUsed: number } | undefined;
 }
+
+/**
+ * What transformers' PhimoeForCausalLM computes and llama.cpp's phimoe graph (which phi3-ts runs) does
+ * not: a GGUF converted from such a folder gives llama.cpp's answer, not transformers'.
+ */
+export const PHIMOE_GRAPH_DIFFERENCES =
+  "transformers' PhimoeForCausalLM uses LayerNorm (mean-centred), sparsemixer routing and rope_scaling's short/long_mscale; " +
+  "llama.cpp's phimoe graph, which phi3-ts runs, uses RMSNorm with the same weights and biases, softmax top-k routing renormalised, and √(1 + ln(s)/ln(original)) as the rope attention factor";
 
 /** Phi-3-vision's image settings; what phi3-ts does not run is refused by name */
 function visionConfig(cfg: Json, fail: (msg: string) => never): { layerIdx: number; order: string } {
@@ -78,6 +88,13 @@ function visionConfig(cfg: Json, fail: (msg: string) => never): { layerIdx: numb
   return { layerIdx: layerIdx as number, order: order as string };
 }
 
+function moeConfig(int: (k: string, min?: number) => number, fail: (msg: string) => never): { nExpert: number; nExpertUsed: number } {
+  const nExpert = int('num_local_experts');
+  const nExpertUsed = int('num_experts_per_tok');
+  if (nExpertUsed > nExpert) fail(`num_experts_per_tok ${nExpertUsed} is more than num_local_experts ${nExpert}`);
+  return { nExpert, nExpertUsed };
+}
+
 export function parsePhi3Config(cfg: Json, file: string): HfPhi3Config {
   const fail = (msg: string): never => {
     throw new UnsupportedModelError(`${file}: ${msg}`);
@@ -85,8 +102,10 @@ export function parsePhi3Config(cfg: Json, file: string): HfPhi3Config {
   const archs = (cfg.architectures as string[] | undefined) ?? [];
   // Phi3VForCausalLM (Phi-3-vision, Phi-3.5-vision): the text model's keys are config.json's own; the vision tower is vision/load.ts's
   const vision = cfg.model_type === 'phi3_v' && (!archs.length || archs.includes('Phi3VForCausalLM'));
-  if (!vision && (cfg.model_type !== 'phi3' || (archs.length && !archs.includes('Phi3ForCausalLM'))))
-    fail(`model_type '${String(cfg.model_type)}' (${archs.join(', ') || 'no architectures'}) is not supported: phi3-ts reads Phi3ForCausalLM folders (Phi-3, Phi-3.5-mini, Phi-4-mini) and Phi3VForCausalLM (Phi-3.5-vision)`);
+  // Phi-3.5-MoE: Microsoft's config says PhiMoEForCausalLM, transformers' own class is PhimoeForCausalLM
+  const moe = cfg.model_type === 'phimoe' && (!archs.length || archs.some((a) => a === 'PhiMoEForCausalLM' || a === 'PhimoeForCausalLM'));
+  if (!vision && !moe && (cfg.model_type !== 'phi3' || (archs.length && !archs.includes('Phi3ForCausalLM'))))
+    fail(`model_type '${String(cfg.model_type)}' (${archs.join(', ') || 'no architectures'}) is not supported: phi3-ts reads Phi3ForCausalLM folders (Phi-3, Phi-3.5-mini, Phi-4-mini), Phi3VForCausalLM (Phi-3.5-vision) and PhimoeForCausalLM (Phi-3.5-MoE)`);
   const int = (k: string, min = 1): number => {
     const v = cfg[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(`${k} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
@@ -97,7 +116,11 @@ export function parsePhi3Config(cfg: Json, file: string): HfPhi3Config {
     return v as number;
   };
   if ((cfg.hidden_act ?? 'silu') !== 'silu') fail(`hidden_act '${String(cfg.hidden_act)}' is not supported (Phi-3 uses silu)`);
-  for (const k of ['attention_bias', 'mlp_bias']) if (cfg[k] === true) fail(`${k}: true is not supported (Phi-3 has no biases)`);
+  if (moe) {
+    // llama.cpp's phimoe graph has a bias beside every attention projection and on the output
+    for (const k of ['attention_bias', 'lm_head_bias']) if (cfg[k] !== true) fail(`${k}: ${JSON.stringify(cfg[k] ?? false)} is not supported (llama.cpp's phimoe, as Phi-3.5-MoE, has these biases: true)`);
+    if (cfg.mlp_bias === true) fail('mlp_bias: true is not supported (Phi-3.5-MoE\'s experts have no biases)');
+  } else for (const k of ['attention_bias', 'mlp_bias']) if (cfg[k] === true) fail(`${k}: true is not supported (Phi-3 has no biases)`);
   const dim = int('hidden_size');
   const nHeads = int('num_attention_heads');
   const nKvHeads = cfg.num_key_value_heads === undefined || cfg.num_key_value_heads === null ? nHeads : int('num_key_value_heads');
@@ -154,6 +177,7 @@ export function parsePhi3Config(cfg: Json, file: string): HfPhi3Config {
     eos: idOf('eos_token_id'),
     name: typeof cfg._name_or_path === 'string' && cfg._name_or_path ? path.basename(cfg._name_or_path) : '',
     vision: vision ? visionConfig(cfg, fail) : undefined,
+    moe: moe ? moeConfig(int, fail) : undefined,
   };
 }
 
