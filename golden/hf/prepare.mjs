@@ -5,16 +5,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeSynth } from '../../dist/src/synth/synth.js';
 import { exportHf } from '../../dist/src/convert/export-hf.js';
-import { HF_RECIPES, HF_SHAPES, recipeTokens } from './recipes.mjs';
+import { HF_MOE_RECIPES, HF_MOE_SHAPES, HF_RECIPES, HF_SHAPES, recipeTokens } from './recipes.mjs';
 
-const out = process.argv[2] ?? path.join(import.meta.dirname, '..', '.cache', 'hf');
-for (const r of HF_RECIPES) {
+// node golden/hf/prepare.mjs [outDir] [--moe]: --moe writes the phimoe recipes (make_phimoe_goldens.py) instead
+const moe = process.argv.includes('--moe');
+const out = process.argv.slice(2).find((a) => !a.startsWith('--')) ?? path.join(import.meta.dirname, '..', '.cache', moe ? 'hf-phimoe' : 'hf');
+const [recipes, shapes] = moe ? [HF_MOE_RECIPES, HF_MOE_SHAPES] : [HF_RECIPES, HF_SHAPES];
+for (const r of recipes) {
   const dir = path.join(out, r.id);
   fs.mkdirSync(dir, { recursive: true });
   const gguf = path.join(dir, 'model.gguf');
-  writeSynth(gguf, { shape: HF_SHAPES[r.shape], type: 'F32', seed: r.seed });
+  writeSynth(gguf, { shape: shapes[r.shape], type: 'F32', seed: r.seed });
   exportHf(gguf, dir);
   fs.rmSync(gguf);
-  fs.writeFileSync(path.join(dir, 'recipe.json'), JSON.stringify({ ...r, synth: HF_SHAPES[r.shape], tokens: recipeTokens(r) }));
+  fs.writeFileSync(path.join(dir, 'recipe.json'), JSON.stringify({ ...r, synth: shapes[r.shape], tokens: recipeTokens(r) }));
   console.log(dir);
 }

@@ -29,6 +29,18 @@ export const HF_RECIPES = [
   { id: 'phi3.5-mini-long', shape: 'phi3.5-mini', seed: 105, nTokens: 100, ctx: 256 },
 ];
 
+// Phi-3.5-MoE (arch phimoe): 4 experts, top-2, GQA 4:1, biases, LongRoPE. transformers' Phimoe graph is not
+// llama.cpp's (LayerNorm, sparsemixer): make_phimoe_goldens.py writes both transformers' own logits
+// (golden/data/hf-phimoe/<id>.json) and those of the same torch model with llama.cpp's norm and routing
+// put in (golden/data/hf-phimoe-llamacpp/<id>.json), which phi3-ts's exact mode is held to.
+export const HF_MOE_SHAPES = {
+  phimoe: { ...lr, arch: 'phimoe', nExpert: 4, nExpertUsed: 2, dim: 128, hiddenDim: 256, nLayers: 2, nHeads: 4, nKvHeads: 1 },
+};
+export const HF_MOE_RECIPES = [
+  { id: 'phimoe-short', shape: 'phimoe', seed: 106, nTokens: 40, ctx: 64 },
+  { id: 'phimoe-long', shape: 'phimoe', seed: 106, nTokens: 100, ctx: 256 },
+];
+
 /** the recipe's token ids: BOS (1) then a fixed pseudo-random walk over the vocabulary */
 export function recipeTokens(r) {
   let s = r.seed >>> 0;

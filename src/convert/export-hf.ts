@@ -137,8 +137,6 @@ export function hfConfig(c: Phi3Config, f: GGUFFile, dtype: 'F32' | 'F16' | 'BF1
           // Phi-3.5-MoE-instruct's values; in eval mode router_jitter_noise is sparsemixer's threshold
           router_jitter_noise: 0.01,
           input_jitter_noise: 0.01,
-          router_aux_loss_coef: 0,
-          output_router_logits: false,
         }
       : {}),
     attention_dropout: 0,
