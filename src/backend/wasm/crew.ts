@@ -19,7 +19,7 @@ export const ARGS = 64; // byte offset of the Float64 arguments
 export const N_ARGS = 24;
 export const CONTROL_BYTES = 1024;
 /** busy-wait iterations before a worker sleeps in Atomics.wait */
-export const SPIN = 20000;
+export const SPIN = 200000;
 
 export interface CrewInit {
   control: SharedArrayBuffer;
@@ -89,8 +89,9 @@ export function crewLoop(init: CrewInit, kernels: Kernels[], seen: number, readF
       continue;
     }
     ops++;
-    Atomics.add(ctl, DONE, 1);
-    Atomics.notify(ctl, DONE);
+    // only the last one wakes the main thread: a notify takes V8's process-wide futex lock, and fifteen
+    // of them per op queue up behind each other (the main thread's timed wait sees the others' counts)
+    if (Atomics.add(ctl, DONE, 1) === init.nThreads - 2) Atomics.notify(ctl, DONE);
   }
 }
 
